@@ -1,0 +1,578 @@
+/* graph.c: building, compiling and running the static graph. Compile places
+ * every buffer once (parameters, buffers, activations, gradients, op state,
+ * scratch); forward/backward then walk the sorted order with no allocation. */
+#include "graph.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#define ALIGN 64
+
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+/* ---- thread pool ----------------------------------------------------------
+ * Workers wait on a generation counter; the caller runs chunk 0 itself. The
+ * pool and OpenBLAS never run at once: while the pool works, OpenBLAS is told
+ * to use one thread, so both never compete for the same cores. */
+struct qat_pool {
+    int n; /* workers besides the caller */
+    pthread_t *tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_go, cv_done;
+    unsigned long gen;
+    int pending;
+    int quit;
+    qat_task_fn fn;
+    void *ctx;
+    int items;
+    int threads;
+};
+
+static void chunk(int items, int threads, int k, int *b, int *e)
+{
+    *b = (int)((long long)items * k / threads);
+    *e = (int)((long long)items * (k + 1) / threads);
+}
+
+typedef struct {
+    qat_pool *p;
+    int k;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *wa = arg;
+    qat_pool *p = wa->p;
+    int k = wa->k;
+    free(wa);
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->cv_go, &p->mu);
+        if (p->quit) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = p->gen;
+        qat_task_fn fn = p->fn;
+        void *ctx = p->ctx;
+        int items = p->items, threads = p->threads;
+        pthread_mutex_unlock(&p->mu);
+        int b, e;
+        chunk(items, threads, k, &b, &e);
+        if (b < e) fn(ctx, b, e, k);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->cv_done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static qat_status pool_init(qat_pool **out, int threads)
+{
+    *out = NULL;
+    if (threads <= 1) return QAT_OK;
+    qat_pool *p = calloc(1, sizeof *p);
+    if (!p) return qat_error_set(QAT_ERR_MEMORY, "thread pool: out of memory");
+    p->n = threads - 1;
+    p->tid = calloc((size_t)p->n, sizeof *p->tid);
+    if (!p->tid) {
+        free(p);
+        return qat_error_set(QAT_ERR_MEMORY, "thread pool: out of memory");
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_go, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    for (int i = 0; i < p->n; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->p = p;
+            wa->k = i + 1;
+        }
+        if (!wa || pthread_create(&p->tid[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            p->n = i;
+            *out = p;
+            return qat_error_set(QAT_ERR_MEMORY, "thread pool: cannot start thread %d", i + 1);
+        }
+    }
+    *out = p;
+    return QAT_OK;
+}
+
+static void pool_free(qat_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv_go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++) pthread_join(p->tid[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_go);
+    pthread_cond_destroy(&p->cv_done);
+    free(p->tid);
+    free(p);
+}
+
+void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx)
+{
+    qat_pool *p = g->pool;
+    if (n <= 0) return;
+    if (!p || n == 1) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    int threads = p->n + 1;
+    openblas_set_num_threads(1);
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->items = n;
+    p->threads = threads;
+    p->pending = p->n;
+    p->gen++;
+    pthread_cond_broadcast(&p->cv_go);
+    pthread_mutex_unlock(&p->mu);
+    int b, e;
+    chunk(n, threads, 0, &b, &e);
+    if (b < e) fn(ctx, b, e, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    openblas_set_num_threads(g->threads);
+}
+
+/* ---- building ------------------------------------------------------------ */
+qat_status qat_graph_init(qat_graph *g, int max_batch, int threads, uint64_t seed)
+{
+    memset(g, 0, sizeof *g);
+    if (max_batch < 1) return qat_error_set(QAT_ERR_ARG, "graph: batch must be >= 1, got %d", max_batch);
+    if (threads < 1 || threads > 256)
+        return qat_error_set(QAT_ERR_ARG, "graph: threads must be in 1..256, got %d", threads);
+    g->max_batch = g->batch = max_batch;
+    g->threads = threads;
+    g->training = 1;
+    qat_rng_seed(&g->rng, seed);
+    openblas_set_num_threads(threads);
+    return pool_init(&g->pool, threads);
+}
+
+void qat_graph_free(qat_graph *g)
+{
+    if (!g) return;
+    pool_free(g->pool);
+    for (int i = 0; i < g->nall; i++) free(g->all[i]);
+    free(g->all);
+    free(g->order);
+    free(g->params);
+    free(g->grads);
+    free(g->buffers);
+    free(g->arena);
+    free(g->scratch);
+    memset(g, 0, sizeof *g);
+}
+
+size_t qat_tensor_numel(const qat_tensor *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    return n;
+}
+
+const char *qat_tensor_shape_str(const qat_tensor *t, char *buf, size_t cap)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, cap - k, "[");
+    for (int i = 0; i < t->ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%d", i ? ", " : "", t->shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+static qat_tensor *new_tensor(qat_graph *g, int op, const char *name)
+{
+    if (g->compiled) {
+        qat_error_set(QAT_ERR_ARG, "graph: cannot add '%s' after compile", name ? name : "?");
+        return NULL;
+    }
+    if (g->nall == g->capall) {
+        int cap = g->capall ? 2 * g->capall : 64;
+        qat_tensor **a = realloc(g->all, (size_t)cap * sizeof *a);
+        if (!a) {
+            qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+            return NULL;
+        }
+        g->all = a;
+        g->capall = cap;
+    }
+    qat_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+        return NULL;
+    }
+    t->op = op;
+    t->id = g->nall;
+    if (name) snprintf(t->name, sizeof t->name, "%s", name);
+    else snprintf(t->name, sizeof t->name, "%s_%d", qat_ops[op].name, t->id);
+    g->all[g->nall++] = t;
+    return t;
+}
+
+static int set_shape(qat_tensor *t, int ndim, const int *shape)
+{
+    if (ndim < 1 || ndim > QAT_MAX_DIMS) {
+        qat_error_set(QAT_ERR_SHAPE, "%s: %d dimensions; 1 to %d are supported", t->name, ndim,
+                      QAT_MAX_DIMS);
+        return 0;
+    }
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1) {
+            qat_error_set(QAT_ERR_SHAPE, "%s: dimension %d is %d; sizes must be >= 1", t->name, i,
+                          shape[i]);
+            return 0;
+        }
+        t->shape[i] = shape[i];
+    }
+    t->n = qat_tensor_numel(t);
+    return 1;
+}
+
+qat_tensor *qat_graph_input(qat_graph *g, const char *name, int ndim, const int *shape)
+{
+    qat_tensor *t = new_tensor(g, QAT_OP_LEAF, name);
+    if (!t || !set_shape(t, ndim, shape)) return NULL;
+    t->shape[0] = g->max_batch;
+    t->n = qat_tensor_numel(t);
+    t->flags = QAT_T_BATCH | QAT_T_INPUT;
+    return t;
+}
+
+qat_tensor *qat_graph_param(qat_graph *g, const char *name, int ndim, const int *shape, int flags)
+{
+    QAT_ASSERT(flags & (QAT_T_PARAM | QAT_T_BUFFER));
+    qat_tensor *t = new_tensor(g, QAT_OP_LEAF, name);
+    if (!t || !set_shape(t, ndim, shape)) return NULL;
+    t->flags = flags;
+    return t;
+}
+
+/* Creates an op node: checks sources, copies settings, infers the shape. */
+static qat_tensor *make_op(qat_graph *g, int op, int nsrc, qat_tensor **src, const int32_t *ip,
+                           int nip, const float *fp, int nfp)
+{
+    const qat_op_def *d = &qat_ops[op];
+    for (int i = 0; i < nsrc; i++)
+        if (!src[i]) return NULL; /* an earlier builder failed; its message stands */
+    QAT_ASSERT(nsrc >= d->nsrc_min && nsrc <= d->nsrc_max);
+    qat_tensor *t = new_tensor(g, op, NULL);
+    if (!t) return NULL;
+    t->nsrc = nsrc;
+    for (int i = 0; i < nsrc; i++) t->src[i] = src[i];
+    for (int i = 0; i < nip; i++) t->ip[i] = ip[i];
+    for (int i = 0; i < nfp; i++) t->fp[i] = fp[i];
+    t->flags = src[0]->flags & QAT_T_BATCH;
+    if (d->shape(t) != QAT_OK) return NULL;
+    t->n = qat_tensor_numel(t);
+    return t;
+}
+
+qat_tensor *qat_add(qat_graph *g, qat_tensor *a, qat_tensor *b)
+{
+    qat_tensor *s[2] = {a, b};
+    return make_op(g, QAT_OP_ADD, 2, s, NULL, 0, NULL, 0);
+}
+
+qat_tensor *qat_mul(qat_graph *g, qat_tensor *a, qat_tensor *b)
+{
+    qat_tensor *s[2] = {a, b};
+    return make_op(g, QAT_OP_MUL, 2, s, NULL, 0, NULL, 0);
+}
+
+qat_tensor *qat_bias(qat_graph *g, qat_tensor *x, qat_tensor *b)
+{
+    qat_tensor *s[2] = {x, b};
+    return make_op(g, QAT_OP_BIAS, 2, s, NULL, 0, NULL, 0);
+}
+
+qat_tensor *qat_linear(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b)
+{
+    qat_tensor *s[3] = {x, w, b};
+    return make_op(g, QAT_OP_LINEAR, b ? 3 : 2, s, NULL, 0, NULL, 0);
+}
+
+qat_tensor *qat_conv2d(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b, int stride_h,
+                       int stride_w, int pad_h, int pad_w)
+{
+    qat_tensor *s[3] = {x, w, b};
+    int32_t ip[4] = {stride_h, stride_w, pad_h, pad_w};
+    return make_op(g, QAT_OP_CONV2D, b ? 3 : 2, s, ip, 4, NULL, 0);
+}
+
+qat_tensor *qat_maxpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad)
+{
+    int32_t ip[3] = {size, stride, pad};
+    return make_op(g, QAT_OP_MAXPOOL2D, 1, &x, ip, 3, NULL, 0);
+}
+
+qat_tensor *qat_avgpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad)
+{
+    int32_t ip[3] = {size, stride, pad};
+    return make_op(g, QAT_OP_AVGPOOL2D, 1, &x, ip, 3, NULL, 0);
+}
+
+qat_tensor *qat_gap(qat_graph *g, qat_tensor *x) { return make_op(g, QAT_OP_GAP, 1, &x, NULL, 0, NULL, 0); }
+
+qat_tensor *qat_batchnorm(qat_graph *g, qat_tensor *x, qat_tensor *gamma, qat_tensor *beta,
+                          qat_tensor *running_mean, qat_tensor *running_var, float eps,
+                          float momentum)
+{
+    qat_tensor *s[4] = {x, gamma, beta, running_mean};
+    float fp[2] = {eps, momentum};
+    qat_tensor *t = make_op(g, QAT_OP_BATCHNORM, 4, s, NULL, 0, fp, 2);
+    if (!t) return NULL;
+    if (!running_var) return NULL;
+    /* the fifth tensor does not fit src[]: it rides in user */
+    if (running_var->n != running_mean->n) {
+        qat_error_set(QAT_ERR_SHAPE, "%s: running_var has %zu elements, running_mean %zu",
+                      t->name, running_var->n, running_mean->n);
+        return NULL;
+    }
+    t->user = running_var;
+    return t;
+}
+
+qat_tensor *qat_relu(qat_graph *g, qat_tensor *x) { return make_op(g, QAT_OP_RELU, 1, &x, NULL, 0, NULL, 0); }
+
+qat_tensor *qat_hardtanh(qat_graph *g, qat_tensor *x, float lo, float hi)
+{
+    float fp[2] = {lo, hi};
+    return make_op(g, QAT_OP_HARDTANH, 1, &x, NULL, 0, fp, 2);
+}
+
+qat_tensor *qat_dropout(qat_graph *g, qat_tensor *x, float p)
+{
+    float fp[1] = {p};
+    return make_op(g, QAT_OP_DROPOUT, 1, &x, NULL, 0, fp, 1);
+}
+
+qat_tensor *qat_flatten(qat_graph *g, qat_tensor *x) { return make_op(g, QAT_OP_FLATTEN, 1, &x, NULL, 0, NULL, 0); }
+
+qat_tensor *qat_shortcut(qat_graph *g, qat_tensor *a, qat_tensor *b)
+{
+    qat_tensor *s[2] = {a, b};
+    return make_op(g, QAT_OP_SHORTCUT, 2, s, NULL, 0, NULL, 0);
+}
+
+qat_tensor *qat_softmax_ce(qat_graph *g, qat_tensor *logits, const int32_t *labels)
+{
+    qat_tensor *t = make_op(g, QAT_OP_SOFTMAX_CE, 1, &logits, NULL, 0, NULL, 0);
+    if (t) t->user = (void *)labels;
+    return t;
+}
+
+qat_tensor *qat_mean(qat_graph *g, qat_tensor *x) { return make_op(g, QAT_OP_MEAN, 1, &x, NULL, 0, NULL, 0); }
+
+qat_tensor *qat_custom(qat_graph *g, const qat_custom_op *op, void *user, int nsrc, qat_tensor **src)
+{
+    for (int i = 0; i < nsrc; i++)
+        if (!src[i]) return NULL;
+    qat_tensor *t = make_op(g, QAT_OP_CUSTOM, nsrc, src, NULL, 0, NULL, 0);
+    if (!t) return NULL;
+    t->custom = op;
+    t->user = user;
+    snprintf(t->name, sizeof t->name, "%s_%d", op->name, t->id);
+    return t;
+}
+
+qat_tensor *qat_graph_find(const qat_graph *g, const char *name)
+{
+    for (int i = 0; i < g->nall; i++)
+        if (strcmp(g->all[i]->name, name) == 0) return g->all[i];
+    return NULL;
+}
+
+/* ---- compile ------------------------------------------------------------- */
+static qat_status visit(qat_graph *g, qat_tensor *t, unsigned char *mark)
+{
+    if (mark[t->id] == 2) return QAT_OK;
+    QAT_ASSERT(mark[t->id] != 1); /* builders only point backwards: no cycles */
+    mark[t->id] = 1;
+    for (int i = 0; i < t->nsrc; i++) visit(g, t->src[i], mark);
+    if (t->op == QAT_OP_BATCHNORM) visit(g, (qat_tensor *)t->user, mark);
+    mark[t->id] = 2;
+    g->order[g->norder++] = t;
+    return QAT_OK;
+}
+
+static size_t op_state_bytes(const qat_tensor *t, int max_batch)
+{
+    if (t->op == QAT_OP_CUSTOM) return t->custom->state_bytes ? t->custom->state_bytes(t, max_batch) : 0;
+    const qat_op_def *d = &qat_ops[t->op];
+    return d->state_bytes ? d->state_bytes(t, max_batch) : 0;
+}
+
+size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads)
+{
+    const qat_op_def *d = &qat_ops[t->op];
+    return d->scratch_bytes ? d->scratch_bytes(t, max_batch, threads) : 0;
+}
+
+qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
+{
+    if (g->compiled) return qat_error_set(QAT_ERR_ARG, "graph: compiled twice");
+    for (int i = 0; i < noutputs; i++)
+        if (!outputs[i]) return QAT_ERR_SHAPE; /* a builder failed; its message stands */
+    unsigned char *mark = calloc((size_t)g->nall, 1);
+    g->order = calloc((size_t)g->nall, sizeof *g->order);
+    if (!mark || !g->order) {
+        free(mark);
+        return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    }
+    for (int i = 0; i < noutputs; i++) visit(g, outputs[i], mark);
+    free(mark);
+
+    /* which nodes need a gradient: parameters, and anything fed by one */
+    for (int i = 0; i < g->norder; i++) {
+        qat_tensor *t = g->order[i];
+        if (t->flags & QAT_T_PARAM) t->flags |= QAT_T_GRAD;
+        for (int j = 0; j < t->nsrc; j++)
+            if (t->src[j]->flags & QAT_T_GRAD) t->flags |= QAT_T_GRAD;
+    }
+
+    /* parameters and buffers: contiguous blocks, in creation order */
+    size_t np = 0, nb = 0;
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (t->flags & QAT_T_PARAM) np += t->n;
+        else if (t->flags & QAT_T_BUFFER) nb += t->n;
+    }
+    g->params = calloc(np ? np : 1, sizeof(float));
+    g->grads = calloc(np ? np : 1, sizeof(float));
+    g->buffers = calloc(nb ? nb : 1, sizeof(float));
+    if (!g->params || !g->grads || !g->buffers) return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory for %zu parameters", np);
+    g->nparams = np;
+    g->nbuffers = nb;
+    np = nb = 0;
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (t->flags & QAT_T_PARAM) {
+            t->x = g->params + np;
+            t->g = g->grads + np;
+            np += t->n;
+        } else if (t->flags & QAT_T_BUFFER) {
+            t->x = g->buffers + nb;
+            nb += t->n;
+        }
+    }
+
+    /* the arena: activation gradients first (zeroed as one block), then
+     * activations, then op state */
+    size_t grad_bytes = 0, act_bytes = 0, state_bytes = 0, scratch = 0;
+    for (int i = 0; i < g->norder; i++) {
+        qat_tensor *t = g->order[i];
+        if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
+        int alias = qat_ops[t->op].alias;
+        if (!alias) {
+            act_bytes += align_up(t->n * sizeof(float));
+            if (t->flags & QAT_T_GRAD) grad_bytes += align_up(t->n * sizeof(float));
+        }
+        state_bytes += align_up(op_state_bytes(t, g->max_batch));
+        size_t s = qat_op_scratch_bytes(t, g->max_batch, g->threads);
+        if (s > scratch) scratch = s;
+    }
+    g->arena_bytes = grad_bytes + act_bytes + state_bytes;
+    g->arena = aligned_alloc(ALIGN, g->arena_bytes ? g->arena_bytes : ALIGN);
+    g->scratch_bytes = scratch;
+    g->scratch = aligned_alloc(ALIGN, align_up(scratch ? scratch : ALIGN));
+    if (!g->arena || !g->scratch)
+        return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory for a %zu-byte arena", g->arena_bytes);
+    memset(g->arena, 0, g->arena_bytes);
+    memset(g->scratch, 0, align_up(scratch ? scratch : ALIGN));
+    g->act_grads = (float *)g->arena;
+    g->act_grad_floats = grad_bytes / sizeof(float);
+    size_t goff = 0, aoff = grad_bytes, soff = grad_bytes + act_bytes;
+    for (int i = 0; i < g->norder; i++) {
+        qat_tensor *t = g->order[i];
+        if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
+        if (qat_ops[t->op].alias) {
+            t->x = t->src[0]->x;
+            t->g = t->src[0]->g;
+        } else {
+            t->x = (float *)(g->arena + aoff);
+            aoff += align_up(t->n * sizeof(float));
+            if (t->flags & QAT_T_GRAD) {
+                t->g = (float *)(g->arena + goff);
+                goff += align_up(t->n * sizeof(float));
+            }
+        }
+        t->state_bytes = op_state_bytes(t, g->max_batch);
+        if (t->state_bytes) {
+            t->state = g->arena + soff;
+            soff += align_up(t->state_bytes);
+        }
+    }
+    g->arena_used = soff;
+    g->compiled = 1;
+    return QAT_OK;
+}
+
+void qat_graph_set_batch(qat_graph *g, int n)
+{
+    QAT_ASSERT(n >= 1 && n <= g->max_batch);
+    g->batch = n;
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (t->flags & QAT_T_BATCH) {
+            t->shape[0] = n;
+            t->n = qat_tensor_numel(t);
+        }
+    }
+}
+
+void qat_graph_set_training(qat_graph *g, int training) { g->training = training; }
+
+void qat_graph_zero_grad(qat_graph *g)
+{
+    memset(g->act_grads, 0, g->act_grad_floats * sizeof(float));
+    memset(g->grads, 0, g->nparams * sizeof(float));
+}
+
+void *qat_graph_scratch(qat_graph *g, size_t bytes)
+{
+    QAT_ASSERT(g->scratch_used + bytes <= g->scratch_bytes);
+    void *p = g->scratch + g->scratch_used;
+    g->scratch_used += align_up(bytes);
+    if (g->scratch_used > g->scratch_high) g->scratch_high = g->scratch_used;
+    return p;
+}
+
+void qat_graph_forward(qat_graph *g)
+{
+    QAT_ASSERT(g->compiled);
+    for (int i = 0; i < g->norder; i++) {
+        qat_tensor *t = g->order[i];
+        if (t->op == QAT_OP_LEAF) continue;
+        g->scratch_used = 0;
+        if (t->op == QAT_OP_CUSTOM) t->custom->forward(t, g);
+        else if (qat_ops[t->op].forward) qat_ops[t->op].forward(t, g);
+    }
+}
+
+void qat_graph_backward(qat_graph *g, qat_tensor *loss)
+{
+    QAT_ASSERT(g->compiled && loss->g && loss->n == 1);
+    loss->g[0] = 1.0f;
+    for (int i = g->norder - 1; i >= 0; i--) {
+        qat_tensor *t = g->order[i];
+        if (t->op == QAT_OP_LEAF || !(t->flags & QAT_T_GRAD)) continue;
+        g->scratch_used = 0;
+        if (t->op == QAT_OP_CUSTOM) t->custom->backward(t, g);
+        else if (qat_ops[t->op].backward) qat_ops[t->op].backward(t, g);
+    }
+}

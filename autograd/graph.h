@@ -1,0 +1,210 @@
+/* graph.h: qat's tensor and static computation graph. A model is built once
+ * into a graph of tensors, compiled once (topological order, every buffer
+ * placed in contiguous blocks), then run forward and backward every step with
+ * no allocation. Ops live in one table (ops.c); backward adds into sources.
+ *
+ * Ownership: the graph owns every tensor, buffer and thread it creates;
+ * qat_graph_free releases all of it. Builders return NULL on a shape error
+ * and leave the message in qat_last_error(); a NULL source makes any builder
+ * return NULL too, so a model can be built and checked once at the end. */
+#ifndef QAT_GRAPH_H
+#define QAT_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat_util.h"
+
+#define QAT_MAX_DIMS 4
+#define QAT_MAX_SRC 4
+#define QAT_MAX_IP 8
+#define QAT_MAX_FP 4
+
+typedef enum {
+    QAT_OP_LEAF = 0, /* input, parameter or buffer: no computation */
+    QAT_OP_ADD,
+    QAT_OP_MUL,
+    QAT_OP_BIAS,
+    QAT_OP_LINEAR,
+    QAT_OP_CONV2D,
+    QAT_OP_MAXPOOL2D,
+    QAT_OP_AVGPOOL2D,
+    QAT_OP_GAP,
+    QAT_OP_BATCHNORM,
+    QAT_OP_RELU,
+    QAT_OP_HARDTANH,
+    QAT_OP_DROPOUT,
+    QAT_OP_FLATTEN,
+    QAT_OP_SHORTCUT,
+    QAT_OP_SOFTMAX_CE,
+    QAT_OP_MEAN,
+    QAT_OP_CUSTOM, /* an op defined outside autograd (quantizers) */
+    QAT_OP_COUNT
+} qat_op_id;
+
+enum {
+    QAT_T_BATCH = 1 << 0,    /* dim 0 is the batch: follows qat_graph_set_batch */
+    QAT_T_PARAM = 1 << 1,    /* trainable: lives in the parameter block */
+    QAT_T_BUFFER = 1 << 2,   /* saved but not trained (BN running statistics) */
+    QAT_T_INPUT = 1 << 3,    /* filled by the caller before forward */
+    QAT_T_GRAD = 1 << 4,     /* has a gradient (set by compile) */
+    QAT_T_NO_DECAY = 1 << 5, /* optimizers skip weight decay (a hint for the trainer) */
+};
+
+typedef struct qat_graph qat_graph;
+typedef struct qat_tensor qat_tensor;
+typedef struct qat_custom_op qat_custom_op;
+
+struct qat_tensor {
+    int ndim;
+    int shape[QAT_MAX_DIMS];
+    size_t n;   /* elements at the current batch */
+    float *x;   /* values */
+    float *g;   /* gradient, NULL when not needed */
+    int op;     /* qat_op_id */
+    int nsrc;
+    qat_tensor *src[QAT_MAX_SRC];
+    int32_t ip[QAT_MAX_IP]; /* integer settings: stride, pad, ... */
+    float fp[QAT_MAX_FP];   /* float settings: eps, momentum, p, ... */
+    void *state;            /* the op's persistent buffers (placed by compile) */
+    size_t state_bytes;
+    const qat_custom_op *custom; /* QAT_OP_CUSTOM only */
+    void *user;                  /* custom op's own context, or labels for softmax_ce */
+    int flags;
+    int id; /* creation index */
+    char name[48];
+};
+
+/* An op defined outside autograd: quantizers register theirs this way, so
+ * autograd never learns about them. Output shape is the first source's. */
+struct qat_custom_op {
+    const char *name;
+    size_t (*state_bytes)(const qat_tensor *t, int max_batch);
+    void (*forward)(qat_tensor *t, qat_graph *g);
+    void (*backward)(qat_tensor *t, qat_graph *g); /* adds into src[i]->g when non-NULL */
+};
+
+/* A task run by the graph's threads: [begin, end) of n items, tid in [0, threads). */
+typedef void (*qat_task_fn)(void *ctx, int begin, int end, int tid);
+
+typedef struct qat_pool qat_pool;
+
+struct qat_graph {
+    /* every tensor, in creation order */
+    qat_tensor **all;
+    int nall, capall;
+    /* compute order: the nodes reachable from the outputs, sources first */
+    qat_tensor **order;
+    int norder;
+    /* parameters, their gradients and buffers: contiguous blocks */
+    float *params, *grads, *buffers;
+    size_t nparams, nbuffers;
+    /* activations, their gradients, op state: one arena placed by compile */
+    unsigned char *arena;
+    size_t arena_bytes, arena_used;
+    float *act_grads; /* the part of the arena zeroed every step */
+    size_t act_grad_floats;
+    unsigned char *scratch; /* per-op scratch, reused by every op */
+    size_t scratch_bytes, scratch_used, scratch_high;
+    int max_batch, batch;
+    int training;
+    int threads;
+    qat_rng rng; /* dropout and stochastic ops draw from it, in graph order */
+    qat_pool *pool;
+    int compiled;
+};
+
+/* ---- building ---------------------------------------------------------- */
+qat_status qat_graph_init(qat_graph *g, int max_batch, int threads, uint64_t seed);
+void qat_graph_free(qat_graph *g);
+
+/* shape includes the batch at dim 0 (its value is replaced by max_batch) */
+qat_tensor *qat_graph_input(qat_graph *g, const char *name, int ndim, const int *shape);
+/* trainable parameter (flags QAT_T_PARAM) or buffer (QAT_T_BUFFER) */
+qat_tensor *qat_graph_param(qat_graph *g, const char *name, int ndim, const int *shape, int flags);
+
+qat_tensor *qat_add(qat_graph *g, qat_tensor *a, qat_tensor *b);
+qat_tensor *qat_mul(qat_graph *g, qat_tensor *a, qat_tensor *b);
+/* x [N, C, ...] + b[C] */
+qat_tensor *qat_bias(qat_graph *g, qat_tensor *x, qat_tensor *b);
+/* x [N, K] (or [N, C, H, W] read as [N, C*H*W]), w [M, K], b [M] or NULL */
+qat_tensor *qat_linear(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b);
+/* x [N, C, H, W], w [F, C, KH, KW], b [F] or NULL */
+qat_tensor *qat_conv2d(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b, int stride_h,
+                       int stride_w, int pad_h, int pad_w);
+qat_tensor *qat_maxpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad);
+/* padding counts in the divisor, as PyTorch's count_include_pad=True */
+qat_tensor *qat_avgpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad);
+qat_tensor *qat_gap(qat_graph *g, qat_tensor *x);
+/* x [N, C] or [N, C, H, W]; running statistics updated in training as
+ * PyTorch does (unbiased variance, running = (1-momentum)*running + momentum*batch) */
+qat_tensor *qat_batchnorm(qat_graph *g, qat_tensor *x, qat_tensor *gamma, qat_tensor *beta,
+                          qat_tensor *running_mean, qat_tensor *running_var, float eps,
+                          float momentum);
+qat_tensor *qat_relu(qat_graph *g, qat_tensor *x);
+qat_tensor *qat_hardtanh(qat_graph *g, qat_tensor *x, float lo, float hi);
+/* inverted dropout: training keeps with probability 1-p and scales by 1/(1-p) */
+qat_tensor *qat_dropout(qat_graph *g, qat_tensor *x, float p);
+qat_tensor *qat_flatten(qat_graph *g, qat_tensor *x);
+/* residual add: out = a + b' where b may have fewer channels (zero padded)
+ * and a spatial size that is an integer multiple of a's (sub-sampled):
+ * ResNet's option-A shortcut. Equal shapes make it a plain add. */
+qat_tensor *qat_shortcut(qat_graph *g, qat_tensor *a, qat_tensor *b);
+/* mean over the batch of -log softmax(logits)[label]; labels: int32 owned by
+ * the caller, one per image, valid while the graph runs */
+qat_tensor *qat_softmax_ce(qat_graph *g, qat_tensor *logits, const int32_t *labels);
+/* scalar mean of all elements */
+qat_tensor *qat_mean(qat_graph *g, qat_tensor *x);
+/* an op from outside autograd; output shape equals src[0]'s */
+qat_tensor *qat_custom(qat_graph *g, const qat_custom_op *op, void *user, int nsrc,
+                       qat_tensor **src);
+
+/* ---- compiling and running ---------------------------------------------- */
+/* Sorts what the outputs depend on and places every buffer. Parameters get
+ * zeros; the caller initialises them after compile. */
+qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs);
+/* 1 <= n <= max_batch */
+void qat_graph_set_batch(qat_graph *g, int n);
+void qat_graph_set_training(qat_graph *g, int training);
+void qat_graph_zero_grad(qat_graph *g);
+void qat_graph_forward(qat_graph *g);
+/* seeds loss->g with 1 and runs the backward of every node that needs it */
+void qat_graph_backward(qat_graph *g, qat_tensor *loss);
+qat_tensor *qat_graph_find(const qat_graph *g, const char *name);
+
+/* ---- for op implementations --------------------------------------------- */
+/* scratch memory valid until the next op runs; aligned to 64 bytes */
+void *qat_graph_scratch(qat_graph *g, size_t bytes);
+/* runs fn over [0, n) split into contiguous chunks, one per thread; with
+ * one thread it runs inline. Deterministic: chunk boundaries depend only on
+ * n and the thread count. */
+void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx);
+/* per-op scratch size in bytes, used by compile */
+size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads);
+
+typedef struct {
+    const char *name;
+    int nsrc_min, nsrc_max;
+    qat_status (*shape)(qat_tensor *t);                  /* sets ndim/shape from sources */
+    size_t (*state_bytes)(const qat_tensor *t, int max_batch);
+    size_t (*scratch_bytes)(const qat_tensor *t, int max_batch, int threads);
+    void (*forward)(qat_tensor *t, qat_graph *g);
+    void (*backward)(qat_tensor *t, qat_graph *g);
+    int alias; /* output shares its source's memory (flatten) */
+} qat_op_def;
+
+extern const qat_op_def qat_ops[QAT_OP_COUNT];
+
+size_t qat_tensor_numel(const qat_tensor *t);
+/* "[N, C, H, W]" into buf */
+const char *qat_tensor_shape_str(const qat_tensor *t, char *buf, size_t cap);
+
+/* ---- gradient check ------------------------------------------------------ */
+/* Compares analytic gradients with central finite differences of
+ * L = sum(out * r) (r fixed random, L accumulated in double) for every
+ * element of each tensor in wrt (at most max_elems per tensor, spread).
+ * Returns the worst relative error |a-n| / max(|a|+|n|, floor). */
+double qat_gradcheck(qat_graph *g, qat_tensor *out, qat_tensor **wrt, int nwrt, float eps,
+                     int max_elems, double floor, char *report, size_t report_cap);
+
+#endif

@@ -1,0 +1,882 @@
+/* ops.c: the op table. Each op has shape inference, forward and backward
+ * (which adds into its sources' gradients), plus the persistent state and
+ * per-step scratch it needs, declared so compile can place them up front. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "graph.h"
+
+static qat_status shape_err(const qat_tensor *t, const char *what)
+{
+    char a[64], b[64] = "";
+    qat_tensor_shape_str(t->src[0], a, sizeof a);
+    if (t->nsrc > 1) qat_tensor_shape_str(t->src[1], b, sizeof b);
+    return qat_error_set(QAT_ERR_SHAPE, "%s: %s (inputs %s %s)", qat_ops[t->op].name, what, a, b);
+}
+
+static void set4(qat_tensor *t, int a, int b, int c, int d)
+{
+    t->ndim = 4;
+    t->shape[0] = a;
+    t->shape[1] = b;
+    t->shape[2] = c;
+    t->shape[3] = d;
+}
+
+static void set2(qat_tensor *t, int a, int b)
+{
+    t->ndim = 2;
+    t->shape[0] = a;
+    t->shape[1] = b;
+}
+
+static void copy_shape(qat_tensor *t, const qat_tensor *s)
+{
+    t->ndim = s->ndim;
+    memcpy(t->shape, s->shape, sizeof t->shape);
+}
+
+/* per-sample element count (dims after the batch) */
+static size_t inner(const qat_tensor *t) { return t->n / (size_t)t->shape[0]; }
+
+/* ---- shape functions ----------------------------------------------------- */
+static qat_status shape_same(qat_tensor *t)
+{
+    copy_shape(t, t->src[0]);
+    return QAT_OK;
+}
+
+static qat_status shape_binary(qat_tensor *t)
+{
+    const qat_tensor *a = t->src[0], *b = t->src[1];
+    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->ndim) != 0)
+        return shape_err(t, "shapes must be equal");
+    copy_shape(t, a);
+    t->flags |= b->flags & QAT_T_BATCH;
+    return QAT_OK;
+}
+
+static qat_status shape_bias(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0], *b = t->src[1];
+    if (x->ndim < 2 || b->n != (size_t)x->shape[1]) return shape_err(t, "bias needs one value per channel (dim 1)");
+    copy_shape(t, x);
+    return QAT_OK;
+}
+
+static qat_status shape_linear(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0], *w = t->src[1];
+    if (w->ndim != 2) return shape_err(t, "weight must be [out, in]");
+    if (inner(x) != (size_t)w->shape[1]) return shape_err(t, "input features must equal the weight's columns");
+    if (t->nsrc == 3 && t->src[2]->n != (size_t)w->shape[0]) return shape_err(t, "bias must have one value per output");
+    set2(t, x->shape[0], w->shape[0]);
+    return QAT_OK;
+}
+
+static int out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+static qat_status shape_conv2d(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0], *w = t->src[1];
+    int sh = t->ip[0], sw = t->ip[1], ph = t->ip[2], pw = t->ip[3];
+    if (x->ndim != 4 || w->ndim != 4) return shape_err(t, "input must be [N, C, H, W] and weight [F, C, KH, KW]");
+    if (x->shape[1] != w->shape[1]) return shape_err(t, "input channels must equal the weight's dim 1");
+    if (sh < 1 || sw < 1 || ph < 0 || pw < 0) return shape_err(t, "stride must be >= 1 and padding >= 0");
+    if (x->shape[2] + 2 * ph < w->shape[2] || x->shape[3] + 2 * pw < w->shape[3])
+        return shape_err(t, "kernel larger than the padded input");
+    if (t->nsrc == 3 && t->src[2]->n != (size_t)w->shape[0]) return shape_err(t, "bias must have one value per filter");
+    set4(t, x->shape[0], w->shape[0], out_size(x->shape[2], w->shape[2], sh, ph),
+         out_size(x->shape[3], w->shape[3], sw, pw));
+    return QAT_OK;
+}
+
+static qat_status shape_pool(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0];
+    int k = t->ip[0], s = t->ip[1], p = t->ip[2];
+    if (x->ndim != 4) return shape_err(t, "input must be [N, C, H, W]");
+    if (k < 1 || s < 1 || p < 0 || 2 * p > k) return shape_err(t, "need size >= 1, stride >= 1, 0 <= pad <= size/2");
+    if (x->shape[2] + 2 * p < k || x->shape[3] + 2 * p < k) return shape_err(t, "window larger than the padded input");
+    set4(t, x->shape[0], x->shape[1], out_size(x->shape[2], k, s, p), out_size(x->shape[3], k, s, p));
+    return QAT_OK;
+}
+
+static qat_status shape_gap(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0];
+    if (x->ndim != 4) return shape_err(t, "input must be [N, C, H, W]");
+    set2(t, x->shape[0], x->shape[1]);
+    return QAT_OK;
+}
+
+static qat_status shape_batchnorm(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0];
+    if (x->ndim != 2 && x->ndim != 4) return shape_err(t, "input must be [N, C] or [N, C, H, W]");
+    for (int i = 1; i < 4; i++)
+        if (t->src[i]->n != (size_t)x->shape[1]) return shape_err(t, "parameters need one value per channel");
+    copy_shape(t, x);
+    return QAT_OK;
+}
+
+static qat_status shape_flatten(qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0];
+    set2(t, x->shape[0], (int)inner(x));
+    return QAT_OK;
+}
+
+static qat_status shape_shortcut(qat_tensor *t)
+{
+    const qat_tensor *a = t->src[0], *b = t->src[1];
+    if (a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->ndim) == 0) {
+        copy_shape(t, a);
+        t->ip[0] = 1;
+        return QAT_OK;
+    }
+    if (a->ndim != 4 || b->ndim != 4 || b->shape[1] > a->shape[1] || b->shape[2] % a->shape[2] ||
+        b->shape[3] % a->shape[3] || b->shape[2] / a->shape[2] != b->shape[3] / a->shape[3])
+        return shape_err(t, "the shortcut needs <= channels and a size that is an integer multiple");
+    t->ip[0] = b->shape[2] / a->shape[2];
+    copy_shape(t, a);
+    return QAT_OK;
+}
+
+static qat_status shape_scalar(qat_tensor *t)
+{
+    t->ndim = 1;
+    t->shape[0] = 1;
+    t->flags &= ~QAT_T_BATCH;
+    return QAT_OK;
+}
+
+static qat_status shape_softmax_ce(qat_tensor *t)
+{
+    if (t->src[0]->ndim != 2) return shape_err(t, "logits must be [N, classes]");
+    return shape_scalar(t);
+}
+
+/* ---- add, mul, bias -------------------------------------------------------- */
+static void add_fwd(qat_tensor *t, qat_graph *g)
+{
+    const float *a = t->src[0]->x, *b = t->src[1]->x;
+    float *y = t->x;
+    for (size_t i = 0; i < t->n; i++) y[i] = a[i] + b[i];
+}
+
+static void acc(float *restrict d, const float *restrict s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+static void add_bwd(qat_tensor *t, qat_graph *g)
+{
+    for (int k = 0; k < 2; k++)
+        if (t->src[k]->g) acc(t->src[k]->g, t->g, t->n);
+}
+
+static void mul_fwd(qat_tensor *t, qat_graph *g)
+{
+    const float *a = t->src[0]->x, *b = t->src[1]->x;
+    float *y = t->x;
+    for (size_t i = 0; i < t->n; i++) y[i] = a[i] * b[i];
+}
+
+static void mul_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *a = t->src[0], *b = t->src[1];
+    if (a->g)
+        for (size_t i = 0; i < t->n; i++) a->g[i] += t->g[i] * b->x[i];
+    if (b->g)
+        for (size_t i = 0; i < t->n; i++) b->g[i] += t->g[i] * a->x[i];
+}
+
+/* [N, C, S] view of a tensor with channels at dim 1 */
+static void ncs(const qat_tensor *t, int *N, int *C, size_t *S)
+{
+    *N = t->shape[0];
+    *C = t->shape[1];
+    *S = t->n / ((size_t)*N * (size_t)*C);
+}
+
+static void bias_fwd(qat_tensor *t, qat_graph *g)
+{
+    int N, C;
+    size_t S;
+    ncs(t, &N, &C, &S);
+    const float *x = t->src[0]->x, *b = t->src[1]->x;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)n * C + c) * S;
+            for (size_t s = 0; s < S; s++) t->x[o + s] = x[o + s] + b[c];
+        }
+}
+
+static void bias_grad(const qat_tensor *t, float *db)
+{
+    int N, C;
+    size_t S;
+    ncs(t, &N, &C, &S);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            const float *d = t->g + ((size_t)n * C + c) * S;
+            float s = 0;
+            for (size_t i = 0; i < S; i++) s += d[i];
+            db[c] += s;
+        }
+}
+
+static void bias_bwd(qat_tensor *t, qat_graph *g)
+{
+    if (t->src[0]->g) acc(t->src[0]->g, t->g, t->n);
+    if (t->src[1]->g) bias_grad(t, t->src[1]->g);
+}
+
+/* ---- linear: y[N,M] = x[N,K] w[M,K]^T + b ------------------------------------ */
+static void linear_fwd(qat_tensor *t, qat_graph *g)
+{
+    const qat_tensor *x = t->src[0], *w = t->src[1];
+    int N = t->shape[0], M = t->shape[1], K = w->shape[1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, K, 1.0f, x->x, K, w->x, K, 0.0f, t->x, M);
+    if (t->nsrc == 3) {
+        const float *b = t->src[2]->x;
+        for (int n = 0; n < N; n++)
+            for (int m = 0; m < M; m++) t->x[(size_t)n * M + m] += b[m];
+    }
+}
+
+static void linear_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *x = t->src[0], *w = t->src[1];
+    int N = t->shape[0], M = t->shape[1], K = w->shape[1];
+    if (x->g) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, M, 1.0f, t->g, M, w->x, K, 1.0f, x->g, K);
+    if (w->g) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, t->g, M, x->x, K, 1.0f, w->g, K);
+    if (t->nsrc == 3 && t->src[2]->g) bias_grad(t, t->src[2]->g);
+}
+
+/* ---- conv2d: per image, im2col + sgemm; images split across threads --------- */
+typedef struct {
+    int C, H, W, F, KH, KW, OH, OW, sh, sw, ph, pw;
+    size_t K, P; /* rows (C*KH*KW) and columns (OH*OW) of an image's im2col matrix */
+} conv_geom;
+
+static conv_geom conv_geometry(const qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0], *w = t->src[1];
+    conv_geom c = {x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
+                   t->shape[2], t->shape[3], t->ip[0], t->ip[1], t->ip[2], t->ip[3], 0, 0};
+    c.K = (size_t)c.C * c.KH * c.KW;
+    c.P = (size_t)c.OH * c.OW;
+    return c;
+}
+
+/* a 1x1, stride-1, unpadded conv reads its input as the im2col matrix */
+static int conv_direct(const conv_geom *c)
+{
+    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
+}
+
+/* valid output columns [lo, hi) for kernel offset k: 0 <= o*s - p + k < n */
+static void valid_range(int out, int n, int s, int p, int k, int *lo, int *hi)
+{
+    int a = p - k; /* o*s >= a */
+    *lo = a <= 0 ? 0 : (a + s - 1) / s;
+    int b = n - 1 + p - k; /* o*s <= b */
+    *hi = b < 0 ? 0 : b / s + 1;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
+}
+
+static void im2col(const conv_geom *c, const float *restrict x, float *restrict cols)
+{
+    for (int ch = 0; ch < c->C; ch++)
+        for (int kh = 0; kh < c->KH; kh++)
+            for (int kw = 0; kw < c->KW; kw++) {
+                float *dst = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * c->P;
+                int wlo, whi;
+                valid_range(c->OW, c->W, c->sw, c->pw, kw, &wlo, &whi);
+                for (int oh = 0; oh < c->OH; oh++) {
+                    float *d = dst + (size_t)oh * c->OW;
+                    int ih = oh * c->sh - c->ph + kh;
+                    if (ih < 0 || ih >= c->H) {
+                        memset(d, 0, sizeof(float) * (size_t)c->OW);
+                        continue;
+                    }
+                    const float *s = x + ((size_t)ch * c->H + ih) * c->W - c->pw + kw;
+                    for (int ow = 0; ow < wlo; ow++) d[ow] = 0;
+                    if (c->sw == 1) memcpy(d + wlo, s + wlo, sizeof(float) * (size_t)(whi - wlo));
+                    else
+                        for (int ow = wlo; ow < whi; ow++) d[ow] = s[ow * c->sw];
+                    for (int ow = whi; ow < c->OW; ow++) d[ow] = 0;
+                }
+            }
+}
+
+static void col2im_add(const conv_geom *c, const float *restrict cols, float *restrict dx)
+{
+    for (int ch = 0; ch < c->C; ch++)
+        for (int kh = 0; kh < c->KH; kh++)
+            for (int kw = 0; kw < c->KW; kw++) {
+                const float *src = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * c->P;
+                int wlo, whi;
+                valid_range(c->OW, c->W, c->sw, c->pw, kw, &wlo, &whi);
+                for (int oh = 0; oh < c->OH; oh++) {
+                    int ih = oh * c->sh - c->ph + kh;
+                    if (ih < 0 || ih >= c->H) continue;
+                    const float *s = src + (size_t)oh * c->OW;
+                    float *d = dx + ((size_t)ch * c->H + ih) * c->W - c->pw + kw;
+                    for (int ow = wlo; ow < whi; ow++) d[ow * c->sw] += s[ow];
+                }
+            }
+}
+
+typedef struct {
+    qat_tensor *t;
+    conv_geom c;
+    float *dcols;  /* per thread: K*P */
+    float *dw;     /* per thread: F*K (+F for the bias), NULL with one thread */
+    size_t dw_stride;
+} conv_task;
+
+static const float *conv_cols(const qat_tensor *t, const conv_geom *c, int n)
+{
+    if (conv_direct(c)) return t->src[0]->x + (size_t)n * c->K * c->P;
+    return (const float *)t->state + (size_t)n * c->K * c->P;
+}
+
+static void conv_fwd_task(void *ctx, int b, int e, int tid)
+{
+    conv_task *k = ctx;
+    qat_tensor *t = k->t;
+    const conv_geom *c = &k->c;
+    for (int n = b; n < e; n++) {
+        const float *x = t->src[0]->x + (size_t)n * c->C * c->H * c->W;
+        if (!conv_direct(c)) im2col(c, x, (float *)t->state + (size_t)n * c->K * c->P);
+        const float *cols = conv_cols(t, c, n);
+        float *y = t->x + (size_t)n * c->F * c->P;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->F, (int)c->P, (int)c->K, 1.0f,
+                    t->src[1]->x, (int)c->K, cols, (int)c->P, 0.0f, y, (int)c->P);
+        if (t->nsrc == 3) {
+            const float *bias = t->src[2]->x;
+            for (int f = 0; f < c->F; f++)
+                for (size_t p = 0; p < c->P; p++) y[(size_t)f * c->P + p] += bias[f];
+        }
+    }
+}
+
+static void conv_fwd(qat_tensor *t, qat_graph *g)
+{
+    conv_task k = {.t = t, .c = conv_geometry(t)};
+    qat_graph_parallel(g, t->shape[0], conv_fwd_task, &k);
+}
+
+static void conv_bwd_task(void *ctx, int b, int e, int tid)
+{
+    conv_task *k = ctx;
+    qat_tensor *t = k->t, *x = t->src[0], *w = t->src[1];
+    const conv_geom *c = &k->c;
+    int F = c->F, K = (int)c->K, P = (int)c->P;
+    float *dw = k->dw ? k->dw + (size_t)tid * k->dw_stride : (w->g ? w->g : NULL);
+    float *db = NULL;
+    if (t->nsrc == 3 && t->src[2]->g) db = k->dw ? dw + (size_t)F * K : t->src[2]->g;
+    float *dcols = k->dcols + (size_t)tid * c->K * c->P;
+    for (int n = b; n < e; n++) {
+        const float *dy = t->g + (size_t)n * F * P;
+        if (w->g)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, P, 1.0f, dy, P, conv_cols(t, c, n), P,
+                        1.0f, dw, K);
+        if (db)
+            for (int f = 0; f < F; f++) {
+                float s = 0;
+                for (int p = 0; p < P; p++) s += dy[(size_t)f * P + p];
+                db[f] += s;
+            }
+        if (x->g) {
+            float *dx = x->g + (size_t)n * c->C * c->H * c->W;
+            if (conv_direct(c)) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, F, 1.0f, w->x, K, dy, P, 1.0f, dx, P);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, F, 1.0f, w->x, K, dy, P, 0.0f, dcols, P);
+                col2im_add(c, dcols, dx);
+            }
+        }
+    }
+}
+
+static size_t conv_dw_stride(const conv_geom *c) { return (size_t)c->F * c->K + (size_t)c->F; }
+
+static void conv_bwd(qat_tensor *t, qat_graph *g)
+{
+    conv_task k = {.t = t, .c = conv_geometry(t)};
+    int threads = g->threads < t->shape[0] ? g->threads : t->shape[0];
+    k.dcols = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.c.K * k.c.P);
+    if (threads > 1) {
+        /* per-thread partial weight gradients, summed in thread order so the
+         * result depends only on the thread count */
+        k.dw_stride = conv_dw_stride(&k.c);
+        k.dw = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.dw_stride);
+        memset(k.dw, 0, sizeof(float) * (size_t)g->threads * k.dw_stride);
+    }
+    qat_graph_parallel(g, t->shape[0], conv_bwd_task, &k);
+    if (threads > 1) {
+        size_t FK = (size_t)k.c.F * k.c.K;
+        for (int i = 0; i < g->threads; i++) {
+            const float *p = k.dw + (size_t)i * k.dw_stride;
+            if (t->src[1]->g) acc(t->src[1]->g, p, FK);
+            if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)k.c.F);
+        }
+    }
+}
+
+static size_t conv_state(const qat_tensor *t, int max_batch)
+{
+    conv_geom c = conv_geometry(t);
+    return conv_direct(&c) ? 0 : sizeof(float) * (size_t)t->shape[0] * c.K * c.P;
+}
+
+static size_t conv_scratch(const qat_tensor *t, int max_batch, int threads)
+{
+    conv_geom c = conv_geometry(t);
+    return sizeof(float) * (size_t)threads * (c.K * c.P + conv_dw_stride(&c)) + 128;
+}
+
+/* ---- pooling ------------------------------------------------------------------ */
+typedef struct {
+    int C, H, W, OH, OW, k, s, p;
+} pool_geom;
+
+static pool_geom pool_geometry(const qat_tensor *t)
+{
+    const qat_tensor *x = t->src[0];
+    pool_geom p = {x->shape[1], x->shape[2], x->shape[3], t->shape[2], t->shape[3], t->ip[0], t->ip[1], t->ip[2]};
+    return p;
+}
+
+static void maxpool_fwd(qat_tensor *t, qat_graph *g)
+{
+    pool_geom q = pool_geometry(t);
+    int32_t *arg = t->state;
+    int planes = t->shape[0] * q.C;
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = t->src[0]->x + (size_t)pl * q.H * q.W;
+        float *y = t->x + (size_t)pl * q.OH * q.OW;
+        int32_t *a = arg + (size_t)pl * q.OH * q.OW;
+        for (int oh = 0; oh < q.OH; oh++)
+            for (int ow = 0; ow < q.OW; ow++) {
+                int h0 = oh * q.s - q.p, w0 = ow * q.s - q.p;
+                float best = -INFINITY;
+                int bi = -1;
+                for (int i = 0; i < q.k; i++) {
+                    int h = h0 + i;
+                    if (h < 0 || h >= q.H) continue;
+                    for (int j = 0; j < q.k; j++) {
+                        int w = w0 + j;
+                        if (w < 0 || w >= q.W) continue;
+                        float v = x[h * q.W + w];
+                        if (v > best || bi < 0) { /* first maximum wins, as PyTorch */
+                            best = v;
+                            bi = h * q.W + w;
+                        }
+                    }
+                }
+                y[oh * q.OW + ow] = best;
+                a[oh * q.OW + ow] = bi;
+            }
+    }
+}
+
+static void maxpool_bwd(qat_tensor *t, qat_graph *g)
+{
+    if (!t->src[0]->g) return;
+    pool_geom q = pool_geometry(t);
+    const int32_t *arg = t->state;
+    int planes = t->shape[0] * q.C;
+    for (int pl = 0; pl < planes; pl++) {
+        float *dx = t->src[0]->g + (size_t)pl * q.H * q.W;
+        const float *dy = t->g + (size_t)pl * q.OH * q.OW;
+        const int32_t *a = arg + (size_t)pl * q.OH * q.OW;
+        for (int i = 0; i < q.OH * q.OW; i++) dx[a[i]] += dy[i];
+    }
+}
+
+static size_t maxpool_state(const qat_tensor *t, int max_batch)
+{
+    return sizeof(int32_t) * t->n; /* compile runs at the largest batch */
+}
+
+static void avgpool_fwd(qat_tensor *t, qat_graph *g)
+{
+    pool_geom q = pool_geometry(t);
+    int planes = t->shape[0] * q.C;
+    float inv = 1.0f / (float)(q.k * q.k);
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = t->src[0]->x + (size_t)pl * q.H * q.W;
+        float *y = t->x + (size_t)pl * q.OH * q.OW;
+        for (int oh = 0; oh < q.OH; oh++)
+            for (int ow = 0; ow < q.OW; ow++) {
+                float s = 0;
+                for (int i = 0; i < q.k; i++) {
+                    int h = oh * q.s - q.p + i;
+                    if (h < 0 || h >= q.H) continue;
+                    for (int j = 0; j < q.k; j++) {
+                        int w = ow * q.s - q.p + j;
+                        if (w >= 0 && w < q.W) s += x[h * q.W + w];
+                    }
+                }
+                y[oh * q.OW + ow] = s * inv;
+            }
+    }
+}
+
+static void avgpool_bwd(qat_tensor *t, qat_graph *g)
+{
+    if (!t->src[0]->g) return;
+    pool_geom q = pool_geometry(t);
+    int planes = t->shape[0] * q.C;
+    float inv = 1.0f / (float)(q.k * q.k);
+    for (int pl = 0; pl < planes; pl++) {
+        float *dx = t->src[0]->g + (size_t)pl * q.H * q.W;
+        const float *dy = t->g + (size_t)pl * q.OH * q.OW;
+        for (int oh = 0; oh < q.OH; oh++)
+            for (int ow = 0; ow < q.OW; ow++) {
+                float d = dy[oh * q.OW + ow] * inv;
+                for (int i = 0; i < q.k; i++) {
+                    int h = oh * q.s - q.p + i;
+                    if (h < 0 || h >= q.H) continue;
+                    for (int j = 0; j < q.k; j++) {
+                        int w = ow * q.s - q.p + j;
+                        if (w >= 0 && w < q.W) dx[h * q.W + w] += d;
+                    }
+                }
+            }
+    }
+}
+
+static void gap_fwd(qat_tensor *t, qat_graph *g)
+{
+    const qat_tensor *x = t->src[0];
+    size_t S = (size_t)x->shape[2] * x->shape[3];
+    size_t planes = (size_t)t->shape[0] * t->shape[1];
+    for (size_t pl = 0; pl < planes; pl++) {
+        double s = 0;
+        for (size_t i = 0; i < S; i++) s += x->x[pl * S + i];
+        t->x[pl] = (float)(s / (double)S);
+    }
+}
+
+static void gap_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *x = t->src[0];
+    if (!x->g) return;
+    size_t S = (size_t)x->shape[2] * x->shape[3];
+    size_t planes = (size_t)t->shape[0] * t->shape[1];
+    for (size_t pl = 0; pl < planes; pl++) {
+        float d = t->g[pl] / (float)S;
+        for (size_t i = 0; i < S; i++) x->g[pl * S + i] += d;
+    }
+}
+
+/* ---- batchnorm: per-channel tasks; state holds the batch mean and 1/std ----- */
+typedef struct {
+    qat_tensor *t;
+    int N, C;
+    size_t S;
+    int training;
+} bn_task;
+
+static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x, *gamma = t->src[1]->x, *beta = t->src[2]->x;
+    float *rmean = t->src[3]->x, *rvar = ((qat_tensor *)t->user)->x;
+    float *mean = t->state, *invstd = mean + k->C;
+    float eps = t->fp[0], mom = t->fp[1];
+    size_t S = k->S, CS = (size_t)k->C * S;
+    for (int c = cb; c < ce; c++) {
+        float m, is;
+        if (k->training) {
+            double s = 0, ss = 0;
+            for (int n = 0; n < k->N; n++) {
+                const float *p = x + n * CS + c * S;
+                for (size_t i = 0; i < S; i++) s += p[i];
+            }
+            double cnt = (double)k->N * (double)S, mu = s / cnt;
+            for (int n = 0; n < k->N; n++) {
+                const float *p = x + n * CS + c * S;
+                for (size_t i = 0; i < S; i++) {
+                    double d = p[i] - mu;
+                    ss += d * d;
+                }
+            }
+            double var = ss / cnt;
+            m = (float)mu;
+            is = (float)(1.0 / sqrt(var + eps));
+            double unbiased = cnt > 1 ? ss / (cnt - 1) : var;
+            rmean[c] = (1 - mom) * rmean[c] + mom * (float)mu;
+            rvar[c] = (1 - mom) * rvar[c] + mom * (float)unbiased;
+        } else {
+            m = rmean[c];
+            is = (float)(1.0 / sqrt((double)rvar[c] + eps));
+        }
+        mean[c] = m;
+        invstd[c] = is;
+        float a = gamma[c] * is, b = beta[c] - m * a;
+        for (int n = 0; n < k->N; n++) {
+            const float *p = x + n * CS + c * S;
+            float *y = t->x + n * CS + c * S;
+            for (size_t i = 0; i < S; i++) y[i] = p[i] * a + b;
+        }
+    }
+}
+
+static void bn_fwd(qat_tensor *t, qat_graph *g)
+{
+    bn_task k = {.t = t, .training = g->training};
+    ncs(t, &k.N, &k.C, &k.S);
+    qat_graph_parallel(g, k.C, bn_fwd_task, &k);
+}
+
+static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t, *xt = t->src[0];
+    const float *x = xt->x, *gamma = t->src[1]->x;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    const float *mean = t->state, *invstd = mean + k->C;
+    size_t S = k->S, CS = (size_t)k->C * S;
+    double cnt = (double)k->N * (double)S;
+    for (int c = cb; c < ce; c++) {
+        float m = mean[c], is = invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < k->N; n++) {
+            const float *p = x + n * CS + c * S, *dy = t->g + n * CS + c * S;
+            for (size_t i = 0; i < S; i++) {
+                sdy += dy[i];
+                sdyx += dy[i] * ((p[i] - m) * is);
+            }
+        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!xt->g) continue;
+        float gi = gamma[c] * is;
+        if (k->training) {
+            /* dx = gamma/std * (dy - mean(dy) - xhat * mean(dy * xhat)) */
+            float mdy = (float)(sdy / cnt), mdyx = (float)(sdyx / cnt);
+            for (int n = 0; n < k->N; n++) {
+                const float *p = x + n * CS + c * S, *dy = t->g + n * CS + c * S;
+                float *dx = xt->g + n * CS + c * S;
+                for (size_t i = 0; i < S; i++) dx[i] += gi * (dy[i] - mdy - (p[i] - m) * is * mdyx);
+            }
+        } else {
+            for (int n = 0; n < k->N; n++) {
+                const float *dy = t->g + n * CS + c * S;
+                float *dx = xt->g + n * CS + c * S;
+                for (size_t i = 0; i < S; i++) dx[i] += gi * dy[i];
+            }
+        }
+    }
+}
+
+static void bn_bwd(qat_tensor *t, qat_graph *g)
+{
+    bn_task k = {.t = t, .training = g->training};
+    ncs(t, &k.N, &k.C, &k.S);
+    qat_graph_parallel(g, k.C, bn_bwd_task, &k);
+}
+
+static size_t bn_state(const qat_tensor *t, int max_batch) { return 2 * sizeof(float) * (size_t)t->shape[1]; }
+
+/* ---- activations, dropout ----------------------------------------------------- */
+static void relu_fwd(qat_tensor *t, qat_graph *g)
+{
+    const float *restrict x = t->src[0]->x;
+    float *restrict y = t->x;
+    for (size_t i = 0; i < t->n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static void relu_bwd(qat_tensor *t, qat_graph *g)
+{
+    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
+    float *restrict dx = t->src[0]->g;
+    if (!dx) return;
+    for (size_t i = 0; i < t->n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
+}
+
+static void hardtanh_fwd(qat_tensor *t, qat_graph *g)
+{
+    const float *restrict x = t->src[0]->x;
+    float *restrict y = t->x;
+    float lo = t->fp[0], hi = t->fp[1];
+    for (size_t i = 0; i < t->n; i++) y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+}
+
+static void hardtanh_bwd(qat_tensor *t, qat_graph *g)
+{
+    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
+    float *restrict dx = t->src[0]->g;
+    float lo = t->fp[0], hi = t->fp[1];
+    if (!dx) return;
+    /* strict inequalities, as PyTorch: no gradient at the clip points */
+    for (size_t i = 0; i < t->n; i++) dx[i] += (x[i] > lo && x[i] < hi) ? dy[i] : 0;
+}
+
+static void dropout_fwd(qat_tensor *t, qat_graph *g)
+{
+    const float *x = t->src[0]->x;
+    float *mask = t->state, p = t->fp[0];
+    if (!g->training || p <= 0) {
+        memcpy(t->x, x, t->n * sizeof(float));
+        for (size_t i = 0; i < t->n; i++) mask[i] = 1;
+        return;
+    }
+    float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < t->n; i++) {
+        mask[i] = qat_rng_uniform(&g->rng) >= p ? scale : 0.0f;
+        t->x[i] = x[i] * mask[i];
+    }
+}
+
+static void dropout_bwd(qat_tensor *t, qat_graph *g)
+{
+    const float *mask = t->state;
+    float *dx = t->src[0]->g;
+    if (!dx) return;
+    for (size_t i = 0; i < t->n; i++) dx[i] += t->g[i] * mask[i];
+}
+
+static size_t dropout_state(const qat_tensor *t, int max_batch)
+{
+    return sizeof(float) * t->n;
+}
+
+/* ---- shortcut ------------------------------------------------------------------ */
+static void shortcut_fwd(qat_tensor *t, qat_graph *g)
+{
+    const qat_tensor *a = t->src[0], *b = t->src[1];
+    memcpy(t->x, a->x, t->n * sizeof(float));
+    if (t->ip[0] == 1 && a->n == b->n) {
+        acc(t->x, b->x, t->n);
+        return;
+    }
+    int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
+    int Cb = b->shape[1], Hb = b->shape[2], Wb = b->shape[3], s = t->ip[0];
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < Cb; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    t->x[(((size_t)n * C + c) * H + h) * W + w] +=
+                        b->x[(((size_t)n * Cb + c) * Hb + h * s) * Wb + w * s];
+}
+
+static void shortcut_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *a = t->src[0], *b = t->src[1];
+    if (a->g) acc(a->g, t->g, t->n);
+    if (!b->g) return;
+    if (t->ip[0] == 1 && a->n == b->n) {
+        acc(b->g, t->g, t->n);
+        return;
+    }
+    int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
+    int Cb = b->shape[1], Hb = b->shape[2], Wb = b->shape[3], s = t->ip[0];
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < Cb; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    b->g[(((size_t)n * Cb + c) * Hb + h * s) * Wb + w * s] +=
+                        t->g[(((size_t)n * C + c) * H + h) * W + w];
+}
+
+/* ---- losses and reductions -------------------------------------------------------- */
+static void softmax_ce_fwd(qat_tensor *t, qat_graph *g)
+{
+    const qat_tensor *z = t->src[0];
+    const int32_t *y = t->user;
+    int N = z->shape[0], K = z->shape[1];
+    float *prob = t->state;
+    double loss = 0;
+    for (int n = 0; n < N; n++) {
+        const float *r = z->x + (size_t)n * K;
+        float *p = prob + (size_t)n * K;
+        float mx = r[0];
+        for (int k = 1; k < K; k++) mx = r[k] > mx ? r[k] : mx;
+        double s = 0;
+        for (int k = 0; k < K; k++) {
+            p[k] = expf(r[k] - mx);
+            s += p[k];
+        }
+        float inv = (float)(1.0 / s);
+        for (int k = 0; k < K; k++) p[k] *= inv;
+        QAT_ASSERT(y[n] >= 0 && y[n] < K);
+        loss += log(s) + mx - r[y[n]];
+    }
+    t->x[0] = (float)(loss / N);
+}
+
+static void softmax_ce_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *z = t->src[0];
+    if (!z->g) return;
+    const int32_t *y = t->user;
+    int N = z->shape[0], K = z->shape[1];
+    const float *prob = t->state;
+    float s = t->g[0] / (float)N;
+    for (int n = 0; n < N; n++) {
+        float *d = z->g + (size_t)n * K;
+        const float *p = prob + (size_t)n * K;
+        for (int k = 0; k < K; k++) d[k] += s * (p[k] - (k == y[n] ? 1.0f : 0.0f));
+    }
+}
+
+static size_t softmax_ce_state(const qat_tensor *t, int max_batch)
+{
+    return sizeof(float) * t->src[0]->n;
+}
+
+static void mean_fwd(qat_tensor *t, qat_graph *g)
+{
+    const qat_tensor *x = t->src[0];
+    double s = 0;
+    for (size_t i = 0; i < x->n; i++) s += x->x[i];
+    t->x[0] = (float)(s / (double)x->n);
+}
+
+static void mean_bwd(qat_tensor *t, qat_graph *g)
+{
+    qat_tensor *x = t->src[0];
+    if (!x->g) return;
+    float d = t->g[0] / (float)x->n;
+    for (size_t i = 0; i < x->n; i++) x->g[i] += d;
+}
+
+static qat_status shape_custom(qat_tensor *t) { return shape_same(t); }
+
+const qat_op_def qat_ops[] = {
+    [QAT_OP_LEAF] = {.name = "leaf"},
+    [QAT_OP_ADD] = {"add", 2, 2, shape_binary, NULL, NULL, add_fwd, add_bwd, 0},
+    [QAT_OP_MUL] = {"mul", 2, 2, shape_binary, NULL, NULL, mul_fwd, mul_bwd, 0},
+    [QAT_OP_BIAS] = {"bias", 2, 2, shape_bias, NULL, NULL, bias_fwd, bias_bwd, 0},
+    [QAT_OP_LINEAR] = {"linear", 2, 3, shape_linear, NULL, NULL, linear_fwd, linear_bwd, 0},
+    [QAT_OP_CONV2D] = {"conv2d", 2, 3, shape_conv2d, conv_state, conv_scratch, conv_fwd, conv_bwd, 0},
+    [QAT_OP_MAXPOOL2D] = {"maxpool2d", 1, 1, shape_pool, maxpool_state, NULL, maxpool_fwd, maxpool_bwd, 0},
+    [QAT_OP_AVGPOOL2D] = {"avgpool2d", 1, 1, shape_pool, NULL, NULL, avgpool_fwd, avgpool_bwd, 0},
+    [QAT_OP_GAP] = {"global_avgpool", 1, 1, shape_gap, NULL, NULL, gap_fwd, gap_bwd, 0},
+    [QAT_OP_BATCHNORM] = {"batchnorm", 4, 4, shape_batchnorm, bn_state, NULL, bn_fwd, bn_bwd, 0},
+    [QAT_OP_RELU] = {"relu", 1, 1, shape_same, NULL, NULL, relu_fwd, relu_bwd, 0},
+    [QAT_OP_HARDTANH] = {"hardtanh", 1, 1, shape_same, NULL, NULL, hardtanh_fwd, hardtanh_bwd, 0},
+    [QAT_OP_DROPOUT] = {"dropout", 1, 1, shape_same, dropout_state, NULL, dropout_fwd, dropout_bwd, 0},
+    [QAT_OP_FLATTEN] = {"flatten", 1, 1, shape_flatten, NULL, NULL, NULL, NULL, 1},
+    [QAT_OP_SHORTCUT] = {"shortcut", 2, 2, shape_shortcut, NULL, NULL, shortcut_fwd, shortcut_bwd, 0},
+    [QAT_OP_SOFTMAX_CE] = {"softmax_ce", 1, 1, shape_softmax_ce, softmax_ce_state, NULL, softmax_ce_fwd, softmax_ce_bwd, 0},
+    [QAT_OP_MEAN] = {"mean", 1, 1, shape_scalar, NULL, NULL, mean_fwd, mean_bwd, 0},
+    [QAT_OP_CUSTOM] = {"custom", 1, QAT_MAX_SRC, shape_custom, NULL, NULL, NULL, NULL, 0},
+};
+
+/* every op id has an entry: a missing one would leave a NULL name */
+_Static_assert(sizeof qat_ops / sizeof qat_ops[0] == QAT_OP_COUNT, "op table and qat_op_id disagree");

@@ -1,0 +1,283 @@
+/* test_autograd.c: finite-difference gradient checks of every op on awkward
+ * shapes (sizes 1, odd, non-square, stride 2, pad 2), plus the graph's
+ * mechanics: accumulation, zeroing, partial batches, the op table. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graph.h"
+
+static int failures;
+static const double TOL = 2e-2;
+
+#define CHECK(c, ...)                                                                              \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static qat_tensor *param(qat_graph *g, const char *name, int ndim, int a, int b, int c, int d)
+{
+    int s[4] = {a, b, c, d};
+    return qat_graph_param(g, name, ndim, s, QAT_T_PARAM);
+}
+
+static void fill(qat_tensor *t, qat_rng *r, float lo, float hi)
+{
+    for (size_t i = 0; i < t->n; i++) t->x[i] = lo + (hi - lo) * qat_rng_uniform(r);
+}
+
+/* compiles g with out, fills every parameter uniformly in [lo, hi], checks */
+static void (*after_compile)(qat_graph *g);
+
+static void check(qat_graph *g, qat_tensor *out, const char *what, float lo, float hi, float eps)
+{
+    if (!out || qat_graph_compile(g, &out, 1) != QAT_OK) {
+        CHECK(0, "%s: build failed: %s", what, qat_last_error());
+        qat_graph_free(g);
+        return;
+    }
+    qat_rng r;
+    qat_rng_seed(&r, 7);
+    qat_tensor *wrt[16];
+    int n = 0;
+    for (int i = 0; i < g->nall && n < 16; i++)
+        if (g->all[i]->flags & QAT_T_PARAM) {
+            fill(g->all[i], &r, lo, hi);
+            wrt[n++] = g->all[i];
+        }
+    if (after_compile) after_compile(g);
+    char rep[256];
+    double err = qat_gradcheck(g, out, wrt, n, eps, 400, 1e-2, rep, sizeof rep);
+    printf("%-34s worst rel err %.2e  %s\n", what, err, rep);
+    CHECK(err < TOL, "%s: gradient mismatch: %s", what, rep);
+    qat_graph_free(g);
+}
+
+static void test_elementwise(void)
+{
+    qat_graph g;
+    qat_graph_init(&g, 1, 1, 1);
+    qat_tensor *a = param(&g, "a", 2, 3, 5, 0, 0), *b = param(&g, "b", 2, 3, 5, 0, 0);
+    check(&g, qat_add(&g, a, qat_mul(&g, a, b)), "add+mul (a used twice)", -1, 1, 1e-2f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "x", 4, 2, 3, 4, 5);
+    b = param(&g, "b", 1, 3, 0, 0, 0);
+    check(&g, qat_bias(&g, a, b), "bias 4d", -1, 1, 1e-2f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "x", 4, 3, 2, 5, 3);
+    check(&g, qat_relu(&g, a), "relu", -1, 1, 1e-3f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "x", 2, 7, 9, 0, 0);
+    check(&g, qat_hardtanh(&g, a, -1, 1), "hardtanh", -2, 2, 1e-3f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "x", 2, 5, 13, 0, 0);
+    check(&g, qat_dropout(&g, a, 0.3f), "dropout p=0.3 (training)", -1, 1, 1e-2f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "x", 4, 2, 3, 2, 2);
+    check(&g, qat_mean(&g, qat_flatten(&g, a)), "flatten+mean", -1, 1, 1e-2f);
+}
+
+static void test_linear(void)
+{
+    qat_graph g;
+    qat_graph_init(&g, 1, 1, 1);
+    qat_tensor *x = param(&g, "x", 2, 3, 7, 0, 0), *w = param(&g, "w", 2, 5, 7, 0, 0),
+               *b = param(&g, "b", 1, 5, 0, 0, 0);
+    check(&g, qat_linear(&g, x, w, b), "linear 3x7 -> 5 +bias", -1, 1, 1e-2f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    x = param(&g, "x", 4, 2, 3, 2, 2);
+    w = param(&g, "w", 2, 4, 12, 0, 0);
+    check(&g, qat_linear(&g, x, w, NULL), "linear on 4d input", -1, 1, 1e-2f);
+
+    qat_graph_init(&g, 1, 1, 1);
+    x = param(&g, "x", 2, 1, 1, 0, 0);
+    w = param(&g, "w", 2, 1, 1, 0, 0);
+    check(&g, qat_linear(&g, x, w, NULL), "linear 1x1", -1, 1, 1e-2f);
+}
+
+static void conv_case(int threads, int N, int C, int H, int W, int F, int KH, int KW, int sh, int sw, int ph,
+                      int pw, int bias)
+{
+    qat_graph g;
+    qat_graph_init(&g, 1, threads, 1);
+    qat_tensor *x = param(&g, "x", 4, N, C, H, W), *w = param(&g, "w", 4, F, C, KH, KW);
+    qat_tensor *b = bias ? param(&g, "b", 1, F, 0, 0, 0) : NULL;
+    char what[96];
+    snprintf(what, sizeof what, "conv %dx%dx%dx%d k%dx%d s%d,%d p%d,%d t%d", N, C, H, W, KH, KW, sh, sw, ph, pw,
+             threads);
+    check(&g, qat_conv2d(&g, x, w, b, sh, sw, ph, pw), what, -1, 1, 1e-2f);
+}
+
+static void test_conv(void)
+{
+    conv_case(1, 2, 3, 7, 6, 4, 3, 2, 2, 2, 2, 2, 1);
+    conv_case(1, 1, 1, 5, 5, 2, 1, 1, 1, 1, 0, 0, 0); /* 1x1: direct path */
+    conv_case(2, 3, 2, 6, 5, 3, 3, 3, 1, 2, 0, 1, 1); /* threads */
+    conv_case(2, 3, 4, 4, 4, 5, 1, 1, 1, 1, 0, 0, 1);
+    conv_case(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0);
+    conv_case(1, 2, 2, 3, 3, 1, 3, 3, 1, 1, 2, 2, 0);
+}
+
+/* max pooling has no derivative at ties: distinct values, spaced > 2 eps */
+static void distinct(qat_graph *g)
+{
+    qat_tensor *x = qat_graph_find(g, "x");
+    uint32_t perm[512];
+    qat_rng r;
+    qat_rng_seed(&r, 3);
+    QAT_ASSERT(x->n <= 512);
+    qat_rng_permutation(&r, perm, (uint32_t)x->n);
+    for (size_t i = 0; i < x->n; i++) x->x[i] = -1.0f + 2.0f * (float)perm[i] / (float)x->n;
+}
+
+static void test_pool(void)
+{
+    qat_graph g;
+    after_compile = distinct;
+    qat_graph_init(&g, 1, 1, 1);
+    qat_tensor *x = param(&g, "x", 4, 2, 3, 7, 7);
+    check(&g, qat_maxpool2d(&g, x, 3, 2, 1), "maxpool k3 s2 p1 on 7x7", -1, 1, 1e-3f);
+    qat_graph_init(&g, 1, 1, 1);
+    x = param(&g, "x", 4, 1, 2, 7, 5);
+    check(&g, qat_maxpool2d(&g, x, 2, 2, 0), "maxpool k2 s2 on 7x5", -1, 1, 1e-3f);
+    after_compile = NULL;
+    qat_graph_init(&g, 1, 1, 1);
+    x = param(&g, "x", 4, 2, 3, 7, 7);
+    check(&g, qat_avgpool2d(&g, x, 3, 2, 1), "avgpool k3 s2 p1", -1, 1, 1e-2f);
+    qat_graph_init(&g, 1, 1, 1);
+    x = param(&g, "x", 4, 3, 2, 5, 3);
+    check(&g, qat_gap(&g, x), "global avgpool 5x3", -1, 1, 1e-2f);
+}
+
+/* eval mode reads the running statistics: give them sane values */
+static void bn_stats(qat_graph *g)
+{
+    qat_tensor *rm = qat_graph_find(g, "rm"), *rv = qat_graph_find(g, "rv");
+    for (size_t c = 0; c < rm->n; c++) {
+        rm->x[c] = 0.1f * (float)c;
+        rv->x[c] = 0.5f + 0.25f * (float)c;
+    }
+}
+
+static void test_batchnorm(int training, int four_d)
+{
+    qat_graph g;
+    qat_graph_init(&g, 1, 2, 1);
+    qat_tensor *x = four_d ? param(&g, "x", 4, 3, 4, 3, 2) : param(&g, "x", 2, 5, 3, 0, 0);
+    int C = x->shape[1];
+    qat_tensor *gm = param(&g, "gamma", 1, C, 0, 0, 0), *bt = param(&g, "beta", 1, C, 0, 0, 0);
+    int s[1] = {C};
+    qat_tensor *rm = qat_graph_param(&g, "rm", 1, s, QAT_T_BUFFER), *rv = qat_graph_param(&g, "rv", 1, s, QAT_T_BUFFER);
+    qat_tensor *y = qat_batchnorm(&g, x, gm, bt, rm, rv, 1e-5f, 0.1f);
+    /* a nonlinear probe: BN's output sums to a constant per channel */
+    qat_tensor *out = qat_mul(&g, y, y);
+    qat_graph_set_training(&g, training);
+    char what[64];
+    snprintf(what, sizeof what, "batchnorm %s %s", four_d ? "4d" : "2d", training ? "train" : "eval");
+    after_compile = bn_stats;
+    check(&g, out, what, -1, 1, 1e-2f);
+    after_compile = NULL;
+}
+
+static void test_shortcut(void)
+{
+    qat_graph g;
+    qat_graph_init(&g, 1, 1, 1);
+    qat_tensor *a = param(&g, "a", 4, 2, 4, 3, 3), *b = param(&g, "b", 4, 2, 2, 6, 6);
+    check(&g, qat_shortcut(&g, a, b), "shortcut option A (s2, pad ch)", -1, 1, 1e-2f);
+    qat_graph_init(&g, 1, 1, 1);
+    a = param(&g, "a", 4, 2, 3, 3, 3);
+    b = param(&g, "b", 4, 2, 3, 3, 3);
+    check(&g, qat_shortcut(&g, a, b), "shortcut identity", -1, 1, 1e-2f);
+}
+
+static void test_softmax_ce(void)
+{
+    static const int32_t labels[4] = {0, 6, 3, 6};
+    qat_graph g;
+    qat_graph_init(&g, 1, 1, 1);
+    qat_tensor *z = param(&g, "z", 2, 4, 7, 0, 0);
+    check(&g, qat_softmax_ce(&g, z, labels), "softmax_ce 4x7", -3, 3, 1e-2f);
+
+    /* exact value on a hand case: logits (0, ln 3) label 1 -> -log(3/4) */
+    static const int32_t one[1] = {1};
+    qat_graph_init(&g, 1, 1, 1);
+    z = param(&g, "z", 2, 1, 2, 0, 0);
+    qat_tensor *l = qat_softmax_ce(&g, z, one);
+    qat_graph_compile(&g, &l, 1);
+    z->x[0] = 0;
+    z->x[1] = logf(3);
+    qat_graph_forward(&g);
+    CHECK(fabs(l->x[0] + log(0.75)) < 1e-6, "softmax_ce value %.9f", l->x[0]);
+    /* huge logits stay finite */
+    z->x[0] = 1e4f;
+    z->x[1] = -1e4f;
+    qat_graph_forward(&g);
+    CHECK(isfinite(l->x[0]) && fabs(l->x[0] - 2e4) < 1, "softmax_ce stable: %g", l->x[0]);
+    qat_graph_free(&g);
+}
+
+static void test_mechanics(void)
+{
+    /* op table: every entry named, sources declared */
+    for (int i = 0; i < QAT_OP_COUNT; i++) CHECK(qat_ops[i].name != NULL, "op %d has no name", i);
+
+    /* shape errors name the op and both shapes */
+    qat_graph g;
+    qat_graph_init(&g, 4, 1, 1);
+    int xs[4] = {4, 3, 8, 8}, ws[4] = {5, 2, 3, 3};
+    qat_tensor *x = qat_graph_input(&g, "x", 4, xs);
+    qat_tensor *w = qat_graph_param(&g, "w", 4, ws, QAT_T_PARAM);
+    qat_tensor *y = qat_conv2d(&g, x, w, NULL, 1, 1, 0, 0);
+    CHECK(!y && strstr(qat_last_error(), "conv2d") && strstr(qat_last_error(), "[4, 3, 8, 8]"),
+          "conv shape error message: %s", qat_last_error());
+    CHECK(qat_relu(&g, y) == NULL, "NULL propagates");
+    qat_graph_free(&g);
+
+    /* partial batch and gradient zeroing */
+    qat_graph_init(&g, 8, 1, 1);
+    int s[2] = {8, 3}, wsz[2] = {2, 3};
+    x = qat_graph_input(&g, "x", 2, s);
+    w = qat_graph_param(&g, "w", 2, wsz, QAT_T_PARAM);
+    qat_tensor *out = qat_mean(&g, qat_linear(&g, x, w, NULL));
+    CHECK(qat_graph_compile(&g, &out, 1) == QAT_OK, "compile: %s", qat_last_error());
+    for (int i = 0; i < 24; i++) x->x[i] = (float)i;
+    for (int i = 0; i < 6; i++) w->x[i] = 1;
+    qat_graph_set_batch(&g, 2);
+    qat_graph_zero_grad(&g);
+    qat_graph_forward(&g);
+    /* rows 0,1: sums 3, 12 per output; mean over 2x2 outputs = 7.5 */
+    CHECK(fabsf(out->x[0] - 7.5f) < 1e-6f, "partial batch mean %g", out->x[0]);
+    qat_graph_backward(&g, out);
+    /* dW[m][k] = sum over 2 rows x[n][k] / 4 */
+    CHECK(fabsf(w->g[0] - 0.75f) < 1e-6f && fabsf(w->g[5] - 1.75f) < 1e-6f, "dW %g %g", w->g[0], w->g[5]);
+    qat_graph_zero_grad(&g);
+    CHECK(w->g[0] == 0, "zero_grad");
+    qat_graph_free(&g);
+}
+
+int main(void)
+{
+    test_mechanics();
+    test_elementwise();
+    test_linear();
+    test_conv();
+    test_pool();
+    for (int t = 0; t < 2; t++)
+        for (int d = 0; d < 2; d++) test_batchnorm(t, d);
+    test_shortcut();
+    test_softmax_ce();
+    printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
