@@ -1,0 +1,162 @@
+/* layer.c: the layer-type table, the model (graph + layers + labels) and the
+ * parameter initialisers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers_internal.h"
+
+const char *const qat_init_names[QAT_INIT_COUNT] = {
+    [QAT_INIT_TORCH] = "torch",
+    [QAT_INIT_GLOROT] = "glorot",
+    [QAT_INIT_KAIMING] = "kaiming",
+};
+
+const qat_layer_type *const qat_layer_types[] = {
+    &qat_layer_conv2d, &qat_layer_linear, &qat_layer_batchnorm, &qat_layer_maxpool,
+    &qat_layer_avgpool, &qat_layer_gap, &qat_layer_relu, &qat_layer_hardtanh,
+    &qat_layer_dropout, &qat_layer_flatten, &qat_layer_shortcut,
+};
+const int qat_layer_type_count = (int)(sizeof qat_layer_types / sizeof qat_layer_types[0]);
+
+const qat_layer_type *qat_layer_type_find(const char *section)
+{
+    for (int i = 0; i < qat_layer_type_count; i++)
+        if (strcmp(qat_layer_types[i]->section, section) == 0) return qat_layer_types[i];
+    return NULL;
+}
+
+qat_status qat_layer_need(qat_cfg *c, qat_cfg_section *s, const char *key, const char *hint)
+{
+    if (qat_cfg_has(s, key)) return QAT_OK;
+    return qat_cfg_error_at(c, s->line, "[%s] needs '%s' (%s)", s->name, key, hint);
+}
+
+qat_status qat_layer_parse_init(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
+{
+    return qat_cfg_get_enum(c, s, "init", qat_init_names, QAT_INIT_COUNT, l->init, &l->init);
+}
+
+qat_tensor *qat_layer_param(qat_model *m, qat_layer *l, const char *what, int ndim, const int *shape, int flags)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", l->name, what);
+    return qat_graph_param(&m->g, name, ndim, shape, flags);
+}
+
+qat_status qat_layer_fail(const qat_layer *l)
+{
+    return qat_error_wrap(QAT_ERR_SHAPE, "layer %d '%s' ([%s], line %d)", l->index, l->name, l->type->section, l->line);
+}
+
+void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out, qat_rng *r)
+{
+    double bound;
+    switch (kind) {
+    case QAT_INIT_GLOROT: bound = sqrt(6.0 / (fan_in + fan_out)); break;
+    case QAT_INIT_KAIMING: {
+        double sd = sqrt(2.0 / fan_in);
+        for (size_t i = 0; i < t->n; i++) t->x[i] = (float)(sd * qat_rng_normal(r));
+        return;
+    }
+    default: bound = 1.0 / sqrt((double)fan_in); break;
+    }
+    for (size_t i = 0; i < t->n; i++) t->x[i] = (float)((2.0 * qat_rng_uniform(r) - 1.0) * bound);
+}
+
+void qat_model_free(qat_model *m)
+{
+    qat_graph_free(&m->g);
+    free(m->layers);
+    free(m->labels);
+    memset(m, 0, sizeof *m);
+}
+
+qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, int h, int w, int batch,
+                           int threads, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->layers = layers;
+    m->nlayers = nlayers;
+    m->c = c;
+    m->h = h;
+    m->w = w;
+    m->batch = batch;
+    qat_status st = qat_graph_init(&m->g, batch, threads, seed);
+    if (st != QAT_OK) goto fail;
+    m->labels = calloc((size_t)batch, sizeof(int32_t));
+    if (!m->labels) {
+        st = qat_error_set(QAT_ERR_MEMORY, "model: out of memory");
+        goto fail;
+    }
+    if (nlayers < 1) {
+        st = qat_error_set(QAT_ERR_CONFIG, "model: no layers");
+        goto fail;
+    }
+    int shape[4] = {batch, c, h, w};
+    m->input = qat_graph_input(&m->g, "input", 4, shape);
+    qat_tensor *x = m->input;
+    for (int i = 0; i < nlayers; i++) {
+        qat_layer *l = &layers[i];
+        l->index = i;
+        l->in = x;
+        st = l->type->build(l, m, x);
+        if (st == QAT_OK && !l->out) st = qat_layer_fail(l);
+        if (st != QAT_OK) goto fail;
+        x = l->out;
+    }
+    if (x->ndim != 2) {
+        char buf[64];
+        st = qat_error_set(QAT_ERR_SHAPE, "model: the last layer gives %s; logits must be [batch, classes] (end with [linear])",
+                           qat_tensor_shape_str(x, buf, sizeof buf));
+        goto fail;
+    }
+    m->logits = x;
+    m->nclass = x->shape[1];
+    m->loss = qat_softmax_ce(&m->g, x, m->labels);
+    st = qat_graph_compile(&m->g, &m->loss, 1);
+    if (st != QAT_OK) goto fail;
+    qat_rng r;
+    qat_rng_seed(&r, seed ^ 0x5eedULL);
+    for (int i = 0; i < nlayers; i++)
+        if (layers[i].type->init) layers[i].type->init(&layers[i], &r);
+    return QAT_OK;
+fail:
+    qat_model_free(m);
+    return st;
+}
+
+int qat_model_params(const qat_model *m, qat_tensor **out, int cap, int flags)
+{
+    int n = 0;
+    for (int i = 0; i < m->g.nall; i++)
+        if (m->g.all[i]->flags & flags) {
+            if (n < cap) out[n] = m->g.all[i];
+            n++;
+        }
+    return n;
+}
+
+void qat_model_forward(qat_model *m, const float *x, const int32_t *y, int n, int training)
+{
+    QAT_ASSERT(n >= 1 && n <= m->batch);
+    qat_graph_set_batch(&m->g, n);
+    qat_graph_set_training(&m->g, training);
+    if (x != m->input->x) memcpy(m->input->x, x, sizeof(float) * (size_t)n * m->c * m->h * m->w);
+    if (y) memcpy(m->labels, y, sizeof(int32_t) * (size_t)n);
+    else memset(m->labels, 0, sizeof(int32_t) * (size_t)n);
+    qat_graph_forward(&m->g);
+}
+
+void qat_model_predict(const qat_model *m, int n, int32_t *pred)
+{
+    const float *z = m->logits->x;
+    int K = m->nclass;
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (z[(size_t)i * K + k] > z[(size_t)i * K + best]) best = k;
+        pred[i] = best;
+    }
+}

@@ -1,0 +1,86 @@
+/* layer.h: the layer contract and the model. A layer type reads its settings
+ * from one config section and adds its ops and named parameters to the
+ * model's graph; the model owns the graph, the layers and the parameter
+ * registry (every parameter lives in the graph's contiguous block).
+ *
+ * Layer types are registered once, by section name, in qat_layer_types[]
+ * (layer.c). Ownership: qat_model_free releases everything the model holds. */
+#ifndef QAT_LAYER_H
+#define QAT_LAYER_H
+
+#include <stdint.h>
+
+#include "cfg.h"
+#include "graph.h"
+
+typedef struct qat_layer qat_layer;
+typedef struct qat_model qat_model;
+
+typedef enum {
+    QAT_INIT_TORCH = 0, /* PyTorch's default: kaiming_uniform(a=sqrt 5), i.e. U(+-1/sqrt(fan_in)) */
+    QAT_INIT_GLOROT,    /* Glorot/Xavier uniform: U(+-sqrt(6/(fan_in+fan_out))) */
+    QAT_INIT_KAIMING,   /* He normal for ReLU: N(0, 2/fan_in) */
+    QAT_INIT_COUNT
+} qat_init_kind;
+
+extern const char *const qat_init_names[QAT_INIT_COUNT];
+
+typedef struct {
+    const char *section; /* config section name: "conv2d", "linear", ... */
+    const char *prefix;  /* parameter name prefix: "conv" gives conv1.weight */
+    /* reads the section's keys (every getter a type accepts) */
+    qat_status (*parse)(qat_layer *l, qat_cfg *c, qat_cfg_section *s);
+    /* adds the layer to m->g from input `in`; sets l->out */
+    qat_status (*build)(qat_layer *l, qat_model *m, qat_tensor *in);
+    /* initialises the layer's parameters after compile */
+    void (*init)(qat_layer *l, qat_rng *r);
+} qat_layer_type;
+
+extern const qat_layer_type *const qat_layer_types[];
+extern const int qat_layer_type_count;
+const qat_layer_type *qat_layer_type_find(const char *section);
+
+struct qat_layer {
+    const qat_layer_type *type;
+    char name[32]; /* conv1, bn2, fc3: prefix + per-type count, or name= */
+    int index;     /* position in the model, from 0 */
+    int line;      /* config line of the section header */
+    /* settings (each type uses the ones it needs) */
+    int filters, size, stride, pad, bias, from, init;
+    float eps, momentum, p, lo, hi;
+    /* what build made */
+    qat_tensor *in, *out;
+    qat_tensor *w, *b, *gamma, *beta, *rmean, *rvar;
+    long long macs; /* multiply-accumulates per image */
+};
+
+struct qat_model {
+    qat_graph g;
+    qat_layer *layers;
+    int nlayers;
+    int c, h, w;   /* input image shape */
+    int nclass;    /* logits per image (the last layer's width) */
+    int batch;     /* the largest batch the graph runs */
+    qat_tensor *input, *logits, *loss;
+    int32_t *labels; /* batch labels read by the loss, owned */
+};
+
+/* Builds the graph for `layers` (filled by a parser; the model takes them
+ * over) on inputs [batch, c, h, w], compiles it and initialises parameters
+ * from seed. On failure the model is freed and the message names the layer. */
+qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, int h, int w,
+                           int batch, int threads, uint64_t seed);
+void qat_model_free(qat_model *m);
+/* The model's input and parameter tensors in creation order (for checkpoints,
+ * optimizers and summaries): parameters first the trainable ones. */
+int qat_model_params(const qat_model *m, qat_tensor **out, int cap, int flags);
+/* Runs `n` images (n <= batch) in eval or training mode; logits land in
+ * m->logits->x. x: n*c*h*w floats; y may be NULL in eval. */
+void qat_model_forward(qat_model *m, const float *x, const int32_t *y, int n, int training);
+/* argmax of each logits row into pred[n] */
+void qat_model_predict(const qat_model *m, int n, int32_t *pred);
+
+/* fan-in style initialisers, exported for tests */
+void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out, qat_rng *r);
+
+#endif

@@ -1,0 +1,21 @@
+/* layers_internal.h: helpers shared by the layer files (not public API). */
+#ifndef QAT_LAYERS_INTERNAL_H
+#define QAT_LAYERS_INTERNAL_H
+
+#include "layer.h"
+
+/* a key the section must have: error "PATH:LINE: [sec] needs 'key' (...)" */
+qat_status qat_layer_need(qat_cfg *c, qat_cfg_section *s, const char *key, const char *hint);
+/* "init" key with the model-wide default already in l->init */
+qat_status qat_layer_parse_init(qat_layer *l, qat_cfg *c, qat_cfg_section *s);
+/* a parameter named "<layer>.<what>" */
+qat_tensor *qat_layer_param(qat_model *m, qat_layer *l, const char *what, int ndim, const int *shape,
+                            int flags);
+/* the build error for a layer, wrapping the op's message */
+qat_status qat_layer_fail(const qat_layer *l);
+
+extern const qat_layer_type qat_layer_conv2d, qat_layer_linear, qat_layer_batchnorm, qat_layer_maxpool,
+    qat_layer_avgpool, qat_layer_gap, qat_layer_relu, qat_layer_hardtanh, qat_layer_dropout,
+    qat_layer_flatten, qat_layer_shortcut;
+
+#endif

@@ -1,0 +1,168 @@
+/* checkpoint.c: qat's checkpoint records (see checkpoint.h) over the
+ * ckptfile container. Names: "qat.cfg", "qat.pos", "qat.rng", "optim.t",
+ * "optim.kind", "optim.state", "param/<tensor>", "buffer/<tensor>". */
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *kind_prefix(const qat_tensor *t) { return (t->flags & QAT_T_PARAM) ? "param/" : "buffer/"; }
+
+qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char *cfg_text, size_t cfg_len,
+                               const qat_optim *o, const qat_train_pos *pos)
+{
+    qat_ckpt_writer *w;
+    qat_status st = qat_ckpt_writer_open(&w, path);
+    if (st != QAT_OK) return st;
+    uint64_t p[4] = {(uint64_t)pos->epoch, (uint64_t)pos->step, (uint64_t)pos->best_epoch, 0};
+    memcpy(&p[3], &pos->best_acc, sizeof pos->best_acc);
+    int d1[1] = {4};
+    st = qat_ckpt_writer_add(w, "qat.cfg", QAT_CKPT_BYTES, 0, NULL, cfg_text, cfg_len);
+    if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.pos", QAT_CKPT_U64, 1, d1, p, sizeof p);
+    if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.rng", QAT_CKPT_U64, 1, d1, m->g.rng.s, sizeof m->g.rng.s);
+    for (int i = 0; st == QAT_OK && i < m->g.nall; i++) {
+        const qat_tensor *t = m->g.all[i];
+        if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", kind_prefix(t), t->name);
+        st = qat_ckpt_writer_add(w, name, QAT_CKPT_F32, t->ndim, t->shape, t->x, t->n * sizeof(float));
+    }
+    if (o && st == QAT_OK) {
+        uint64_t t = (uint64_t)o->t;
+        int32_t kind = (int32_t)o->cfg.kind;
+        size_t nf = qat_optim_state_floats(o);
+        int dn[1] = {(int)nf};
+        st = qat_ckpt_writer_add(w, "optim.t", QAT_CKPT_U64, 0, NULL, &t, sizeof t);
+        if (st == QAT_OK) st = qat_ckpt_writer_add(w, "optim.kind", QAT_CKPT_I32, 0, NULL, &kind, sizeof kind);
+        if (st == QAT_OK && nf)
+            st = qat_ckpt_writer_add(w, "optim.state", QAT_CKPT_F32, 1, dn, qat_optim_state((qat_optim *)o),
+                                     nf * sizeof(float));
+    }
+    if (st != QAT_OK) {
+        qat_ckpt_writer_abort(w);
+        return qat_error_wrap(st, "%s", path);
+    }
+    return qat_ckpt_writer_commit(w);
+}
+
+static const char *shape_str(int ndim, const int *dims, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%d", i ? ", " : "", dims[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m)
+{
+    /* first pass: every model tensor present with its shape */
+    for (int i = 0; i < m->g.nall; i++) {
+        qat_tensor *t = m->g.all[i];
+        if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;
+        char name[80], a[64], b[64];
+        snprintf(name, sizeof name, "%s%s", kind_prefix(t), t->name);
+        const qat_ckpt_record *r = qat_ckpt_find(ck, name);
+        if (!r)
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: checkpoint is from another model: it has no tensor '%s' %s",
+                                 ck->path, t->name, qat_tensor_shape_str(t, a, sizeof a));
+        if (r->ndim != t->ndim || memcmp(r->dims, t->shape, sizeof(int) * (size_t)t->ndim) != 0)
+            return qat_error_set(QAT_ERR_MISMATCH,
+                                 "%s: checkpoint is from another model: tensor '%s' is %s there and %s here", ck->path,
+                                 t->name, shape_str(r->ndim, r->dims, a, sizeof a), qat_tensor_shape_str(t, b, sizeof b));
+    }
+    /* no tensor the model lacks */
+    for (int i = 0; i < ck->nrec; i++) {
+        const char *n = ck->rec[i].name;
+        const char *tn = strncmp(n, "param/", 6) == 0 ? n + 6 : strncmp(n, "buffer/", 7) == 0 ? n + 7 : NULL;
+        if (tn && !qat_graph_find(&m->g, tn))
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: checkpoint is from another model: its tensor '%s' is not in this model",
+                                 ck->path, tn);
+    }
+    for (int i = 0; i < m->g.nall; i++) {
+        qat_tensor *t = m->g.all[i];
+        if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", kind_prefix(t), t->name);
+        qat_status st = qat_ckpt_record_copy(qat_ckpt_find(ck, name), QAT_CKPT_F32, t->x, t->n * sizeof(float));
+        if (st != QAT_OK) return qat_error_wrap(st, "%s", ck->path);
+    }
+    return QAT_OK;
+}
+
+static qat_status need(const qat_ckpt *ck, const char *name, const qat_ckpt_record **r)
+{
+    *r = qat_ckpt_find(ck, name);
+    if (!*r) return qat_error_set(QAT_ERR_FORMAT, "%s: no '%s' record: not a training checkpoint of qat", ck->path, name);
+    return QAT_OK;
+}
+
+qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim *o, qat_train_pos *pos)
+{
+    const qat_ckpt_record *r;
+    uint64_t p[4];
+    qat_status st;
+    if ((st = need(ck, "qat.pos", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, p, sizeof p))) return st;
+    if ((st = need(ck, "qat.rng", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, m->g.rng.s, sizeof m->g.rng.s)))
+        return st;
+    pos->epoch = (int)p[0];
+    pos->step = (int64_t)p[1];
+    pos->best_epoch = (int)p[2];
+    memcpy(&pos->best_acc, &p[3], sizeof pos->best_acc);
+    if (!o) return QAT_OK;
+    uint64_t t;
+    int32_t kind;
+    if ((st = need(ck, "optim.t", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, &t, sizeof t))) return st;
+    if ((st = need(ck, "optim.kind", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_I32, &kind, sizeof kind))) return st;
+    if (kind != (int32_t)o->cfg.kind)
+        return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state is for '%s', the config asks for '%s'", ck->path,
+                             qat_optim_name((qat_optim_kind)kind), qat_optim_name(o->cfg.kind));
+    size_t nf = qat_optim_state_floats(o);
+    if (nf) {
+        if ((st = need(ck, "optim.state", &r))) return st;
+        if (r->nbytes != nf * sizeof(float))
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state has %zu floats, this model needs %zu", ck->path,
+                                 r->nbytes / sizeof(float), nf);
+        if ((st = qat_ckpt_record_copy(r, QAT_CKPT_F32, qat_optim_state(o), nf * sizeof(float)))) return st;
+    }
+    o->t = (int64_t)t;
+    return QAT_OK;
+}
+
+qat_status qat_checkpoint_cfg(const qat_ckpt *ck, const char **text, size_t *len)
+{
+    const qat_ckpt_record *r;
+    qat_status st = need(ck, "qat.cfg", &r);
+    if (st != QAT_OK) return st;
+    *text = r->data;
+    *len = r->nbytes;
+    return QAT_OK;
+}
+
+qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, qat_model *m, qat_cfg *cfg,
+                                     qat_net_cfg *net)
+{
+    qat_ckpt ck;
+    memset(m, 0, sizeof *m);
+    memset(cfg, 0, sizeof *cfg);
+    qat_status st = qat_ckpt_read(&ck, path);
+    if (st != QAT_OK) return st;
+    const char *text;
+    size_t len;
+    char name[600];
+    snprintf(name, sizeof name, "%s (stored config)", path);
+    qat_layer *layers;
+    int nlayers;
+    if ((st = qat_checkpoint_cfg(&ck, &text, &len)) || (st = qat_cfg_parse_text(cfg, name, text, len)) ||
+        (st = qat_netcfg_read(cfg, net, &layers, &nlayers)))
+        goto done;
+    if ((st = qat_model_build(m, layers, nlayers, net->c, net->h, net->w, batch, threads, net->seed))) goto done;
+    st = qat_checkpoint_load_model(&ck, m);
+done:
+    if (st != QAT_OK) {
+        qat_model_free(m);
+        qat_cfg_free(cfg);
+    }
+    qat_ckpt_free(&ck);
+    return st;
+}

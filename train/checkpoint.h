@@ -1,0 +1,38 @@
+/* checkpoint.h: what a qat checkpoint holds, on top of the container in
+ * ckptfile.h: the config text (so eval and export rebuild the model from the
+ * checkpoint alone), parameters and buffers by name, optimizer state, the
+ * graph's RNG state and the training position. Written atomically. */
+#ifndef QAT_CHECKPOINT_H
+#define QAT_CHECKPOINT_H
+
+#include "ckptfile.h"
+#include "layer.h"
+#include "netcfg.h"
+#include "optim.h"
+
+typedef struct {
+    int epoch;        /* epochs completed */
+    int64_t step;     /* optimizer steps taken */
+    int best_epoch;   /* epoch (1-based) of the best validation accuracy, 0 if none */
+    float best_acc;   /* that accuracy */
+} qat_train_pos;
+
+/* o may be NULL (no optimizer state saved). */
+qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char *cfg_text, size_t cfg_len,
+                               const qat_optim *o, const qat_train_pos *pos);
+/* Copies parameters and buffers into a built model. Every tensor of the
+ * model must be in the checkpoint with the same shape and no other: the
+ * first mismatching tensor is named (QAT_ERR_MISMATCH). */
+qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m);
+/* Optimizer state (must match kind and size), RNG and position, for --resume. */
+qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim *o, qat_train_pos *pos);
+/* The config text stored in the checkpoint (points into ck). */
+qat_status qat_checkpoint_cfg(const qat_ckpt *ck, const char **text, size_t *len);
+
+/* Reads a checkpoint and rebuilds its model from the stored config, with
+ * its weights, for `batch` images at a time. cfg and net receive the
+ * parsed config (the caller frees cfg with qat_cfg_free). */
+qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, qat_model *m, qat_cfg *cfg,
+                                     qat_net_cfg *net);
+
+#endif

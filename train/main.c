@@ -1,0 +1,462 @@
+/* main.c: the qat command line. The only place that prints or exits: it
+ * turns the library's statuses into messages and exit codes (0 ok, 1
+ * failure, 2 usage). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer.h"
+
+#define EXIT_USAGE 2
+
+static const char *prog = "qat";
+
+static const char usage_main[] =
+    "usage: qat COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  train CONFIG       train a model described by a config file\n"
+    "  eval CKPT          evaluate a checkpoint on the test split\n"
+    "  summary CONFIG     per layer: output shape, parameters, MACs\n"
+    "  bench train CONFIG measure training images/s on synthetic data\n"
+    "\n"
+    "'qat COMMAND --help' describes a command's options.\n";
+
+static const char usage_train[] =
+    "usage: qat train CONFIG [--data DIR] [--out DIR] [--epochs N] [--seed N]\n"
+    "                        [--threads N] [--resume CKPT] [--max-steps N] [--quiet]\n"
+    "\n"
+    "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
+    "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
+    "  --out DIR       where metrics.jsonl, last.ckpt, best.ckpt, summary.json go\n"
+    "                  (default: runs/<config name>)\n"
+    "  --epochs N      override [net] epochs\n"
+    "  --seed N        override [net] seed\n"
+    "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
+    "  --resume CKPT   continue from a checkpoint of the same model\n"
+    "  --max-steps N   at most N steps per epoch (smoke tests)\n"
+    "  --quiet         no progress output\n";
+
+static const char usage_eval[] =
+    "usage: qat eval CKPT [--data DIR] [--json] [--threads N] [--batch B]\n"
+    "\n"
+    "Rebuilds the model from the config stored in CKPT and reports test loss and\n"
+    "accuracy (with --json: {\"test_acc\": ..., \"test_loss\": ..., \"n\": ...}).\n";
+
+static const char usage_summary[] = "usage: qat summary CONFIG\n";
+
+static const char usage_bench[] =
+    "usage: qat bench train CONFIG [--batch B] [--steps N] [--threads T] [--warmup N] [--json]\n"
+    "\n"
+    "Times training steps (forward, backward, optimizer) on synthetic N(0,1)\n"
+    "inputs and random labels; reports the median and the best step as images/s.\n";
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return EXIT_USAGE;
+}
+
+static int fail(void)
+{
+    fprintf(stderr, "%s: error: %s\n", prog, qat_last_error());
+    return 1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+/* option parsing shared by the commands: --name VALUE or --name=VALUE */
+typedef struct {
+    int argc, i;
+    char **argv;
+    const char *usage;
+    int err;
+} args;
+
+static const char *opt_value(args *a, const char *name)
+{
+    const char *s = a->argv[a->i];
+    size_t n = strlen(name);
+    if (strncmp(s, name, n) != 0) return NULL;
+    if (s[n] == '=') return s + n + 1;
+    if (s[n] != 0) return NULL;
+    if (a->i + 1 >= a->argc) {
+        a->err = usage_error(a->usage, "option %s needs a value", name);
+        return NULL;
+    }
+    return a->argv[++a->i];
+}
+
+static int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched)
+{
+    const char *v = opt_value(a, name);
+    if (!v) return a->err == 0;
+    *matched = 1;
+    if (!parse_int(v, lo, hi, out)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s expects an integer in %ld..%ld, got '%%s'", name, lo, hi);
+        a->err = usage_error(a->usage, msg, v);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- train --------------------------------------------------------------- */
+typedef struct {
+    int tty, quiet;
+    double last;
+} progress_ctx;
+
+static void on_progress(void *ctx, const qat_progress *p)
+{
+    progress_ctx *c = ctx;
+    if (c->quiet || !c->tty) return;
+    double now = qat_time_now();
+    if (p->step != p->steps && now - c->last < 0.1) return;
+    c->last = now;
+    int width = 30, fill = (int)((double)width * p->step / p->steps);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : ' ';
+    bar[width] = 0;
+    fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %.4f %.0f img/s ", p->epoch, p->epochs, bar, p->step,
+            p->steps, p->loss, p->acc, p->images_per_s);
+    fflush(stderr);
+}
+
+static void on_epoch(void *ctx, const qat_epoch_metrics *m)
+{
+    progress_ctx *c = ctx;
+    if (c->quiet) return;
+    if (c->tty) fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "epoch %d: lr %.3g train loss %.4f acc %.4f", m->epoch, m->lr, m->train_loss, m->train_acc);
+    if (m->val_acc >= 0) fprintf(stderr, " | val acc %.4f", m->val_acc);
+    fprintf(stderr, " | test loss %.4f acc %.4f | %.0f img/s %.1fs%s\n", m->test_loss, m->test_acc, m->images_per_s,
+            m->seconds, m->best ? " *" : "");
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_train, 0};
+    qat_train_opts o = {0};
+    o.seed = -1;
+    o.threads = default_threads();
+    long v;
+    int quiet = 0;
+    char outbuf[600];
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i];
+        int m = 0;
+        const char *val;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_train, stdout);
+            return 0;
+        } else if (!strcmp(s, "--quiet")) {
+            quiet = 1;
+        } else if ((val = opt_value(&a, "--data"))) {
+            o.data_dir = val;
+        } else if ((val = opt_value(&a, "--out"))) {
+            o.out_dir = val;
+        } else if ((val = opt_value(&a, "--resume"))) {
+            o.resume = val;
+        } else if (a.err) {
+            return a.err;
+        } else if (!opt_int(&a, "--epochs", 1, 1000000, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            o.epochs = (int)v;
+        } else if (!opt_int(&a, "--seed", 0, INT_MAX, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            o.seed = v;
+        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            o.threads = (int)v;
+        } else if (!opt_int(&a, "--max-steps", 1, INT_MAX, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            o.max_steps = (int)v;
+        } else if (s[0] == '-') {
+            return usage_error(usage_train, "unknown option '%s'", s);
+        } else if (!o.cfg_path) {
+            o.cfg_path = s;
+        } else {
+            return usage_error(usage_train, "unexpected argument '%s'", s);
+        }
+    }
+    if (!o.cfg_path) return usage_error(usage_train, "%s", "missing CONFIG");
+    if (!o.out_dir) {
+        const char *base = strrchr(o.cfg_path, '/');
+        base = base ? base + 1 : o.cfg_path;
+        snprintf(outbuf, sizeof outbuf, "runs/%.*s", (int)strcspn(base, "."), base);
+        o.out_dir = outbuf;
+    }
+    progress_ctx pc = {isatty(2), quiet, 0};
+    o.on_progress = on_progress;
+    o.on_epoch = on_epoch;
+    o.ctx = &pc;
+    qat_train_result r;
+    if (qat_train(&o, &r) != QAT_OK) return fail();
+    if (!quiet)
+        fprintf(stderr, "done: %s on %s (%s), %d epochs, test acc %.4f, %.0f img/s, %.1f s, peak RSS %.0f MiB -> %s\n",
+                o.cfg_path, r.dataset, r.data_dir, r.epochs, r.test_acc, r.train_images_per_s, r.seconds,
+                r.peak_rss_mb, o.out_dir);
+    return 0;
+}
+
+/* ---- eval ---------------------------------------------------------------- */
+static int cmd_eval(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_eval, 0};
+    const char *ckpt = NULL, *data = NULL;
+    int json = 0, threads = default_threads(), batch = 256;
+    long v;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i], *val;
+        int m = 0;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_eval, stdout);
+            return 0;
+        } else if (!strcmp(s, "--json")) {
+            json = 1;
+        } else if ((val = opt_value(&a, "--data"))) {
+            data = val;
+        } else if (a.err) {
+            return a.err;
+        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            threads = (int)v;
+        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            batch = (int)v;
+        } else if (s[0] == '-') {
+            return usage_error(usage_eval, "unknown option '%s'", s);
+        } else if (!ckpt) {
+            ckpt = s;
+        } else {
+            return usage_error(usage_eval, "unexpected argument '%s'", s);
+        }
+    }
+    if (!ckpt) return usage_error(usage_eval, "%s", "missing CKPT");
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (qat_checkpoint_open_model(ckpt, batch, threads, &m, &cfg, &net) != QAT_OK) return fail();
+    char dir[512];
+    qat_dataset train = {0}, test = {0};
+    float loss, acc;
+    int rc = 0;
+    if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
+        qat_data_load(&train, &test, net.dataset, dir) != QAT_OK ||
+        qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc) != QAT_OK) {
+        rc = fail();
+    } else if (json) {
+        printf("{\"checkpoint\": \"%s\", \"dataset\": \"%s\", \"n\": %d, \"test_loss\": %.6f, \"test_acc\": %.6f}\n",
+               ckpt, net.dataset, test.n, loss, acc);
+    } else {
+        printf("%s: %s test split (%d images): loss %.4f, accuracy %.4f\n", ckpt, net.dataset, test.n, loss, acc);
+    }
+    qat_dataset_free(&train);
+    qat_dataset_free(&test);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    return rc;
+}
+
+/* ---- summary ------------------------------------------------------------- */
+static int load_model(const char *path, int batch, int threads, qat_model *m, qat_cfg *cfg, qat_net_cfg *net)
+{
+    qat_layer *layers;
+    int n;
+    memset(cfg, 0, sizeof *cfg);
+    if (qat_cfg_parse_file(cfg, path) != QAT_OK || qat_netcfg_read(cfg, net, &layers, &n) != QAT_OK) return 0;
+    if (batch <= 0) batch = net->batch;
+    if (qat_model_build(m, layers, n, net->c, net->h, net->w, batch, threads, net->seed) != QAT_OK) return 0;
+    return 1;
+}
+
+static size_t layer_params(const qat_layer *l)
+{
+    size_t n = 0;
+    const qat_tensor *ts[4] = {l->w, l->b, l->gamma, l->beta};
+    for (int i = 0; i < 4; i++)
+        if (ts[i]) n += ts[i]->n;
+    return n;
+}
+
+static int cmd_summary(int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') {
+        if (argc >= 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
+            fputs(usage_summary, stdout);
+            return 0;
+        }
+        return usage_error(usage_summary, "%s", argc ? "expects exactly one CONFIG" : "missing CONFIG");
+    }
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (!load_model(argv[0], 1, 1, &m, &cfg, &net)) {
+        qat_cfg_free(&cfg);
+        return fail();
+    }
+    printf("%s: %s, input [%d, %d, %d], %d classes\n\n", argv[0], net.dataset, net.c, net.h, net.w, net.nclass);
+    printf("%-4s %-14s %-15s %-18s %12s %14s\n", "#", "layer", "type", "output", "params", "MACs");
+    size_t tp = 0;
+    long long tm = 0;
+    for (int i = 0; i < m.nlayers; i++) {
+        const qat_layer *l = &m.layers[i];
+        char shape[64];
+        qat_tensor o = *l->out;
+        o.shape[0] = 1;
+        qat_tensor_shape_str(&o, shape, sizeof shape);
+        /* drop the batch from the shape: "[1, 20, 24, 24]" -> "[20, 24, 24]" */
+        char *p = strchr(shape, ',');
+        char out[64];
+        snprintf(out, sizeof out, "[%s", p ? p + 2 : shape + 1);
+        size_t np = layer_params(l);
+        printf("%-4d %-14s %-15s %-18s %12zu %14lld\n", i, l->name, l->type->section, out, np, l->macs);
+        tp += np;
+        tm += l->macs;
+    }
+    size_t nb = m.g.nbuffers;
+    printf("\ntotal: %zu trainable parameters (%.2f MiB as float32), %zu buffer values, %lld MACs per image\n", tp,
+           (double)tp * 4 / 1048576.0, nb, tm);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    return 0;
+}
+
+/* ---- bench ---------------------------------------------------------------- */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "train") != 0) {
+        if (argc >= 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
+            fputs(usage_bench, stdout);
+            return 0;
+        }
+        return usage_error(usage_bench, "%s", "the benchmark to run: 'train'");
+    }
+    args a = {argc, 0, argv, usage_bench, 0};
+    const char *cfgp = NULL;
+    long batch = 0, steps = 20, threads = default_threads(), warmup = 3, v;
+    int json = 0;
+    for (a.i = 1; a.i < argc; a.i++) {
+        const char *s = argv[a.i];
+        int m = 0;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_bench, stdout);
+            return 0;
+        } else if (!strcmp(s, "--json")) {
+            json = 1;
+        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            batch = v;
+        } else if (!opt_int(&a, "--steps", 1, 1000000, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            steps = v;
+        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            threads = v;
+        } else if (!opt_int(&a, "--warmup", 0, 1000, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            warmup = v;
+        } else if (s[0] == '-') {
+            return usage_error(usage_bench, "unknown option '%s'", s);
+        } else if (!cfgp) {
+            cfgp = s;
+        } else {
+            return usage_error(usage_bench, "unexpected argument '%s'", s);
+        }
+    }
+    if (!cfgp) return usage_error(usage_bench, "%s", "missing CONFIG");
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (!load_model(cfgp, (int)batch, (int)threads, &m, &cfg, &net)) {
+        qat_cfg_free(&cfg);
+        return fail();
+    }
+    batch = m.batch;
+    qat_optim o;
+    if (qat_optim_init(&o, &net.optim, m.g.nparams) != QAT_OK) {
+        qat_model_free(&m);
+        qat_cfg_free(&cfg);
+        return fail();
+    }
+    qat_rng r;
+    qat_rng_seed(&r, 0);
+    for (size_t i = 0; i < m.input->n; i++) m.input->x[i] = qat_rng_normal(&r);
+    for (long i = 0; i < batch; i++) m.labels[i] = (int32_t)qat_rng_below(&r, (uint32_t)m.nclass);
+    double *t = calloc((size_t)steps, sizeof *t);
+    for (long i = 0; i < warmup; i++) qat_train_step(&m, &o, &net, net.sched.base_lr, (int)batch);
+    for (long i = 0; i < steps; i++) {
+        double t0 = qat_time_now();
+        qat_train_step(&m, &o, &net, net.sched.base_lr, (int)batch);
+        t[i] = qat_time_now() - t0;
+    }
+    qsort(t, (size_t)steps, sizeof *t, cmp_double);
+    double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]), best = t[0];
+    if (json)
+        printf("{\"config\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"steps\": %ld, \"images_per_s\": %.1f, "
+               "\"images_per_s_best\": %.1f, \"step_ms_median\": %.3f, \"peak_rss_mb\": %.1f}\n",
+               cfgp, batch, threads, steps, (double)batch / med, (double)batch / best, med * 1e3, qat_peak_rss_mb());
+    else
+        printf("%s: batch %ld, %ld threads: %.1f images/s (median of %ld steps, %.2f ms), best %.1f images/s\n", cfgp,
+               batch, threads, (double)batch / med, steps, med * 1e3, (double)batch / best);
+    free(t);
+    qat_optim_free(&o);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "%s: unknown command '%s'\n%s", prog, cmd, usage_main);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,33 @@
+/* netcfg.h: a model config (Darknet-style, see configs/) turned into the
+ * training settings of [net] and the list of layers. Every key a section
+ * accepts is read here or by its layer type; anything else is an error with
+ * PATH:LINE. */
+#ifndef QAT_NETCFG_H
+#define QAT_NETCFG_H
+
+#include "cfg.h"
+#include "layer.h"
+#include "optim.h"
+
+typedef struct {
+    char dataset[32];  /* mnist, fashion-mnist */
+    int c, h, w, nclass; /* input shape and classes (from the dataset) */
+    int batch, epochs, val, shuffle;
+    uint64_t seed;
+    qat_optim_cfg optim;
+    float weight_decay;
+    int decay_all;     /* 1: decay BN and bias too (PyTorch's default); 0: weights only */
+    qat_sched sched;
+    int init;          /* default initialiser for conv/linear */
+    float mean[3], std[3]; /* input normalisation */
+} qat_net_cfg;
+
+/* Parses the [net] section (which must come first) and every layer section.
+ * On success *layers (owned by the caller, or handed to qat_model_build) has
+ * *nlayers entries. epochs_override/seed_override < 0 keep the cfg's values. */
+qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int *nlayers);
+
+/* Input shape, classes and normalisation of a known dataset name. */
+qat_status qat_netcfg_dataset(const char *name, int *c, int *h, int *w, int *nclass);
+
+#endif

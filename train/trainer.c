@@ -1,0 +1,306 @@
+/* trainer.c: the epoch loop (see trainer.h). The data order depends only on
+ * (seed, epoch), and the checkpoint carries the optimizer, BN statistics and
+ * RNG state, so 2 epochs straight and 1 + resume 1 give identical weights. */
+#include "trainer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+double qat_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static qat_status mkdir_p(const char *dir)
+{
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return qat_error_set(QAT_ERR_ARG, "%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return qat_error_set(QAT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return qat_error_set(QAT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return QAT_OK;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float lr, int n)
+{
+    qat_graph *g = &m->g;
+    qat_graph_set_batch(g, n);
+    qat_graph_set_training(g, 1);
+    qat_graph_zero_grad(g);
+    qat_graph_forward(g);
+    qat_graph_backward(g, m->loss);
+    qat_optim_begin_step(o);
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (!(t->flags & QAT_T_PARAM)) continue;
+        float wd = (net->decay_all || !(t->flags & QAT_T_NO_DECAY)) ? net->weight_decay : 0.0f;
+        qat_optim_update(o, (size_t)(t->x - g->params), t->n, g->params, g->grads, lr, wd);
+    }
+    return m->loss->x[0];
+}
+
+static int count_correct(const qat_model *m, int n)
+{
+    int correct = 0;
+    const float *z = m->logits->x;
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int c = 1; c < m->nclass; c++)
+            if (z[(size_t)i * m->nclass + c] > z[(size_t)i * m->nclass + best]) best = c;
+        correct += best == m->labels[i];
+    }
+    return correct;
+}
+
+/* loss and accuracy over a loader's whole epoch 0, in eval mode */
+static void eval_loader(qat_model *m, qat_loader *l, float *loss, float *acc)
+{
+    double sl = 0;
+    long correct = 0, total = 0;
+    qat_loader_begin(l, 0);
+    int n;
+    while ((n = qat_loader_next(l, m->input->x, m->labels)) > 0) {
+        qat_graph_set_batch(&m->g, n);
+        qat_graph_set_training(&m->g, 0);
+        qat_graph_forward(&m->g);
+        sl += (double)m->loss->x[0] * n;
+        correct += count_correct(m, n);
+        total += n;
+    }
+    *loss = total ? (float)(sl / (double)total) : 0;
+    *acc = total ? (float)correct / (float)total : 0;
+}
+
+static qat_status eval_loader_init(qat_loader **l, const qat_dataset *ds, int batch, const float *mean,
+                                   const float *std)
+{
+    qat_loader_cfg lc = {.batch = batch, .shuffle = 0, .seed = 0, .drop_last = 0, .background = 1};
+    for (int i = 0; i < 3; i++) {
+        lc.mean[i] = mean[i];
+        lc.std[i] = std[i];
+    }
+    return qat_loader_init(l, ds, &lc);
+}
+
+qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
+                        float *acc)
+{
+    qat_loader *l;
+    qat_status st = eval_loader_init(&l, ds, m->batch, mean, std);
+    if (st != QAT_OK) return st;
+    eval_loader(m, l, loss, acc);
+    qat_loader_free(l);
+    return QAT_OK;
+}
+
+typedef struct {
+    qat_cfg cfg;
+    qat_net_cfg net;
+    qat_model model;
+    qat_optim optim;
+    qat_dataset train, val, test;
+    qat_loader *ltrain, *lval, *ltest;
+    FILE *metrics;
+} session;
+
+static void session_free(session *s)
+{
+    qat_loader_free(s->ltrain);
+    qat_loader_free(s->lval);
+    qat_loader_free(s->ltest);
+    qat_optim_free(&s->optim);
+    qat_model_free(&s->model);
+    qat_dataset_free(&s->train);
+    qat_dataset_free(&s->val);
+    qat_dataset_free(&s->test);
+    qat_cfg_free(&s->cfg);
+    if (s->metrics) fclose(s->metrics);
+}
+
+static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "{\n  \"config\": ");
+    json_str(f, o->cfg_path);
+    fprintf(f, ",\n  \"dataset\": ");
+    json_str(f, r->dataset);
+    fprintf(f, ",\n  \"data_dir\": ");
+    json_str(f, r->data_dir);
+    fprintf(f,
+            ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %.6f,\n  \"best_val_acc\": %.6f,\n"
+            "  \"best_epoch\": %d,\n  \"train_images_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f\n}\n",
+            r->epochs, threads, r->test_acc, r->best_val_acc, r->best_epoch, r->train_images_per_s, r->seconds,
+            r->peak_rss_mb);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return QAT_OK;
+}
+
+qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
+{
+    session s;
+    memset(&s, 0, sizeof s);
+    memset(res, 0, sizeof *res);
+    double t0 = qat_time_now();
+    qat_layer *layers;
+    int nlayers;
+    qat_status st;
+    if ((st = qat_cfg_parse_file(&s.cfg, o->cfg_path)) || (st = qat_netcfg_read(&s.cfg, &s.net, &layers, &nlayers)))
+        goto done;
+    qat_net_cfg *net = &s.net;
+    if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
+    if (o->seed >= 0) net->seed = (uint64_t)o->seed;
+    if ((st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed)))
+        goto done;
+    if ((st = qat_optim_init(&s.optim, &net->optim, s.model.g.nparams))) goto done;
+
+    char dir[512];
+    if ((st = qat_data_locate(net->dataset, o->data_dir, dir, sizeof dir)) ||
+        (st = qat_data_load(&s.train, &s.test, net->dataset, dir)))
+        goto done;
+    snprintf(res->dataset, sizeof res->dataset, "%s", net->dataset);
+    snprintf(res->data_dir, sizeof res->data_dir, "%s", dir);
+    if (s.train.c != net->c || s.train.h != net->h || s.train.w != net->w) {
+        st = qat_error_set(QAT_ERR_SHAPE, "%s: images are %dx%dx%d, the model expects %dx%dx%d", dir, s.train.c,
+                           s.train.h, s.train.w, net->c, net->h, net->w);
+        goto done;
+    }
+    if (net->val >= s.train.n) {
+        st = qat_cfg_error_at(&s.cfg, s.cfg.sec[0].line, "[net] val = %d leaves no training images (the set has %d)",
+                              net->val, s.train.n);
+        goto done;
+    }
+    if (net->val > 0 && (st = qat_data_split(&s.train, &s.val, net->val))) goto done;
+
+    qat_train_pos pos = {0, 0, 0, -1.0f};
+    if (o->resume) {
+        qat_ckpt ck;
+        if ((st = qat_ckpt_read(&ck, o->resume))) goto done;
+        st = qat_checkpoint_load_model(&ck, &s.model);
+        if (st == QAT_OK) st = qat_checkpoint_load_train(&ck, &s.model, &s.optim, &pos);
+        qat_ckpt_free(&ck);
+        if (st != QAT_OK) goto done;
+    }
+
+    qat_loader_cfg lc = {.batch = net->batch, .shuffle = net->shuffle, .seed = net->seed, .drop_last = 0,
+                         .background = 1};
+    for (int i = 0; i < 3; i++) {
+        lc.mean[i] = net->mean[i];
+        lc.std[i] = net->std[i];
+    }
+    if ((st = qat_loader_init(&s.ltrain, &s.train, &lc)) ||
+        (st = eval_loader_init(&s.ltest, &s.test, net->batch, net->mean, net->std)) ||
+        (s.val.n > 0 && (st = eval_loader_init(&s.lval, &s.val, net->batch, net->mean, net->std))))
+        goto done;
+
+    if ((st = mkdir_p(o->out_dir))) goto done;
+    char path[1024], last[1024], best[1024];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+    snprintf(last, sizeof last, "%s/last.ckpt", o->out_dir);
+    snprintf(best, sizeof best, "%s/best.ckpt", o->out_dir);
+    s.metrics = fopen(path, o->resume ? "a" : "w");
+    if (!s.metrics) {
+        st = qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        goto done;
+    }
+
+    int steps = qat_loader_nbatches(s.ltrain);
+    if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
+    double train_seconds = 0;
+    long train_images = 0;
+    float test_loss = 0, test_acc = 0;
+    for (int epoch = pos.epoch; epoch < net->epochs; epoch++) {
+        double te = qat_time_now();
+        qat_loader_begin(s.ltrain, epoch);
+        double sl = 0;
+        long correct = 0, seen = 0;
+        float lr = 0;
+        for (int step = 0; step < steps; step++) {
+            int n = qat_loader_next(s.ltrain, s.model.input->x, s.model.labels);
+            if (n == 0) break;
+            lr = qat_sched_lr(&net->sched, epoch, step, steps);
+            float loss = qat_train_step(&s.model, &s.optim, net, lr, n);
+            pos.step++;
+            sl += (double)loss * n;
+            correct += count_correct(&s.model, n);
+            seen += n;
+            if (o->on_progress) {
+                qat_progress p = {epoch + 1, net->epochs, step + 1, steps, (float)(sl / (double)seen),
+                                  (float)correct / (float)seen, (double)seen / (qat_time_now() - te)};
+                o->on_progress(o->ctx, &p);
+            }
+        }
+        double tsec = qat_time_now() - te;
+        train_seconds += tsec;
+        train_images += seen;
+        qat_epoch_metrics em = {.epoch = epoch + 1, .lr = lr, .train_loss = (float)(sl / (double)(seen ? seen : 1)),
+                                .train_acc = (float)correct / (float)(seen ? seen : 1), .val_loss = -1, .val_acc = -1,
+                                .images_per_s = (double)seen / tsec};
+        if (s.lval) eval_loader(&s.model, s.lval, &em.val_loss, &em.val_acc);
+        eval_loader(&s.model, s.ltest, &test_loss, &test_acc);
+        em.test_loss = test_loss;
+        em.test_acc = test_acc;
+        /* best by validation accuracy; without a validation split, by test */
+        float score = s.lval ? em.val_acc : em.test_acc;
+        pos.epoch = epoch + 1;
+        if (score > pos.best_acc) {
+            pos.best_acc = score;
+            pos.best_epoch = epoch + 1;
+            em.best = 1;
+        }
+        if ((st = qat_checkpoint_save(last, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos))) goto done;
+        if (em.best && (st = qat_checkpoint_save(best, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos)))
+            goto done;
+        em.seconds = qat_time_now() - te;
+        fprintf(s.metrics,
+                "{\"epoch\": %d, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, \"val_loss\": %.6f, "
+                "\"val_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"images_per_s\": %.1f, "
+                "\"seconds\": %.3f, \"best\": %s}\n",
+                em.epoch, em.lr, em.train_loss, em.train_acc, em.val_loss, em.val_acc, em.test_loss, em.test_acc,
+                em.images_per_s, em.seconds, em.best ? "true" : "false");
+        fflush(s.metrics);
+        if (o->on_epoch) o->on_epoch(o->ctx, &em);
+    }
+    if (pos.epoch >= net->epochs && train_images == 0) /* nothing left to run: report the checkpoint's model */
+        eval_loader(&s.model, s.ltest, &test_loss, &test_acc);
+    res->epochs = net->epochs;
+    res->test_acc = test_acc;
+    res->best_val_acc = pos.best_acc;
+    res->best_epoch = pos.best_epoch;
+    res->train_images_per_s = train_seconds > 0 ? (double)train_images / train_seconds : 0;
+    res->seconds = qat_time_now() - t0;
+    res->peak_rss_mb = qat_peak_rss_mb();
+    snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
+    st = write_summary(path, o, res, o->threads);
+done:
+    session_free(&s);
+    return st;
+}

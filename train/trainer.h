@@ -1,0 +1,65 @@
+/* trainer.h: the training loop: epochs over a dataset, evaluation on the
+ * validation and test splits each epoch, metrics as JSON lines, checkpoints
+ * (last and best) written atomically, exact resume. It never prints: the
+ * caller receives progress through callbacks and decides what to show. */
+#ifndef QAT_TRAINER_H
+#define QAT_TRAINER_H
+
+#include "checkpoint.h"
+#include "dataset.h"
+
+typedef struct {
+    int epoch, epochs;  /* 1-based epoch being run */
+    int step, steps;    /* step within the epoch, 1-based */
+    float loss, acc;    /* running means over the epoch so far */
+    double images_per_s;
+} qat_progress;
+
+typedef struct {
+    int epoch;
+    float lr;
+    float train_loss, train_acc;
+    float val_loss, val_acc;   /* -1 without a validation split */
+    float test_loss, test_acc;
+    double seconds, images_per_s;
+    int best; /* 1 if this epoch wrote best.ckpt */
+} qat_epoch_metrics;
+
+typedef struct {
+    const char *cfg_path;
+    const char *data_dir;   /* NULL: look the dataset up (qat_data_locate) */
+    const char *out_dir;    /* created if missing */
+    int epochs;             /* > 0 overrides the cfg */
+    long long seed;         /* >= 0 overrides the cfg */
+    int threads;            /* >= 1 */
+    const char *resume;     /* checkpoint to continue from, or NULL */
+    int max_steps;          /* > 0: stop each epoch after this many steps (tests) */
+    void (*on_progress)(void *ctx, const qat_progress *p);
+    void (*on_epoch)(void *ctx, const qat_epoch_metrics *m);
+    void *ctx;
+} qat_train_opts;
+
+typedef struct {
+    char dataset[32];
+    char data_dir[512];
+    int epochs;
+    float test_acc, best_val_acc;
+    int best_epoch;
+    double train_images_per_s, seconds;
+    double peak_rss_mb;
+} qat_train_result;
+
+qat_status qat_train(const qat_train_opts *o, qat_train_result *res);
+
+/* Loss and accuracy of a built model over a whole dataset, in eval mode. */
+qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
+                        float *acc);
+
+/* One training step on a batch already in m->input / m->labels: zero_grad,
+ * forward, backward, optimizer update. Returns the loss. */
+float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float lr, int n);
+
+/* peak resident set size of this process, in MiB */
+double qat_peak_rss_mb(void);
+
+#endif
