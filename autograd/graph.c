@@ -128,7 +128,6 @@ void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx)
         return;
     }
     int threads = p->n + 1;
-    openblas_set_num_threads(1);
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
@@ -144,7 +143,50 @@ void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx)
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
-    openblas_set_num_threads(g->threads);
+}
+
+/* ---- GEMM over the pool ------------------------------------------------------
+ * OpenBLAS runs single-threaded, always: its own pool spins in sched_yield
+ * while ours works, which halves throughput on two cores. We split C's rows
+ * (or columns when there are few rows) across our threads instead; each
+ * element of C is computed by one thread, so results depend only on the
+ * thread count. */
+typedef struct {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+    int by_rows;
+} gemm_task;
+
+static void gemm_run(void *ctx, int b, int e, int tid)
+{
+    const gemm_task *t = ctx;
+    enum CBLAS_TRANSPOSE ta = t->ta ? CblasTrans : CblasNoTrans, tb = t->tb ? CblasTrans : CblasNoTrans;
+    if (t->by_rows) {
+        const float *A = t->ta ? t->A + b : t->A + (size_t)b * t->lda;
+        cblas_sgemm(CblasRowMajor, ta, tb, e - b, t->N, t->K, t->alpha, A, t->lda, t->B, t->ldb, t->beta,
+                    t->C + (size_t)b * t->ldc, t->ldc);
+    } else {
+        const float *B = t->tb ? t->B + (size_t)b * t->ldb : t->B + b;
+        cblas_sgemm(CblasRowMajor, ta, tb, t->M, e - b, t->K, t->alpha, t->A, t->lda, B, t->ldb, t->beta,
+                    t->C + b, t->ldc);
+    }
+}
+
+void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_task t = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, M >= N};
+    /* split in multiples of 16 so every thread's panel stays kernel-aligned */
+    long long work = (long long)M * N * K;
+    if (!g->pool || work < (1LL << 18)) {
+        gemm_run(&t, 0, t.by_rows ? M : N, 0);
+        return;
+    }
+    int n = t.by_rows ? M : N;
+    qat_graph_parallel(g, n, gemm_run, &t);
 }
 
 /* ---- building ------------------------------------------------------------ */
@@ -158,7 +200,7 @@ qat_status qat_graph_init(qat_graph *g, int max_batch, int threads, uint64_t see
     g->threads = threads;
     g->training = 1;
     qat_rng_seed(&g->rng, seed);
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1);
     return pool_init(&g->pool, threads);
 }
 

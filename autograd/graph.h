@@ -179,6 +179,10 @@ void *qat_graph_scratch(qat_graph *g, size_t bytes);
  * one thread it runs inline. Deterministic: chunk boundaries depend only on
  * n and the thread count. */
 void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx);
+/* row-major C = alpha op(A) op(B) + beta C, split across the graph's
+ * threads (OpenBLAS itself always runs on one thread) */
+void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
 /* per-op scratch size in bytes, used by compile */
 size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads);
 

@@ -161,12 +161,31 @@ static qat_status shape_softmax_ce(qat_tensor *t)
     return shape_scalar(t);
 }
 
-/* ---- add, mul, bias -------------------------------------------------------- */
-static void add_fwd(qat_tensor *t, qat_graph *g)
+/* ---- elementwise kernels, split across threads in blocks of 4096 ------------
+ * Masks are written as multiplications by 0/1 so that gcc vectorises them. */
+typedef void (*ew_fn)(const qat_tensor *t, size_t b, size_t e);
+
+typedef struct {
+    const qat_tensor *t;
+    ew_fn fn;
+    size_t n;
+} ew_task;
+
+#define EW_BLOCK 4096
+
+static void ew_run(void *ctx, int b, int e, int tid)
 {
-    const float *a = t->src[0]->x, *b = t->src[1]->x;
-    float *y = t->x;
-    for (size_t i = 0; i < t->n; i++) y[i] = a[i] + b[i];
+    const ew_task *k = ctx;
+    size_t lo = (size_t)b * EW_BLOCK, hi = (size_t)e * EW_BLOCK;
+    k->fn(k->t, lo, hi < k->n ? hi : k->n);
+}
+
+static void elementwise(qat_graph *g, const qat_tensor *t, size_t n, ew_fn fn)
+{
+    ew_task k = {t, fn, n};
+    int blocks = (int)((n + EW_BLOCK - 1) / EW_BLOCK);
+    if (blocks < 8) fn(t, 0, n);
+    else qat_graph_parallel(g, blocks, ew_run, &k);
 }
 
 static void acc(float *restrict d, const float *restrict s, size_t n)
@@ -174,11 +193,23 @@ static void acc(float *restrict d, const float *restrict s, size_t n)
     for (size_t i = 0; i < n; i++) d[i] += s[i];
 }
 
-static void add_bwd(qat_tensor *t, qat_graph *g)
+/* ---- add, mul, bias -------------------------------------------------------- */
+static void add_range(const qat_tensor *t, size_t b, size_t e)
+{
+    const float *restrict x = t->src[0]->x, *restrict y = t->src[1]->x;
+    float *restrict o = t->x;
+    for (size_t i = b; i < e; i++) o[i] = x[i] + y[i];
+}
+
+static void add_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, add_range); }
+
+static void add_bwd_range(const qat_tensor *t, size_t b, size_t e)
 {
     for (int k = 0; k < 2; k++)
-        if (t->src[k]->g) acc(t->src[k]->g, t->g, t->n);
+        if (t->src[k]->g) acc(t->src[k]->g + b, t->g + b, e - b);
 }
+
+static void add_bwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, add_bwd_range); }
 
 static void mul_fwd(qat_tensor *t, qat_graph *g)
 {
@@ -242,7 +273,7 @@ static void linear_fwd(qat_tensor *t, qat_graph *g)
 {
     const qat_tensor *x = t->src[0], *w = t->src[1];
     int N = t->shape[0], M = t->shape[1], K = w->shape[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, K, 1.0f, x->x, K, w->x, K, 0.0f, t->x, M);
+    qat_graph_sgemm(g, 0, 1, N, M, K, 1.0f, x->x, K, w->x, K, 0.0f, t->x, M);
     if (t->nsrc == 3) {
         const float *b = t->src[2]->x;
         for (int n = 0; n < N; n++)
@@ -254,8 +285,8 @@ static void linear_bwd(qat_tensor *t, qat_graph *g)
 {
     qat_tensor *x = t->src[0], *w = t->src[1];
     int N = t->shape[0], M = t->shape[1], K = w->shape[1];
-    if (x->g) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, M, 1.0f, t->g, M, w->x, K, 1.0f, x->g, K);
-    if (w->g) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, t->g, M, x->x, K, 1.0f, w->g, K);
+    if (x->g) qat_graph_sgemm(g, 0, 0, N, K, M, 1.0f, t->g, M, w->x, K, 1.0f, x->g, K);
+    if (w->g) qat_graph_sgemm(g, 1, 0, M, K, N, 1.0f, t->g, M, x->x, K, 1.0f, w->g, K);
     if (t->nsrc == 3 && t->src[2]->g) bias_grad(t, t->src[2]->g);
 }
 
@@ -457,15 +488,38 @@ static pool_geom pool_geometry(const qat_tensor *t)
     return p;
 }
 
-static void maxpool_fwd(qat_tensor *t, qat_graph *g)
+typedef struct {
+    qat_tensor *t;
+    pool_geom q;
+} pool_task;
+
+static void maxpool_fwd_task(void *ctx, int pb, int pe, int tid)
 {
-    pool_geom q = pool_geometry(t);
+    const pool_task *k = ctx;
+    const pool_geom q = k->q;
+    qat_tensor *t = k->t;
     int32_t *arg = t->state;
-    int planes = t->shape[0] * q.C;
-    for (int pl = 0; pl < planes; pl++) {
+    for (int pl = pb; pl < pe; pl++) {
         const float *x = t->src[0]->x + (size_t)pl * q.H * q.W;
         float *y = t->x + (size_t)pl * q.OH * q.OW;
         int32_t *a = arg + (size_t)pl * q.OH * q.OW;
+        if (q.k == 2 && q.s == 2 && q.p == 0) {
+            /* the common case, without bounds checks; first maximum wins */
+            for (int oh = 0; oh < q.OH; oh++) {
+                const float *r0 = x + (size_t)(2 * oh) * q.W, *r1 = r0 + q.W;
+                for (int ow = 0; ow < q.OW; ow++) {
+                    int i0 = 2 * oh * q.W + 2 * ow;
+                    float v = r0[2 * ow];
+                    int bi = i0;
+                    if (r0[2 * ow + 1] > v) v = r0[2 * ow + 1], bi = i0 + 1;
+                    if (r1[2 * ow] > v) v = r1[2 * ow], bi = i0 + q.W;
+                    if (r1[2 * ow + 1] > v) v = r1[2 * ow + 1], bi = i0 + q.W + 1;
+                    y[oh * q.OW + ow] = v;
+                    a[oh * q.OW + ow] = bi;
+                }
+            }
+            continue;
+        }
         for (int oh = 0; oh < q.OH; oh++)
             for (int ow = 0; ow < q.OW; ow++) {
                 int h0 = oh * q.s - q.p, w0 = ow * q.s - q.p;
@@ -490,18 +544,31 @@ static void maxpool_fwd(qat_tensor *t, qat_graph *g)
     }
 }
 
-static void maxpool_bwd(qat_tensor *t, qat_graph *g)
+static void maxpool_fwd(qat_tensor *t, qat_graph *g)
 {
-    if (!t->src[0]->g) return;
-    pool_geom q = pool_geometry(t);
+    pool_task k = {t, pool_geometry(t)};
+    qat_graph_parallel(g, t->shape[0] * k.q.C, maxpool_fwd_task, &k);
+}
+
+static void maxpool_bwd_task(void *ctx, int pb, int pe, int tid)
+{
+    const pool_task *k = ctx;
+    const pool_geom q = k->q;
+    qat_tensor *t = k->t;
     const int32_t *arg = t->state;
-    int planes = t->shape[0] * q.C;
-    for (int pl = 0; pl < planes; pl++) {
+    for (int pl = pb; pl < pe; pl++) {
         float *dx = t->src[0]->g + (size_t)pl * q.H * q.W;
         const float *dy = t->g + (size_t)pl * q.OH * q.OW;
         const int32_t *a = arg + (size_t)pl * q.OH * q.OW;
         for (int i = 0; i < q.OH * q.OW; i++) dx[a[i]] += dy[i];
     }
+}
+
+static void maxpool_bwd(qat_tensor *t, qat_graph *g)
+{
+    if (!t->src[0]->g) return;
+    pool_task k = {t, pool_geometry(t)};
+    qat_graph_parallel(g, t->shape[0] * k.q.C, maxpool_bwd_task, &k);
 }
 
 static size_t maxpool_state(const qat_tensor *t, int max_batch)
@@ -693,37 +760,53 @@ static void bn_bwd(qat_tensor *t, qat_graph *g)
 static size_t bn_state(const qat_tensor *t, int max_batch) { return 2 * sizeof(float) * (size_t)t->shape[1]; }
 
 /* ---- activations, dropout ----------------------------------------------------- */
-static void relu_fwd(qat_tensor *t, qat_graph *g)
+static void relu_range(const qat_tensor *t, size_t b, size_t e)
 {
     const float *restrict x = t->src[0]->x;
     float *restrict y = t->x;
-    for (size_t i = 0; i < t->n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    for (size_t i = b; i < e; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, relu_range); }
+
+static void relu_bwd_range(const qat_tensor *t, size_t b, size_t e)
+{
+    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
+    float *restrict dx = t->src[0]->g;
+    for (size_t i = b; i < e; i++) dx[i] += dy[i] * (float)(x[i] > 0.0f);
 }
 
 static void relu_bwd(qat_tensor *t, qat_graph *g)
 {
-    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
-    float *restrict dx = t->src[0]->g;
-    if (!dx) return;
-    for (size_t i = 0; i < t->n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
+    if (t->src[0]->g) elementwise(g, t, t->n, relu_bwd_range);
 }
 
-static void hardtanh_fwd(qat_tensor *t, qat_graph *g)
+static void hardtanh_range(const qat_tensor *t, size_t b, size_t e)
 {
     const float *restrict x = t->src[0]->x;
     float *restrict y = t->x;
     float lo = t->fp[0], hi = t->fp[1];
-    for (size_t i = 0; i < t->n; i++) y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+    for (size_t i = b; i < e; i++) {
+        float v = x[i];
+        v = v < lo ? lo : v;
+        y[i] = v > hi ? hi : v;
+    }
 }
 
-static void hardtanh_bwd(qat_tensor *t, qat_graph *g)
+static void hardtanh_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, hardtanh_range); }
+
+static void hardtanh_bwd_range(const qat_tensor *t, size_t b, size_t e)
 {
     const float *restrict x = t->src[0]->x, *restrict dy = t->g;
     float *restrict dx = t->src[0]->g;
     float lo = t->fp[0], hi = t->fp[1];
-    if (!dx) return;
     /* strict inequalities, as PyTorch: no gradient at the clip points */
-    for (size_t i = 0; i < t->n; i++) dx[i] += (x[i] > lo && x[i] < hi) ? dy[i] : 0;
+    for (size_t i = b; i < e; i++) dx[i] += dy[i] * (float)((x[i] > lo) & (x[i] < hi));
+}
+
+static void hardtanh_bwd(qat_tensor *t, qat_graph *g)
+{
+    if (t->src[0]->g) elementwise(g, t, t->n, hardtanh_bwd_range);
 }
 
 static void dropout_fwd(qat_tensor *t, qat_graph *g)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "trainer.h"
 
 #define EXIT_USAGE 2
@@ -442,8 +444,36 @@ static int cmd_bench(int argc, char **argv)
     return 0;
 }
 
+/* Debian's OpenBLAS 0.3.21 picks its kernels by CPU model and falls back to
+ * the SSE3 "Prescott" kernels on CPUs newer than it knows (4x slower GEMM
+ * here). It reads OPENBLAS_CORETYPE when the library loads, before main, so
+ * when the user has not chosen, set it from the CPU's features and restart
+ * once. QAT_NO_REEXEC=1 turns this off. */
+static void choose_openblas_core(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("QAT_NO_REEXEC")) return;
+    const char *core = NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        core = "Haswell";
+#endif
+    if (!core) return;
+    char *name = openblas_get_corename();
+    if (name && strcmp(name, "Prescott") != 0 && strcmp(name, "Core2") != 0 && strcmp(name, "Nehalem") != 0 &&
+        strcmp(name, "Sandybridge") != 0)
+        return; /* OpenBLAS recognised the CPU itself */
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the slow kernels */
+}
+
 int main(int argc, char **argv)
 {
+    choose_openblas_core(argv);
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;
