@@ -465,6 +465,9 @@ size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads)
     return d->scratch_bytes ? d->scratch_bytes(t, max_batch, threads) : 0;
 }
 
+/* nodes that share their source's memory: flatten, and a fused ReLU */
+static int is_alias(const qat_tensor *t) { return qat_ops[t->op].alias || (t->op == QAT_OP_RELU && t->ip[0]); }
+
 qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
 {
     if (g->compiled) return qat_error_set(QAT_ERR_ARG, "graph: compiled twice");
@@ -478,6 +481,23 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
     }
     for (int i = 0; i < noutputs; i++) visit(g, outputs[i], mark);
     free(mark);
+
+    /* fusion: a ReLU whose source is a batchnorm feeding nothing else is
+     * applied inside the BN pass (one pass over memory instead of two, forward
+     * and backward); the ReLU node then shares the BN's memory */
+    int *uses = calloc((size_t)g->nall, sizeof *uses);
+    if (!uses) return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    for (int i = 0; i < g->norder; i++)
+        for (int j = 0; j < g->order[i]->nsrc; j++) uses[g->order[i]->src[j]->id]++;
+    for (int i = 0; i < noutputs; i++) uses[outputs[i]->id]++;
+    for (int i = 0; i < g->norder; i++) {
+        qat_tensor *t = g->order[i];
+        if (t->op == QAT_OP_RELU && t->src[0]->op == QAT_OP_BATCHNORM && uses[t->src[0]->id] == 1) {
+            t->src[0]->ip[0] = 1;
+            t->ip[0] = 1;
+        }
+    }
+    free(uses);
 
     /* which nodes need a gradient: parameters, and anything fed by one */
     for (int i = 0; i < g->norder; i++) {
@@ -519,8 +539,7 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
     for (int i = 0; i < g->norder; i++) {
         qat_tensor *t = g->order[i];
         if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
-        int alias = qat_ops[t->op].alias;
-        if (!alias) {
+        if (!is_alias(t)) {
             act_bytes += align_up(t->n * sizeof(float));
             if (t->flags & QAT_T_GRAD) grad_bytes += align_up(t->n * sizeof(float));
         }
@@ -542,7 +561,7 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
     for (int i = 0; i < g->norder; i++) {
         qat_tensor *t = g->order[i];
         if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
-        if (qat_ops[t->op].alias) {
+        if (is_alias(t)) {
             t->x = t->src[0]->x;
             t->g = t->src[0]->g;
         } else {

@@ -692,20 +692,27 @@ static double sumsq_dev(const float *restrict p, size_t n, float mu)
     return s;
 }
 
-/* sum(dy) and sum(dy * (x - m)) in one pass */
-static void dy_sums(const float *restrict dy, const float *restrict x, size_t n, float m, double *sdy, double *sdyx)
+/* sum(dy') and sum(dy' * (x - m)) in one pass, where dy' = dy * (y > lo):
+ * lo = 0 applies a fused ReLU's mask, lo = -inf none. The masked dy' is
+ * written back so the dx pass need not mask again. */
+static void dy_sums(float *restrict dy, const float *restrict x, const float *restrict y, size_t n, float m,
+                    float lo, double *sdy, double *sdyx)
 {
     float a[LANES] = {0}, b[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) {
-            a[j] += dy[i + j];
-            b[j] += dy[i + j] * (x[i + j] - m);
+            float d = dy[i + j] * (float)(y[i + j] > lo);
+            dy[i + j] = d;
+            a[j] += d;
+            b[j] += d * (x[i + j] - m);
         }
     double s1 = lanes_total(a), s2 = lanes_total(b);
     for (; i < n; i++) {
-        s1 += dy[i];
-        s2 += (double)dy[i] * (x[i] - m);
+        float d = dy[i] * (float)(y[i] > lo);
+        dy[i] = d;
+        s1 += d;
+        s2 += (double)d * (x[i] - m);
     }
     *sdy += s1;
     *sdyx += s2;
@@ -743,7 +750,13 @@ static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
         for (int n = 0; n < k->N; n++) {
             const float *restrict p = x + n * CS + c * S;
             float *restrict y = t->x + n * CS + c * S;
-            for (size_t i = 0; i < S; i++) y[i] = p[i] * a + b;
+            if (t->ip[0]) /* a following ReLU fused in by compile */
+                for (size_t i = 0; i < S; i++) {
+                    float v = p[i] * a + b;
+                    y[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t i = 0; i < S; i++) y[i] = p[i] * a + b;
         }
     }
 }
@@ -767,7 +780,9 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
     for (int c = cb; c < ce; c++) {
         float m = mean[c], is = invstd[c];
         double sdy = 0, sdyxm = 0;
-        for (int n = 0; n < k->N; n++) dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, S, m, &sdy, &sdyxm);
+        float lo = t->ip[0] ? 0.0f : -INFINITY;
+        for (int n = 0; n < k->N; n++)
+            dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, lo, &sdy, &sdyxm);
         double sdyx = sdyxm * is; /* sum(dy * xhat) */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
@@ -808,7 +823,11 @@ static void relu_range(const qat_tensor *t, size_t b, size_t e)
     for (size_t i = b; i < e; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, relu_range); }
+/* ip[0] set by compile: the source BN applies this ReLU, the node is an alias */
+static void relu_fwd(qat_tensor *t, qat_graph *g)
+{
+    if (!t->ip[0]) elementwise(g, t, t->n, relu_range);
+}
 
 static void relu_bwd_range(const qat_tensor *t, size_t b, size_t e)
 {
@@ -819,7 +838,7 @@ static void relu_bwd_range(const qat_tensor *t, size_t b, size_t e)
 
 static void relu_bwd(qat_tensor *t, qat_graph *g)
 {
-    if (t->src[0]->g) elementwise(g, t, t->n, relu_bwd_range);
+    if (!t->ip[0] && t->src[0]->g) elementwise(g, t, t->n, relu_bwd_range);
 }
 
 static void hardtanh_range(const qat_tensor *t, size_t b, size_t e)

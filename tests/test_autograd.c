@@ -161,16 +161,26 @@ static void test_pool(void)
 }
 
 /* eval mode reads the running statistics: give them sane values */
+static int fused_expected;
+
 static void bn_stats(qat_graph *g)
 {
     qat_tensor *rm = qat_graph_find(g, "rm"), *rv = qat_graph_find(g, "rv");
+    for (int i = 0; i < g->norder; i++)
+        if (g->order[i]->op == QAT_OP_BATCHNORM)
+            CHECK(g->order[i]->ip[0] == fused_expected, "relu fusion %d, expected %d", g->order[i]->ip[0],
+                  fused_expected);
+    qat_tensor *gm = qat_graph_find(g, "gamma"), *bt = qat_graph_find(g, "beta");
     for (size_t c = 0; c < rm->n; c++) {
+        /* roughly half the outputs positive, so a fused ReLU passes some */
+        gm->x[c] = 0.5f + 0.3f * (float)c;
+        bt->x[c] = 0.1f - 0.05f * (float)c;
         rm->x[c] = 0.1f * (float)c;
         rv->x[c] = 0.5f + 0.25f * (float)c;
     }
 }
 
-static void test_batchnorm(int training, int four_d)
+static void test_batchnorm(int training, int four_d, int fuse_relu)
 {
     qat_graph g;
     qat_graph_init(&g, 1, 2, 1);
@@ -180,13 +190,17 @@ static void test_batchnorm(int training, int four_d)
     int s[1] = {C};
     qat_tensor *rm = qat_graph_param(&g, "rm", 1, s, QAT_T_BUFFER), *rv = qat_graph_param(&g, "rv", 1, s, QAT_T_BUFFER);
     qat_tensor *y = qat_batchnorm(&g, x, gm, bt, rm, rv, 1e-5f, 0.1f);
-    /* a nonlinear probe: BN's output sums to a constant per channel */
-    qat_tensor *out = qat_mul(&g, y, y);
+    /* a nonlinear probe (BN's output sums to a constant per channel); with
+     * fuse_relu, a ReLU that compile folds into the BN pass */
+    qat_tensor *r = fuse_relu ? qat_relu(&g, y) : y;
+    qat_tensor *out = qat_mul(&g, r, r);
     qat_graph_set_training(&g, training);
     char what[64];
-    snprintf(what, sizeof what, "batchnorm %s %s", four_d ? "4d" : "2d", training ? "train" : "eval");
+    snprintf(what, sizeof what, "batchnorm %s %s%s", four_d ? "4d" : "2d", training ? "train" : "eval",
+             fuse_relu ? " +relu (fused)" : "");
     after_compile = bn_stats;
-    check(&g, out, what, -1, 1, 1e-2f);
+    fused_expected = fuse_relu;
+    check(&g, out, what, -1, 1, fuse_relu ? 1e-3f : 1e-2f); /* small steps stay off the ReLU's kink */
     after_compile = NULL;
 }
 
@@ -275,7 +289,8 @@ int main(void)
     test_conv();
     test_pool();
     for (int t = 0; t < 2; t++)
-        for (int d = 0; d < 2; d++) test_batchnorm(t, d);
+        for (int d = 0; d < 2; d++)
+            for (int f = 0; f < 2; f++) test_batchnorm(t, d, f);
     test_shortcut();
     test_softmax_ce();
     printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
