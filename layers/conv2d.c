@@ -18,7 +18,9 @@ static qat_status parse(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
 
 static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
 {
-    if (in->ndim != 4) return qat_error_set(QAT_ERR_SHAPE, "layer %d '%s': [conv2d] needs a [N, C, H, W] input", l->index, l->name);
+    if (in->ndim != 4)
+        return qat_error_set(QAT_ERR_SHAPE, "%s:%d: layer %d '%s': [conv2d] needs a [N, C, H, W] input",
+                             l->file ? l->file : "config", l->line, l->index, l->name);
     int ws[4] = {l->filters, in->shape[1], l->size, l->size}, bs[1] = {l->filters};
     l->w = qat_layer_param(m, l, "weight", 4, ws, QAT_T_PARAM);
     l->b = l->bias ? qat_layer_param(m, l, "bias", 1, bs, QAT_T_PARAM | QAT_T_NO_DECAY) : NULL;

@@ -47,7 +47,8 @@ qat_tensor *qat_layer_param(qat_model *m, qat_layer *l, const char *what, int nd
 
 qat_status qat_layer_fail(const qat_layer *l)
 {
-    return qat_error_wrap(QAT_ERR_SHAPE, "layer %d '%s' ([%s], line %d)", l->index, l->name, l->type->section, l->line);
+    return qat_error_wrap(QAT_ERR_SHAPE, "%s:%d: layer %d '%s' [%s]", l->file ? l->file : "config", l->line, l->index,
+                          l->name, l->type->section);
 }
 
 void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out, qat_rng *r)

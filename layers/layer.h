@@ -45,6 +45,7 @@ struct qat_layer {
     char name[32]; /* conv1, bn2, fc3: prefix + per-type count, or name= */
     int index;     /* position in the model, from 0 */
     int line;      /* config line of the section header */
+    const char *file; /* config path for messages (owned by the cfg), or NULL */
     /* settings (each type uses the ones it needs) */
     int filters, size, stride, pad, bias, from, init;
     float eps, momentum, p, lo, hi;

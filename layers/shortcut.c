@@ -16,8 +16,8 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
 {
     int j = l->index + l->from;
     if (j < -1)
-        return qat_error_set(QAT_ERR_CONFIG, "layer %d '%s' (line %d): from = %d reaches before the input", l->index,
-                             l->name, l->line, l->from);
+        return qat_error_set(QAT_ERR_CONFIG, "%s:%d: layer %d '%s': from = %d reaches before the input",
+                             l->file ? l->file : "config", l->line, l->index, l->name, l->from);
     qat_tensor *other = j == -1 ? m->input : m->layers[j].out;
     l->out = qat_shortcut(&m->g, in, other);
     return l->out ? QAT_OK : qat_layer_fail(l);

@@ -28,18 +28,20 @@ static const char usage_main[] =
     "'qat COMMAND --help' describes a command's options.\n";
 
 static const char usage_train[] =
-    "usage: qat train CONFIG [--data DIR] [--out DIR] [--epochs N] [--seed N]\n"
+    "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
     "                        [--threads N] [--resume CKPT] [--max-steps N] [--quiet]\n"
     "\n"
     "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
     "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
+    "  --dataset NAME  override [net] dataset (mnist, fashion-mnist): same shapes\n"
     "  --out DIR       where metrics.jsonl, last.ckpt, best.ckpt, summary.json go\n"
     "                  (default: runs/<config name>)\n"
     "  --epochs N      override [net] epochs\n"
     "  --seed N        override [net] seed\n"
     "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
     "  --resume CKPT   continue from a checkpoint of the same model\n"
-    "  --max-steps N   at most N steps per epoch (smoke tests)\n"
+    "  --max-steps N   at most N steps per epoch and N batches per evaluation\n"
+    "                  (smoke tests)\n"
     "  --quiet         no progress output\n";
 
 static const char usage_eval[] =
@@ -177,6 +179,8 @@ static int cmd_train(int argc, char **argv)
             o.data_dir = val;
         } else if ((val = opt_value(&a, "--out"))) {
             o.out_dir = val;
+        } else if ((val = opt_value(&a, "--dataset"))) {
+            o.dataset = val;
         } else if ((val = opt_value(&a, "--resume"))) {
             o.resume = val;
         } else if (a.err) {

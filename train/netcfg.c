@@ -135,6 +135,7 @@ qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int
             if (qat_layer_types[k] == l->type) ti = k;
         l->index = i;
         l->line = s->line;
+        l->file = c->path;
         l->init = net->init;
         const char *name;
         if ((st = qat_cfg_get_str(c, s, "name", NULL, &name))) goto fail;

@@ -77,14 +77,14 @@ static int count_correct(const qat_model *m, int n)
     return correct;
 }
 
-/* loss and accuracy over a loader's whole epoch 0, in eval mode */
-static void eval_loader(qat_model *m, qat_loader *l, float *loss, float *acc)
+/* loss and accuracy over a loader's epoch 0 (at most max_batches, if > 0), in eval mode */
+static void eval_loader(qat_model *m, qat_loader *l, int max_batches, float *loss, float *acc)
 {
     double sl = 0;
     long correct = 0, total = 0;
     qat_loader_begin(l, 0);
-    int n;
-    while ((n = qat_loader_next(l, m->input->x, m->labels)) > 0) {
+    int n, b = 0;
+    while ((max_batches <= 0 || b++ < max_batches) && (n = qat_loader_next(l, m->input->x, m->labels)) > 0) {
         qat_graph_set_batch(&m->g, n);
         qat_graph_set_training(&m->g, 0);
         qat_graph_forward(&m->g);
@@ -113,7 +113,7 @@ qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, 
     qat_loader *l;
     qat_status st = eval_loader_init(&l, ds, m->batch, mean, std);
     if (st != QAT_OK) return st;
-    eval_loader(m, l, loss, acc);
+    eval_loader(m, l, 0, loss, acc);
     qat_loader_free(l);
     return QAT_OK;
 }
@@ -178,6 +178,17 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     qat_net_cfg *net = &s.net;
     if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
     if (o->seed >= 0) net->seed = (uint64_t)o->seed;
+    if (o->dataset) {
+        int c, h, w, k;
+        if ((st = qat_netcfg_dataset(o->dataset, &c, &h, &w, &k))) goto done;
+        if (c != net->c || h != net->h || w != net->w || k != net->nclass) {
+            st = qat_error_set(QAT_ERR_ARG, "dataset '%s' has %dx%dx%d images in %d classes; %s is built for %dx%dx%d in %d",
+                               o->dataset, c, h, w, k, o->cfg_path, net->c, net->h, net->w, net->nclass);
+            goto done;
+        }
+        snprintf(net->dataset, sizeof net->dataset, "%s", o->dataset);
+        qat_data_default_norm(net->dataset, net->mean, net->std, net->c);
+    }
     if ((st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed)))
         goto done;
     if ((st = qat_optim_init(&s.optim, &net->optim, s.model.g.nparams))) goto done;
@@ -264,8 +275,8 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         qat_epoch_metrics em = {.epoch = epoch + 1, .lr = lr, .train_loss = (float)(sl / (double)(seen ? seen : 1)),
                                 .train_acc = (float)correct / (float)(seen ? seen : 1), .val_loss = -1, .val_acc = -1,
                                 .images_per_s = (double)seen / tsec};
-        if (s.lval) eval_loader(&s.model, s.lval, &em.val_loss, &em.val_acc);
-        eval_loader(&s.model, s.ltest, &test_loss, &test_acc);
+        if (s.lval) eval_loader(&s.model, s.lval, o->max_steps, &em.val_loss, &em.val_acc);
+        eval_loader(&s.model, s.ltest, o->max_steps, &test_loss, &test_acc);
         em.test_loss = test_loss;
         em.test_acc = test_acc;
         /* best by validation accuracy; without a validation split, by test */
@@ -290,7 +301,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         if (o->on_epoch) o->on_epoch(o->ctx, &em);
     }
     if (pos.epoch >= net->epochs && train_images == 0) /* nothing left to run: report the checkpoint's model */
-        eval_loader(&s.model, s.ltest, &test_loss, &test_acc);
+        eval_loader(&s.model, s.ltest, o->max_steps, &test_loss, &test_acc);
     res->epochs = net->epochs;
     res->test_acc = test_acc;
     res->best_val_acc = pos.best_acc;

@@ -28,12 +28,13 @@ typedef struct {
 typedef struct {
     const char *cfg_path;
     const char *data_dir;   /* NULL: look the dataset up (qat_data_locate) */
+    const char *dataset;    /* non-NULL overrides [net] dataset (same input shape) */
     const char *out_dir;    /* created if missing */
     int epochs;             /* > 0 overrides the cfg */
     long long seed;         /* >= 0 overrides the cfg */
     int threads;            /* >= 1 */
     const char *resume;     /* checkpoint to continue from, or NULL */
-    int max_steps;          /* > 0: stop each epoch after this many steps (tests) */
+    int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
     void (*on_progress)(void *ctx, const qat_progress *p);
     void (*on_epoch)(void *ctx, const qat_epoch_metrics *m);
     void *ctx;

@@ -1,0 +1,159 @@
+/* test_badinput.c: bad configs and checkpoints end in a clear error (file
+ * and line, or the first mismatching tensor, or a checksum error), never a
+ * crash or a partial result. IDX files are covered by test_data_bad. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer.h"
+
+static int failures;
+
+#define CHECK(c, ...)                                                                              \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static const char lenet[] = "[net]\nbatch = 4\n"
+                            "[conv2d]\nfilters = 20\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\n"
+                            "[conv2d]\nfilters = %d\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\n"
+                            "[linear]\noutput = 500\nbias = 0\n[batchnorm]\n[relu]\n[linear]\noutput = 10\n%s";
+
+/* parse + read + build; returns the status, message in qat_last_error() */
+static qat_status build(const char *text, qat_model *m, qat_cfg *cfg)
+{
+    qat_net_cfg net;
+    qat_layer *layers;
+    int n;
+    memset(m, 0, sizeof *m);
+    qat_status st = qat_cfg_parse_text(cfg, "t.cfg", text, strlen(text));
+    if (st == QAT_OK) st = qat_netcfg_read(cfg, &net, &layers, &n);
+    if (st == QAT_OK) st = qat_model_build(m, layers, n, net.c, net.h, net.w, net.batch, 1, net.seed);
+    return st;
+}
+
+static void expect_cfg_error(const char *text, const char *needle1, const char *needle2)
+{
+    qat_model m;
+    qat_cfg cfg;
+    qat_status st = build(text, &m, &cfg);
+    const char *msg = qat_last_error();
+    CHECK(st != QAT_OK && strstr(msg, needle1) && (!needle2 || strstr(msg, needle2)),
+          "expected an error with '%s' and '%s', got status %d: %s", needle1, needle2 ? needle2 : "", st, msg);
+    if (st == QAT_OK) printf("  (config was accepted)\n");
+    else printf("ok: %s\n", msg);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+}
+
+static void test_configs(void)
+{
+    expect_cfg_error("[net]\nbatch = 4\n[conv]\nfilters = 2\n", "t.cfg:3:", "unknown section [conv]");
+    expect_cfg_error("[net]\nbatch = 4\n[conv2d]\nfilter = 2\nsize = 3\n", "t.cfg:3:", "filters");
+    expect_cfg_error("[net]\nbatch = 4\n[conv2d]\nfilters = 2\nsize = 3\nstrid = 2\n[linear]\noutput = 3\n", "t.cfg:6:",
+                     "did you mean 'stride'");
+    expect_cfg_error("[net]\nlr = fast\n[linear]\noutput = 3\n", "t.cfg:2:", "lr");
+    expect_cfg_error("[net]\nbatch = 0\n[linear]\noutput = 3\n", "t.cfg:2:", "batch");
+    expect_cfg_error("[net]\noptimizer = adagrad\n[linear]\noutput = 3\n", "t.cfg:2:", "adam");
+    expect_cfg_error("[net]\ndataset = imagenet\n[linear]\noutput = 3\n", "t.cfg:2:", "imagenet");
+    expect_cfg_error("[linear]\noutput = 3\n[net]\n", "t.cfg:1:", "[net]");
+    expect_cfg_error("[net]\nbatch = 4\n", "t.cfg:1:", "no layers");
+    expect_cfg_error("[net]\nbatch = 4\nbatch = 5\n[linear]\noutput = 3\n", "t.cfg:3:", "duplicate");
+    expect_cfg_error("[net]\n[hardtanh]\nmin = 1\nmax = 0\n[linear]\noutput = 2\n", "t.cfg:2:", "min < max");
+    /* shapes that cannot work name the layer and its line */
+    expect_cfg_error("[net]\n[conv2d]\nfilters = 2\nsize = 30\n[linear]\noutput = 3\n", "t.cfg:2:", "conv1");
+    expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[shortcut]\nfrom = -3\n[linear]\noutput = 2\n", "t.cfg:4:", "from = -3");
+    expect_cfg_error("[net]\n[conv2d]\nfilters = 2\nsize = 3\n", "logits", NULL);
+}
+
+static void test_checkpoints(void)
+{
+    char dir[] = "/tmp/qat-badinput-XXXXXX", path[256], text[2048];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/a.ckpt", dir);
+
+    qat_model a, b;
+    qat_cfg ca, cb;
+    snprintf(text, sizeof text, lenet, 50, "");
+    CHECK(build(text, &a, &ca) == QAT_OK, "build a: %s", qat_last_error());
+    qat_train_pos pos = {1, 10, 1, 0.5f};
+    CHECK(qat_checkpoint_save(path, &a, ca.text, ca.text_len, NULL, &pos) == QAT_OK, "save: %s", qat_last_error());
+
+    /* the same model loads and gets the same weights */
+    CHECK(build(text, &b, &cb) == QAT_OK, "build b");
+    qat_ckpt ck;
+    CHECK(qat_ckpt_read(&ck, path) == QAT_OK, "read: %s", qat_last_error());
+    for (size_t i = 0; i < b.g.nparams; i++) b.g.params[i] = 0;
+    CHECK(qat_checkpoint_load_model(&ck, &b) == QAT_OK, "load: %s", qat_last_error());
+    CHECK(memcmp(a.g.params, b.g.params, a.g.nparams * sizeof(float)) == 0, "weights differ after load");
+    qat_model_free(&b);
+    qat_cfg_free(&cb);
+
+    /* another model: conv2 has 40 filters -> conv2.weight is the first mismatch */
+    snprintf(text, sizeof text, lenet, 40, "");
+    CHECK(build(text, &b, &cb) == QAT_OK, "build c");
+    qat_status st = qat_checkpoint_load_model(&ck, &b);
+    CHECK(st == QAT_ERR_MISMATCH && strstr(qat_last_error(), "'conv2.weight'") &&
+              strstr(qat_last_error(), "[50, 20, 5, 5]") && strstr(qat_last_error(), "[40, 20, 5, 5]"),
+          "mismatch message: %s", qat_last_error());
+    printf("ok: %s\n", qat_last_error());
+    qat_model_free(&b);
+    qat_cfg_free(&cb);
+
+    /* a model with one more layer: its tensor is missing from the checkpoint */
+    snprintf(text, sizeof text, lenet, 50, "[batchnorm]\n");
+    CHECK(build(text, &b, &cb) == QAT_OK, "build d");
+    st = qat_checkpoint_load_model(&ck, &b);
+    CHECK(st == QAT_ERR_MISMATCH && strstr(qat_last_error(), "'bn4.weight'"), "missing tensor message: %s",
+          qat_last_error());
+    printf("ok: %s\n", qat_last_error());
+    qat_model_free(&b);
+    qat_cfg_free(&cb);
+    qat_ckpt_free(&ck);
+
+    /* corruption: one flipped byte in the weights -> checksum error, and
+     * opening the model from it leaves nothing behind */
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL, "open");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size / 2, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, size / 2, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    qat_net_cfg net;
+    st = qat_checkpoint_open_model(path, 8, 1, &b, &cb, &net);
+    CHECK(st == QAT_ERR_CHECKSUM && strstr(qat_last_error(), path), "corrupt checkpoint: %d %s", st, qat_last_error());
+    CHECK(b.g.params == NULL && b.layers == NULL && cb.text == NULL, "partial result after a failed open");
+    printf("ok: %s\n", qat_last_error());
+
+    /* truncated */
+    CHECK(truncate(path, size - 7) == 0, "truncate");
+    st = qat_checkpoint_open_model(path, 8, 1, &b, &cb, &net);
+    CHECK(st != QAT_OK && strstr(qat_last_error(), path), "truncated checkpoint accepted: %s", qat_last_error());
+    printf("ok: %s\n", qat_last_error());
+
+    /* not a checkpoint at all */
+    st = qat_checkpoint_open_model("/etc/hostname", 8, 1, &b, &cb, &net);
+    CHECK(st != QAT_OK && strstr(qat_last_error(), "/etc/hostname"), "non-checkpoint: %s", qat_last_error());
+
+    qat_model_free(&a);
+    qat_cfg_free(&ca);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    test_configs();
+    test_checkpoints();
+    printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
