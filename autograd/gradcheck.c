@@ -32,13 +32,7 @@ double qat_gradcheck(qat_graph *g, qat_tensor *out, qat_tensor **wrt, int nwrt, 
     qat_graph_forward(g);
     QAT_ASSERT(out->g);
     memcpy(out->g, r, out->n * sizeof(float));
-    for (int i = g->norder - 1; i >= 0; i--) {
-        qat_tensor *t = g->order[i];
-        if (t->op == QAT_OP_LEAF || !(t->flags & QAT_T_GRAD)) continue;
-        g->scratch_used = 0;
-        if (t->op == QAT_OP_CUSTOM) t->custom->backward(t, g);
-        else if (qat_ops[t->op].backward) qat_ops[t->op].backward(t, g);
-    }
+    qat_graph_backward_seeded(g);
 
     double worst = 0;
     if (report && report_cap) report[0] = 0;

@@ -629,6 +629,11 @@ void qat_graph_backward(qat_graph *g, qat_tensor *loss)
 {
     QAT_ASSERT(g->compiled && loss->g && loss->n == 1);
     loss->g[0] = 1.0f;
+    qat_graph_backward_seeded(g);
+}
+
+void qat_graph_backward_seeded(qat_graph *g)
+{
     for (int i = g->norder - 1; i >= 0; i--) {
         qat_tensor *t = g->order[i];
         if (t->op == QAT_OP_LEAF || !(t->flags & QAT_T_GRAD)) continue;

@@ -170,6 +170,8 @@ void qat_graph_zero_grad(qat_graph *g);
 void qat_graph_forward(qat_graph *g);
 /* seeds loss->g with 1 and runs the backward of every node that needs it */
 void qat_graph_backward(qat_graph *g, qat_tensor *loss);
+/* the backward walk alone, for callers that seeded an output's g themselves */
+void qat_graph_backward_seeded(qat_graph *g);
 qat_tensor *qat_graph_find(const qat_graph *g, const char *name);
 
 /* ---- for op implementations --------------------------------------------- */

@@ -7,18 +7,9 @@
 
 #include "graph.h"
 
-static int failures;
-static const double TOL = 2e-2;
+#include "qat_test.h"
 
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static const double TOL = 2e-2;
 
 static qat_tensor *param(qat_graph *g, const char *name, int ndim, int a, int b, int c, int d)
 {

@@ -8,17 +8,8 @@
 
 #include "trainer.h"
 
-static int failures;
+#include "qat_test.h"
 
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static const char lenet[] = "[net]\nbatch = 4\n"
                             "[conv2d]\nfilters = 20\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\n"

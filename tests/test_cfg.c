@@ -8,17 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+#include "qat_test.h"
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static qat_status parse_str(qat_cfg *c, const char *name, const char *text)
 {

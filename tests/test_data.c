@@ -9,16 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int fails;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fails++;                                                            \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                                \
-            printf("\n");                                                       \
-        }                                                                       \
-    } while (0)
+#include "qat_test.h"
+
 
 /* Shape, labels and pixel sums of one split of a 10-class 28x28 set. */
 static void check_split(const char *what, const qat_dataset *d, int n, int first_label,
@@ -161,8 +153,8 @@ int main(void)
     else
         printf("skip part: %s is absent (Debian package dataset-fashion-mnist)\n", fashion);
 
-    if (fails) {
-        printf("test_data: %d failures\n", fails);
+    if (failures) {
+        printf("test_data: %d failures\n", failures);
         return 1;
     }
     printf("test_data: all passed\n");

@@ -11,16 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static int fails;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fails++;                                                            \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                                \
-            printf("\n");                                                       \
-        }                                                                       \
-    } while (0)
+#include "qat_test.h"
+
 
 static char tmp[256];
 
@@ -117,7 +109,7 @@ static void expect_fail(int line, const char *im, const char *lb, int nclass, qa
     qat_status s = qat_data_load_idx(&d, im, lb, nclass);
     const char *m = qat_last_error();
     if (s != want || !is_zero(&d) || (a && !has(m, a)) || (b && !has(m, b))) {
-        fails++;
+        failures++;
         printf("FAIL line %d: status %s (want %s), zeroed %d, message \"%s\" should hold \"%s\" "
                "and \"%s\"\n",
                line, qat_status_name(s), qat_status_name(want), is_zero(&d), m, a ? a : "",
@@ -229,7 +221,7 @@ static void truncate_all(const char *which, const uint8_t *b, size_t len, int is
                 qat_dataset_free(&d);
         }
     }
-    fails += bad;
+    failures += bad;
     printf("truncation: %s: %zu prefixes, %d wrongly handled\n", which, len, bad);
 }
 
@@ -288,7 +280,7 @@ static void test_truncation(void)
                 qat_dataset_free(&d);
         }
     }
-    fails += bad;
+    failures += bad;
     free(gim);
     free(glb);
     free(im);
@@ -732,8 +724,8 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0)
         printf("note: could not remove %s\n", tmp);
-    if (fails) {
-        printf("test_data_bad: %d failures\n", fails);
+    if (failures) {
+        printf("test_data_bad: %d failures\n", failures);
         return 1;
     }
     printf("test_data_bad: all passed\n");

@@ -9,17 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+#include "qat_test.h"
 
-#define CHECK(c, ...)                                                  \
-    do {                                                               \
-        if (!(c)) {                                                    \
-            failures++;                                                \
-            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #c); \
-            fprintf(stderr, __VA_ARGS__);                              \
-            fputc('\n', stderr);                                       \
-        }                                                              \
-    } while (0)
 
 /* Tolerance: relative 1e-6 with an absolute floor of 1e-7, i.e. the error
  * over max(|want|, 0.1) must stay <= 1e-6; the reported figure is that. */

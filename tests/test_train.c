@@ -10,18 +10,9 @@
 
 #include "trainer.h"
 
-static int failures;
-static char root[512], mnist[600];
+#include "qat_test.h"
 
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static char root[512], mnist[600];
 
 static qat_status run(const char *cfg, const char *out, int epochs, int max_steps, const char *resume,
                       qat_train_result *r)
