@@ -41,6 +41,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default=None)
     ap.add_argument("--configs", default=None, help="comma list of config:peer_figure pairs")
+    ap.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for the peer, e.g. OPENBLAS_CORETYPE=SkylakeX (its OpenBLAS also falls back "
+                         "to SSE3 kernels on CPUs it does not know)")
     args = ap.parse_args()
     cases = CASES
     if args.configs:
@@ -53,15 +56,19 @@ def main():
             runs[cfg].append(qat_bench(cfg, args))
     peer_out = args.out + ".peer.json" if args.out else "/tmp/qat-peer-%d.json" % os.getpid()
     t0 = time.time()
+    env = dict(os.environ)
+    env.update(kv.split("=", 1) for kv in args.peer_env)
     subprocess.run(["/usr/bin/python3", PEER, str(args.threads), "--batch", str(args.batch), "--only", "training",
-                    "--models", ",".join(models), "--out", peer_out], check=True, stdout=subprocess.DEVNULL)
+                    "--models", ",".join(models), "--out", peer_out], check=True, stdout=subprocess.DEVNULL, env=env)
     peer_s = time.time() - t0
     for _ in range(args.rounds):
         for cfg, _fig in cases:
             runs[cfg].append(qat_bench(cfg, args))
     peer = json.load(open(peer_out))["training"]
 
-    result = {"threads": args.threads, "batch": args.batch, "peer_seconds": round(peer_s, 1), "cases": []}
+    result = {"threads": args.threads, "batch": args.batch, "peer_seconds": round(peer_s, 1),
+              "peer_env": args.peer_env, "peer_openblas_core": json.load(open(peer_out))["backend"].get("openblas_get_corename"),
+              "cases": []}
     print("| model | qat images/s (median, best) | PyTorch images/s (median, best) | ratio median | ratio best |")
     print("|---|---:|---:|---:|---:|")
     for cfg, fig in cases:
