@@ -761,11 +761,75 @@ static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
     }
 }
 
+/* [N, C] input (S == 1): a channel's values are strided by C, so walk rows
+ * and vectorise across a block of channels instead. */
+#define BN_CBLOCK 256
+
+static void bn1d_fwd_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x, *gamma = t->src[1]->x, *beta = t->src[2]->x;
+    float *rmean = t->src[3]->x, *rvar = ((qat_tensor *)t->user)->x;
+    float *mean = t->state, *invstd = mean + k->C;
+    float eps = t->fp[0], mom = t->fp[1];
+    int C = k->C, N = k->N;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, c1 = c0 + BN_CBLOCK < C ? c0 + BN_CBLOCK : C, nc = c1 - c0;
+        float a[BN_CBLOCK], b[BN_CBLOCK];
+        if (k->training) {
+            float s[BN_CBLOCK] = {0}, ss[BN_CBLOCK] = {0}, mu[BN_CBLOCK];
+            for (int n = 0; n < N; n++) {
+                const float *restrict r = x + (size_t)n * C + c0;
+                for (int j = 0; j < nc; j++) s[j] += r[j];
+            }
+            for (int j = 0; j < nc; j++) mu[j] = (float)((double)s[j] / N);
+            for (int n = 0; n < N; n++) {
+                const float *restrict r = x + (size_t)n * C + c0;
+                for (int j = 0; j < nc; j++) {
+                    float d = r[j] - mu[j];
+                    ss[j] += d * d;
+                }
+            }
+            for (int j = 0; j < nc; j++) {
+                int c = c0 + j;
+                double var = (double)ss[j] / N, unbiased = N > 1 ? (double)ss[j] / (N - 1) : var;
+                mean[c] = mu[j];
+                invstd[c] = (float)(1.0 / sqrt(var + eps));
+                rmean[c] = (1 - mom) * rmean[c] + mom * mu[j];
+                rvar[c] = (1 - mom) * rvar[c] + mom * (float)unbiased;
+            }
+        } else {
+            for (int c = c0; c < c1; c++) {
+                mean[c] = rmean[c];
+                invstd[c] = (float)(1.0 / sqrt((double)rvar[c] + eps));
+            }
+        }
+        for (int j = 0; j < nc; j++) {
+            int c = c0 + j;
+            a[j] = gamma[c] * invstd[c];
+            b[j] = beta[c] - mean[c] * a[j];
+        }
+        for (int n = 0; n < N; n++) {
+            const float *restrict r = x + (size_t)n * C + c0;
+            float *restrict y = t->x + (size_t)n * C + c0;
+            if (t->ip[0])
+                for (int j = 0; j < nc; j++) {
+                    float v = r[j] * a[j] + b[j];
+                    y[j] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int j = 0; j < nc; j++) y[j] = r[j] * a[j] + b[j];
+        }
+    }
+}
+
 static void bn_fwd(qat_tensor *t, qat_graph *g)
 {
     bn_task k = {.t = t, .training = g->training};
     ncs(t, &k.N, &k.C, &k.S);
-    qat_graph_parallel(g, k.C, bn_fwd_task, &k);
+    if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_fwd_task, &k);
+    else qat_graph_parallel(g, k.C, bn_fwd_task, &k);
 }
 
 static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
@@ -806,11 +870,54 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
     }
 }
 
+static void bn1d_bwd_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t, *xt = t->src[0];
+    const float *x = xt->x, *gamma = t->src[1]->x;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    const float *mean = t->state, *invstd = mean + k->C;
+    int C = k->C, N = k->N;
+    float lo = t->ip[0] ? 0.0f : -INFINITY;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, c1 = c0 + BN_CBLOCK < C ? c0 + BN_CBLOCK : C, nc = c1 - c0;
+        float sdy[BN_CBLOCK] = {0}, sdyx[BN_CBLOCK] = {0};
+        const float *restrict m = mean + c0;
+        for (int n = 0; n < N; n++) {
+            float *restrict dy = t->g + (size_t)n * C + c0;
+            const float *restrict r = x + (size_t)n * C + c0, *restrict y = t->x + (size_t)n * C + c0;
+            for (int j = 0; j < nc; j++) {
+                float d = dy[j] * (float)(y[j] > lo); /* a fused ReLU's mask */
+                dy[j] = d;
+                sdy[j] += d;
+                sdyx[j] += d * (r[j] - m[j]);
+            }
+        }
+        float gi[BN_CBLOCK], mdy[BN_CBLOCK], mdyx[BN_CBLOCK];
+        for (int j = 0; j < nc; j++) {
+            int c = c0 + j;
+            float is = invstd[c], xs = sdyx[j] * is; /* sum(dy * xhat) */
+            if (dgamma) dgamma[c] += xs;
+            if (dbeta) dbeta[c] += sdy[j];
+            gi[j] = gamma[c] * is;
+            mdy[j] = k->training ? sdy[j] / (float)N : 0.0f;
+            mdyx[j] = k->training ? xs / (float)N * is : 0.0f;
+        }
+        if (!xt->g) continue;
+        for (int n = 0; n < N; n++) {
+            const float *restrict dy = t->g + (size_t)n * C + c0, *restrict r = x + (size_t)n * C + c0;
+            float *restrict dx = xt->g + (size_t)n * C + c0;
+            for (int j = 0; j < nc; j++) dx[j] += gi[j] * (dy[j] - mdy[j] - (r[j] - m[j]) * mdyx[j]);
+        }
+    }
+}
+
 static void bn_bwd(qat_tensor *t, qat_graph *g)
 {
     bn_task k = {.t = t, .training = g->training};
     ncs(t, &k.N, &k.C, &k.S);
-    qat_graph_parallel(g, k.C, bn_bwd_task, &k);
+    if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_bwd_task, &k);
+    else qat_graph_parallel(g, k.C, bn_bwd_task, &k);
 }
 
 static size_t bn_state(const qat_tensor *t, int max_batch) { return 2 * sizeof(float) * (size_t)t->shape[1]; }

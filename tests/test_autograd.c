@@ -164,10 +164,11 @@ static void bn_stats(qat_graph *g)
     qat_tensor *gm = qat_graph_find(g, "gamma"), *bt = qat_graph_find(g, "beta");
     for (size_t c = 0; c < rm->n; c++) {
         /* roughly half the outputs positive, so a fused ReLU passes some */
-        gm->x[c] = 0.5f + 0.3f * (float)c;
-        bt->x[c] = 0.1f - 0.05f * (float)c;
-        rm->x[c] = 0.1f * (float)c;
-        rv->x[c] = 0.5f + 0.25f * (float)c;
+        float k = (float)(c % 7);
+        gm->x[c] = 0.5f + 0.3f * k;
+        bt->x[c] = 0.1f - 0.05f * k;
+        rm->x[c] = 0.1f * k;
+        rv->x[c] = 0.5f + 0.25f * k;
     }
 }
 
@@ -175,7 +176,9 @@ static void test_batchnorm(int training, int four_d, int fuse_relu)
 {
     qat_graph g;
     qat_graph_init(&g, 1, 2, 1);
-    qat_tensor *x = four_d ? param(&g, "x", 4, 3, 4, 3, 2) : param(&g, "x", 2, 5, 3, 0, 0);
+    /* four_d: 0 [5, 3]; 1 [3, 4, 3, 2]; 2 [4, 300] (several channel blocks, one partial) */
+    qat_tensor *x = four_d == 1 ? param(&g, "x", 4, 3, 4, 3, 2)
+                                : four_d == 2 ? param(&g, "x", 2, 4, 300, 0, 0) : param(&g, "x", 2, 5, 3, 0, 0);
     int C = x->shape[1];
     qat_tensor *gm = param(&g, "gamma", 1, C, 0, 0, 0), *bt = param(&g, "beta", 1, C, 0, 0, 0);
     int s[1] = {C};
@@ -187,7 +190,8 @@ static void test_batchnorm(int training, int four_d, int fuse_relu)
     qat_tensor *out = qat_mul(&g, r, r);
     qat_graph_set_training(&g, training);
     char what[64];
-    snprintf(what, sizeof what, "batchnorm %s %s%s", four_d ? "4d" : "2d", training ? "train" : "eval",
+    snprintf(what, sizeof what, "batchnorm %s %s%s", four_d == 1 ? "4d" : four_d ? "2d wide" : "2d",
+             training ? "train" : "eval",
              fuse_relu ? " +relu (fused)" : "");
     after_compile = bn_stats;
     fused_expected = fuse_relu;
@@ -280,7 +284,7 @@ int main(void)
     test_conv();
     test_pool();
     for (int t = 0; t < 2; t++)
-        for (int d = 0; d < 2; d++)
+        for (int d = 0; d < 3; d++)
             for (int f = 0; f < 2; f++) test_batchnorm(t, d, f);
     test_shortcut();
     test_softmax_ce();

@@ -46,6 +46,34 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The update is elementwise: the parameter block is cut into fixed blocks
+ * spread over the graph's threads, each block clipped to the tensors it
+ * covers (their weight decay differs). */
+#define UPDATE_BLOCK 16384
+
+typedef struct {
+    qat_graph *g;
+    qat_optim *o;
+    const qat_net_cfg *net;
+    float lr;
+} update_task;
+
+static void update_run(void *ctx, int b, int e, int tid)
+{
+    const update_task *k = ctx;
+    qat_graph *g = k->g;
+    size_t lo = (size_t)b * UPDATE_BLOCK, hi = (size_t)e * UPDATE_BLOCK;
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (!(t->flags & QAT_T_PARAM)) continue;
+        size_t off = (size_t)(t->x - g->params), end = off + t->n;
+        size_t s = off > lo ? off : lo, f = end < hi ? end : hi;
+        if (s >= f) continue;
+        float wd = (k->net->decay_all || !(t->flags & QAT_T_NO_DECAY)) ? k->net->weight_decay : 0.0f;
+        qat_optim_update(k->o, s, f - s, g->params, g->grads, k->lr, wd);
+    }
+}
+
 float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float lr, int n)
 {
     qat_graph *g = &m->g;
@@ -55,12 +83,8 @@ float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float l
     qat_graph_forward(g);
     qat_graph_backward(g, m->loss);
     qat_optim_begin_step(o);
-    for (int i = 0; i < g->nall; i++) {
-        qat_tensor *t = g->all[i];
-        if (!(t->flags & QAT_T_PARAM)) continue;
-        float wd = (net->decay_all || !(t->flags & QAT_T_NO_DECAY)) ? net->weight_decay : 0.0f;
-        qat_optim_update(o, (size_t)(t->x - g->params), t->n, g->params, g->grads, lr, wd);
-    }
+    update_task k = {g, o, net, lr};
+    qat_graph_parallel(g, (int)((g->nparams + UPDATE_BLOCK - 1) / UPDATE_BLOCK), update_run, &k);
     return m->loss->x[0];
 }
 
