@@ -49,6 +49,7 @@ enum {
     QAT_T_INPUT = 1 << 3,    /* filled by the caller before forward */
     QAT_T_GRAD = 1 << 4,     /* has a gradient (set by compile) */
     QAT_T_NO_DECAY = 1 << 5, /* optimizers skip weight decay (a hint for the trainer) */
+    QAT_T_OWN_DECAY = 1 << 6, /* a parameter with its own L2 decay, in fp[0] (PACT's clip) */
 };
 
 typedef struct qat_graph qat_graph;

@@ -11,7 +11,8 @@ static qat_status parse(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
         (st = qat_cfg_get_int(c, s, "size", 3, 1, 64, &l->size)) ||
         (st = qat_cfg_get_int(c, s, "stride", 1, 1, 64, &l->stride)) ||
         (st = qat_cfg_get_int(c, s, "pad", 0, 0, 64, &l->pad)) ||
-        (st = qat_cfg_get_bool(c, s, "bias", 1, &l->bias)) || (st = qat_layer_parse_init(l, c, s)))
+        (st = qat_cfg_get_bool(c, s, "bias", 1, &l->bias)) || (st = qat_layer_parse_init(l, c, s)) ||
+        (st = qat_layer_parse_quant(l, c, s)))
         return st;
     return QAT_OK;
 }
@@ -24,7 +25,8 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
     int ws[4] = {l->filters, in->shape[1], l->size, l->size}, bs[1] = {l->filters};
     l->w = qat_layer_param(m, l, "weight", 4, ws, QAT_T_PARAM);
     l->b = l->bias ? qat_layer_param(m, l, "bias", 1, bs, QAT_T_PARAM | QAT_T_NO_DECAY) : NULL;
-    l->out = qat_conv2d(&m->g, in, l->w, l->b, l->stride, l->stride, l->pad, l->pad);
+    l->out = qat_conv2d(&m->g, qat_layer_quant_input(m, l, in), qat_layer_quant_weight(m, l), l->b, l->stride, l->stride, l->pad, l->pad);
+    l->out = qat_layer_quant_output(m, l, l->out);
     if (!l->out) return qat_layer_fail(l);
     l->macs = (long long)l->filters * in->shape[1] * l->size * l->size * l->out->shape[2] * l->out->shape[3];
     return QAT_OK;

@@ -120,8 +120,12 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
     if (st != QAT_OK) goto fail;
     qat_rng r;
     qat_rng_seed(&r, seed ^ 0x5eedULL);
-    for (int i = 0; i < nlayers; i++)
+    for (int i = 0; i < nlayers; i++) {
         if (layers[i].type->init) layers[i].type->init(&layers[i], &r);
+        qat_qnode_init(&layers[i].wq);
+        qat_qnode_init(&layers[i].aq);
+        qat_qnode_init(&layers[i].oq);
+    }
     return QAT_OK;
 fail:
     qat_model_free(m);
@@ -160,4 +164,87 @@ void qat_model_predict(const qat_model *m, int n, int32_t *pred)
             if (z[(size_t)i * K + k] > z[(size_t)i * K + best]) best = k;
         pred[i] = best;
     }
+}
+
+qat_status qat_layer_parse_quant(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
+{
+    l->explicit_w = qat_cfg_has(s, "weight");
+    l->explicit_a = qat_cfg_has(s, "act");
+    qat_status st = qat_qspec_parse(c, s, &l->wspec, &l->aspec);
+    if (st == QAT_OK) st = qat_cfg_get_int(c, s, "grad_bits", l->grad_bits, 0, 16, &l->grad_bits);
+    return st;
+}
+
+/* the quantized input, weights and output of a conv2d/linear layer */
+qat_tensor *qat_layer_quant_input(qat_model *m, qat_layer *l, qat_tensor *in)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.aq", l->name);
+    return qat_quantize(&m->g, &l->aq, &l->aspec, QAT_QROLE_ACT, in, name);
+}
+
+qat_tensor *qat_layer_quant_weight(qat_model *m, qat_layer *l)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.wq", l->name);
+    return qat_quantize(&m->g, &l->wq, &l->wspec, QAT_QROLE_WEIGHT, l->w, name);
+}
+
+qat_tensor *qat_layer_quant_output(qat_model *m, qat_layer *l, qat_tensor *out)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.gq", l->name);
+    out = qat_quantize_grad(&m->g, &l->gq, l->grad_bits, out, name);
+    snprintf(name, sizeof name, "%s.oq", l->name);
+    return qat_quantize(&m->g, &l->oq, &l->ospec, QAT_QROLE_ACT, out, name);
+}
+
+void qat_model_post_update(qat_model *m)
+{
+    for (int i = 0; i < m->nlayers; i++) qat_qnode_post_update(&m->layers[i].wq);
+}
+
+void qat_model_schedule(qat_model *m, long step, long total)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        qat_qnode *q[3] = {&m->layers[i].wq, &m->layers[i].aq, &m->layers[i].oq};
+        for (int k = 0; k < 3; k++)
+            if (q[k]->out && q[k]->spec.q->schedule) q[k]->spec.q->schedule(q[k], step, total);
+    }
+}
+
+static int binary_layer(const qat_layer *l) { return l->wq.out && l->wq.spec.q->binary; }
+
+size_t qat_model_binary_weights(const qat_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (binary_layer(&m->layers[i])) n += m->layers[i].w->n;
+    return n;
+}
+
+void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (!binary_layer(l)) continue;
+        for (size_t k = 0; k < l->w->n; k++) *snap++ = l->w->x[k] >= 0;
+    }
+}
+
+int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (!binary_layer(l)) continue;
+        size_t flips = 0;
+        for (size_t k = 0; k < l->w->n; k++) flips += (uint8_t)(l->w->x[k] >= 0) != *snap++;
+        if (n < cap) {
+            layer[n] = l;
+            ratio[n] = (float)flips / (float)l->w->n;
+        }
+        n++;
+    }
+    return n;
 }

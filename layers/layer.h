@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "graph.h"
+#include "quantizer.h"
 
 typedef struct qat_layer qat_layer;
 typedef struct qat_model qat_model;
@@ -49,6 +50,12 @@ struct qat_layer {
     /* settings (each type uses the ones it needs) */
     int filters, size, stride, pad, bias, from, init;
     float eps, momentum, p, lo, hi;
+    /* quantization (conv2d, linear): weights, the layer's input, DoReFa
+     * gradients of its output, and its output (last layer's policy) */
+    qat_qspec wspec, aspec, ospec;
+    int grad_bits;
+    int explicit_w, explicit_a; /* the section itself set weight= / act= */
+    qat_qnode wq, aq, gq, oq;
     /* what build made */
     qat_tensor *in, *out;
     qat_tensor *w, *b, *gamma, *beta, *rmean, *rvar;
@@ -80,6 +87,21 @@ int qat_model_params(const qat_model *m, qat_tensor **out, int cap, int flags);
 void qat_model_forward(qat_model *m, const float *x, const int32_t *y, int n, int training);
 /* argmax of each logits row into pred[n] */
 void qat_model_predict(const qat_model *m, int n, int32_t *pred);
+
+/* After each optimizer step: quantizers' post-update hooks (latent clip). */
+void qat_model_post_update(qat_model *m);
+/* Quantizers' schedule hooks, once per step (AQE's alpha). */
+void qat_model_schedule(qat_model *m, long step, long total);
+/* Binary weights (two-level weight quantizers): their count, a snapshot of
+ * their signs (one byte each), and per layer the fraction of signs that
+ * changed since a snapshot; returns the number of binary layers (at most cap
+ * written to layer/ratio). */
+size_t qat_model_binary_weights(const qat_model *m);
+void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
+int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap);
+/* Parses the quantizer keys of a layer section over the defaults already in
+ * l->wspec / l->aspec (and grad_bits). */
+qat_status qat_layer_parse_quant(qat_layer *l, qat_cfg *c, qat_cfg_section *s);
 
 /* fan-in style initialisers, exported for tests */
 void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out, qat_rng *r);

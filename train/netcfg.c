@@ -104,6 +104,40 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
     return qat_cfg_check_unused(c, s);
 }
 
+static const char *const policy_names[2] = {"float", "quantized"};
+
+static qat_status read_quant(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
+{
+    qat_status st;
+    if ((st = qat_qspec_parse(c, s, &n->qw, &n->qa)) ||
+        (st = qat_cfg_get_int(c, s, "grad_bits", 0, 0, 16, &n->grad_bits)) ||
+        (st = qat_cfg_get_enum(c, s, "first_input", policy_names, 2, 0, &n->first_input_quantized)) ||
+        (st = qat_cfg_get_enum(c, s, "last_weight", policy_names, 2, 1, &n->last_weight_quantized)) ||
+        (st = qat_cfg_get_enum(c, s, "last_output", policy_names, 2, 0, &n->last_output_quantized)))
+        return st;
+    return qat_cfg_check_unused(c, s);
+}
+
+static int quantizable(const qat_layer *l)
+{
+    return strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0;
+}
+
+/* first input float, last weights float or quantized, last output: the
+ * papers differ, so [quant] chooses; a layer's own weight=/act= wins */
+static void apply_policies(qat_layer *ls, int n, const qat_net_cfg *net)
+{
+    int first = -1, last = -1;
+    for (int i = 0; i < n; i++)
+        if (quantizable(&ls[i])) {
+            if (first < 0) first = i;
+            last = i;
+        }
+    if (first >= 0 && !net->first_input_quantized && !ls[first].explicit_a) ls[first].aspec.q = NULL;
+    if (last >= 0 && !net->last_weight_quantized && !ls[last].explicit_w) ls[last].wspec.q = NULL;
+    if (last >= 0 && net->last_output_quantized) ls[last].ospec = net->qa;
+}
+
 qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int *nlayers)
 {
     *layers = NULL;
@@ -112,14 +146,26 @@ qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int
         return qat_cfg_error_at(c, c->nsec ? c->sec[0].line : 1, "the first section must be [net]");
     qat_status st = read_net(c, &c->sec[0], net);
     if (st != QAT_OK) return st;
-    int n = c->nsec - 1;
+    qat_qspec_default(&net->qw);
+    qat_qspec_default(&net->qa);
+    net->last_weight_quantized = 1;
+    int first_layer = 1;
+    if (c->nsec > 1 && strcmp(c->sec[1].name, "quant") == 0) {
+        if ((st = read_quant(c, &c->sec[1], net))) return st;
+        first_layer = 2;
+    }
+    int n = c->nsec - first_layer;
     if (n == 0) return qat_cfg_error_at(c, c->sec[0].line, "no layers after [net]");
     qat_layer *ls = calloc((size_t)n, sizeof *ls);
     if (!ls) return qat_error_set(QAT_ERR_MEMORY, "config: out of memory");
     int counts[64] = {0};
     for (int i = 0; i < n; i++) {
-        qat_cfg_section *s = &c->sec[i + 1];
+        qat_cfg_section *s = &c->sec[i + first_layer];
         qat_layer *l = &ls[i];
+        if (strcmp(s->name, "quant") == 0) {
+            st = qat_cfg_error_at(c, s->line, "[quant] must come right after [net], before the layers");
+            goto fail;
+        }
         l->type = qat_layer_type_find(s->name);
         if (!l->type) {
             char known[512] = "";
@@ -137,6 +183,9 @@ qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int
         l->line = s->line;
         l->file = c->path;
         l->init = net->init;
+        l->wspec = net->qw;
+        l->aspec = net->qa;
+        l->grad_bits = net->grad_bits;
         const char *name;
         if ((st = qat_cfg_get_str(c, s, "name", NULL, &name))) goto fail;
         if (name) {
@@ -156,6 +205,7 @@ qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int
             }
         if ((st = l->type->parse(l, c, s)) || (st = qat_cfg_check_unused(c, s))) goto fail;
     }
+    apply_policies(ls, n, net);
     *layers = ls;
     *nlayers = n;
     return QAT_OK;

@@ -20,6 +20,11 @@ typedef struct {
     qat_sched sched;
     int init;          /* default initialiser for conv/linear */
     float mean[3], std[3]; /* input normalisation */
+    /* [quant]: defaults for every conv2d/linear layer, and the policies for
+     * the first layer's input and the last layer's weights and output */
+    qat_qspec qw, qa;
+    int grad_bits;
+    int first_input_quantized, last_weight_quantized, last_output_quantized;
 } qat_net_cfg;
 
 /* Parses the [net] section (which must come first) and every layer section.

@@ -70,6 +70,7 @@ static void update_run(void *ctx, int b, int e, int tid)
         size_t s = off > lo ? off : lo, f = end < hi ? end : hi;
         if (s >= f) continue;
         float wd = (k->net->decay_all || !(t->flags & QAT_T_NO_DECAY)) ? k->net->weight_decay : 0.0f;
+        if (t->flags & QAT_T_OWN_DECAY) wd = t->fp[0];
         qat_optim_update(k->o, s, f - s, g->params, g->grads, k->lr, wd);
     }
 }
@@ -85,6 +86,7 @@ float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float l
     qat_optim_begin_step(o);
     update_task k = {g, o, net, lr};
     qat_graph_parallel(g, (int)((g->nparams + UPDATE_BLOCK - 1) / UPDATE_BLOCK), update_run, &k);
+    qat_model_post_update(m);
     return m->loss->x[0];
 }
 
@@ -150,6 +152,7 @@ typedef struct {
     qat_dataset train, val, test;
     qat_loader *ltrain, *lval, *ltest;
     FILE *metrics;
+    uint8_t *signs; /* binary weights' signs at the start of the epoch */
 } session;
 
 static void session_free(session *s)
@@ -164,6 +167,7 @@ static void session_free(session *s)
     qat_dataset_free(&s->test);
     qat_cfg_free(&s->cfg);
     if (s->metrics) fclose(s->metrics);
+    free(s->signs);
 }
 
 static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads)
@@ -267,6 +271,11 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         goto done;
     }
 
+    size_t nbin = qat_model_binary_weights(&s.model);
+    if (nbin && !(s.signs = malloc(nbin))) {
+        st = qat_error_set(QAT_ERR_MEMORY, "trainer: out of memory");
+        goto done;
+    }
     int steps = qat_loader_nbatches(s.ltrain);
     if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
     double train_seconds = 0;
@@ -275,6 +284,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     for (int epoch = pos.epoch; epoch < net->epochs; epoch++) {
         double te = qat_time_now();
         qat_loader_begin(s.ltrain, epoch);
+        if (s.signs) qat_model_sign_snapshot(&s.model, s.signs);
         double sl = 0;
         long correct = 0, seen = 0;
         float lr = 0;
@@ -282,6 +292,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
             int n = qat_loader_next(s.ltrain, s.model.input->x, s.model.labels);
             if (n == 0) break;
             lr = qat_sched_lr(&net->sched, epoch, step, steps);
+            qat_model_schedule(&s.model, (long)pos.step, (long)net->epochs * steps);
             float loss = qat_train_step(&s.model, &s.optim, net, lr, n);
             pos.step++;
             sl += (double)loss * n;
@@ -318,9 +329,20 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         fprintf(s.metrics,
                 "{\"epoch\": %d, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, \"val_loss\": %.6f, "
                 "\"val_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"images_per_s\": %.1f, "
-                "\"seconds\": %.3f, \"best\": %s}\n",
+                "\"seconds\": %.3f, \"best\": %s",
                 em.epoch, em.lr, em.train_loss, em.train_acc, em.val_loss, em.val_acc, em.test_loss, em.test_acc,
                 em.images_per_s, em.seconds, em.best ? "true" : "false");
+        if (s.signs) {
+            /* fraction of binary weights whose sign changed during the epoch */
+            const qat_layer *fl[64];
+            float fr[64];
+            int nf = qat_model_flip_ratios(&s.model, s.signs, fl, fr, 64);
+            fprintf(s.metrics, ", \"flip_ratio\": {");
+            for (int i = 0; i < nf && i < 64; i++)
+                fprintf(s.metrics, "%s\"%s\": %.6f", i ? ", " : "", fl[i]->name, fr[i]);
+            fprintf(s.metrics, "}");
+        }
+        fprintf(s.metrics, "}\n");
         fflush(s.metrics);
         if (o->on_epoch) o->on_epoch(o->ctx, &em);
     }
