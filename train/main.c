@@ -328,9 +328,11 @@ static int cmd_summary(int argc, char **argv)
         return fail();
     }
     printf("%s: %s, input [%d, %d, %d], %d classes\n\n", argv[0], net.dataset, net.c, net.h, net.w, net.nclass);
-    printf("%-4s %-14s %-15s %-18s %12s %14s\n", "#", "layer", "type", "output", "params", "MACs");
+    printf("%-4s %-10s %-15s %-15s %10s %12s %-14s %-14s %10s %10s\n", "#", "layer", "type", "output", "params", "MACs",
+           "weights", "input", "packed KiB", "fp32 KiB");
     size_t tp = 0;
     long long tm = 0;
+    double packed = 0, full = 0;
     for (int i = 0; i < m.nlayers; i++) {
         const qat_layer *l = &m.layers[i];
         char shape[64];
@@ -342,13 +344,27 @@ static int cmd_summary(int argc, char **argv)
         char out[64];
         snprintf(out, sizeof out, "[%s", p ? p + 2 : shape + 1);
         size_t np = layer_params(l);
-        printf("%-4d %-14s %-15s %-18s %12zu %14lld\n", i, l->name, l->type->section, out, np, l->macs);
+        char wq[32] = "-", aq[32] = "-";
+        /* weights at their bit width, everything else (BN, bias) as float32 */
+        double bits = 32.0 * (double)np;
+        int conv = l->w && (strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0);
+        if (conv) {
+            int wb = qat_qspec_bits(&l->wspec), ab = qat_qspec_bits(&l->aspec);
+            snprintf(wq, sizeof wq, "%s/%d", l->wspec.q ? l->wspec.q->name : "float", wb);
+            snprintf(aq, sizeof aq, "%s/%d", l->aspec.q ? l->aspec.q->name : "float", ab);
+            bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
+        }
+        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f\n", i, l->name, l->type->section, out, np,
+               l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0);
         tp += np;
         tm += l->macs;
+        packed += bits / 8.0;
+        full += 4.0 * (double)np;
     }
     size_t nb = m.g.nbuffers;
-    printf("\ntotal: %zu trainable parameters (%.2f MiB as float32), %zu buffer values, %lld MACs per image\n", tp,
-           (double)tp * 4 / 1048576.0, nb, tm);
+    printf("\ntotal: %zu trainable parameters, %lld MACs per image, %zu buffer values\n", tp, tm, nb);
+    printf("parameter memory: %.1f KiB packed, %.1f KiB as float32: %.2fx compression\n", packed / 1024.0,
+           full / 1024.0, packed > 0 ? full / packed : 1.0);
     qat_model_free(&m);
     qat_cfg_free(&cfg);
     return 0;
