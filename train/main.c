@@ -487,7 +487,11 @@ static void choose_openblas_core(char **argv)
         strcmp(name, "Sandybridge") != 0)
         return; /* OpenBLAS recognised the CPU itself */
     setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return;
+    self[n] = 0;
+    execv(self, argv);
     /* exec failed: carry on with the slow kernels */
 }
 
