@@ -10,11 +10,11 @@
 #include "qmath.h"
 
 extern const qat_quantizer qat_q_ste_sign, qat_q_approx_sign, qat_q_xnor, qat_q_ternary, qat_q_uniform,
-    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq;
+    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act;
 
 const qat_quantizer *const qat_quantizers[] = {
     &qat_q_ste_sign, &qat_q_approx_sign, &qat_q_xnor, &qat_q_ternary, &qat_q_uniform,
-    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq,
+    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act,
 };
 const int qat_quantizer_count = (int)(sizeof qat_quantizers / sizeof qat_quantizers[0]);
 
@@ -36,6 +36,11 @@ void qat_qspec_default(qat_qspec *s)
     s->alpha = 10.0f;
     s->alpha_decay = 2e-4f;
     s->clip = -1; /* the method's default */
+    s->aqe_alpha = 0.5f; /* alpha = 1/2 is the STE (Theorem 1) */
+    s->aqe_reach = 0.8f;
+    s->aqe_shape = QAT_AQE_LINEAR;
+    s->aqe_delta = 0.5f;
+    s->dst_q2 = 0.125f;
 }
 
 int qat_qspec_bits(const qat_qspec *s)
@@ -76,6 +81,7 @@ static qat_status parse_method(qat_cfg *c, qat_cfg_section *s, const char *key, 
 
 static const char *const range_names[QAT_QRANGE_COUNT] = {"minmax", "ema"};
 static const char *const rounding_names[2] = {"nearest", "stochastic"};
+static const char *const aqe_shape_names[QAT_AQE_SHAPE_COUNT] = {"linear", "exp", "step"};
 
 qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qspec *a)
 {
@@ -97,8 +103,19 @@ qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qsp
         (st = qat_cfg_get_float(c, s, "pact_alpha", a->alpha, 1e-3f, 1e4f, &a->alpha)) ||
         (st = qat_cfg_get_float(c, s, "pact_decay", a->alpha_decay, 0.0f, 10.0f, &a->alpha_decay)) ||
         (st = qat_cfg_get_float(c, s, "clip", w->clip, -1.0f, 1e6f, &w->clip)) ||
-        (st = qat_cfg_get_enum(c, s, "rounding", rounding_names, 2, stoch, &stoch)))
+        (st = qat_cfg_get_enum(c, s, "rounding", rounding_names, 2, stoch, &stoch)) ||
+        (st = qat_cfg_get_float(c, s, "aqe_alpha", w->aqe_alpha, 0.0f, 1.0f, &w->aqe_alpha)) ||
+        (st = qat_cfg_get_float(c, s, "aqe_reach", w->aqe_reach, 0.0f, 1.0f, &w->aqe_reach)) ||
+        (st = qat_cfg_get_enum(c, s, "aqe_schedule", aqe_shape_names, QAT_AQE_SHAPE_COUNT, w->aqe_shape,
+                               &w->aqe_shape)) ||
+        (st = qat_cfg_get_float(c, s, "aqe_delta", w->aqe_delta, 0.0f, 1.0f, &w->aqe_delta)) ||
+        (st = qat_cfg_get_float(c, s, "dst_q2", a->dst_q2, 1e-6f, 100.0f, &a->dst_q2)))
         return st;
+    w->dst_q2 = a->dst_q2;
+    a->aqe_alpha = w->aqe_alpha;
+    a->aqe_reach = w->aqe_reach;
+    a->aqe_shape = w->aqe_shape;
+    a->aqe_delta = w->aqe_delta;
     a->stochastic = w->stochastic = stoch;
     /* both roles share the method-independent settings */
     a->per_channel = 0;

@@ -34,8 +34,16 @@ typedef struct {
     float alpha;                   /* PACT: initial clip (10) */
     float alpha_decay;             /* PACT: L2 decay of the clip (2e-4) */
     float clip;                    /* latent weights clipped to [-clip, clip] after each step (0: none) */
-    int stochastic;                /* uniform: stochastic rounding (Gholami Eq. 8) */
+    int stochastic;                /* uniform: stochastic rounding (Gholami Eq. 8); AQE: Eq. 7 */
+    /* AQE (aqe.c): alpha from aqe_alpha at the start to 1 at fraction
+     * aqe_reach of training, along aqe_shape */
+    float aqe_alpha, aqe_reach;
+    int aqe_shape;                 /* qat_aqe_shape */
+    float aqe_delta;               /* ternary h threshold (Eq. 21) */
+    float dst_q2;                  /* DST activations: the smallest nonzero level q2 */
 } qat_qspec;
+
+typedef enum { QAT_AQE_LINEAR = 0, QAT_AQE_EXP, QAT_AQE_STEP, QAT_AQE_SHAPE_COUNT } qat_aqe_shape;
 
 /* A codebook for export: out = level * scale[c] for an integer level of
  * [lo - zero[c], hi - zero[c]] in steps of `step` (uniform), or of

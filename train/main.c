@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 
+#include "dst.h"
 #include "trainer.h"
 
 #define EXIT_USAGE 2
@@ -24,6 +25,7 @@ static const char usage_main[] =
     "  eval CKPT          evaluate a checkpoint on the test split\n"
     "  summary CONFIG     per layer: output shape, parameters, MACs\n"
     "  bench train CONFIG measure training images/s on synthetic data\n"
+    "  lloyd --bits N     DST's power-of-two activation error (Table 1)\n"
     "\n"
     "'qat COMMAND --help' describes a command's options.\n";
 
@@ -495,6 +497,54 @@ static void choose_openblas_core(char **argv)
     /* exec failed: carry on with the slow kernels */
 }
 
+/* ---- lloyd ---------------------------------------------------------------- */
+static const char usage_lloyd[] =
+    "usage: qat lloyd --bits N [--q2 V] [--json]\n"
+    "\n"
+    "Expected squared error, for a standard normal input over x >= 0, of DST's\n"
+    "power-of-two activation quantizer with levels {0} and {q2 2^k, k = 0..N-2}\n"
+    "(dst-low-bit-strategy.txt, Eq. 3-6, Table 1). Without --q2, searches the\n"
+    "best q2.\n";
+
+static int cmd_lloyd(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_lloyd, 0};
+    long bits = 0, v;
+    double q2 = -1;
+    int json = 0;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i], *val;
+        int m = 0;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_lloyd, stdout);
+            return 0;
+        } else if (!strcmp(s, "--json")) {
+            json = 1;
+        } else if ((val = opt_value(&a, "--q2"))) {
+            char *end;
+            q2 = strtod(val, &end);
+            if (*end || !(q2 > 0) || q2 > 1e6) return usage_error(usage_lloyd, "--q2 expects a positive number, got '%s'", val);
+        } else if (a.err) {
+            return a.err;
+        } else if (!opt_int(&a, "--bits", 2, 30, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            bits = v;
+        } else {
+            return usage_error(usage_lloyd, "unexpected argument '%s'", s);
+        }
+    }
+    if (!bits) return usage_error(usage_lloyd, "%s", "missing --bits N");
+    int search = q2 < 0;
+    double e = search ? qat_dst_lloyd_best((int)bits, &q2) : qat_dst_lloyd_error((int)bits, q2);
+    if (json)
+        printf("{\"bits\": %ld, \"q2\": %.10g, \"error\": %.10f, \"searched\": %s}\n", bits, q2, e,
+               search ? "true" : "false");
+    else
+        printf("bits %ld, q2 %.6g%s: expected squared error %.4f\n", bits, q2, search ? " (best)" : "", e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     choose_openblas_core(argv);
@@ -511,6 +561,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "lloyd")) return cmd_lloyd(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n%s", prog, cmd, usage_main);
     return EXIT_USAGE;
 }

@@ -1,0 +1,114 @@
+/* aqe.c: the asymptotic-quantized estimator of MINW-Net
+ * (../shared/papers/aqe-minw-net.txt, Sec. III).
+ *   forward  h^ = alpha h(a) + (1 - alpha) a                (Eq. 6, 18, 19)
+ *            or alpha sign(a - z) + (1 - alpha) a, z ~ U[-1, 1] with
+ *            rounding = stochastic (Eq. 7; 1 bit only)
+ *   backward dL/da = 2 alpha dL/dh 1{|a| <= 1}              (Eq. 18, 19)
+ *   eval     h^ = h(a), the pure quantizer                   (Eq. 20)
+ * h by bit width: 1 bit sign (Eq. 4), 2 bits ternary with threshold
+ * aqe_delta (Eq. 21), n >= 3 bits powers of two (Eq. 22): 0 and
+ * +-2^-p, p = q-1..0, q = 2^(n-1) - 1 (3 bits: {0, +-1/4, +-1/2, +-1}),
+ * each input taken to the nearest level (thresholds at the midpoints).
+ * alpha rises from aqe_alpha to 1 at fraction aqe_reach of training
+ * (linear, exponential or in steps) through the schedule hook; it is kept
+ * in the node's buffer so checkpoints carry it. Latent weights are clipped
+ * to [-1, 1] after each update (Algorithm 1). */
+#include "qmath.h"
+
+enum { X_ALPHA };
+
+static const int32_t pm1[2] = {-1, 1}, tern[3] = {-1, 0, 1};
+/* powers of two as integer levels over the finest magnitude 2^-(q-1) */
+static int32_t pow2_table[2 * 15 + 1];
+
+/* h(a) for n bits; pure and exactly level * scale */
+static float aqe_h(const qat_qnode *n, float a)
+{
+    if (n->bits == 1) return qat_sign(a);
+    float m = fabsf(a), s = a < 0 ? -1.0f : 1.0f;
+    if (n->bits == 2) return m > n->spec.aqe_delta ? s : 0.0f;
+    int q = (1 << (n->bits - 1)) - 1;
+    float lo = ldexpf(1.0f, -(q - 1)); /* the smallest magnitude */
+    if (m <= 0.5f * lo) return 0.0f;   /* below the midpoint of 0 and lo */
+    float v = lo;
+    for (int p = q - 2; p >= 0; p--) {
+        float next = ldexpf(1.0f, -p);
+        if (m <= 0.5f * (v + next)) return s * v;
+        v = next;
+    }
+    return s * v;
+}
+
+static float alpha_of(const qat_qnode *n) { return qat_qextra(n)[X_ALPHA]; }
+
+static void aqe_init(qat_qnode *n) { qat_qextra(n)[X_ALPHA] = n->spec.aqe_alpha; }
+
+static void aqe_schedule(qat_qnode *n, long step, long total)
+{
+    float a0 = n->spec.aqe_alpha, reach = n->spec.aqe_reach * (float)total;
+    float f = reach > 0 ? (float)step / reach : 1.0f;
+    if (f > 1) f = 1;
+    float a;
+    switch (n->spec.aqe_shape) {
+    case QAT_AQE_EXP: /* the gap to 1 shrinks geometrically, to 1e-3 of itself at f = 1 */
+        a = f >= 1 ? 1.0f : 1.0f - (1.0f - a0) * powf(1e-3f, f);
+        break;
+    case QAT_AQE_STEP: /* four equal steps */
+        a = a0 + (1.0f - a0) * floorf(f * 4.0f) / 4.0f;
+        break;
+    default: a = a0 + (1.0f - a0) * f; break;
+    }
+    qat_qextra(n)[X_ALPHA] = a;
+}
+
+static void aqe_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
+{
+    const float *x = t->src[0]->x;
+    float *y = t->x;
+    qat_qscale(n)[0] = n->bits >= 3 ? ldexpf(1.0f, -((1 << (n->bits - 1)) - 2)) : 1.0f;
+    if (!g->training) {
+        for (size_t i = 0; i < t->n; i++) y[i] = aqe_h(n, x[i]);
+        return;
+    }
+    float a = alpha_of(n);
+    if (n->spec.stochastic && n->bits == 1) {
+        for (size_t i = 0; i < t->n; i++) {
+            float z = 2.0f * qat_rng_uniform(&g->rng) - 1.0f;
+            y[i] = a * qat_sign(x[i] - z) + (1.0f - a) * x[i];
+        }
+        return;
+    }
+    for (size_t i = 0; i < t->n; i++) y[i] = a * aqe_h(n, x[i]) + (1.0f - a) * x[i];
+}
+
+static void aqe_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
+{
+    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
+    float *restrict dx = t->src[0]->g;
+    if (!dx) return;
+    float k = 2.0f * alpha_of(n);
+    for (size_t i = 0; i < t->n; i++) dx[i] += k * dy[i] * (float)(fabsf(x[i]) <= 1.0f);
+}
+
+static void aqe_levels(const qat_qnode *n, qat_levels *out)
+{
+    if (n->bits == 1) {
+        *out = (qat_levels){.table = pm1, .ntable = 2, .scale = qat_qscale(n), .nscale = 1};
+    } else if (n->bits == 2) {
+        *out = (qat_levels){.table = tern, .ntable = 3, .scale = qat_qscale(n), .nscale = 1};
+    } else {
+        int q = (1 << (n->bits - 1)) - 1, k = 0;
+        pow2_table[k++] = 0;
+        for (int p = 0; p < q; p++) {
+            pow2_table[k++] = 1 << p;
+            pow2_table[k++] = -(1 << p);
+        }
+        *out = (qat_levels){.table = pow2_table, .ntable = k, .scale = qat_qscale(n), .nscale = 1};
+    }
+}
+
+const qat_quantizer qat_q_aqe = {
+    .name = "aqe", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 1, .min_bits = 1, .max_bits = 5,
+    .default_clip = 1.0f, .binary = 0, .init = aqe_init, .forward = aqe_forward, .backward = aqe_backward,
+    .levels = aqe_levels, .schedule = aqe_schedule,
+};
