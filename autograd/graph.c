@@ -432,6 +432,16 @@ qat_tensor *qat_custom(qat_graph *g, const qat_custom_op *op, void *user, int ns
     return t;
 }
 
+qat_tensor *qat_custom_leaf(qat_graph *g, const qat_custom_op *op, void *user, int ndim, const int *shape)
+{
+    qat_tensor *t = new_tensor(g, QAT_OP_CUSTOM, op->name);
+    if (!t || !set_shape(t, ndim, shape)) return NULL;
+    t->custom = op;
+    t->user = user;
+    t->flags = QAT_T_GRAD; /* its consumers compute its gradient */
+    return t;
+}
+
 qat_tensor *qat_graph_find(const qat_graph *g, const char *name)
 {
     for (int i = 0; i < g->nall; i++)

@@ -160,6 +160,11 @@ qat_tensor *qat_mean(qat_graph *g, qat_tensor *x);
 qat_tensor *qat_custom(qat_graph *g, const qat_custom_op *op, void *user, int nsrc,
                        qat_tensor **src);
 
+/* an op from outside autograd with no sources: it produces a tensor of the
+ * given shape from state of its own (DST's discrete weight states) and
+ * receives its consumers' gradient in g */
+qat_tensor *qat_custom_leaf(qat_graph *g, const qat_custom_op *op, void *user, int ndim, const int *shape);
+
 /* ---- compiling and running ---------------------------------------------- */
 /* Sorts what the outputs depend on and places every buffer. Parameters get
  * zeros; the caller initialises them after compile. */

@@ -23,7 +23,7 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
         return qat_error_set(QAT_ERR_SHAPE, "%s:%d: layer %d '%s': [conv2d] needs a [N, C, H, W] input",
                              l->file ? l->file : "config", l->line, l->index, l->name);
     int ws[4] = {l->filters, in->shape[1], l->size, l->size}, bs[1] = {l->filters};
-    l->w = qat_layer_param(m, l, "weight", 4, ws, QAT_T_PARAM);
+    l->w = qat_layer_weight(m, l, 4, ws);
     l->b = l->bias ? qat_layer_param(m, l, "bias", 1, bs, QAT_T_PARAM | QAT_T_NO_DECAY) : NULL;
     l->out = qat_conv2d(&m->g, qat_layer_quant_input(m, l, in), qat_layer_quant_weight(m, l), l->b, l->stride, l->stride, l->pad, l->pad);
     l->out = qat_layer_quant_output(m, l, l->out);

@@ -68,6 +68,7 @@ void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out,
 
 void qat_model_free(qat_model *m)
 {
+    for (int i = 0; i < m->nlayers; i++) qat_qnode_free(&m->layers[i].wq);
     qat_graph_free(&m->g);
     free(m->layers);
     free(m->labels);
@@ -122,9 +123,9 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
     qat_rng_seed(&r, seed ^ 0x5eedULL);
     for (int i = 0; i < nlayers; i++) {
         if (layers[i].type->init) layers[i].type->init(&layers[i], &r);
-        qat_qnode_init(&layers[i].wq);
-        qat_qnode_init(&layers[i].aq);
-        qat_qnode_init(&layers[i].oq);
+        qat_qnode_init(&layers[i].wq, &r);
+        qat_qnode_init(&layers[i].aq, &r);
+        qat_qnode_init(&layers[i].oq, &r);
     }
     return QAT_OK;
 fail:
@@ -176,6 +177,16 @@ qat_status qat_layer_parse_quant(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
 }
 
 /* the quantized input, weights and output of a conv2d/linear layer */
+qat_tensor *qat_layer_weight(qat_model *m, qat_layer *l, int ndim, const int *shape)
+{
+    if (l->wspec.q && l->wspec.q->owns_weights) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.weight", l->name);
+        return qat_quantize_owned(&m->g, &l->wq, &l->wspec, ndim, shape, name);
+    }
+    return qat_layer_param(m, l, "weight", ndim, shape, QAT_T_PARAM);
+}
+
 qat_tensor *qat_layer_quant_input(qat_model *m, qat_layer *l, qat_tensor *in)
 {
     char name[64];
@@ -185,6 +196,7 @@ qat_tensor *qat_layer_quant_input(qat_model *m, qat_layer *l, qat_tensor *in)
 
 qat_tensor *qat_layer_quant_weight(qat_model *m, qat_layer *l)
 {
+    if (l->wspec.q && l->wspec.q->owns_weights) return l->w; /* already the owned weights' float view */
     char name[64];
     snprintf(name, sizeof name, "%s.wq", l->name);
     return qat_quantize(&m->g, &l->wq, &l->wspec, QAT_QROLE_WEIGHT, l->w, name);
@@ -246,5 +258,16 @@ int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_lay
         }
         n++;
     }
+    return n;
+}
+
+int qat_model_owned(const qat_model *m, qat_qnode **out, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].wq.states) {
+            if (n < cap) out[n] = &m->layers[i].wq;
+            n++;
+        }
     return n;
 }

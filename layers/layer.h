@@ -99,6 +99,9 @@ void qat_model_schedule(qat_model *m, long step, long total);
 size_t qat_model_binary_weights(const qat_model *m);
 void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
 int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap);
+/* Quantizer nodes that keep their layer's weights as states (DST), in layer
+ * order; returns how many (at most cap written). */
+int qat_model_owned(const qat_model *m, qat_qnode **out, int cap);
 /* Parses the quantizer keys of a layer section over the defaults already in
  * l->wspec / l->aspec (and grad_bits). */
 qat_status qat_layer_parse_quant(qat_layer *l, qat_cfg *c, qat_cfg_section *s);

@@ -11,6 +11,9 @@ qat_status qat_layer_parse_init(qat_layer *l, qat_cfg *c, qat_cfg_section *s);
 /* a parameter named "<layer>.<what>" */
 qat_tensor *qat_layer_param(qat_model *m, qat_layer *l, const char *what, int ndim, const int *shape,
                             int flags);
+/* the weight tensor: a float parameter, or the float view of weights a
+ * quantizer keeps as integer states (DST) */
+qat_tensor *qat_layer_weight(qat_model *m, qat_layer *l, int ndim, const int *shape);
 qat_tensor *qat_layer_quant_input(qat_model *m, qat_layer *l, qat_tensor *in);
 qat_tensor *qat_layer_quant_weight(qat_model *m, qat_layer *l);
 qat_tensor *qat_layer_quant_output(qat_model *m, qat_layer *l, qat_tensor *out);

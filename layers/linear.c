@@ -17,7 +17,7 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
 {
     int k = (int)(in->n / (size_t)in->shape[0]);
     int ws[2] = {l->filters, k}, bs[1] = {l->filters};
-    l->w = qat_layer_param(m, l, "weight", 2, ws, QAT_T_PARAM);
+    l->w = qat_layer_weight(m, l, 2, ws);
     l->b = l->bias ? qat_layer_param(m, l, "bias", 1, bs, QAT_T_PARAM | QAT_T_NO_DECAY) : NULL;
     l->out = qat_linear(&m->g, qat_layer_quant_input(m, l, in), qat_layer_quant_weight(m, l), l->b);
     l->out = qat_layer_quant_output(m, l, l->out);

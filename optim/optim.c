@@ -240,7 +240,6 @@ static void step_range(qat_optim *o, size_t off, size_t len, float *restrict w, 
     QAT_ASSERT(off <= o->n && len <= o->n - off);
     if (len == 0)
         return; /* the state pointers may be NULL */
-    g += off;
     switch (c->kind) {
     case QAT_OPTIM_SGD:
         if (!o->m) {
@@ -284,7 +283,7 @@ void qat_optim_update(qat_optim *o, size_t off, size_t len, float *w, const floa
 {
     if (len == 0)
         return; /* w may be NULL for an empty block */
-    step_range(o, off, len, w + off, g, lr, wd);
+    step_range(o, off, len, w + off, g + off, lr, wd);
 }
 
 void qat_optim_delta(qat_optim *o, size_t off, size_t len, const float *w, const float *g, float lr, float wd,
@@ -295,11 +294,21 @@ void qat_optim_delta(qat_optim *o, size_t off, size_t len, const float *w, const
         return;
     /* Run the very same in-place kernel on a copy, then subtract: w_new is
      * bit-identical to what qat_optim_update would store. */
-    memcpy(delta, w + off, len * sizeof *delta);
+    qat_optim_delta_at(o, off, len, w + off, g + off, lr, wd, delta);
+}
+
+void qat_optim_delta_at(qat_optim *o, size_t off, size_t len, const float *w, const float *g, float lr, float wd,
+                        float *delta)
+{
+    QAT_ASSERT(off <= o->n && len <= o->n - off);
+    if (len == 0)
+        return;
+    /* Run the very same in-place kernel on a copy, then subtract: w_new is
+     * bit-identical to what qat_optim_update would store. */
+    memcpy(delta, w, len * sizeof *delta);
     step_range(o, off, len, delta, g, lr, wd);
-    const float *restrict w0 = w + off;
     for (size_t i = 0; i < len; i++)
-        delta[i] = delta[i] - w0[i];
+        delta[i] = delta[i] - w[i];
 }
 
 void qat_optim_moments(const qat_optim *o, size_t off, size_t len, float *mhat, float *vhat)

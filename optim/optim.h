@@ -105,6 +105,11 @@ void qat_optim_update(qat_optim *o, size_t off, size_t len, float *w, const floa
  * not from off, and must not overlap w, g or the state. */
 void qat_optim_delta(qat_optim *o, size_t off, size_t len, const float *w, const float *g, float lr, float wd,
                      float *delta);
+/* As qat_optim_delta, but w and g point at the range itself (element off of
+ * the state), for weights that live outside the parameter block: a
+ * quantizer that keeps discrete states (DST) materialises them as w. */
+void qat_optim_delta_at(qat_optim *o, size_t off, size_t len, const float *w, const float *g, float lr, float wd,
+                        float *delta);
 /* Bias-corrected moments of the range as of the last update:
  * mhat = m / (1-b1^t), vhat = v / (1-b2^t) (AMSGrad: vmax / (1-b2^t)),
  * into mhat[0..len) and vhat[0..len). Adam family only, after begin_step. */

@@ -119,3 +119,96 @@ const qat_quantizer qat_q_dst_act = {
     .name = "dst_act", .roles = QAT_QROLE_ACT, .default_bits = 3, .min_bits = 2, .max_bits = 16,
     .forward = dst_act_forward, .backward = dst_act_backward, .levels = dst_act_levels,
 };
+
+/* ---- discrete-state weights (Sec. 3.3) ------------------------------------
+ * Weights live only as integer states s with w = s L, L = 2^p; the defined
+ * states are 0 and +-2^k up to 2^-p (p = -2: {0, +-1, +-2, +-4}, weights
+ * {0, +-1/4, +-1/2, +-1}). No float copy is kept: the layer sees the float
+ * view s L, recomputed every forward. The optimizer's step dw becomes a
+ * state transition (Eq. 12-15):
+ *   k = sign(dw) floor(|dw| / L), v = dw - k L,
+ *   gate ~ Bernoulli(tanh(th |v / L|)), dw' = (sign(dw) gate + k) L,
+ * the state is clipped to [-2^-p, 2^-p] (weights in [-1, 1]) and an
+ * undefined state (+-3 for p = -2) jumps to the power of two below or
+ * above it with probability 1/2 each (Eq. 9-11, Fig. 2). */
+static int max_state(const qat_qnode *n) { return 1 << -n->spec.dst_p; }
+
+static int defined_state(int s)
+{
+    int a = s < 0 ? -s : s;
+    return (a & (a - 1)) == 0; /* 0 or a power of two */
+}
+
+/* Eq. 10: an undefined state goes to a neighbouring defined state */
+static int settle(int s, int maxs, qat_rng *rng)
+{
+    if (s > maxs) s = maxs;
+    if (s < -maxs) s = -maxs;
+    if (defined_state(s)) return s;
+    int a = s < 0 ? -s : s, lo = 1;
+    while (lo * 2 < a) lo *= 2;
+    int v = qat_rng_uniform(rng) < 0.5f ? lo : 2 * lo;
+    return s < 0 ? -v : v;
+}
+
+static float step_of(const qat_qnode *n) { return ldexpf(1.0f, n->spec.dst_p); }
+
+/* Eq. 9 rounds w / L; the paper does not say how weights start, and rounding
+ * a default initialisation (|w| << L/2) gives an all-zero layer whose
+ * gradients are all zero too. We round stochastically instead (unbiased:
+ * E[s L] = w), which keeps a fraction |w| / L of the states nonzero. */
+static void dst_init_owned(qat_qnode *n, const float *w, qat_rng *rng)
+{
+    float L = step_of(n);
+    int maxs = max_state(n);
+    for (size_t i = 0; i < n->out->n; i++) {
+        float v = qat_clampf(w[i], -1.0f, 1.0f) / L;
+        n->states[i] = (int8_t)settle((int)floorf(v + qat_rng_uniform(rng)), maxs, rng);
+    }
+}
+
+static void dst_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
+{
+    float L = step_of(n);
+    qat_qscale(n)[0] = L;
+    for (size_t i = 0; i < t->n; i++) t->x[i] = (float)n->states[i] * L; /* Eq. 11 */
+}
+
+static void dst_backward(qat_qnode *n, qat_tensor *t, qat_graph *g) { /* t->g goes to update() */ }
+
+static void dst_update(qat_qnode *n, const float *delta, qat_rng *rng)
+{
+    float L = step_of(n), th = n->spec.dst_th;
+    int maxs = max_state(n);
+    for (size_t i = 0; i < n->out->n; i++) {
+        float dw = delta[i];
+        if (dw == 0) continue;
+        float sg = dw > 0 ? 1.0f : -1.0f;
+        float k = sg * floorf(fabsf(dw) / L);             /* Eq. 12 */
+        float v = dw - k * L;
+        float p1 = tanhf(th * fabsf(v / L));              /* Eq. 14 */
+        float gate = qat_rng_uniform(rng) < p1 ? 1.0f : 0.0f;
+        int ds = (int)(sg * gate + k);                    /* Eq. 13, in states */
+        int s = n->states[i] + ds;
+        n->states[i] = (int8_t)settle(s, maxs, rng);      /* Eq. 15 */
+    }
+}
+
+static int32_t dstw_table[2 * 7 + 1];
+
+static void dst_levels(const qat_qnode *n, qat_levels *out)
+{
+    int k = 0;
+    dstw_table[k++] = 0;
+    for (int s = 1; s <= max_state(n); s *= 2) {
+        dstw_table[k++] = s;
+        dstw_table[k++] = -s;
+    }
+    *out = (qat_levels){.table = dstw_table, .ntable = k, .scale = qat_qscale(n), .nscale = 1};
+}
+
+const qat_quantizer qat_q_dst = {
+    .name = "dst", .roles = QAT_QROLE_WEIGHT, .default_bits = 3, .min_bits = 2, .max_bits = 8,
+    .forward = dst_forward, .backward = dst_backward, .levels = dst_levels, .owns_weights = 1,
+    .init_owned = dst_init_owned, .update = dst_update,
+};

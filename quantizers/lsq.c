@@ -59,11 +59,13 @@ static void lsq_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     size_t S = t->n / (size_t)n->channels;
     float *scale = qat_qscale(n);
     for (int c = 0; c < n->channels; c++) {
-        float s = n->param->x[c], inv = 1.0f / s;
+        float s = n->param->x[c];
         scale[c] = s;
         const float *restrict xc = x + (size_t)c * S;
         float *restrict yc = t->x + (size_t)c * S;
-        for (size_t i = 0; i < S; i++) yc[i] = qat_round(qat_clampf(xc[i] * inv, -qn, qp)) * s;
+        /* v / s, not v * (1/s): the product can be an ulp off and move a
+         * round-half tie or a clip boundary (the paper divides) */
+        for (size_t i = 0; i < S; i++) yc[i] = qat_round(qat_clampf(xc[i] / s, -qn, qp)) * s;
     }
 }
 
@@ -78,11 +80,11 @@ static void lsq_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     size_t N = n->role == QAT_QROLE_WEIGHT ? S : t->n / (size_t)t->shape[0];
     float gscale = 1.0f / sqrtf((float)N * qp);
     for (int c = 0; c < n->channels; c++) {
-        float s = n->param->x[c], inv = 1.0f / s;
+        float s = n->param->x[c];
         const float *xc = x + (size_t)c * S, *dy = t->g + (size_t)c * S;
         double ds = 0;
         for (size_t i = 0; i < S; i++) {
-            float v = xc[i] * inv;
+            float v = xc[i] / s;
             float d;
             if (v <= -qn) d = -qn;
             else if (v >= qp) d = qp;
@@ -105,6 +107,7 @@ static void lsq_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_lsq = {
+    .per_channel_ok = 1,
     .name = "lsq", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 2, .min_bits = 2, .max_bits = 16,
     .has_param = 1, .init = lsq_init, .forward = lsq_forward, .backward = lsq_backward, .levels = lsq_levels,
 };

@@ -5,16 +5,17 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qmath.h"
 
 extern const qat_quantizer qat_q_ste_sign, qat_q_approx_sign, qat_q_xnor, qat_q_ternary, qat_q_uniform,
-    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act;
+    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act, qat_q_dst;
 
 const qat_quantizer *const qat_quantizers[] = {
     &qat_q_ste_sign, &qat_q_approx_sign, &qat_q_xnor, &qat_q_ternary, &qat_q_uniform,
-    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act,
+    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act, &qat_q_dst,
 };
 const int qat_quantizer_count = (int)(sizeof qat_quantizers / sizeof qat_quantizers[0]);
 
@@ -41,6 +42,8 @@ void qat_qspec_default(qat_qspec *s)
     s->aqe_shape = QAT_AQE_LINEAR;
     s->aqe_delta = 0.5f;
     s->dst_q2 = 0.125f;
+    s->dst_p = -2;
+    s->dst_th = 0.5f;
 }
 
 int qat_qspec_bits(const qat_qspec *s)
@@ -109,9 +112,13 @@ qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qsp
         (st = qat_cfg_get_enum(c, s, "aqe_schedule", aqe_shape_names, QAT_AQE_SHAPE_COUNT, w->aqe_shape,
                                &w->aqe_shape)) ||
         (st = qat_cfg_get_float(c, s, "aqe_delta", w->aqe_delta, 0.0f, 1.0f, &w->aqe_delta)) ||
-        (st = qat_cfg_get_float(c, s, "dst_q2", a->dst_q2, 1e-6f, 100.0f, &a->dst_q2)))
+        (st = qat_cfg_get_float(c, s, "dst_q2", a->dst_q2, 1e-6f, 100.0f, &a->dst_q2)) ||
+        (st = qat_cfg_get_int(c, s, "dst_p", w->dst_p, -6, -1, &w->dst_p)) ||
+        (st = qat_cfg_get_float(c, s, "dst_th", w->dst_th, 0.0f, 100.0f, &w->dst_th)))
         return st;
     w->dst_q2 = a->dst_q2;
+    a->dst_p = w->dst_p;
+    a->dst_th = w->dst_th;
     a->aqe_alpha = w->aqe_alpha;
     a->aqe_reach = w->aqe_reach;
     a->aqe_shape = w->aqe_shape;
@@ -162,7 +169,7 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
     n->bits = qat_qspec_bits(spec);
     n->in = x;
     if (n->spec.clip < 0) n->spec.clip = role == QAT_QROLE_WEIGHT ? spec->q->default_clip : 0;
-    n->channels = role == QAT_QROLE_WEIGHT && spec->per_channel ? x->shape[0] : 1;
+    n->channels = role == QAT_QROLE_WEIGHT && spec->per_channel && spec->q->per_channel_ok ? x->shape[0] : 1;
     n->op.name = spec->q->name;
     n->op.forward = op_forward;
     n->op.backward = op_backward;
@@ -191,17 +198,52 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
     return n->out;
 }
 
-void qat_qnode_init(qat_qnode *n)
+qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec, int ndim, const int *shape,
+                               const char *name)
 {
-    if (!n->out) return;
+    QAT_ASSERT(spec->q && spec->q->owns_weights);
+    memset(n, 0, sizeof *n);
+    n->spec = *spec;
+    n->role = QAT_QROLE_WEIGHT;
+    n->bits = qat_qspec_bits(spec);
+    n->channels = 1;
+    n->op.name = spec->q->name;
+    n->op.forward = op_forward;
+    n->op.backward = op_backward;
+    char pname[64];
+    int bshape[1] = {2 * n->channels + 4};
+    snprintf(pname, sizeof pname, "%s.state", name);
+    n->buf = qat_graph_param(g, pname, 1, bshape, QAT_T_BUFFER);
+    n->out = n->buf ? qat_custom_leaf(g, &n->op, n, ndim, shape) : NULL;
+    if (!n->out) return NULL;
+    snprintf(n->out->name, sizeof n->out->name, "%s", name);
+    n->in = n->out; /* the float view is the weight tensor the layer sees */
+    n->states = calloc(n->out->n, 1);
+    if (!n->states) {
+        qat_error_set(QAT_ERR_MEMORY, "%s: out of memory for %zu weight states", name, n->out->n);
+        return NULL;
+    }
+    return n->out;
+}
+
+void qat_qnode_free(qat_qnode *n)
+{
+    free(n->states);
+    n->states = NULL;
+}
+
+void qat_qnode_init(qat_qnode *n, qat_rng *rng)
+{
+    if (!n->out || n->role == QAT_QROLE_GRAD) return;
     for (size_t i = 0; i < n->buf->n; i++) n->buf->x[i] = 0;
     for (int c = 0; c < n->channels; c++) n->buf->x[c] = 1; /* scales */
+    if (n->states) n->spec.q->init_owned(n, n->out->x, rng); /* the layer initialised the float view */
     if (n->spec.q->init) n->spec.q->init(n);
 }
 
 void qat_qnode_post_update(qat_qnode *n)
 {
-    if (!n->out || n->role != QAT_QROLE_WEIGHT || n->spec.clip <= 0) return;
+    if (!n->out || n->role != QAT_QROLE_WEIGHT || n->spec.clip <= 0 || n->states) return;
     float c = n->spec.clip;
     float *w = n->in->x;
     for (size_t i = 0; i < n->in->n; i++) w[i] = w[i] < -c ? -c : w[i] > c ? c : w[i];

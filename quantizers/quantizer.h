@@ -8,7 +8,9 @@
  * equations and paper.
  *
  * Every forward output is exactly level * scale for an integer level of the
- * codebook that levels() describes (the exporter relies on it). */
+ * codebook that levels() describes (the exporter relies on it); AQE's
+ * training forward mixes in the float input by design while its alpha < 1,
+ * so for it the contract holds in evaluation and once alpha reaches 1. */
 #ifndef QAT_QUANTIZER_H
 #define QAT_QUANTIZER_H
 
@@ -41,6 +43,8 @@ typedef struct {
     int aqe_shape;                 /* qat_aqe_shape */
     float aqe_delta;               /* ternary h threshold (Eq. 21) */
     float dst_q2;                  /* DST activations: the smallest nonzero level q2 */
+    int dst_p;                     /* DST weights: the smallest magnitude is 2^p (p = -2: {0, +-1/4, +-1/2, +-1}) */
+    float dst_th;                  /* DST weights: th of Eq. 14 (0.5) */
 } qat_qspec;
 
 typedef enum { QAT_AQE_LINEAR = 0, QAT_AQE_EXP, QAT_AQE_STEP, QAT_AQE_SHAPE_COUNT } qat_aqe_shape;
@@ -69,6 +73,7 @@ typedef struct qat_quantizer {
     float default_clip;  /* latent-weight clip for weights (1 for sign methods) */
     int has_param;       /* 1: a learnable scale/clip: one value, or one per channel */
     int binary;          /* two levels: training logs its weight flip ratio */
+    int per_channel_ok;  /* weights may have one scale per output channel */
     /* sets param/buffer initial values (after compile); may be NULL */
     void (*init)(qat_qnode *n);
     void (*forward)(qat_qnode *n, qat_tensor *t, qat_graph *g);
@@ -78,6 +83,13 @@ typedef struct qat_quantizer {
     void (*levels)(const qat_qnode *n, qat_levels *out);
     /* optional annealing hook: step of total steps (AQE's alpha) */
     void (*schedule)(qat_qnode *n, long step, long total);
+    /* weights the quantizer keeps itself (no float copy): the layer gets
+     * qat_quantize_owned's output instead of a float parameter, and the
+     * optimizer hands each step's delta to update() instead of writing
+     * weights (DST) */
+    int owns_weights;
+    void (*init_owned)(qat_qnode *n, const float *w, qat_rng *rng); /* from float initial weights */
+    void (*update)(qat_qnode *n, const float *delta, qat_rng *rng);
 } qat_quantizer;
 
 /* One quantizer in a graph (owned by its layer). */
@@ -90,6 +102,7 @@ struct qat_qnode {
     qat_tensor *buf;     /* per-instance buffers: scales, running ranges, init flag (checkpointed) */
     int channels;        /* scales: 1, or the per-channel count */
     qat_custom_op op;    /* the graph op (name = quantizer name) */
+    int8_t *states;      /* owned weights: integer states (DST), n = out->n */
 };
 
 extern const qat_quantizer *const qat_quantizers[];
@@ -111,10 +124,19 @@ int qat_qspec_bits(const qat_qspec *s);
  * the quantized tensor, or x itself when spec->q is NULL. */
 qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_qrole role, qat_tensor *x,
                          const char *name);
-/* After compile: initial values of parameters and buffers. */
-void qat_qnode_init(qat_qnode *n);
+/* After compile and the layer's own init: initial values of parameters,
+ * buffers and owned states (from the float values the layer initialised). */
+void qat_qnode_init(qat_qnode *n, qat_rng *rng);
 /* After each optimizer step: clip latent weights (weights only). */
 void qat_qnode_post_update(qat_qnode *n);
+
+/* A weight tensor of the given shape that the quantizer keeps itself as
+ * integer states (spec->q->owns_weights). Returns its float view (level *
+ * scale, recomputed every forward; its g receives the weight gradient). */
+qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec, int ndim, const int *shape,
+                               const char *name);
+/* Releases what a node allocated (owned states). */
+void qat_qnode_free(qat_qnode *n);
 
 /* DoReFa's gradient quantizer (Zhou et al. 2016; survey by Guo, Eq. 31-32):
  * identity forward; in backward the gradient is quantized to `bits` with

@@ -53,6 +53,7 @@ static void ternary_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_ternary = {
+    .per_channel_ok = 1,
     .name = "ternary", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 2, .min_bits = 2,
     .max_bits = 2, .forward = ternary_forward, .backward = ternary_backward, .levels = ternary_levels,
 };

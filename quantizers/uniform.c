@@ -178,6 +178,7 @@ static void uniform_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_uniform = {
+    .per_channel_ok = 1,
     .name = "uniform", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 8, .min_bits = 2,
     .max_bits = 16, .forward = uniform_forward, .backward = uniform_backward, .levels = uniform_levels,
 };
@@ -190,6 +191,7 @@ static void stochastic_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 }
 
 const qat_quantizer qat_q_stochastic = {
+    .per_channel_ok = 1,
     .name = "stochastic", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1,
     .max_bits = 16, .binary = 0, .forward = stochastic_forward, .backward = uniform_backward,
     .levels = uniform_levels,

@@ -43,6 +43,7 @@ static void xnor_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_xnor = {
+    .per_channel_ok = 1,
     .name = "xnor", .roles = QAT_QROLE_WEIGHT, .default_bits = 1, .min_bits = 1, .max_bits = 1,
     .default_clip = 1.0f, .binary = 1, .forward = xnor_forward, .backward = xnor_backward, .levels = xnor_levels,
 };

@@ -61,8 +61,8 @@ int main(void)
         printf("FAIL setup: %s\n", qat_last_error());
         return 1;
     }
-    qat_optim o;
-    qat_optim_init(&o, &net.optim, m.g.nparams);
+    qat_optimizer o;
+    qat_optimizer_init(&o, &m, &net.optim);
 
     /* a small synthetic dataset behind the real loader, with its thread */
     qat_dataset ds = {.name = "synthetic", .n = 100, .c = 1, .h = 28, .w = 28, .nclass = 10};
@@ -107,7 +107,7 @@ int main(void)
 
     qat_loader_free(l);
     qat_dataset_free(&ds);
-    qat_optim_free(&o);
+    qat_optimizer_free(&o);
     qat_model_free(&m);
     qat_cfg_free(&cfg);
     printf("%s\n", fail ? "FAILED" : "ok");

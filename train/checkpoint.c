@@ -7,10 +7,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+qat_status qat_optimizer_init(qat_optimizer *o, const qat_model *m, const qat_optim_cfg *cfg)
+{
+    memset(o, 0, sizeof *o);
+    qat_qnode *q[64];
+    int nq = qat_model_owned(m, q, 64);
+    size_t owned = 0, most = 0;
+    for (int i = 0; i < nq && i < 64; i++) {
+        owned += q[i]->out->n;
+        most = q[i]->out->n > most ? q[i]->out->n : most;
+    }
+    qat_status st = qat_optim_init(&o->params, cfg, m->g.nparams);
+    if (st == QAT_OK) st = qat_optim_init(&o->owned, cfg, owned);
+    if (st == QAT_OK && most && !(o->delta = malloc(most * sizeof(float))))
+        st = qat_error_set(QAT_ERR_MEMORY, "optimizer: out of memory");
+    if (st != QAT_OK) qat_optimizer_free(o);
+    return st;
+}
+
+void qat_optimizer_free(qat_optimizer *o)
+{
+    qat_optim_free(&o->params);
+    qat_optim_free(&o->owned);
+    free(o->delta);
+    memset(o, 0, sizeof *o);
+}
+
 static const char *kind_prefix(const qat_tensor *t) { return (t->flags & QAT_T_PARAM) ? "param/" : "buffer/"; }
 
 qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char *cfg_text, size_t cfg_len,
-                               const qat_optim *o, const qat_train_pos *pos)
+                               const qat_optimizer *o, const qat_train_pos *pos)
 {
     qat_ckpt_writer *w;
     qat_status st = qat_ckpt_writer_open(&w, path);
@@ -28,16 +54,33 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
         snprintf(name, sizeof name, "%s%s", kind_prefix(t), t->name);
         st = qat_ckpt_writer_add(w, name, QAT_CKPT_F32, t->ndim, t->shape, t->x, t->n * sizeof(float));
     }
+    /* weights kept as integer states by their quantizer (DST) */
+    qat_qnode *q[64];
+    int nq = qat_model_owned(m, q, 64);
+    for (int i = 0; st == QAT_OK && i < nq && i < 64; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "state/%s", q[i]->out->name);
+        st = qat_ckpt_writer_add(w, name, QAT_CKPT_BYTES, q[i]->out->ndim, q[i]->out->shape, q[i]->states,
+                                 q[i]->out->n);
+    }
     if (o && st == QAT_OK) {
-        uint64_t t = (uint64_t)o->t;
-        int32_t kind = (int32_t)o->cfg.kind;
-        size_t nf = qat_optim_state_floats(o);
-        int dn[1] = {(int)nf};
-        st = qat_ckpt_writer_add(w, "optim.t", QAT_CKPT_U64, 0, NULL, &t, sizeof t);
-        if (st == QAT_OK) st = qat_ckpt_writer_add(w, "optim.kind", QAT_CKPT_I32, 0, NULL, &kind, sizeof kind);
-        if (st == QAT_OK && nf)
-            st = qat_ckpt_writer_add(w, "optim.state", QAT_CKPT_F32, 1, dn, qat_optim_state((qat_optim *)o),
-                                     nf * sizeof(float));
+        const qat_optim *oo[2] = {&o->params, &o->owned};
+        const char *pre[2] = {"optim", "optim_owned"};
+        for (int k = 0; k < 2 && st == QAT_OK; k++) {
+            uint64_t t = (uint64_t)oo[k]->t;
+            int32_t kind = (int32_t)oo[k]->cfg.kind;
+            size_t nf = qat_optim_state_floats(oo[k]);
+            int dn[1] = {(int)nf};
+            char name[32];
+            snprintf(name, sizeof name, "%s.t", pre[k]);
+            st = qat_ckpt_writer_add(w, name, QAT_CKPT_U64, 0, NULL, &t, sizeof t);
+            snprintf(name, sizeof name, "%s.kind", pre[k]);
+            if (st == QAT_OK) st = qat_ckpt_writer_add(w, name, QAT_CKPT_I32, 0, NULL, &kind, sizeof kind);
+            snprintf(name, sizeof name, "%s.state", pre[k]);
+            if (st == QAT_OK && nf)
+                st = qat_ckpt_writer_add(w, name, QAT_CKPT_F32, 1, dn, qat_optim_state((qat_optim *)oo[k]),
+                                         nf * sizeof(float));
+        }
     }
     if (st != QAT_OK) {
         qat_ckpt_writer_abort(w);
@@ -71,6 +114,25 @@ qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m)
                                  "%s: checkpoint is from another model: tensor '%s' is %s there and %s here", ck->path,
                                  t->name, shape_str(r->ndim, r->dims, a, sizeof a), qat_tensor_shape_str(t, b, sizeof b));
     }
+    qat_qnode *q[64];
+    int nq = qat_model_owned(m, q, 64);
+    for (int i = 0; i < nq && i < 64; i++) {
+        char name[80], a[64], b[64];
+        const qat_tensor *t = q[i]->out;
+        snprintf(name, sizeof name, "state/%s", t->name);
+        const qat_ckpt_record *r = qat_ckpt_find(ck, name);
+        if (!r || r->ndim != t->ndim || memcmp(r->dims, t->shape, sizeof(int) * (size_t)t->ndim) != 0)
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: checkpoint is from another model: weight states '%s' %s here, %s there",
+                                 ck->path, t->name, qat_tensor_shape_str(t, a, sizeof a),
+                                 r ? shape_str(r->ndim, r->dims, b, sizeof b) : "missing");
+        qat_status st = qat_ckpt_record_copy(r, QAT_CKPT_BYTES, q[i]->states, t->n);
+        if (st != QAT_OK) return qat_error_wrap(st, "%s", ck->path);
+        int maxs = 1 << -q[i]->spec.dst_p;
+        for (size_t k = 0; k < t->n; k++)
+            if (q[i]->states[k] > maxs || q[i]->states[k] < -maxs)
+                return qat_error_set(QAT_ERR_FORMAT, "%s: weight state %d of '%s' at element %zu is out of range +-%d",
+                                     ck->path, q[i]->states[k], t->name, k, maxs);
+    }
     /* no tensor the model lacks */
     for (int i = 0; i < ck->nrec; i++) {
         const char *n = ck->rec[i].name;
@@ -97,7 +159,7 @@ static qat_status need(const qat_ckpt *ck, const char *name, const qat_ckpt_reco
     return QAT_OK;
 }
 
-qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim *o, qat_train_pos *pos)
+qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optimizer *o, qat_train_pos *pos)
 {
     const qat_ckpt_record *r;
     uint64_t p[4];
@@ -110,22 +172,31 @@ qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim
     pos->best_epoch = (int)p[2];
     memcpy(&pos->best_acc, &p[3], sizeof pos->best_acc);
     if (!o) return QAT_OK;
-    uint64_t t;
-    int32_t kind;
-    if ((st = need(ck, "optim.t", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, &t, sizeof t))) return st;
-    if ((st = need(ck, "optim.kind", &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_I32, &kind, sizeof kind))) return st;
-    if (kind != (int32_t)o->cfg.kind)
-        return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state is for '%s', the config asks for '%s'", ck->path,
-                             qat_optim_name((qat_optim_kind)kind), qat_optim_name(o->cfg.kind));
-    size_t nf = qat_optim_state_floats(o);
-    if (nf) {
-        if ((st = need(ck, "optim.state", &r))) return st;
-        if (r->nbytes != nf * sizeof(float))
-            return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state has %zu floats, this model needs %zu", ck->path,
-                                 r->nbytes / sizeof(float), nf);
-        if ((st = qat_ckpt_record_copy(r, QAT_CKPT_F32, qat_optim_state(o), nf * sizeof(float)))) return st;
+    qat_optim *oo[2] = {&o->params, &o->owned};
+    const char *pre[2] = {"optim", "optim_owned"};
+    for (int k = 0; k < 2; k++) {
+        uint64_t t;
+        int32_t kind;
+        char name[32];
+        size_t nf = qat_optim_state_floats(oo[k]);
+        if (k == 1 && oo[k]->n == 0) break;
+        snprintf(name, sizeof name, "%s.t", pre[k]);
+        if ((st = need(ck, name, &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, &t, sizeof t))) return st;
+        snprintf(name, sizeof name, "%s.kind", pre[k]);
+        if ((st = need(ck, name, &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_I32, &kind, sizeof kind))) return st;
+        if (kind != (int32_t)oo[k]->cfg.kind)
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state is for '%s', the config asks for '%s'", ck->path,
+                                 qat_optim_name((qat_optim_kind)kind), qat_optim_name(oo[k]->cfg.kind));
+        if (nf) {
+            snprintf(name, sizeof name, "%s.state", pre[k]);
+            if ((st = need(ck, name, &r))) return st;
+            if (r->nbytes != nf * sizeof(float))
+                return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state has %zu floats, this model needs %zu",
+                                     ck->path, r->nbytes / sizeof(float), nf);
+            if ((st = qat_ckpt_record_copy(r, QAT_CKPT_F32, qat_optim_state(oo[k]), nf * sizeof(float)))) return st;
+        }
+        oo[k]->t = (int64_t)t;
     }
-    o->t = (int64_t)t;
     return QAT_OK;
 }
 

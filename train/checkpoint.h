@@ -10,6 +10,17 @@
 #include "netcfg.h"
 #include "optim.h"
 
+/* A model's optimizer: one over the parameter block, one over the weights
+ * quantizers keep themselves (DST), laid end to end in layer order; the
+ * latter only computes steps and hands them to the quantizer's update. */
+typedef struct {
+    qat_optim params, owned;
+    float *delta; /* scratch: the largest owned tensor's step */
+} qat_optimizer;
+
+qat_status qat_optimizer_init(qat_optimizer *o, const qat_model *m, const qat_optim_cfg *cfg);
+void qat_optimizer_free(qat_optimizer *o);
+
 typedef struct {
     int epoch;        /* epochs completed */
     int64_t step;     /* optimizer steps taken */
@@ -19,13 +30,13 @@ typedef struct {
 
 /* o may be NULL (no optimizer state saved). */
 qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char *cfg_text, size_t cfg_len,
-                               const qat_optim *o, const qat_train_pos *pos);
+                               const qat_optimizer *o, const qat_train_pos *pos);
 /* Copies parameters and buffers into a built model. Every tensor of the
  * model must be in the checkpoint with the same shape and no other: the
  * first mismatching tensor is named (QAT_ERR_MISMATCH). */
 qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m);
 /* Optimizer state (must match kind and size), RNG and position, for --resume. */
-qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim *o, qat_train_pos *pos);
+qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optimizer *o, qat_train_pos *pos);
 /* The config text stored in the checkpoint (points into ck). */
 qat_status qat_checkpoint_cfg(const qat_ckpt *ck, const char **text, size_t *len);
 

@@ -433,8 +433,8 @@ static int cmd_bench(int argc, char **argv)
         return fail();
     }
     batch = m.batch;
-    qat_optim o;
-    if (qat_optim_init(&o, &net.optim, m.g.nparams) != QAT_OK) {
+    qat_optimizer o;
+    if (qat_optimizer_init(&o, &m, &net.optim) != QAT_OK) {
         qat_model_free(&m);
         qat_cfg_free(&cfg);
         return fail();
@@ -460,7 +460,7 @@ static int cmd_bench(int argc, char **argv)
         printf("%s: batch %ld, %ld threads: %.1f images/s (median of %ld steps, %.2f ms), best %.1f images/s\n", cfgp,
                batch, threads, (double)batch / med, steps, med * 1e3, (double)batch / best);
     free(t);
-    qat_optim_free(&o);
+    qat_optimizer_free(&o);
     qat_model_free(&m);
     qat_cfg_free(&cfg);
     return 0;

@@ -58,6 +58,23 @@ typedef struct {
     float lr;
 } update_task;
 
+/* weights a quantizer keeps as states: the optimizer computes the step,
+ * the quantizer turns it into a state transition (DST, Eq. 12-15) */
+static void update_owned(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr)
+{
+    qat_qnode *q[64];
+    int nq = qat_model_owned(m, q, 64);
+    if (nq == 0) return;
+    qat_optim_begin_step(&o->owned);
+    size_t off = 0;
+    for (int i = 0; i < nq && i < 64; i++) {
+        const qat_tensor *t = q[i]->out;
+        qat_optim_delta_at(&o->owned, off, t->n, t->x, t->g, lr, net->weight_decay, o->delta);
+        q[i]->spec.q->update(q[i], o->delta, &m->g.rng);
+        off += t->n;
+    }
+}
+
 static void update_run(void *ctx, int b, int e, int tid)
 {
     const update_task *k = ctx;
@@ -75,7 +92,7 @@ static void update_run(void *ctx, int b, int e, int tid)
     }
 }
 
-float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float lr, int n)
+float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n)
 {
     qat_graph *g = &m->g;
     qat_graph_set_batch(g, n);
@@ -83,9 +100,10 @@ float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float l
     qat_graph_zero_grad(g);
     qat_graph_forward(g);
     qat_graph_backward(g, m->loss);
-    qat_optim_begin_step(o);
-    update_task k = {g, o, net, lr};
+    qat_optim_begin_step(&o->params);
+    update_task k = {g, &o->params, net, lr};
     qat_graph_parallel(g, (int)((g->nparams + UPDATE_BLOCK - 1) / UPDATE_BLOCK), update_run, &k);
+    update_owned(m, o, net, lr);
     qat_model_post_update(m);
     return m->loss->x[0];
 }
@@ -148,7 +166,7 @@ typedef struct {
     qat_cfg cfg;
     qat_net_cfg net;
     qat_model model;
-    qat_optim optim;
+    qat_optimizer optim;
     qat_dataset train, val, test;
     qat_loader *ltrain, *lval, *ltest;
     FILE *metrics;
@@ -160,7 +178,7 @@ static void session_free(session *s)
     qat_loader_free(s->ltrain);
     qat_loader_free(s->lval);
     qat_loader_free(s->ltest);
-    qat_optim_free(&s->optim);
+    qat_optimizer_free(&s->optim);
     qat_model_free(&s->model);
     qat_dataset_free(&s->train);
     qat_dataset_free(&s->val);
@@ -219,7 +237,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     }
     if ((st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed)))
         goto done;
-    if ((st = qat_optim_init(&s.optim, &net->optim, s.model.g.nparams))) goto done;
+    if ((st = qat_optimizer_init(&s.optim, &s.model, &net->optim))) goto done;
 
     char dir[512];
     if ((st = qat_data_locate(net->dataset, o->data_dir, dir, sizeof dir)) ||

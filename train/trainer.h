@@ -58,7 +58,7 @@ qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, 
 
 /* One training step on a batch already in m->input / m->labels: zero_grad,
  * forward, backward, optimizer update. Returns the loss. */
-float qat_train_step(qat_model *m, qat_optim *o, const qat_net_cfg *net, float lr, int n);
+float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n);
 
 /* peak resident set size of this process, in MiB */
 double qat_peak_rss_mb(void);
