@@ -42,11 +42,15 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
     return __real_aligned_alloc(a, n);
 }
 
+/* every kind of op and quantizer state: DST's owned weights, LSQ and PACT
+ * parameters, AQE's schedule, stochastic rounding, DoReFa gradients */
 static const char cfg_text[] =
     "[net]\nbatch = 32\noptimizer = adam\nlr = 0.001\n"
-    "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\n"
-    "[conv2d]\nfilters = 16\nsize = 3\npad = 1\n[batchnorm]\n[hardtanh]\n[avgpool]\n"
-    "[dropout]\np = 0.2\n[linear]\noutput = 64\n[batchnorm]\n[relu]\n[linear]\noutput = 10\n";
+    "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\nweight = dst\n[batchnorm]\n[relu]\n[maxpool]\n"
+    "[conv2d]\nfilters = 16\nsize = 3\npad = 1\nweight = lsq\nact = pact\nbits = 4\n[batchnorm]\n[hardtanh]\n"
+    "[avgpool]\n"
+    "[dropout]\np = 0.2\n[linear]\noutput = 64\nweight = aqe\nact = aqe\nbits = 2\n[batchnorm]\n[relu]\n"
+    "[linear]\noutput = 10\nweight = stochastic\nact = uniform\nbits = 4\ngrad_bits = 4\n";
 
 int main(void)
 {
@@ -96,7 +100,10 @@ int main(void)
     for (int epoch = 0; epoch < 3; epoch++) {
         qat_loader_begin(l, epoch + 1);
         while ((n = qat_loader_next(l, m.input->x, m.labels)) > 0) /* 32, 32, 32, then a partial 4 */
+        {
+            qat_model_schedule(&m, epoch, 3);
             qat_train_step(&m, &o, &net, 1e-3f, n);
+        }
     }
     counting = 0;
     printf("allocations during 12 steps: %ld; arena %zu -> %zu bytes; scratch high-water %zu -> %zu bytes\n", calls,

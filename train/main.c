@@ -31,7 +31,7 @@ static const char usage_main[] =
 
 static const char usage_train[] =
     "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
-    "                        [--threads N] [--resume CKPT] [--max-steps N] [--quiet]\n"
+    "                        [--threads N] [--resume CKPT] [--until N] [--max-steps N] [--quiet]\n"
     "\n"
     "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
     "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
@@ -42,6 +42,8 @@ static const char usage_train[] =
     "  --seed N        override [net] seed\n"
     "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
     "  --resume CKPT   continue from a checkpoint of the same model\n"
+    "  --until N       stop after epoch N (schedules still span all epochs;\n"
+    "                  continue later with --resume)\n"
     "  --max-steps N   at most N steps per epoch and N batches per evaluation\n"
     "                  (smoke tests)\n"
     "  --quiet         no progress output\n";
@@ -203,6 +205,10 @@ static int cmd_train(int argc, char **argv)
             return a.err;
         } else if (m) {
             o.max_steps = (int)v;
+        } else if (!opt_int(&a, "--until", 1, 1000000, &v, &m)) {
+            return a.err;
+        } else if (m) {
+            o.until = (int)v;
         } else if (s[0] == '-') {
             return usage_error(usage_train, "unknown option '%s'", s);
         } else if (!o.cfg_path) {

@@ -299,7 +299,8 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     double train_seconds = 0;
     long train_images = 0;
     float test_loss = 0, test_acc = 0;
-    for (int epoch = pos.epoch; epoch < net->epochs; epoch++) {
+    int last_epoch = o->until > 0 && o->until < net->epochs ? o->until : net->epochs;
+    for (int epoch = pos.epoch; epoch < last_epoch; epoch++) {
         double te = qat_time_now();
         qat_loader_begin(s.ltrain, epoch);
         if (s.signs) qat_model_sign_snapshot(&s.model, s.signs);

@@ -34,6 +34,7 @@ typedef struct {
     long long seed;         /* >= 0 overrides the cfg */
     int threads;            /* >= 1 */
     const char *resume;     /* checkpoint to continue from, or NULL */
+    int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
     int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
     void (*on_progress)(void *ctx, const qat_progress *p);
     void (*on_epoch)(void *ctx, const qat_epoch_metrics *m);
