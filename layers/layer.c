@@ -271,3 +271,43 @@ int qat_model_owned(const qat_model *m, qat_qnode **out, int cap)
         }
     return n;
 }
+
+/* the codebook of a node as real values, sorted ascending; returns count */
+static int codebook(const qat_qnode *n, float *v, int cap)
+{
+    qat_levels lv;
+    n->spec.q->levels(n, &lv);
+    float s = lv.scale ? lv.scale[0] : 1.0f, z = lv.zero ? lv.zero[0] : 0.0f;
+    int k = 0;
+    if (lv.table)
+        for (int i = 0; i < lv.ntable && k < cap; i++) v[k++] = (float)lv.table[i] * s;
+    else
+        for (int l = lv.lo; l <= lv.hi && k < cap; l += lv.step ? lv.step : 1) v[k++] = ((float)l - z) * s;
+    for (int i = 1; i < k; i++) /* insertion sort: tables are short */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            float t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return k;
+}
+
+float qat_qnode_near_level(const qat_qnode *n, const float *x, size_t count, float eps)
+{
+    float v[512];
+    int k = codebook(n, v, 512);
+    if (k == 0 || count == 0) return 0;
+    size_t near = 0;
+    for (size_t i = 0; i < count; i++) {
+        /* binary search for the nearest level */
+        int lo = 0, hi = k - 1;
+        while (hi - lo > 1) {
+            int mid = (lo + hi) / 2;
+            if (v[mid] <= x[i]) lo = mid;
+            else hi = mid;
+        }
+        float d = fminf(fabsf(x[i] - v[lo]), fabsf(x[i] - v[hi]));
+        near += d <= eps;
+    }
+    return (float)near / (float)count;
+}

@@ -102,6 +102,10 @@ int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_lay
 /* Quantizer nodes that keep their layer's weights as states (DST), in layer
  * order; returns how many (at most cap written). */
 int qat_model_owned(const qat_model *m, qat_qnode **out, int cap);
+/* Fraction of x[0..count) within eps of a level of the node's codebook (in
+ * real units, the first channel's scale): how far latent weights have moved
+ * onto the levels (AQE's asymptotic behaviour). */
+float qat_qnode_near_level(const qat_qnode *n, const float *x, size_t count, float eps);
 /* Parses the quantizer keys of a layer section over the defaults already in
  * l->wspec / l->aspec (and grad_bits). */
 qat_status qat_layer_parse_quant(qat_layer *l, qat_cfg *c, qat_cfg_section *s);

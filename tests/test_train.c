@@ -113,6 +113,35 @@ static void test_configs(const char *tmp)
     CHECK(n >= 2, "found only %d configs", n);
 }
 
+/* AQE: the weights training uses, alpha h(w) + (1 - alpha) w, move onto
+ * the levels as alpha anneals to 1; histograms are written at epoch 1 */
+static void test_aqe(const char *tmp)
+{
+    char out[700], path[900], line[8192];
+    snprintf(out, sizeof out, "%s/aqe", tmp);
+    qat_train_result r;
+    CHECK(run("configs/mnist/lenet5_aqe_bnn.cfg", out, 4, 30, NULL, &r) == QAT_OK, "aqe run");
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    double first = -1, last = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"fc1\": {\"sparsity\"");
+        p = p ? strstr(p, "near_level\": ") : NULL;
+        if (!p) continue;
+        double v = atof(p + strlen("near_level\": "));
+        if (first < 0) first = v;
+        last = v;
+    }
+    if (f) fclose(f);
+    printf("AQE fc1: fraction of training weights within 0.05 of a level: epoch 1 %.4f, epoch 4 %.4f\n", first, last);
+    CHECK(first >= 0 && last > first + 0.5, "near-level fraction did not grow: %.4f -> %.4f", first, last);
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/hist/fc1.weight.e001.csv", out);
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 1000, "no histogram %s", path);
+    snprintf(path, sizeof path, "%s/hist/conv2.act.e001.csv", out);
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 1000, "no histogram %s", path);
+}
+
 static void test_lenet_epoch(const char *tmp)
 {
     char out[700];
@@ -144,6 +173,7 @@ int main(int argc, char **argv)
     if (!strcmp(only, "all") || !strcmp(only, "resume")) test_resume(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "configs")) test_configs(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "lenet")) test_lenet_epoch(tmp);
+    if (!strcmp(only, "all") || !strcmp(only, "aqe")) test_aqe(tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);

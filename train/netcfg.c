@@ -59,7 +59,8 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
         (st = qat_cfg_get_float(c, s, "weight_decay", 0.0f, 0.0f, 10.0f, &n->weight_decay)) ||
         (st = qat_cfg_get_bool(c, s, "decay_all", 1, &n->decay_all)) ||
         (st = qat_cfg_get_enum(c, s, "schedule", sched_names, QAT_SCHED_COUNT, QAT_SCHED_CONSTANT, &sched)) ||
-        (st = qat_cfg_get_enum(c, s, "init", qat_init_names, QAT_INIT_COUNT, QAT_INIT_TORCH, &n->init)))
+        (st = qat_cfg_get_enum(c, s, "init", qat_init_names, QAT_INIT_COUNT, QAT_INIT_TORCH, &n->init)) ||
+        (st = qat_cfg_get_int_list(c, s, "histograms", n->hist_epochs, 32, &n->nhist)))
         return st;
     n->seed = (uint64_t)seed;
     qat_optim_cfg_default(&n->optim, (qat_optim_kind)optim);

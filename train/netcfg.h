@@ -25,6 +25,10 @@ typedef struct {
     qat_qspec qw, qa;
     int grad_bits;
     int first_input_quantized, last_weight_quantized, last_output_quantized;
+    /* epochs (1-based) after which OUT/hist/ gets weight and activation
+     * histograms of every quantized layer (AQE's Fig. 1-4) */
+    int hist_epochs[32];
+    int nhist;
 } qat_net_cfg;
 
 /* Parses the [net] section (which must come first) and every layer section.

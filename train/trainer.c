@@ -4,6 +4,7 @@
 #include "trainer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,83 @@ static void session_free(session *s)
     free(s->signs);
 }
 
+/* The weights a quantizer with a schedule (AQE) trains with: its forward
+ * in training mode, into its output (the next forward overwrites it). */
+static const float *effective_weights(qat_model *m, qat_qnode *n)
+{
+    if (!n->spec.q->schedule) return NULL;
+    int tr = m->g.training;
+    m->g.training = 1;
+    n->spec.q->forward(n, n->out, &m->g);
+    m->g.training = tr;
+    return n->out->x;
+}
+
+/* A histogram of x as CSV: bin_lo,bin_hi,count over [-range, range] in 200
+ * bins, values outside counted in the end bins. */
+static qat_status write_hist(const char *path, const float *x, size_t n, float range)
+{
+    enum { BINS = 200 };
+    size_t count[BINS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)floorf((x[i] + range) / (2 * range) * BINS);
+        count[b < 0 ? 0 : b >= BINS ? BINS - 1 : b]++;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    fprintf(f, "bin_lo,bin_hi,count\n");
+    for (int b = 0; b < BINS; b++)
+        fprintf(f, "%.6f,%.6f,%zu\n", -range + 2 * range * b / BINS, -range + 2 * range * (b + 1) / BINS, count[b]);
+    return fclose(f) == 0 ? QAT_OK : qat_error_set(QAT_ERR_IO, "%s: write failed", path);
+}
+
+/* weights (latent, before quantization) and the activations entering each
+ * quantized layer (the last batch evaluated), one CSV per layer per epoch */
+static qat_status write_histograms(qat_model *m, const char *out_dir, int epoch)
+{
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/hist", out_dir);
+    qat_status st = mkdir_p(dir);
+    for (int i = 0; st == QAT_OK && i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (l->wq.out) {
+            snprintf(path, sizeof path, "%s/%s.weight.e%03d.csv", dir, l->name, epoch);
+            st = write_hist(path, l->w->x, l->w->n, 1.5f);
+            const float *w = effective_weights(m, (qat_qnode *)&l->wq);
+            if (st == QAT_OK && w) {
+                snprintf(path, sizeof path, "%s/%s.weight_train.e%03d.csv", dir, l->name, epoch);
+                st = write_hist(path, w, l->w->n, 1.5f);
+            }
+        }
+        if (st == QAT_OK && l->aq.out) {
+            snprintf(path, sizeof path, "%s/%s.act.e%03d.csv", dir, l->name, epoch);
+            st = write_hist(path, l->aq.in->x, l->aq.in->n, 3.0f);
+        }
+    }
+    return st;
+}
+
+/* per quantized layer: fraction of quantized weights exactly 0 (DST's
+ * Table 5, from the last evaluation forward) and of the weights training
+ * uses within 0.05 of a level (AQE's asymptotic behaviour: its alpha h(w) +
+ * (1 - alpha) w; the latent weights for the others) */
+static void write_layer_stats(FILE *f, qat_model *m)
+{
+    int any = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        qat_layer *l = &m->layers[i];
+        if (!l->wq.out) continue;
+        size_t zeros = 0;
+        for (size_t k = 0; k < l->wq.out->n; k++) zeros += l->wq.out->x[k] == 0.0f;
+        double sparsity = (double)zeros / (double)l->wq.out->n;
+        const float *w = effective_weights(m, &l->wq);
+        double near = l->wq.states ? 1.0 : qat_qnode_near_level(&l->wq, w ? w : l->w->x, l->w->n, 0.05f);
+        fprintf(f, "%s\"%s\": {\"sparsity\": %.6f, \"near_level\": %.6f}", any++ ? ", " : ", \"layers\": {",
+                l->name, sparsity, near);
+    }
+    if (any) fprintf(f, "}");
+}
+
 static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads)
 {
     char tmp[1100];
@@ -361,7 +439,10 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
                 fprintf(s.metrics, "%s\"%s\": %.6f", i ? ", " : "", fl[i]->name, fr[i]);
             fprintf(s.metrics, "}");
         }
+        write_layer_stats(s.metrics, &s.model);
         fprintf(s.metrics, "}\n");
+        for (int h = 0; h < net->nhist; h++)
+            if (net->hist_epochs[h] == epoch + 1 && (st = write_histograms(&s.model, o->out_dir, epoch + 1))) goto done;
         fflush(s.metrics);
         if (o->on_epoch) o->on_epoch(o->ctx, &em);
     }
