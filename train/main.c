@@ -310,6 +310,19 @@ static int load_model(const char *path, int batch, int threads, qat_model *m, qa
     return 1;
 }
 
+/* MINW-Net's Table I rules (aqe-minw-net.txt, Sec. IV): the operation
+ * follows the smaller bit width of inputs and weights (<= 2 XNOR, 3 SHIFT;
+ * with the other side in float, "... ADDER"; both float MAC), the
+ * precision the larger (<= 2: 1-bit fixed, 3: 2-bit fixed, else float). */
+static const char *minw_operation(int m, int n)
+{
+    int lo = m < n ? m : n, hi = m < n ? n : m;
+    if (lo >= 16) return "MAC";
+    const char *op = lo <= 2 ? "XNOR" : lo == 3 ? "SHIFT" : "MAC";
+    if (hi >= 16) return lo <= 2 ? "XNOR ADDER" : lo == 3 ? "SHIFT ADDER" : "MAC";
+    return op;
+}
+
 static size_t layer_params(const qat_layer *l)
 {
     size_t n = 0;
@@ -336,8 +349,8 @@ static int cmd_summary(int argc, char **argv)
         return fail();
     }
     printf("%s: %s, input [%d, %d, %d], %d classes\n\n", argv[0], net.dataset, net.c, net.h, net.w, net.nclass);
-    printf("%-4s %-10s %-15s %-15s %10s %12s %-14s %-14s %10s %10s\n", "#", "layer", "type", "output", "params", "MACs",
-           "weights", "input", "packed KiB", "fp32 KiB");
+    printf("%-4s %-10s %-15s %-15s %10s %12s %-14s %-14s %10s %10s %s\n", "#", "layer", "type", "output", "params",
+           "MACs", "weights", "input", "packed KiB", "fp32 KiB", "op (Table I)");
     size_t tp = 0;
     long long tm = 0;
     double packed = 0, full = 0;
@@ -362,8 +375,9 @@ static int cmd_summary(int argc, char **argv)
             snprintf(aq, sizeof aq, "%s/%d", l->aspec.q ? l->aspec.q->name : "float", ab);
             bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
         }
-        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f\n", i, l->name, l->type->section, out, np,
-               l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0);
+        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, out,
+               np, l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0,
+               conv ? minw_operation(qat_qspec_bits(&l->aspec), qat_qspec_bits(&l->wspec)) : "");
         tp += np;
         tm += l->macs;
         packed += bits / 8.0;
