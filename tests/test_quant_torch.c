@@ -5,6 +5,7 @@
  * wrt the step / clip for the fixture's upstream gradient; for LSQ also the
  * initial step 2 mean|v| / sqrt(Qp).
  * Usage: test_quant_torch FIXTURE_DIR   (exit 0 pass, 1 fail) */
+#include "fixture.h"
 #include "quantizer.h"
 
 #include <math.h>
@@ -16,8 +17,6 @@
 
 #include "qat_test.h"
 
-#define MAX_FILE (1u << 20)
-#define MAX_RECORDS 256
 
 /* Tolerances.
  * Forward: per element |got - want| <= TOL_Y |want|: both sides produce
@@ -34,17 +33,6 @@
 #define TOL_DP 1e-4
 #define TOL_INIT 1e-6
 
-typedef struct {
-    char name[64];
-    int ndim, dims[4];
-    size_t n;
-    float *f;
-} record;
-
-typedef struct {
-    record *r;
-    int n;
-} fixture;
 
 typedef struct {
     const char *name, *method;
@@ -63,97 +51,6 @@ static const qcase cases[] = {
     {"dorefa_w4", "dorefa", QAT_QROLE_WEIGHT, 4, 0, 0}, {"dorefa_a2", "dorefa", QAT_QROLE_ACT, 2, 0, 0},
 };
 
-static uint32_t rd_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void fixture_free(fixture *fx)
-{
-    for (int k = 0; k < fx->n; k++) free(fx->r[k].f);
-    free(fx->r);
-    fx->r = NULL;
-    fx->n = 0;
-}
-
-/* Reads and checks the whole file; on failure prints where it went wrong. */
-static int fixture_read(fixture *fx, const char *path)
-{
-    memset(fx, 0, sizeof *fx);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: cannot open (the fixture is committed; regenerate it with "
-                        "/usr/bin/python3 tests/fixtures/quant/gen_quant.py)\n", path);
-        return -1;
-    }
-    unsigned char *buf = malloc(MAX_FILE + 1);
-    size_t len = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
-    int rerr = ferror(f);
-    fclose(f);
-    if (!buf || rerr || len > MAX_FILE || len < 20) {
-        fprintf(stderr, "%s: %s\n", path,
-                !buf ? "out of memory" : rerr ? "read error"
-                : len > MAX_FILE ? "larger than 1 MiB" : "too short for a header");
-        free(buf);
-        return -1;
-    }
-    const char *why = NULL;
-    size_t at = 0;
-    if (memcmp(buf, "qatquant", 8) != 0) why = "bad magic (want \"qatquant\")";
-    else if (rd_u32(buf + 8) != 1) at = 8, why = "unsupported version (want 1)";
-    else if ((uint32_t)crc32(0L, buf, (uInt)(len - 4)) != rd_u32(buf + len - 4))
-        at = len - 4, why = "CRC-32 mismatch (file damaged)";
-    uint32_t count = why ? 0 : rd_u32(buf + 12);
-    if (!why && (count == 0 || count > MAX_RECORDS)) at = 12, why = "record count out of range";
-    if (!why && !(fx->r = calloc(count, sizeof *fx->r))) why = "out of memory";
-    size_t end = len - 4;
-    at = why ? at : 16;
-    for (uint32_t k = 0; !why && k < count; k++, fx->n++) {
-        record *r = &fx->r[k];
-        if (end - at < 4) { why = "truncated name length"; break; }
-        uint32_t nl = rd_u32(buf + at);
-        if (nl < 1 || nl > 63) { why = "name length not in 1..63"; break; }
-        at += 4;
-        if (end - at < nl + 8) { why = "truncated record header"; break; }
-        memcpy(r->name, buf + at, nl);
-        r->name[nl] = 0;
-        if (strlen(r->name) != nl) { why = "NUL inside a name"; break; }
-        at += nl;
-        uint32_t dt = rd_u32(buf + at), nd = rd_u32(buf + at + 4);
-        if (dt != 0) { why = "dtype is not float32"; break; }
-        at += 4;
-        if (nd > 4) { why = "ndim > 4"; break; }
-        at += 4;
-        if (end - at < 4 * (size_t)nd) { why = "truncated dims"; break; }
-        r->ndim = (int)nd;
-        r->n = 1;
-        for (uint32_t d = 0; d < nd; d++) {
-            uint32_t v = rd_u32(buf + at);
-            if (v < 1 || v > (1u << 16)) { why = "dim not in 1..65536"; break; }
-            r->dims[d] = (int)v;
-            r->n *= v;
-            at += 4;
-        }
-        if (why) break;
-        if (r->n > (end - at) / 4) { why = "data runs past the end"; break; }
-        if (!(r->f = malloc(r->n * sizeof *r->f))) { why = "out of memory"; break; }
-        for (size_t j = 0; j < r->n; j++) {
-            uint32_t u = rd_u32(buf + at + 4 * j);
-            memcpy(&r->f[j], &u, 4);
-            if (!isfinite(r->f[j])) { why = "non-finite value"; break; }
-        }
-        if (why) break;
-        at += r->n * 4;
-    }
-    if (!why && at != end) why = "trailing bytes after the last record";
-    free(buf);
-    if (why) {
-        fprintf(stderr, "%s: byte %zu: %s\n", path, at, why);
-        fixture_free(fx);
-        return -1;
-    }
-    return 0;
-}
 
 /* The float record CASE.field with the given shape, or NULL after a failure. */
 static const float *need(const fixture *fx, const char *cname, const char *field, int ndim, const int *dims)
@@ -349,7 +246,7 @@ int main(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof path, "%s/quant.bin", argv[1]);
     fixture fx;
-    if (fixture_read(&fx, path) != 0) {
+    if (fixture_read(&fx, path, "qatquant", "/usr/bin/python3 tests/fixtures/quant/gen_quant.py") != 0) {
         printf("FAIL: cannot use the fixture %s\n", path);
         return 1;
     }
