@@ -692,24 +692,42 @@ static double sumsq_dev(const float *restrict p, size_t n, float mu)
     return s;
 }
 
-/* sum(dy') and sum(dy' * (x - m)) in one pass, where dy' = dy * (y > lo):
- * lo = 0 applies a fused ReLU's mask, lo = -inf none. The masked dy' is
- * written back so the dx pass need not mask again. */
-static void dy_sums(float *restrict dy, const float *restrict x, const float *restrict y, size_t n, float m,
-                    float lo, double *sdy, double *sdyx)
+/* sum(dy) and sum(dy * (x - m)) in one pass */
+static void dy_sums(const float *restrict dy, const float *restrict x, size_t n, float m, double *sdy, double *sdyx)
 {
     float a[LANES] = {0}, b[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) {
-            float d = dy[i + j] * (float)(y[i + j] > lo);
+            a[j] += dy[i + j];
+            b[j] += dy[i + j] * (x[i + j] - m);
+        }
+    double s1 = lanes_total(a), s2 = lanes_total(b);
+    for (; i < n; i++) {
+        s1 += dy[i];
+        s2 += (double)dy[i] * (x[i] - m);
+    }
+    *sdy += s1;
+    *sdyx += s2;
+}
+
+/* the same with a fused ReLU's mask: dy' = dy * (y > 0), written back so the
+ * dx pass need not mask again */
+static void dy_sums_relu(float *restrict dy, const float *restrict x, const float *restrict y, size_t n, float m,
+                         double *sdy, double *sdyx)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = dy[i + j] * (float)(y[i + j] > 0.0f);
             dy[i + j] = d;
             a[j] += d;
             b[j] += d * (x[i + j] - m);
         }
     double s1 = lanes_total(a), s2 = lanes_total(b);
     for (; i < n; i++) {
-        float d = dy[i] * (float)(y[i] > lo);
+        float d = dy[i] * (float)(y[i] > 0.0f);
         dy[i] = d;
         s1 += d;
         s2 += (double)d * (x[i] - m);
@@ -844,9 +862,10 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
     for (int c = cb; c < ce; c++) {
         float m = mean[c], is = invstd[c];
         double sdy = 0, sdyxm = 0;
-        float lo = t->ip[0] ? 0.0f : -INFINITY;
-        for (int n = 0; n < k->N; n++)
-            dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, lo, &sdy, &sdyxm);
+        for (int n = 0; n < k->N; n++) {
+            if (t->ip[0]) dy_sums_relu(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, &sdy, &sdyxm);
+            else dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, S, m, &sdy, &sdyxm);
+        }
         double sdyx = sdyxm * is; /* sum(dy * xhat) */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;

@@ -45,4 +45,9 @@ static inline void qat_ste_mask(const float *restrict x, const float *restrict d
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (float)((x[i] >= lo) & (x[i] <= hi));
 }
 
+/* elementwise work on [b, e) of a node's tensor, split across the graph's
+ * threads in blocks (results do not depend on the split) */
+typedef void (*qat_qrange_fn)(const qat_tensor *t, size_t b, size_t e);
+void qat_qparallel(qat_graph *g, const qat_tensor *t, qat_qrange_fn fn);
+
 #endif

@@ -5,27 +5,38 @@
 
 static const int32_t pm1[2] = {-1, 1};
 
-static void sign_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
+static void sign_range(const qat_tensor *t, size_t b, size_t e)
 {
     const float *restrict x = t->src[0]->x;
     float *restrict y = t->x;
-    for (size_t i = 0; i < t->n; i++) y[i] = qat_sign(x[i]);
+    for (size_t i = b; i < e; i++) y[i] = qat_sign(x[i]);
+}
+
+static void sign_forward(qat_qnode *n, qat_tensor *t, qat_graph *g) { qat_qparallel(g, t, sign_range); }
+
+static void ste_range(const qat_tensor *t, size_t b, size_t e)
+{
+    qat_ste_mask(t->src[0]->x + b, t->g + b, t->src[0]->g + b, e - b, -1.0f, 1.0f);
 }
 
 static void ste_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
-    if (t->src[0]->g) qat_ste_mask(t->src[0]->x, t->g, t->src[0]->g, t->n, -1.0f, 1.0f);
+    if (t->src[0]->g) qat_qparallel(g, t, ste_range);
+}
+
+static void approx_range(const qat_tensor *t, size_t b, size_t e)
+{
+    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
+    float *restrict dx = t->src[0]->g;
+    for (size_t i = b; i < e; i++) {
+        float a = fabsf(x[i]);
+        dx[i] += dy[i] * (2.0f - 2.0f * a) * (float)(a <= 1.0f);
+    }
 }
 
 static void approx_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
-    const float *restrict x = t->src[0]->x, *restrict dy = t->g;
-    float *restrict dx = t->src[0]->g;
-    if (!dx) return;
-    for (size_t i = 0; i < t->n; i++) {
-        float a = fabsf(x[i]);
-        dx[i] += dy[i] * (2.0f - 2.0f * a) * (float)(a <= 1.0f);
-    }
+    if (t->src[0]->g) qat_qparallel(g, t, approx_range);
 }
 
 static void sign_levels(const qat_qnode *n, qat_levels *out)
