@@ -500,12 +500,25 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
     for (int i = 0; i < g->norder; i++)
         for (int j = 0; j < g->order[i]->nsrc; j++) uses[g->order[i]->src[j]->id]++;
     for (int i = 0; i < noutputs; i++) uses[outputs[i]->id]++;
-    for (int i = 0; i < g->norder; i++) {
+    for (int i = 0; i < g->norder && !g->no_fusion; i++) {
         qat_tensor *t = g->order[i];
         if (t->op == QAT_OP_RELU && t->src[0]->op == QAT_OP_BATCHNORM && uses[t->src[0]->id] == 1) {
             t->src[0]->ip[0] = 1;
             t->ip[0] = 1;
         }
+    }
+    /* and a 2x2 stride-2 max pool after such a BN (or its fused ReLU): the BN
+     * pass pools each plane while it is in cache and its backward reads the
+     * pool's gradient directly, so the BN output and its gradient are never
+     * written */
+    for (int i = 0; i < g->norder && !g->no_fusion; i++) {
+        qat_tensor *t = g->order[i], *s0 = t->nsrc ? t->src[0] : NULL;
+        if (t->op != QAT_OP_MAXPOOL2D || t->ip[0] != 2 || t->ip[1] != 2 || t->ip[2] != 0 || uses[s0->id] != 1)
+            continue;
+        qat_tensor *bn = s0->op == QAT_OP_RELU && s0->ip[0] ? s0->src[0] : s0;
+        if (bn->op != QAT_OP_BATCHNORM || bn->ndim != 4) continue;
+        bn->fused = t;
+        t->ip[3] = 1;
     }
     free(uses);
 
@@ -551,7 +564,7 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
         if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
         if (!is_alias(t)) {
             act_bytes += align_up(t->n * sizeof(float));
-            if (t->flags & QAT_T_GRAD) grad_bytes += align_up(t->n * sizeof(float));
+            if ((t->flags & QAT_T_GRAD) && !t->fused) grad_bytes += align_up(t->n * sizeof(float));
         }
         state_bytes += align_up(op_state_bytes(t, g->max_batch));
         size_t s = qat_op_scratch_bytes(t, g->max_batch, g->threads);
@@ -577,7 +590,7 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
         } else {
             t->x = (float *)(g->arena + aoff);
             aoff += align_up(t->n * sizeof(float));
-            if (t->flags & QAT_T_GRAD) {
+            if ((t->flags & QAT_T_GRAD) && !t->fused) {
                 t->g = (float *)(g->arena + goff);
                 goff += align_up(t->n * sizeof(float));
             }

@@ -70,6 +70,7 @@ struct qat_tensor {
     void *state;            /* the op's persistent buffers (placed by compile) */
     size_t state_bytes;
     const qat_custom_op *custom; /* QAT_OP_CUSTOM only */
+    qat_tensor *fused;           /* batchnorm: the 2x2 max pool it computes in its own pass */
     void *user;                  /* custom op's own context, or labels for softmax_ce */
     int flags;
     int id; /* creation index */
@@ -113,6 +114,7 @@ struct qat_graph {
     qat_rng rng; /* dropout and stochastic ops draw from it, in graph order */
     qat_pool *pool;
     int compiled;
+    int no_fusion; /* set before compile: keep BN, ReLU and pooling as separate passes */
 };
 
 /* ---- building ---------------------------------------------------------- */

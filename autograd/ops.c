@@ -544,8 +544,10 @@ static void maxpool_fwd_task(void *ctx, int pb, int pe, int tid)
     }
 }
 
+/* ip[3] set by compile: the source batchnorm computes this pool */
 static void maxpool_fwd(qat_tensor *t, qat_graph *g)
 {
+    if (t->ip[3]) return;
     pool_task k = {t, pool_geometry(t)};
     qat_graph_parallel(g, t->shape[0] * k.q.C, maxpool_fwd_task, &k);
 }
@@ -566,7 +568,7 @@ static void maxpool_bwd_task(void *ctx, int pb, int pe, int tid)
 
 static void maxpool_bwd(qat_tensor *t, qat_graph *g)
 {
-    if (!t->src[0]->g) return;
+    if (t->ip[3] || !t->src[0]->g) return;
     pool_task k = {t, pool_geometry(t)};
     qat_graph_parallel(g, t->shape[0] * k.q.C, maxpool_bwd_task, &k);
 }
@@ -736,6 +738,34 @@ static void dy_sums_relu(float *restrict dy, const float *restrict x, const floa
     *sdyx += s2;
 }
 
+/* BN (+ReLU) and a 2x2 stride-2 max pool in one pass over channel c: each
+ * window's four values are normalised and pooled; the first maximum wins,
+ * as in maxpool_fwd_task */
+static void bn_pool_forward(qat_tensor *t, int c, float a, float b)
+{
+    qat_tensor *p = t->fused;
+    int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3], OH = p->shape[2], OW = p->shape[3];
+    int relu = t->ip[0];
+    for (int n = 0; n < N; n++) {
+        const float *x = t->src[0]->x + ((size_t)n * C + c) * H * W;
+        float *y = p->x + ((size_t)n * C + c) * OH * OW;
+        int32_t *arg = (int32_t *)p->state + ((size_t)n * C + c) * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                int i0 = 2 * oh * W + 2 * ow;
+                float v = r0[2 * ow] * a + b, u;
+                int bi = i0;
+                if ((u = r0[2 * ow + 1] * a + b) > v) v = u, bi = i0 + 1;
+                if ((u = r1[2 * ow] * a + b) > v) v = u, bi = i0 + W;
+                if ((u = r1[2 * ow + 1] * a + b) > v) v = u, bi = i0 + W + 1;
+                y[oh * OW + ow] = relu && v < 0.0f ? 0.0f : v;
+                arg[oh * OW + ow] = bi;
+            }
+        }
+    }
+}
+
 static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
 {
     bn_task *k = ctx;
@@ -765,6 +795,10 @@ static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
         mean[c] = m;
         invstd[c] = is;
         float a = gamma[c] * is, b = beta[c] - m * a;
+        if (t->fused) {
+            bn_pool_forward(t, c, a, b);
+            continue;
+        }
         for (int n = 0; n < k->N; n++) {
             const float *restrict p = x + n * CS + c * S;
             float *restrict y = t->x + n * CS + c * S;
@@ -850,6 +884,45 @@ static void bn_fwd(qat_tensor *t, qat_graph *g)
     else qat_graph_parallel(g, k.C, bn_fwd_task, &k);
 }
 
+/* the backward of BN (+ReLU) + 2x2 max pool for channel c: the BN output's
+ * gradient is the pool's at each window's argmax and 0 elsewhere */
+static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int training, double cnt)
+{
+    qat_tensor *p = t->fused, *xt = t->src[0];
+    int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
+    size_t P = (size_t)p->shape[2] * p->shape[3], HW = (size_t)H * W;
+    int relu = t->ip[0];
+    double sdy = 0, sdyxm = 0;
+    for (int n = 0; n < N; n++) {
+        size_t plane = (size_t)n * C + c;
+        const float *x = xt->x + plane * HW, *dy = p->g + plane * P, *y = p->x + plane * P;
+        const int32_t *arg = (const int32_t *)p->state + plane * P;
+        for (size_t w = 0; w < P; w++) {
+            float d = relu && !(y[w] > 0.0f) ? 0.0f : dy[w];
+            sdy += d;
+            sdyxm += (double)d * (x[arg[w]] - m);
+        }
+    }
+    double sdyx = sdyxm * is;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    if (dgamma) dgamma[c] += (float)sdyx;
+    if (dbeta) dbeta[c] += (float)sdy;
+    if (!xt->g) return;
+    float gi = t->src[1]->x[c] * is;
+    float mdy = training ? (float)(sdy / cnt) : 0.0f, mdyx = training ? (float)(sdyx / cnt) * is : 0.0f;
+    for (int n = 0; n < N; n++) {
+        size_t plane = (size_t)n * C + c;
+        const float *restrict x = xt->x + plane * HW;
+        float *restrict dx = xt->g + plane * HW;
+        if (training)
+            for (size_t i = 0; i < HW; i++) dx[i] -= gi * (mdy + (x[i] - m) * mdyx);
+        const float *dy = p->g + plane * P, *y = p->x + plane * P;
+        const int32_t *arg = (const int32_t *)p->state + plane * P;
+        for (size_t w = 0; w < P; w++)
+            if (!relu || y[w] > 0.0f) dx[arg[w]] += gi * dy[w];
+    }
+}
+
 static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
 {
     bn_task *k = ctx;
@@ -861,6 +934,10 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
     double cnt = (double)k->N * (double)S;
     for (int c = cb; c < ce; c++) {
         float m = mean[c], is = invstd[c];
+        if (t->fused) {
+            bn_pool_backward(t, c, m, is, k->training, cnt);
+            continue;
+        }
         double sdy = 0, sdyxm = 0;
         for (int n = 0; n < k->N; n++) {
             if (t->ip[0]) dy_sums_relu(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, &sdy, &sdyxm);

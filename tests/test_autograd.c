@@ -199,6 +199,71 @@ static void test_batchnorm(int training, int four_d, int fuse_relu)
     after_compile = NULL;
 }
 
+/* BN (+ReLU) + 2x2 max pool: compile folds the pool into the BN pass. The
+ * fused graph must give the same outputs and gradients as the unfused one
+ * (training BN's curvature makes finite differences too noisy to tell). */
+static qat_graph bnp[2];
+static qat_tensor *bnp_out[2];
+
+static void build_bn_pool(qat_graph *g, int relu, int fuse, int training)
+{
+    qat_graph_init(g, 1, 2, 1);
+    g->no_fusion = !fuse;
+    qat_tensor *x = param(g, "x", 4, 3, 2, 7, 5); /* odd: the last row and column are in no window */
+    qat_tensor *gm = param(g, "gamma", 1, 2, 0, 0, 0), *bt = param(g, "beta", 1, 2, 0, 0, 0);
+    int s[1] = {2};
+    qat_tensor *rm = qat_graph_param(g, "rm", 1, s, QAT_T_BUFFER), *rv = qat_graph_param(g, "rv", 1, s, QAT_T_BUFFER);
+    qat_tensor *y = qat_batchnorm(g, x, gm, bt, rm, rv, 1e-5f, 0.1f);
+    if (relu) y = qat_relu(g, y);
+    qat_tensor *p = qat_maxpool2d(g, y, 2, 2, 0);
+    qat_graph_set_training(g, training);
+    CHECK(qat_graph_compile(g, &p, 1) == QAT_OK, "compile: %s", qat_last_error());
+    int found = 0;
+    for (int i = 0; i < g->norder; i++)
+        if (g->order[i]->op == QAT_OP_BATCHNORM) found = g->order[i]->fused != NULL;
+    CHECK(found == fuse, "pool fusion %d, expected %d", found, fuse);
+    fused_expected = relu && fuse;
+    bn_stats(g);
+    distinct(g);
+    qat_rng r;
+    qat_rng_seed(&r, 9);
+    fill(gm, &r, 0.5f, 1.5f);
+    fill(bt, &r, -0.3f, 0.3f);
+    bnp_out[fuse] = p;
+}
+
+static void test_bn_pool(int training, int relu)
+{
+    for (int f = 0; f < 2; f++) build_bn_pool(&bnp[f], relu, f, training);
+    for (int f = 0; f < 2; f++) {
+        qat_graph *g = &bnp[f];
+        qat_graph_zero_grad(g);
+        qat_graph_forward(g);
+        qat_rng r;
+        qat_rng_seed(&r, 4);
+        for (size_t i = 0; i < bnp_out[f]->n; i++) bnp_out[f]->g[i] = qat_rng_uniform(&r) - 0.5f;
+        qat_graph_backward_seeded(g);
+    }
+    const char *names[4] = {"x", "gamma", "beta", NULL};
+    double worst = 0;
+    for (size_t i = 0; i < bnp_out[0]->n; i++)
+        worst = fmax(worst, fabs(bnp_out[0]->x[i] - bnp_out[1]->x[i]));
+    for (int k = 0; names[k]; k++) {
+        qat_tensor *a = qat_graph_find(&bnp[0], names[k]), *b = qat_graph_find(&bnp[1], names[k]);
+        double mx = 0, d = 0;
+        for (size_t i = 0; i < a->n; i++) {
+            mx = fmax(mx, fabs(a->g[i]));
+            d = fmax(d, fabs(a->g[i] - b->g[i]));
+        }
+        CHECK(mx > 0, "%s gradient all zero", names[k]);
+        worst = fmax(worst, d / fmax(mx, 1e-30));
+    }
+    printf("batchnorm%s + maxpool 2x2 %s: fused vs unfused worst %.2e\n", relu ? " + relu" : "",
+           training ? "train" : "eval", worst);
+    CHECK(worst < 1e-5, "fused and unfused BN + pool differ by %.3g", worst);
+    for (int f = 0; f < 2; f++) qat_graph_free(&bnp[f]);
+}
+
 static void test_shortcut(void)
 {
     qat_graph g;
@@ -286,6 +351,8 @@ int main(void)
     for (int t = 0; t < 2; t++)
         for (int d = 0; d < 3; d++)
             for (int f = 0; f < 2; f++) test_batchnorm(t, d, f);
+    for (int t = 0; t < 2; t++)
+        for (int r = 0; r < 2; r++) test_bn_pool(t, r);
     test_shortcut();
     test_softmax_ce();
     printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
