@@ -109,5 +109,5 @@ static void lsq_levels(const qat_qnode *n, qat_levels *out)
 const qat_quantizer qat_q_lsq = {
     .per_channel_ok = 1,
     .name = "lsq", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 2, .min_bits = 2, .max_bits = 16,
-    .has_param = 1, .init = lsq_init, .forward = lsq_forward, .backward = lsq_backward, .levels = lsq_levels,
+    .has_param = 1, .param_name = "step", .init = lsq_init, .forward = lsq_forward, .backward = lsq_backward, .levels = lsq_levels,
 };

@@ -36,6 +36,6 @@ static void pact_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_pact = {
-    .name = "pact", .roles = QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1, .max_bits = 16, .has_param = 1,
+    .name = "pact", .roles = QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1, .max_bits = 16, .has_param = 1, .param_name = "alpha", .param_decay = 1,
     .init = pact_init, .forward = pact_forward, .backward = pact_backward, .levels = pact_levels,
 };

@@ -201,11 +201,10 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
     int nsrc = 1;
     if (spec->q->has_param) {
         int shape[1] = {n->channels};
-        snprintf(pname, sizeof pname, "%s.%s", name, strcmp(spec->q->name, "pact") == 0 ? "alpha" : "step");
+        snprintf(pname, sizeof pname, "%s.%s", name, spec->q->param_name);
         n->param = qat_graph_param(g, pname, 1, shape, QAT_T_PARAM | QAT_T_NO_DECAY);
         if (!n->param) return NULL;
-        if (strcmp(spec->q->name, "pact") == 0) {
-            /* PACT's clip has an L2 decay of its own */
+        if (spec->q->param_decay) { /* PACT's clip has an L2 decay of its own */
             n->param->flags |= QAT_T_OWN_DECAY;
             n->param->fp[0] = spec->alpha_decay;
         }

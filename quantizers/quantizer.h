@@ -72,6 +72,8 @@ typedef struct qat_quantizer {
     int min_bits, max_bits;
     float default_clip;  /* latent-weight clip for weights (1 for sign methods) */
     int has_param;       /* 1: a learnable scale/clip: one value, or one per channel */
+    const char *param_name; /* its tensor name suffix ("alpha", "step") */
+    int param_decay;     /* 1: the parameter has its own L2 decay (spec.alpha_decay) */
     int binary;          /* two levels: training logs its weight flip ratio */
     int per_channel_ok;  /* weights may have one scale per output channel */
     /* sets param/buffer initial values (after compile); may be NULL */
