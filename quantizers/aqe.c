@@ -5,8 +5,11 @@
  *            rounding = stochastic (Eq. 7; 1 bit only)
  *   backward dL/da = 2 alpha dL/dh 1{|a| <= 1}              (Eq. 18, 19)
  *   eval     h^ = h(a), the pure quantizer                   (Eq. 20)
- * h by bit width: 1 bit sign (Eq. 4), 2 bits ternary with threshold
- * aqe_delta (Eq. 21), n >= 3 bits powers of two (Eq. 22): 0 and
+ * h by bit width: 1 bit sign (Eq. 4), 2 bits ternary (Eq. 21) with, for
+ * activations, the fixed threshold aqe_delta and, for weights, TWN's
+ * delta = ternary_factor * mean|W| (the paper takes Eq. 21 from TWN [17]; a
+ * fixed 0.5 would zero every weight of a default initialisation in
+ * evaluation), n >= 3 bits powers of two (Eq. 22): 0 and
  * +-2^-p, p = q-1..0, q = 2^(n-1) - 1 (3 bits: {0, +-1/4, +-1/2, +-1}),
  * each input taken to the nearest level (thresholds at the midpoints).
  * alpha rises from aqe_alpha to 1 at fraction aqe_reach of training
@@ -15,18 +18,18 @@
  * to [-1, 1] after each update (Algorithm 1). */
 #include "qmath.h"
 
-enum { X_ALPHA };
+enum { X_ALPHA, X_DELTA };
 
 static const int32_t pm1[2] = {-1, 1}, tern[3] = {-1, 0, 1};
 /* powers of two as integer levels over the finest magnitude 2^-(q-1) */
 static int32_t pow2_table[2 * 15 + 1];
 
-/* h(a) for n bits; pure and exactly level * scale */
-static float aqe_h(const qat_qnode *n, float a)
+/* h(a) for n bits; pure and exactly level * scale; delta: Eq. 21's threshold */
+static float aqe_h(const qat_qnode *n, float a, float delta)
 {
     if (n->bits == 1) return qat_sign(a);
     float m = fabsf(a), s = a < 0 ? -1.0f : 1.0f;
-    if (n->bits == 2) return m > n->spec.aqe_delta ? s : 0.0f;
+    if (n->bits == 2) return m > delta ? s : 0.0f;
     int q = (1 << (n->bits - 1)) - 1;
     float lo = ldexpf(1.0f, -(q - 1)); /* the smallest magnitude */
     if (m <= 0.5f * lo) return 0.0f;   /* below the midpoint of 0 and lo */
@@ -66,8 +69,11 @@ static void aqe_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     const float *x = t->src[0]->x;
     float *y = t->x;
     qat_qscale(n)[0] = n->bits >= 3 ? ldexpf(1.0f, -((1 << (n->bits - 1)) - 2)) : 1.0f;
+    float delta = n->spec.aqe_delta;
+    if (n->bits == 2 && n->role == QAT_QROLE_WEIGHT) delta = n->spec.ternary_factor * qat_mean_abs(x, t->n);
+    qat_qextra(n)[X_DELTA] = delta;
     if (!g->training) {
-        for (size_t i = 0; i < t->n; i++) y[i] = aqe_h(n, x[i]);
+        for (size_t i = 0; i < t->n; i++) y[i] = aqe_h(n, x[i], delta);
         return;
     }
     float a = alpha_of(n);
@@ -78,7 +84,7 @@ static void aqe_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
         }
         return;
     }
-    for (size_t i = 0; i < t->n; i++) y[i] = a * aqe_h(n, x[i]) + (1.0f - a) * x[i];
+    for (size_t i = 0; i < t->n; i++) y[i] = a * aqe_h(n, x[i], delta) + (1.0f - a) * x[i];
 }
 
 static void aqe_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
