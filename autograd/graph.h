@@ -189,6 +189,10 @@ void *qat_graph_scratch(qat_graph *g, size_t bytes);
  * one thread it runs inline. Deterministic: chunk boundaries depend only on
  * n and the thread count. */
 void qat_graph_parallel(qat_graph *g, int n, qat_task_fn fn, void *ctx);
+/* elementwise work fn(t, b, e) over [0, n), split across the graph's threads
+ * in fixed blocks (results do not depend on the split) */
+void qat_graph_elementwise(qat_graph *g, const qat_tensor *t, size_t n,
+                           void (*fn)(const qat_tensor *t, size_t b, size_t e));
 /* row-major C = alpha op(A) op(B) + beta C, split across the graph's
  * threads (OpenBLAS itself always runs on one thread) */
 void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -180,7 +180,7 @@ static void ew_run(void *ctx, int b, int e, int tid)
     k->fn(k->t, lo, hi < k->n ? hi : k->n);
 }
 
-static void elementwise(qat_graph *g, const qat_tensor *t, size_t n, ew_fn fn)
+void qat_graph_elementwise(qat_graph *g, const qat_tensor *t, size_t n, ew_fn fn)
 {
     ew_task k = {t, fn, n};
     int blocks = (int)((n + EW_BLOCK - 1) / EW_BLOCK);
@@ -201,7 +201,7 @@ static void add_range(const qat_tensor *t, size_t b, size_t e)
     for (size_t i = b; i < e; i++) o[i] = x[i] + y[i];
 }
 
-static void add_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, add_range); }
+static void add_fwd(qat_tensor *t, qat_graph *g) { qat_graph_elementwise(g, t, t->n, add_range); }
 
 static void add_bwd_range(const qat_tensor *t, size_t b, size_t e)
 {
@@ -209,7 +209,7 @@ static void add_bwd_range(const qat_tensor *t, size_t b, size_t e)
         if (t->src[k]->g) acc(t->src[k]->g + b, t->g + b, e - b);
 }
 
-static void add_bwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, add_bwd_range); }
+static void add_bwd(qat_tensor *t, qat_graph *g) { qat_graph_elementwise(g, t, t->n, add_bwd_range); }
 
 static void mul_fwd(qat_tensor *t, qat_graph *g)
 {
@@ -1029,7 +1029,7 @@ static void relu_range(const qat_tensor *t, size_t b, size_t e)
 /* ip[0] set by compile: the source BN applies this ReLU, the node is an alias */
 static void relu_fwd(qat_tensor *t, qat_graph *g)
 {
-    if (!t->ip[0]) elementwise(g, t, t->n, relu_range);
+    if (!t->ip[0]) qat_graph_elementwise(g, t, t->n, relu_range);
 }
 
 static void relu_bwd_range(const qat_tensor *t, size_t b, size_t e)
@@ -1041,7 +1041,7 @@ static void relu_bwd_range(const qat_tensor *t, size_t b, size_t e)
 
 static void relu_bwd(qat_tensor *t, qat_graph *g)
 {
-    if (!t->ip[0] && t->src[0]->g) elementwise(g, t, t->n, relu_bwd_range);
+    if (!t->ip[0] && t->src[0]->g) qat_graph_elementwise(g, t, t->n, relu_bwd_range);
 }
 
 static void hardtanh_range(const qat_tensor *t, size_t b, size_t e)
@@ -1056,7 +1056,7 @@ static void hardtanh_range(const qat_tensor *t, size_t b, size_t e)
     }
 }
 
-static void hardtanh_fwd(qat_tensor *t, qat_graph *g) { elementwise(g, t, t->n, hardtanh_range); }
+static void hardtanh_fwd(qat_tensor *t, qat_graph *g) { qat_graph_elementwise(g, t, t->n, hardtanh_range); }
 
 static void hardtanh_bwd_range(const qat_tensor *t, size_t b, size_t e)
 {
@@ -1069,7 +1069,7 @@ static void hardtanh_bwd_range(const qat_tensor *t, size_t b, size_t e)
 
 static void hardtanh_bwd(qat_tensor *t, qat_graph *g)
 {
-    if (t->src[0]->g) elementwise(g, t, t->n, hardtanh_bwd_range);
+    if (t->src[0]->g) qat_graph_elementwise(g, t, t->n, hardtanh_bwd_range);
 }
 
 static void dropout_fwd(qat_tensor *t, qat_graph *g)

@@ -146,28 +146,7 @@ qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qsp
     return QAT_OK;
 }
 
-/* ---- elementwise helpers --------------------------------------------------- */
-typedef struct {
-    const qat_tensor *t;
-    qat_qrange_fn fn;
-} qpar_task;
-
-#define QPAR_BLOCK 8192
-
-static void qpar_run(void *ctx, int b, int e, int tid)
-{
-    const qpar_task *k = ctx;
-    size_t lo = (size_t)b * QPAR_BLOCK, hi = (size_t)e * QPAR_BLOCK;
-    k->fn(k->t, lo, hi < k->t->n ? hi : k->t->n);
-}
-
-void qat_qparallel(qat_graph *g, const qat_tensor *t, qat_qrange_fn fn)
-{
-    int blocks = (int)((t->n + QPAR_BLOCK - 1) / QPAR_BLOCK);
-    qpar_task k = {t, fn};
-    if (blocks < 4) fn(t, 0, t->n);
-    else qat_graph_parallel(g, blocks, qpar_run, &k);
-}
+void qat_qparallel(qat_graph *g, const qat_tensor *t, qat_qrange_fn fn) { qat_graph_elementwise(g, t, t->n, fn); }
 
 /* ---- the graph op ---------------------------------------------------------- */
 static void op_forward(qat_tensor *t, qat_graph *g)
