@@ -161,6 +161,20 @@ static void op_backward(qat_tensor *t, qat_graph *g)
     n->spec.q->backward(n, t, g);
 }
 
+void qat_qnode_apply(qat_qnode *n, qat_graph *g, const float *x, float *y, size_t count)
+{
+    QAT_ASSERT(n->spec.q && n->role == QAT_QROLE_ACT && n->out);
+    qat_tensor in = *n->in, out = *n->out;
+    in.ndim = out.ndim = 1;
+    in.shape[0] = out.shape[0] = (int)count;
+    in.n = out.n = count;
+    in.x = (float *)x;
+    in.g = out.g = NULL;
+    out.x = y;
+    out.src[0] = &in;
+    n->spec.q->forward(n, &out, g);
+}
+
 qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_qrole role, qat_tensor *x,
                          const char *name)
 {

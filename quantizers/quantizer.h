@@ -137,6 +137,10 @@ void qat_qnode_post_update(qat_qnode *n);
  * scale, recomputed every forward; its g receives the weight gradient). */
 qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec, int ndim, const int *shape,
                                const char *name);
+/* The node's forward on count values x -> y outside the graph (the
+ * exporter probes a quantizer this way): activations only, the graph's
+ * current mode (evaluation for export) decides rounding. */
+void qat_qnode_apply(qat_qnode *n, qat_graph *g, const float *x, float *y, size_t count);
 /* Releases what a node allocated (owned states). */
 void qat_qnode_free(qat_qnode *n);
 

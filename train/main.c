@@ -11,11 +11,12 @@
 #include <cblas.h>
 
 #include "dst.h"
+#include "cli.h"
 #include "trainer.h"
 
-#define EXIT_USAGE 2
 
-static const char *prog = "qat";
+
+const char *prog = "qat";
 
 static const char usage_main[] =
     "usage: qat COMMAND [ARGS]\n"
@@ -26,6 +27,8 @@ static const char usage_main[] =
     "  summary CONFIG     per layer: output shape, parameters, MACs\n"
     "  bench train CONFIG measure training images/s on synthetic data\n"
     "  lloyd --bits N     DST's power-of-two activation error (Table 1)\n"
+    "  export CKPT        lower a trained model to integer-only .qnn (or C source)\n"
+    "  infer MODEL.qnn    run an exported model on images or a dataset's test split\n"
     "\n"
     "'qat COMMAND --help' describes a command's options.\n";
 
@@ -62,7 +65,7 @@ static const char usage_bench[] =
     "Times training steps (forward, backward, optimizer) on synthetic N(0,1)\n"
     "inputs and random labels; reports the median and the best step as images/s.\n";
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
+int usage_error(const char *usage, const char *fmt, const char *arg)
 {
     fprintf(stderr, "%s: ", prog);
     fprintf(stderr, fmt, arg);
@@ -70,13 +73,13 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static int fail(void)
+int fail(void)
 {
     fprintf(stderr, "%s: error: %s\n", prog, qat_last_error());
     return 1;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
+int parse_int(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -86,21 +89,14 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
-static int default_threads(void)
+int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-/* option parsing shared by the commands: --name VALUE or --name=VALUE */
-typedef struct {
-    int argc, i;
-    char **argv;
-    const char *usage;
-    int err;
-} args;
 
-static const char *opt_value(args *a, const char *name)
+const char *opt_value(args *a, const char *name)
 {
     const char *s = a->argv[a->i];
     size_t n = strlen(name);
@@ -114,7 +110,7 @@ static const char *opt_value(args *a, const char *name)
     return a->argv[++a->i];
 }
 
-static int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched)
+int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched)
 {
     const char *v = opt_value(a, name);
     if (!v) return a->err == 0;
@@ -582,6 +578,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "lloyd")) return cmd_lloyd(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "infer")) return cmd_infer(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n%s", prog, cmd, usage_main);
     return EXIT_USAGE;
 }

@@ -1,0 +1,276 @@
+/* csource.c: the .qnn file written out atomically, and as C source: model.h
+ * and model.c hold the blobs as const arrays, an op table, and a small
+ * scalar interpreter that evaluates every op straight from its definition
+ * (no im2col, no packing tricks): integer only, no malloc, nothing included
+ * but <stdint.h> and <stddef.h>, C99. It computes the same logits as the
+ * runtime (tests/test_export.c compiles it and checks). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "qatrt.h"
+
+qat_status qat_export_write_file(const char *path, const uint8_t *bytes, size_t size)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return qat_error_set(QAT_ERR_ARG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int ok = fwrite(bytes, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) err = errno;
+        remove(tmp);
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    }
+    return QAT_OK;
+}
+
+/* the interpreter of model.c (PFX is replaced by the prefix) */
+static const char *const interp_src[] = {
+    "typedef struct {\n",
+    "    int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;\n",
+    "    const uint8_t *wt;\n",
+    "    const int32_t *thr, *req;\n",
+    "    const int8_t *levels, *lut;\n",
+    "} PFX_op;\n",
+    "\n",
+    "/* weight k of output channel c, decoded from the kernel's encoding */\n",
+    "static int32_t PFX_weight(const PFX_op *o, int c, int k)\n",
+    "{\n",
+    "    size_t kw = ((size_t)o->K + 63) / 64;\n",
+    "    const uint8_t *r;\n",
+    "    switch (o->kernel) {\n",
+    "    case 1: /* binary: bit set = -1 */\n",
+    "        r = o->wt + (size_t)c * kw * 8;\n",
+    "        return (r[k / 8] >> (k % 8) & 1) ? -1 : 1;\n",
+    "    case 2: case 3: /* ternary: mask plane, sign plane */\n",
+    "        r = o->wt + (size_t)c * kw * 16;\n",
+    "        if (!(r[k / 8] >> (k % 8) & 1)) return 0;\n",
+    "        return (r[kw * 8 + (size_t)(k / 8)] >> (k % 8) & 1) ? -1 : 1;\n",
+    "    case 4: case 5: /* int8 */\n",
+    "        return (int8_t)o->wt[(size_t)c * (size_t)o->K + (size_t)k];\n",
+    "    case 6: /* int16, little-endian */\n",
+    "        r = o->wt + ((size_t)c * (size_t)o->K + (size_t)k) * 2;\n",
+    "        return (int16_t)(uint16_t)(r[0] | r[1] << 8);\n",
+    "    default: { /* power-of-two code: 0, or sign bit 8 and magnitude 1 << (code & 7) - 1 */\n",
+    "        int code = o->wt[(size_t)c * (((size_t)o->K + 1) / 2) + (size_t)(k / 2)] >> (4 * (k & 1)) & 15;\n",
+    "        if (!(code & 7)) return 0;\n",
+    "        return (code & 8) ? -(1 << ((code & 7) - 1)) : 1 << ((code & 7) - 1);\n",
+    "    }\n",
+    "    }\n",
+    "}\n",
+    "\n",
+    "static int32_t PFX_input(const PFX_op *o, const void *in, int c, int y, int x)\n",
+    "{\n",
+    "    size_t i;\n",
+    "    if (y < 0 || y >= o->h || x < 0 || x >= o->w) return 0;\n",
+    "    i = ((size_t)c * (size_t)o->h + (size_t)y) * (size_t)o->w + (size_t)x;\n",
+    "    return o->in_u8 ? ((const uint8_t *)in)[i] : ((const int8_t *)in)[i];\n",
+    "}\n",
+    "\n",
+    "static void PFX_conv(const PFX_op *o, const void *in, int8_t *out, int32_t *logits)\n",
+    "{\n",
+    "    int c, oy, ox, ci, ky, kx, j;\n",
+    "    for (c = 0; c < o->cout; c++)\n",
+    "        for (oy = 0; oy < o->oh; oy++)\n",
+    "            for (ox = 0; ox < o->ow; ox++) {\n",
+    "                int32_t acc = 0;\n",
+    "                int k = 0;\n",
+    "                for (ci = 0; ci < o->cin; ci++)\n",
+    "                    for (ky = 0; ky < o->kh; ky++)\n",
+    "                        for (kx = 0; kx < o->kw; kx++, k++)\n",
+    "                            acc += PFX_input(o, in, ci, oy * o->stride - o->pad + ky, ox * o->stride - o->pad + kx) *\n",
+    "                                   PFX_weight(o, c, k);\n",
+    "                if (o->stage == 2) {\n",
+    "                    const int32_t *q = o->req + 4 * c;\n",
+    "                    int64_t v = (int64_t)acc * q[0] + (int64_t)(((uint64_t)(uint32_t)q[3] << 32) | (uint32_t)q[2]);\n",
+    "                    if (q[1]) v = (v + ((int64_t)1 << (q[1] - 1))) >> q[1];\n",
+    "                    logits[c] = v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;\n",
+    "                } else {\n",
+    "                    const int32_t *t = o->thr + (size_t)c * (size_t)(o->nthr + 1);\n",
+    "                    int32_t s = t[0] ? -acc : acc;\n",
+    "                    int n = 0;\n",
+    "                    for (j = 1; j <= o->nthr; j++) n += t[j] <= s;\n",
+    "                    out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = o->levels[n];\n",
+    "                }\n",
+    "            }\n",
+    "}\n",
+    "\n",
+    "static void PFX_maxpool(const PFX_op *o, const int8_t *in, int8_t *out)\n",
+    "{\n",
+    "    int c, oy, ox, ky, kx;\n",
+    "    for (c = 0; c < o->cin; c++)\n",
+    "        for (oy = 0; oy < o->oh; oy++)\n",
+    "            for (ox = 0; ox < o->ow; ox++) {\n",
+    "                int8_t best = -128;\n",
+    "                for (ky = 0; ky < o->kh; ky++)\n",
+    "                    for (kx = 0; kx < o->kw; kx++) {\n",
+    "                        int8_t v = in[((size_t)c * (size_t)o->h + (size_t)(oy * o->stride + ky)) * (size_t)o->w +\n",
+    "                                      (size_t)(ox * o->stride + kx)];\n",
+    "                        if (v > best) best = v;\n",
+    "                    }\n",
+    "                out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = best;\n",
+    "            }\n",
+    "}\n",
+    "\n",
+    "void PFX_run(const uint8_t *image, int32_t *logits, void *workspace)\n",
+    "{\n",
+    "    int8_t *buf[2];\n",
+    "    const void *in = image;\n",
+    "    int i, cur = 0;\n",
+    "    buf[0] = (int8_t *)workspace;\n",
+    "    buf[1] = buf[0] + PFX_ACT_BYTES;\n",
+    "    for (i = 0; i < PFX_NOPS; i++) {\n",
+    "        const PFX_op *o = &PFX_ops[i];\n",
+    "        int8_t *out = buf[cur];\n",
+    "        if (o->type == 3) {\n",
+    "            size_t j, hw = (size_t)o->h * (size_t)o->w;\n",
+    "            for (j = 0; j < (size_t)o->cin * hw; j++) out[j] = o->lut[(j / hw) * 256 + ((const uint8_t *)in)[j]];\n",
+    "        } else if (o->type == 2) {\n",
+    "            PFX_maxpool(o, (const int8_t *)in, out);\n",
+    "        } else {\n",
+    "            PFX_conv(o, in, out, logits);\n",
+    "        }\n",
+    "        in = out;\n",
+    "        cur ^= 1;\n",
+    "    }\n",
+    "}\n",
+    NULL};
+
+/* lines [from, to) of the interpreter with PFX replaced by prefix */
+static void emit_text(FILE *f, const char *prefix, int from, int to)
+{
+    for (int i = from; i < to && interp_src[i]; i++)
+        for (const char *s = interp_src[i]; *s; s++) {
+            if (!strncmp(s, "PFX", 3)) {
+                fputs(prefix, f);
+                s += 2;
+            } else {
+                fputc(*s, f);
+            }
+        }
+}
+
+static void emit_bytes(FILE *f, const char *name, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    fprintf(f, "static const uint8_t %s[%zu] = {", name, n ? n : 1);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s%u,", i % 24 ? "" : "\n    ", p[i]);
+    fprintf(f, "%s};\n", n ? "\n" : "0");
+}
+
+static void emit_i32(FILE *f, const char *name, const int32_t *v, size_t n)
+{
+    fprintf(f, "static const int32_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s%ld,", i % 10 ? " " : "\n    ", (long)v[i]);
+    fprintf(f, "\n};\n");
+}
+
+static void emit_i8(FILE *f, const char *name, const int8_t *v, size_t n)
+{
+    fprintf(f, "static const int8_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s%d,", i % 24 ? "" : "\n    ", v[i]);
+    fprintf(f, "\n};\n");
+}
+
+static qat_status close_file(FILE *f, const char *tmp, const char *path)
+{
+    int ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    }
+    return QAT_OK;
+}
+
+qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir, const char *prefix)
+{
+    qatrt_model m;
+    qatrt_error err;
+    if (qatrt_load(&m, bytes, size, &err) != QATRT_OK) return qat_error_set(QAT_ERR_FORMAT, "export: %s", err.msg);
+    size_t act = 0;
+    for (int i = 0; i < m.nops; i++) {
+        const qatrt_op *o = &m.ops[i];
+        size_t a = (size_t)o->cout * o->oh * o->ow;
+        if (a > act) act = a;
+    }
+    act = (act + 7) & ~(size_t)7;
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/model.h", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "/* model.h: generated by qat export --format c. Integer-only inference of a\n"
+               " * %d-op model on %dx%dx%d uint8 images giving %d int32 logits. */\n"
+               "#ifndef %s_MODEL_H\n#define %s_MODEL_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n",
+            m.nops, m.c, m.h, m.w, m.nclass, prefix, prefix);
+    fprintf(f, "#define %s_C %d\n#define %s_H %d\n#define %s_W %d\n#define %s_NCLASS %d\n", prefix, m.c, prefix, m.h,
+            prefix, m.w, prefix, m.nclass);
+    fprintf(f, "/* bytes of workspace %s_run needs */\n#define %s_WORKSPACE %zu\n\n", prefix, prefix, 2 * act);
+    fprintf(f, "/* image: %s_C * %s_H * %s_W bytes (CHW); logits: %s_NCLASS values */\n"
+               "void %s_run(const uint8_t *image, int32_t *logits, void *workspace);\n\n#endif\n",
+            prefix, prefix, prefix, prefix, prefix);
+    qat_status st = close_file(f, tmp, path);
+    if (st) return st;
+
+    snprintf(path, sizeof path, "%s/model.c", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "/* model.c: generated by qat export --format c (.qnn CRC-32 %08x). */\n#include \"model.h\"\n\n", m.crc);
+    fprintf(f, "#define %s_ACT_BYTES %zu\n#define %s_NOPS %d\n\n", prefix, act, prefix, m.nops);
+    char name[64];
+    for (int i = 0; i < m.nops; i++) {
+        const qatrt_op *o = &m.ops[i];
+        if (o->type == QATRT_OP_CONV) {
+            snprintf(name, sizeof name, "%s_w%d", prefix, i);
+            emit_bytes(f, name, o->weights, o->wrow * (size_t)o->cout);
+            if (o->stage == QATRT_STAGE_THRESH) {
+                snprintf(name, sizeof name, "%s_t%d", prefix, i);
+                emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)(o->nthr + 1));
+                snprintf(name, sizeof name, "%s_l%d", prefix, i);
+                emit_i8(f, name, o->levels, (size_t)o->nthr + 1);
+            } else {
+                snprintf(name, sizeof name, "%s_q%d", prefix, i);
+                emit_i32(f, name, o->req, (size_t)o->cout * 4);
+            }
+        } else if (o->type == QATRT_OP_LUT) {
+            snprintf(name, sizeof name, "%s_u%d", prefix, i);
+            emit_i8(f, name, o->lut, (size_t)o->cin * 256);
+        }
+    }
+    fputs("\n", f);
+    /* the op table after the interpreter's type */
+    int body = 0, end = 0;
+    while (strcmp(interp_src[body], "\n") != 0) body++; /* the type ends at the first blank line */
+    body++;
+    while (interp_src[end]) end++;
+    emit_text(f, prefix, 0, body);
+    fprintf(f, "static const %s_op %s_ops[%d] = {\n", prefix, prefix, m.nops);
+    for (int i = 0; i < m.nops; i++) {
+        const qatrt_op *o = &m.ops[i];
+        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8, o->cin,
+                o->h, o->w, o->cout, o->oh, o->ow, o->kh, o->kw, o->stride, o->pad, (int)o->kernel, (int)o->stage,
+                o->nthr, o->K);
+        if (o->type == QATRT_OP_CONV) {
+            fprintf(f, "%s_w%d, ", prefix, i);
+            if (o->stage == QATRT_STAGE_THRESH) fprintf(f, "%s_t%d, NULL, %s_l%d, NULL},\n", prefix, i, prefix, i);
+            else fprintf(f, "NULL, %s_q%d, NULL, NULL},\n", prefix, i);
+        } else if (o->type == QATRT_OP_LUT) {
+            fprintf(f, "NULL, NULL, NULL, NULL, %s_u%d},\n", prefix, i);
+        } else {
+            fprintf(f, "NULL, NULL, NULL, NULL, NULL},\n");
+        }
+    }
+    fputs("};\n\n", f);
+    emit_text(f, prefix, body, end);
+    return close_file(f, tmp, path);
+}

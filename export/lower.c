@@ -1,0 +1,763 @@
+/* lower.c: a trained model -> the integer .qnn graph (export.h says what is
+ * folded where; docs/format.md is the file layout). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export.h"
+#include "qatrt.h"
+#include "quantizer.h"
+
+/* ---- the .qnn writer ------------------------------------------------------ */
+
+typedef struct {
+    uint8_t ops[QATRT_MAX_OPS][QATRT_OP_SIZE];
+    int nops;
+    uint8_t *data; /* blobs, offsets relative to the data area until finish() */
+    size_t len, cap;
+} qnnw;
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static qat_status w_reserve(qnnw *w, size_t more)
+{
+    if (w->len + more <= w->cap) return QAT_OK;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->len + more) cap *= 2;
+    uint8_t *d = realloc(w->data, cap);
+    if (!d) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    w->data = d;
+    w->cap = cap;
+    return QAT_OK;
+}
+
+/* appends a blob and records (offset, size) at byte `field` of op `op` */
+static qat_status w_blob(qnnw *w, int op, int field, const void *src, size_t size)
+{
+    size_t at = (w->len + QATRT_ALIGN - 1) & ~(size_t)(QATRT_ALIGN - 1);
+    qat_status st = w_reserve(w, at - w->len + size);
+    if (st) return st;
+    memset(w->data + w->len, 0, at - w->len);
+    memcpy(w->data + at, src, size);
+    w->len = at + size;
+    if (at + size > UINT32_MAX / 2) return qat_error_set(QAT_ERR_SHAPE, "export: the model exceeds 2 GiB");
+    put32(w->ops[op] + field, (uint32_t)at + 1); /* +1: nonzero until rebased */
+    put32(w->ops[op] + field + 4, (uint32_t)size);
+    return QAT_OK;
+}
+
+static qat_status w_finish(qnnw *w, const qat_model *m, uint8_t **out, size_t *size)
+{
+    size_t base = QATRT_HEADER_SIZE + (size_t)w->nops * QATRT_OP_SIZE;
+    base = (base + QATRT_ALIGN - 1) & ~(size_t)(QATRT_ALIGN - 1);
+    size_t total = base + w->len + 4;
+    uint8_t *f = calloc(1, total);
+    if (!f) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    memcpy(f, QATRT_MAGIC, 8);
+    put32(f + 8, QATRT_VERSION);
+    put32(f + 12, QATRT_HEADER_SIZE);
+    put32(f + 16, QATRT_OP_SIZE);
+    put32(f + 20, (uint32_t)w->nops);
+    put32(f + 24, (uint32_t)m->c);
+    put32(f + 28, (uint32_t)m->h);
+    put32(f + 32, (uint32_t)m->w);
+    put32(f + 36, (uint32_t)m->nclass);
+    put32(f + 40, (uint32_t)total);
+    put32(f + 44, (uint32_t)((uint64_t)total >> 32));
+    for (int i = 0; i < w->nops; i++) {
+        uint8_t *r = f + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE;
+        memcpy(r, w->ops[i], QATRT_OP_SIZE);
+        for (int fld = 64; fld < 112; fld += 8) {
+            uint32_t off = (uint32_t)r[fld] | (uint32_t)r[fld + 1] << 8 | (uint32_t)r[fld + 2] << 16 |
+                           (uint32_t)r[fld + 3] << 24;
+            if (off) put32(r + fld, off - 1 + (uint32_t)base);
+        }
+    }
+    if (w->len) memcpy(f + base, w->data, w->len);
+    put32(f + total - 4, qatrt_crc32(0, f, total - 4));
+    *out = f;
+    *size = total;
+    return QAT_OK;
+}
+
+/* ---- what sits between an accumulator and the next quantizer -------------- */
+
+typedef enum { POST_BN, POST_RELU, POST_HARDTANH } post_kind;
+
+typedef struct {
+    post_kind kind;
+    float *a, *b; /* BN: y = x a + b per channel, as the batchnorm op computes them */
+    float lo, hi;
+} post_op;
+
+#define MAX_POST 8
+
+typedef struct {
+    /* the accumulator's real value: u8 image input
+     *   x = sw[c] (acc / (255 std) - mean / std * wsum[c]),
+     * else x = acc * sa * sw[c]; then + bias[c] in float */
+    int u8;
+    double sa, inv255std, meanstd;
+    const double *sw, *wsum;
+    const float *bias;
+    post_op post[MAX_POST];
+    int npost;
+    /* the quantizer that consumes the result: a node of the model, or (after
+     * training) a uniform one: level = clamp(round(y / vs), vlo, vhi) */
+    qat_qnode *q;
+    qat_graph *g;
+    double qs; /* the node's scale: level = y / qs */
+    double vs;
+    int vlo, vhi;
+} chain;
+
+static float chain_value(const chain *ch, int c, int64_t acc)
+{
+    double xr = ch->u8 ? ch->sw[c] * ((double)acc * ch->inv255std - ch->meanstd * ch->wsum[c])
+                       : (double)acc * ch->sa * ch->sw[c];
+    float x = (float)xr;
+    if (ch->bias) x = x + ch->bias[c];
+    for (int i = 0; i < ch->npost; i++) {
+        const post_op *p = &ch->post[i];
+        switch (p->kind) {
+        case POST_BN: x = x * p->a[c] + p->b[c]; break;
+        case POST_RELU: x = x > 0.0f ? x : 0.0f; break;
+        case POST_HARDTANH: x = x < p->lo ? p->lo : x > p->hi ? p->hi : x; break;
+        }
+    }
+    return x;
+}
+
+static int chain_level(const chain *ch, int c, int64_t acc)
+{
+    float y = chain_value(ch, c, acc), q;
+    if (!ch->q) {
+        double l = nearbyint((double)y / ch->vs);
+        return l < ch->vlo ? ch->vlo : l > ch->vhi ? ch->vhi : (int)l;
+    }
+    qat_qnode_apply(ch->q, ch->g, &y, &q, 1);
+    return (int)lrint((double)q / ch->qs);
+}
+
+/* direction of channel c: +1 when the chain does not decrease in acc */
+static int chain_dir(const chain *ch, int c)
+{
+    int d = ch->u8 ? (ch->sw[c] >= 0 ? 1 : -1) : (ch->sa * ch->sw[c] >= 0 ? 1 : -1);
+    for (int i = 0; i < ch->npost; i++)
+        if (ch->post[i].kind == POST_BN && ch->post[i].a[c] < 0) d = -d;
+    return d;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int is(const qat_layer *l, const char *section) { return strcmp(l->type->section, section) == 0; }
+
+static qat_status layer_error(const qat_layer *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static qat_status layer_error(const qat_layer *l, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return qat_error_set(QAT_ERR_SHAPE, "export: %s:%d: layer %d '%s' [%s]: %s", l->file ? l->file : "config", l->line,
+                         l->index, l->name, l->type->section, msg);
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* the sorted distinct integer levels of a codebook (at most cap) */
+static int level_set(const qat_levels *lv, int32_t *out, int cap)
+{
+    int n = 0;
+    if (lv->table) {
+        for (int i = 0; i < lv->ntable && n < cap; i++) out[n++] = lv->table[i];
+    } else {
+        int z = lv->zero ? (int)lrintf(lv->zero[0]) : 0, step = lv->step > 0 ? lv->step : 1;
+        for (int v = lv->lo; v <= lv->hi && n < cap; v += step) out[n++] = v - z;
+    }
+    qsort(out, (size_t)n, sizeof *out, cmp_i32);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || out[i] != out[k - 1]) out[k++] = out[i];
+    return k;
+}
+
+/* ---- one compute layer ----------------------------------------------------- */
+
+typedef struct {
+    int c, h, w;       /* the runtime tensor's shape */
+    int u8;            /* it is the image */
+    int nlev;          /* else: its levels (ascending) and real scale */
+    int32_t lev[QATRT_MAX_LEVELS];
+    double sa;
+} rt_tensor;
+
+typedef struct {
+    qat_model *m;
+    const qat_export_opts *o;
+    qat_export_result *r;
+    qnnw w;
+    float *calib_lo, *calib_hi; /* per layer: range of its input on the calibration images */
+} lowering;
+
+static void note(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    if (n + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+static int all_in(const int32_t *v, size_t n, int lo, int hi, int no_zero)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < lo || v[i] > hi || (no_zero && v[i] == 0)) return 0;
+    return 1;
+}
+
+static int pow2_code(int32_t v)
+{
+    if (v == 0) return 0;
+    int a = v < 0 ? -v : v, e = 0;
+    while ((1 << e) < a) e++;
+    if ((1 << e) != a || e > 6) return -1;
+    return (v < 0 ? 8 : 0) | (e + 1);
+}
+
+/* the layer's integer weight levels wl[cout * K] and per-channel scales */
+static qat_status weight_levels(lowering *L, qat_layer *l, int cout, int K, int64_t amax, int32_t *wl, double *sw,
+                                int *approx)
+{
+    const float *wf = l->wq.out ? l->wq.out->x : l->w->x;
+    *approx = 0;
+    if (!l->wq.spec.q) {
+        if (!L->o->float_bits)
+            return layer_error(l, "its weights are float (weight = float in its config section, or a first/last-layer policy in [quant]): "
+                                  "there is no integer form; export with --float-layers int8|int16 to quantize them after training "
+                                  "(the agreement with the trained model is then reported instead of parity)");
+        int64_t qmax = L->o->float_bits == 16 ? 32767 : 127;
+        while (qmax > 1 && (int64_t)K * amax * qmax > INT32_MAX) qmax /= 2;
+        for (int c = 0; c < cout; c++) {
+            double mx = 0;
+            for (int k = 0; k < K; k++) mx = fmax(mx, fabs((double)wf[(size_t)c * K + k]));
+            sw[c] = mx > 0 ? mx / (double)qmax : 1.0;
+            for (int k = 0; k < K; k++) wl[(size_t)c * K + k] = (int32_t)lrint(wf[(size_t)c * K + k] / sw[c]);
+        }
+        *approx = 1;
+        return QAT_OK;
+    }
+    qat_levels lv;
+    l->wq.spec.q->levels(&l->wq, &lv);
+    for (int c = 0; c < cout; c++) {
+        double s = lv.nscale > 1 ? lv.scale[c] : lv.scale[0];
+        sw[c] = s;
+        for (int k = 0; k < K; k++) {
+            float v = wf[(size_t)c * K + k];
+            double q = s != 0 ? (double)v / s : 0;
+            long lvl = lrint(q);
+            if (fabs(q - (double)lvl) > 1e-3 || labs(lvl) > 32767)
+                return layer_error(l, "weight %d of channel %d is %g, not an integer level times the scale %g (the %s quantizer breaks the codebook contract)",
+                                   k, c, (double)v, s, l->wq.spec.q->name);
+            wl[(size_t)c * K + k] = (int32_t)lvl;
+        }
+    }
+    return QAT_OK;
+}
+
+/* per channel [flip, t_1..t_nthr]: t_j = the least s in [-B, B] with
+ * level(dir * s) >= lev[j] (B + 1 when none) */
+static qat_status thresholds(const qat_layer *l, const chain *ch, int cout, int64_t B, const int32_t *lev, int nlev,
+                             int32_t *thr)
+{
+    int T = nlev - 1;
+    for (int c = 0; c < cout; c++) {
+        int dir = chain_dir(ch, c);
+        int32_t *t = thr + (size_t)c * (size_t)(T + 1);
+        t[0] = dir < 0;
+        for (int j = 1; j <= T; j++) {
+            int64_t lo = -B, hi = B + 1; /* find the least s with level >= lev[j] in [lo, hi] */
+            while (lo < hi) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (chain_level(ch, c, dir * mid) >= lev[j]) hi = mid;
+                else lo = mid + 1;
+            }
+            t[j] = (int32_t)lo;
+        }
+        /* the folded function must be a monotone step: check it on a sample */
+        for (int i = 0; i <= 64; i++) {
+            int64_t s = -B + (2 * B) * i / 64;
+            int cnt = 0;
+            while (cnt < T && t[1 + cnt] <= s) cnt++;
+            int want = chain_level(ch, c, dir * s);
+            if (lev[cnt] != want)
+                return layer_error(l, "channel %d: what follows the layer is not monotone in its accumulator (at %lld: level %d, thresholds say %d)",
+                                   c, (long long)(dir * s), want, lev[cnt]);
+        }
+    }
+    return QAT_OK;
+}
+
+static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int K)
+{
+    size_t kw = ((size_t)K + 63) / 64, row;
+    switch (k) {
+    case QATRT_K_BIN: row = kw * 8; break;
+    case QATRT_K_TER: case QATRT_K_I8T: row = 2 * kw * 8; break;
+    case QATRT_K_I16: row = 2 * (size_t)K; break;
+    case QATRT_K_P2: row = ((size_t)K + 1) / 2; break;
+    default: row = (size_t)K; break;
+    }
+    uint8_t *buf = calloc((size_t)cout, row);
+    int8_t *tmp = malloc((size_t)K);
+    int32_t *bsum = calloc((size_t)cout, sizeof *bsum);
+    qat_status st = QAT_OK;
+    if (!buf || !tmp || !bsum) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (int c = 0; c < cout && !st; c++) {
+        const int32_t *v = wl + (size_t)c * K;
+        uint8_t *d = buf + (size_t)c * row;
+        for (int i = 0; i < K; i++) tmp[i] = (int8_t)(v[i] < -128 ? -128 : v[i] > 127 ? 127 : v[i]);
+        switch (k) {
+        case QATRT_K_BIN: {
+            uint64_t *words = (uint64_t *)(void *)d; /* row is a multiple of 8; calloc'd storage is aligned */
+            qatrt_pack_bits(tmp, K, words);
+            break;
+        }
+        case QATRT_K_TER: case QATRT_K_I8T: qatrt_pack_ternary(tmp, K, (int)kw, (uint64_t *)(void *)d); break;
+        case QATRT_K_I16:
+            for (int i = 0; i < K; i++) {
+                d[2 * i] = (uint8_t)(v[i] & 0xff);
+                d[2 * i + 1] = (uint8_t)((uint32_t)v[i] >> 8 & 0xff);
+            }
+            break;
+        case QATRT_K_P2:
+            for (int i = 0; i < K; i++) d[i / 2] |= (uint8_t)(pow2_code(v[i]) << (4 * (i & 1)));
+            break;
+        default:
+            memcpy(d, tmp, (size_t)K);
+            for (int i = 0; i < K; i++) bsum[c] += tmp[i];
+            break;
+        }
+    }
+    if (!st) st = w_blob(&L->w, op, 64, buf, (size_t)cout * row);
+    if (!st && k == QATRT_K_I8I8) st = w_blob(&L->w, op, 72, bsum, (size_t)cout * 4);
+    free(buf);
+    free(tmp);
+    free(bsum);
+    return st;
+}
+
+static int bits_of(qatrt_kernel k)
+{
+    switch (k) {
+    case QATRT_K_BIN: return 1;
+    case QATRT_K_TER: case QATRT_K_I8T: return 2;
+    case QATRT_K_P2: return 4;
+    case QATRT_K_I16: return 16;
+    default: return 8;
+    }
+}
+
+static void set_op(uint8_t *r, int type, int flags, int cin, int h, int w, int cout, int oh, int ow)
+{
+    put32(r + 0, (uint32_t)type);
+    put32(r + 4, (uint32_t)flags);
+    put32(r + 8, (uint32_t)cin);
+    put32(r + 12, (uint32_t)h);
+    put32(r + 16, (uint32_t)w);
+    put32(r + 20, (uint32_t)cout);
+    put32(r + 24, (uint32_t)oh);
+    put32(r + 28, (uint32_t)ow);
+}
+
+static qat_status new_op(lowering *L, const qat_layer *l, int *op)
+{
+    if (L->w.nops >= QATRT_MAX_OPS) return layer_error(l, "more than %d integer ops", QATRT_MAX_OPS);
+    *op = L->w.nops++;
+    memset(L->w.ops[*op], 0, QATRT_OP_SIZE);
+    return QAT_OK;
+}
+
+/* the quantizer on the next compute layer's input as the chain's target,
+ * and that layer's input levels */
+static qat_status set_target(lowering *L, qat_layer *next, chain *ch, rt_tensor *out, int *approx)
+{
+    if (next->aq.spec.q) {
+        qat_levels lv;
+        next->aq.spec.q->levels(&next->aq, &lv);
+        ch->q = &next->aq;
+        ch->g = &L->m->g;
+        ch->qs = lv.scale[0];
+        out->nlev = level_set(&lv, out->lev, QATRT_MAX_LEVELS);
+        out->sa = lv.scale[0];
+        if (out->nlev < 2 || out->lev[0] < -128 || out->lev[out->nlev - 1] > 127)
+            return layer_error(next, "its input quantizer '%s' has levels %d..%d; the runtime keeps activations as int8 levels",
+                               next->aq.spec.q->name, out->lev[0], out->lev[out->nlev - 1]);
+        return QAT_OK;
+    }
+    if (!L->o->float_bits || !L->calib_lo)
+        return layer_error(next, "its input is float (act = float, or a policy in [quant]): there is no integer form; export with "
+                                 "--float-layers int8|int16 and calibration data to quantize it after training");
+    float lo = L->calib_lo[next->index], hi = L->calib_hi[next->index];
+    double mx = fmax(fabs((double)lo), fabs((double)hi));
+    ch->q = NULL;
+    ch->vs = mx > 0 ? mx / 127.0 : 1.0;
+    ch->vlo = lo >= 0 ? 0 : -127;
+    ch->vhi = 127;
+    out->nlev = 0;
+    for (int v = ch->vlo; v <= ch->vhi; v++) out->lev[out->nlev++] = v;
+    out->sa = ch->vs;
+    *approx = 1;
+    return QAT_OK;
+}
+
+static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
+{
+    qat_model *m = L->m;
+    qat_layer *l = &m->layers[li];
+    qat_export_result *r = L->r;
+    int conv = is(l, "conv2d");
+    int cin = in->c, h = in->h, w = in->w;
+    int cout = conv ? l->filters : l->out->shape[1];
+    int kh = conv ? l->size : h, kw = conv ? l->size : w, stride = conv ? l->stride : 1, pad = conv ? l->pad : 0;
+    int K = cin * kh * kw;
+    int oh = conv ? l->out->shape[2] : 1, ow = conv ? l->out->shape[3] : 1;
+    if (!conv && (int)l->w->shape[1] != K) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K);
+    if (in->u8 && pad) return layer_error(l, "a first layer with padding is not supported (its zero padding is not an image value)");
+    if (in->u8 && m->c > 1 && L->o->std) {
+        for (int c = 1; c < m->c; c++)
+            if (L->o->std[c] != L->o->std[0] || L->o->mean[c] != L->o->mean[0])
+                return layer_error(l, "per-channel input normalisation with different values is not supported on a float-input first layer");
+    }
+    qat_status st = QAT_OK;
+    int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * K);
+    double *sw = malloc(sizeof(double) * (size_t)cout), *wsum = calloc((size_t)cout, sizeof(double));
+    int32_t *thr = NULL;
+    post_op post[MAX_POST];
+    memset(post, 0, sizeof post);
+    int npost = 0, approx_w = 0, approx_a = 0;
+    if (!wl || !sw || !wsum) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
+    }
+    /* operands: what the input levels and weight levels allow */
+    int64_t amax = in->u8 ? 255 : 128;
+    if ((st = weight_levels(L, l, cout, K, amax, wl, sw, &approx_w))) goto done;
+    size_t nw = (size_t)cout * K;
+    for (int c = 0; c < cout; c++)
+        for (int k = 0; k < K; k++) wsum[c] += wl[(size_t)c * K + k];
+    int w_pm1 = all_in(wl, nw, -1, 1, 1), w_ter = all_in(wl, nw, -1, 1, 0), w_i8 = all_in(wl, nw, -128, 127, 0);
+    int w_p2 = 1;
+    for (size_t i = 0; i < nw && w_p2; i++) w_p2 = pow2_code(wl[i]) >= 0;
+    int a_pm1 = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 1), a_ter = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 0);
+    qatrt_kernel kern;
+    if (in->u8) kern = w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
+    else if (a_pm1 && w_pm1 && !pad) kern = QATRT_K_BIN;
+    else if (a_ter && w_ter) kern = QATRT_K_TER;
+    else if (w_ter) kern = QATRT_K_I8T;
+    else if (w_p2) kern = QATRT_K_P2;
+    else if (w_i8) kern = QATRT_K_I8I8;
+    else kern = QATRT_K_I16;
+    int64_t wmax = 0;
+    for (size_t i = 0; i < nw; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
+    int64_t lmax = in->u8 ? 255 : 0;
+    for (int i = 0; !in->u8 && i < in->nlev; i++) lmax = llabs((long long)in->lev[i]) > lmax ? llabs((long long)in->lev[i]) : lmax;
+    int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
+    if (B >= INT32_MAX) {
+        st = layer_error(l, "its accumulator could reach %lld, beyond int32", (long long)B);
+        goto done;
+    }
+    /* what follows up to the next compute layer */
+    int pools[MAX_POST], npool = 0, neg_after_pool = 0;
+    int end = next_li >= 0 ? next_li : m->nlayers;
+    for (int j = li + 1; j < end; j++) {
+        qat_layer *p = &m->layers[j];
+        if (is(p, "dropout") || is(p, "flatten")) continue;
+        if (npost >= MAX_POST || npool >= MAX_POST) {
+            st = layer_error(p, "too many layers between two compute layers");
+            goto done;
+        }
+        if (is(p, "batchnorm")) {
+            int C = p->gamma->shape[0];
+            post[npost].kind = POST_BN;
+            post[npost].a = malloc(sizeof(float) * (size_t)C);
+            post[npost].b = malloc(sizeof(float) * (size_t)C);
+            if (!post[npost].a || !post[npost].b) {
+                npost++;
+                st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+                goto done;
+            }
+            for (int c = 0; c < C; c++) {
+                float s = (float)(1.0 / sqrt((double)p->rvar->x[c] + p->eps)); /* as the batchnorm op */
+                post[npost].a[c] = p->gamma->x[c] * s;
+                post[npost].b[c] = p->beta->x[c] - p->rmean->x[c] * post[npost].a[c];
+                if (npool && post[npost].a[c] < 0) neg_after_pool = 1;
+            }
+            npost++;
+        } else if (is(p, "relu")) {
+            post[npost++].kind = POST_RELU;
+        } else if (is(p, "hardtanh")) {
+            post[npost].kind = POST_HARDTANH;
+            post[npost].lo = p->lo;
+            post[npost++].hi = p->hi;
+        } else if (is(p, "maxpool")) {
+            if (next_li < 0) {
+                st = layer_error(p, "a max pool after the last compute layer has no integer logits form");
+                goto done;
+            }
+            pools[npool++] = j;
+        } else {
+            st = layer_error(p, "has no integer lowering (supported between layers: batchnorm, relu, hardtanh, maxpool, dropout, flatten)");
+            goto done;
+        }
+    }
+    if (neg_after_pool) {
+        st = layer_error(&m->layers[pools[0]], "a batchnorm with a negative scale follows this max pool; pool after the batchnorm to export");
+        goto done;
+    }
+    chain ch = {.u8 = in->u8, .sa = in->sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .npost = npost};
+    if (in->u8) {
+        double sd = L->o->std ? L->o->std[0] : 1.0, mu = L->o->mean ? L->o->mean[0] : 0.0;
+        ch.inv255std = 1.0 / (255.0 * sd);
+        ch.meanstd = mu / sd;
+    }
+    memcpy(ch.post, post, sizeof post);
+    int op = 0;
+    if ((st = new_op(L, l, &op))) goto done;
+    uint8_t *rec = L->w.ops[op];
+    set_op(rec, QATRT_OP_CONV, in->u8, cin, h, w, cout, oh, ow);
+    put32(rec + 32, (uint32_t)kh);
+    put32(rec + 36, (uint32_t)kw);
+    put32(rec + 40, (uint32_t)stride);
+    put32(rec + 44, (uint32_t)pad);
+    put32(rec + 48, (uint32_t)kern);
+    if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
+    r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
+    r->float_bytes += (size_t)cout * K * 4;
+    rt_tensor out = {.c = cout, .h = oh, .w = ow};
+    if (next_li >= 0) {
+        if ((st = set_target(L, &m->layers[next_li], &ch, &out, &approx_a))) goto done;
+        int T = out.nlev - 1;
+        thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)(T + 1));
+        if (!thr) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        if ((st = thresholds(l, &ch, cout, B, out.lev, out.nlev, thr))) goto done;
+        int8_t lev8[QATRT_MAX_LEVELS];
+        for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
+        put32(rec + 52, QATRT_STAGE_THRESH);
+        put32(rec + 56, (uint32_t)T);
+        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout * (size_t)(T + 1))) ||
+            (st = w_blob(&L->w, op, 88, lev8, (size_t)out.nlev)))
+            goto done;
+        r->payload += (size_t)cout * (size_t)T * 4 + ((size_t)cout + 7) / 8 + (size_t)out.nlev;
+        note(r->kernels, sizeof r->kernels, "%s: %s, %d threshold%s per channel\n", l->name, qatrt_kernel_name(kern), T,
+             T == 1 ? "" : "s");
+        /* the pools, now on levels */
+        for (int i = 0; i < npool; i++) {
+            qat_layer *p = &m->layers[pools[i]];
+            int pop = 0;
+            if ((st = new_op(L, p, &pop))) goto done;
+            int ph = p->out->shape[2], pw = p->out->shape[3];
+            set_op(L->w.ops[pop], QATRT_OP_MAXPOOL, 0, out.c, out.h, out.w, out.c, ph, pw);
+            put32(L->w.ops[pop] + 32, (uint32_t)p->size);
+            put32(L->w.ops[pop] + 36, (uint32_t)p->size);
+            put32(L->w.ops[pop] + 40, (uint32_t)(p->stride ? p->stride : p->size));
+            out.h = ph;
+            out.w = pw;
+        }
+    } else {
+        /* int32 logits = round(real * 2^S): real = A[c] acc + Bc[c] exactly
+         * affine (the chain has only BN and a bias here) */
+        if (l->oq.spec.q) {
+            st = layer_error(l, "a quantized output (last_output policy) is not supported by the exporter yet");
+            goto done;
+        }
+        for (int i = 0; i < npost; i++)
+            if (post[i].kind != POST_BN) {
+                st = layer_error(l, "only batchnorm may follow the last compute layer (its logits must be affine)");
+                goto done;
+            }
+        double Amax = 0, R = 0, *A = malloc(sizeof(double) * (size_t)cout), *Bc = malloc(sizeof(double) * (size_t)cout);
+        int32_t *req = calloc((size_t)cout, 16);
+        if (!A || !Bc || !req) {
+            free(A), free(Bc), free(req);
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        for (int c = 0; c < cout; c++) {
+            double a = in->u8 ? sw[c] * ch.inv255std : in->sa * sw[c];
+            double b = in->u8 ? -sw[c] * ch.meanstd * wsum[c] : 0.0;
+            b += l->b ? l->b->x[c] : 0.0;
+            for (int i = 0; i < npost; i++) {
+                a *= post[i].a[c];
+                b = b * post[i].a[c] + post[i].b[c];
+            }
+            A[c] = a;
+            Bc[c] = b;
+            Amax = fmax(Amax, fabs(a));
+            R = fmax(R, fabs(a) * (double)B + fabs(b));
+        }
+        int S = R > 0 ? (int)floor(log2(2147483000.0 / R)) : 24;
+        if (S > 40) S = 40;
+        for (int c = 0; c < cout; c++) {
+            double as = A[c] * ldexp(1.0, S);
+            int sh = 0;
+            if (as != 0) {
+                int e;
+                frexp(as, &e); /* |as| in [2^(e-1), 2^e) */
+                sh = 30 - e;
+                if (sh < 0) sh = 0;
+                if (sh > 62) sh = 62;
+            }
+            double mult = nearbyint(as * ldexp(1.0, sh)), bias = nearbyint(Bc[c] * ldexp(1.0, S + sh));
+            if (fabs(mult) > 2147483647.0 || fabs(bias) > ldexp(1.0, 61)) {
+                free(A), free(Bc), free(req);
+                st = layer_error(l, "channel %d's logit scale does not fit the dyadic form", c);
+                goto done;
+            }
+            int64_t bi = (int64_t)bias;
+            req[4 * c] = (int32_t)mult;
+            req[4 * c + 1] = sh;
+            req[4 * c + 2] = (int32_t)(uint32_t)((uint64_t)bi & 0xffffffffu);
+            req[4 * c + 3] = (int32_t)(uint32_t)((uint64_t)bi >> 32);
+        }
+        put32(rec + 52, QATRT_STAGE_LOGITS);
+        st = w_blob(&L->w, op, 96, req, (size_t)cout * 16);
+        r->payload += (size_t)cout * 16;
+        free(A), free(Bc), free(req);
+        if (st) goto done;
+        note(r->kernels, sizeof r->kernels, "%s: %s, int32 logits (dyadic, 2^%d per unit)\n", l->name, qatrt_kernel_name(kern), S);
+    }
+    if (approx_w || approx_a) {
+        r->exact = 0;
+        note(r->approx, sizeof r->approx, "%s%s (%s)", r->approx[0] ? ", " : "", l->name,
+             approx_w && approx_a ? "weights, input" : approx_w ? "weights" : "input");
+    }
+    *in = out;
+done:
+    for (int i = 0; i < npost; i++) {
+        free(post[i].a);
+        free(post[i].b);
+    }
+    free(wl);
+    free(sw);
+    free(wsum);
+    free(thr);
+    return st;
+}
+
+/* the first layer's quantized input: one table per channel, u8 -> level */
+static qat_status lower_lut(lowering *L, qat_layer *first, rt_tensor *t)
+{
+    chain ch = {0};
+    int approx = 0;
+    qat_status st = set_target(L, first, &ch, t, &approx);
+    if (st) return st;
+    int op = 0;
+    if ((st = new_op(L, first, &op))) return st;
+    qat_model *m = L->m;
+    set_op(L->w.ops[op], QATRT_OP_LUT, 1, m->c, m->h, m->w, m->c, m->h, m->w);
+    int8_t *lut = malloc((size_t)m->c * 256);
+    if (!lut) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (int c = 0; c < m->c; c++)
+        for (int p = 0; p < 256; p++) {
+            float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
+            float x = ((float)p / 255.0f - mu) / sd, q; /* as the data loader */
+            qat_qnode_apply(&first->aq, &m->g, &x, &q, 1);
+            lut[c * 256 + p] = (int8_t)lrint((double)q / ch.qs);
+        }
+    st = w_blob(&L->w, op, 104, lut, (size_t)m->c * 256);
+    L->r->payload += (size_t)m->c * 256;
+    free(lut);
+    t->u8 = 0;
+    return st;
+}
+
+static qat_status calibrate(lowering *L)
+{
+    qat_model *m = L->m;
+    const qat_export_opts *o = L->o;
+    if (!o->float_bits || !o->calib_x || o->calib_n < 1) return QAT_OK;
+    L->calib_lo = malloc(sizeof(float) * (size_t)m->nlayers);
+    L->calib_hi = malloc(sizeof(float) * (size_t)m->nlayers);
+    if (!L->calib_lo || !L->calib_hi) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (int i = 0; i < m->nlayers; i++) {
+        L->calib_lo[i] = INFINITY;
+        L->calib_hi[i] = -INFINITY;
+    }
+    size_t isz = (size_t)m->c * m->h * m->w;
+    for (int b = 0; b < o->calib_n; b += m->batch) {
+        int n = o->calib_n - b < m->batch ? o->calib_n - b : m->batch;
+        qat_model_forward(m, o->calib_x + (size_t)b * isz, NULL, n, 0);
+        for (int i = 0; i < m->nlayers; i++) {
+            const qat_tensor *x = m->layers[i].in;
+            for (size_t j = 0; j < x->n; j++) {
+                L->calib_lo[i] = fminf(L->calib_lo[i], x->x[j]);
+                L->calib_hi[i] = fmaxf(L->calib_hi[i], x->x[j]);
+            }
+        }
+    }
+    return QAT_OK;
+}
+
+qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->exact = 1;
+    if (o->float_bits != 0 && o->float_bits != 8 && o->float_bits != 16)
+        return qat_error_set(QAT_ERR_ARG, "export: float layers can be quantized to 8 or 16 bits, not %d", o->float_bits);
+    lowering L = {.m = m, .o = o, .r = r};
+    qat_status st = calibrate(&L);
+    /* one eval forward fills every quantizer's output (weights, scales) */
+    if (!st) {
+        size_t isz = (size_t)m->c * m->h * m->w;
+        float *zero = calloc(isz, sizeof(float));
+        if (!zero) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        else qat_model_forward(m, zero, NULL, 1, 0);
+        free(zero);
+    }
+    int first = -1;
+    for (int i = 0; i < m->nlayers && first < 0 && !st; i++) {
+        qat_layer *l = &m->layers[i];
+        if (is(l, "conv2d") || is(l, "linear")) first = i;
+        else if (!is(l, "flatten") && !is(l, "dropout"))
+            st = layer_error(l, "comes before the first compute layer; the integer graph starts with a conv2d or linear on the image");
+    }
+    rt_tensor t = {.c = m->c, .h = m->h, .w = m->w, .u8 = 1};
+    if (!st && first < 0) st = qat_error_set(QAT_ERR_SHAPE, "export: the model has no conv2d or linear layer");
+    if (!st && m->layers[first].aq.spec.q) st = lower_lut(&L, &m->layers[first], &t);
+    for (int i = first; i >= 0 && !st;) {
+        int next = -1;
+        for (int j = i + 1; j < m->nlayers && next < 0; j++)
+            if (is(&m->layers[j], "conv2d") || is(&m->layers[j], "linear")) next = j;
+        st = lower_layer(&L, i, next, &t);
+        i = next;
+    }
+    if (!st) st = w_finish(&L.w, m, &r->bytes, &r->size);
+    free(L.w.data);
+    free(L.calib_lo);
+    free(L.calib_hi);
+    if (st) qat_export_free(r);
+    return st;
+}
+
+void qat_export_free(qat_export_result *r)
+{
+    free(r->bytes);
+    r->bytes = NULL;
+    r->size = 0;
+}

@@ -1,0 +1,82 @@
+/* kern.h: the runtime's integer GEMM kernels, one table per instruction
+ * set, chosen at run time (qatrt_kernels_for). Every kernel computes
+ *     C[m * ldc + n] = sum_k A(m, k) * B(n, k)        (m < M, n < N)
+ * i.e. both operands are stored row-major along K ("A times B transposed"),
+ * overwriting C. No alignment is required of any pointer or leading
+ * dimension, any M, N, K >= 0 works (awkward sizes included), and no kernel
+ * allocates, prints or touches floating point. The scalar table is the
+ * reference the others are tested against (tests/test_kernels.c).
+ *
+ * Encodings
+ *   binary   one bit per element, packed little-endian in 64-bit words
+ *            (element k is bit k % 64 of word k / 64); bit 0 = +1, bit 1 = -1.
+ *            A row holds kwords words; bits at k >= kbits are 0 in both
+ *            operands, so dot = kbits - 2 popcount(a XOR b).
+ *   ternary  two bit planes per row, each kwords words: first the nonzero
+ *            mask, then the sign plane (1 = negative; 0 where the mask is 0):
+ *            value = mask ? (sign ? -1 : +1) : 0. A row is 2 * kwords words
+ *            (lda/ldb count words and are >= 2 * kwords).
+ *   p2 code  a 4-bit code per weight, two per byte (element k in the low
+ *            nibble of byte k / 2 when k is even, the high nibble when odd):
+ *            code & 7 == 0 -> 0, else (code & 8 ? -1 : +1) << ((code & 7) - 1),
+ *            i.e. magnitudes 1, 2, 4, ..., 64.
+ * Overflow: callers guarantee that every partial sum fits in int32.
+ */
+#ifndef QATRT_KERN_H
+#define QATRT_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { QATRT_ISA_SCALAR = 0, QATRT_ISA_AVX2, QATRT_ISA_AVX512, QATRT_ISA_COUNT } qatrt_isa;
+
+typedef struct {
+    qatrt_isa isa;
+    const char *name; /* "scalar", "avx2", "avx512" */
+    /* binary x binary: lda/ldb in 64-bit words (>= kwords) */
+    void (*bgemm)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                  int32_t *C, size_t ldc);
+    /* ternary x ternary (both as two bit planes; binary operands are ternary
+     * with an all-ones mask up to kbits): lda/ldb in words (>= 2 * kwords) */
+    void (*tgemm)(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
+                  size_t ldc);
+    /* int8 activations x ternary weights (two bit planes, ldb in words) */
+    void (*i8tgemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
+                    size_t ldc);
+    /* uint8 x int8 (the first layer: image bytes times int8 weights) */
+    void (*u8i8gemm)(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                     size_t ldc);
+    /* int8 x int8; bsum[n] = sum_k B(n, k) when the caller has it (weights
+     * are constant), or NULL (the kernel computes what it needs) */
+    void (*i8i8gemm)(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                     const int32_t *bsum, int32_t *C, size_t ldc);
+    /* int16 x int16 (layers post-training quantized to 16 bits) */
+    void (*i16gemm)(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb, int32_t *C,
+                    size_t ldc);
+    /* int8 activations x power-of-two codes (ldb in bytes >= (K + 1) / 2):
+     * shift-add, no multiplies in the scalar reference */
+    void (*p2gemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb, int32_t *C,
+                   size_t ldc);
+} qatrt_kernels;
+
+/* 1 when this CPU (and this build) can run the table for isa */
+int qatrt_isa_supported(qatrt_isa isa);
+/* the best supported isa, or the one QATRT_ISA=scalar|avx2|avx512 asks for
+ * (an unsupported or unknown request falls back to the best, and *forced is
+ * set to -1 so a caller can report it; 1 when a valid request was honoured,
+ * 0 when QATRT_ISA is unset). forced may be NULL. */
+qatrt_isa qatrt_isa_select(int *forced);
+/* the kernel table of isa (the scalar one when isa is unsupported) */
+const qatrt_kernels *qatrt_kernels_for(qatrt_isa isa);
+const char *qatrt_isa_name(qatrt_isa isa);
+/* "scalar", "avx2", "avx512" -> isa; -1 for anything else */
+int qatrt_isa_parse(const char *s);
+
+/* packing helpers used by the interpreter and the exporter (scalar, exact):
+ * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
+void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* n int8 values in {-1, 0, +1} -> two planes of kwords words each (mask,
+ * then sign), at out and out + kwords */
+void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out);
+
+#endif

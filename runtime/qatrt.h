@@ -1,0 +1,129 @@
+/* qatrt.h: the integer-only inference runtime. It reads a .qnn model (the
+ * format is docs/format.md) and runs it with integer arithmetic only: the
+ * whole library is compiled with -mgeneral-regs-only, so a float anywhere
+ * fails the build. It depends on libc alone, never allocates (the caller
+ * passes the model's bytes and a workspace of qatrt_workspace_size bytes),
+ * never prints and never exits: every function returns a status, and a
+ * failed load fills a message that names the byte offset at fault.
+ *
+ * A model is a chain of ops on one image (or a batch of images, one after
+ * another in memory):
+ *   LUT      uint8 image -> int8 levels, one 256-entry table per channel
+ *            (a quantized first input: normalisation and quantizer folded)
+ *   CONV     convolution / fully connected layer (a linear layer is a
+ *            convolution whose kernel covers its whole input) as one integer
+ *            GEMM (kern.h), followed by a stage:
+ *              THRESH  per output channel, the accumulator (negated when the
+ *                      channel's flip flag is set: a negative BN scale) is
+ *                      compared with nthr ascending thresholds; the count of
+ *                      thresholds passed indexes the op's level table
+ *                      (int8 levels, ascending). BN, bias, scales, ReLU /
+ *                      HardTanh and the next quantizer are all folded in.
+ *              LOGITS  int32 logits = (acc * mult[c] + bias[c]) >> shift[c],
+ *                      rounded to nearest (dyadic requantization in int64)
+ *   MAXPOOL  max over windows of int8 levels (exact after THRESH because the
+ *            folded function is monotone; docs/format.md explains why)
+ * The first op reads the uint8 image; the last is a CONV with LOGITS. */
+#ifndef QATRT_H
+#define QATRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kern.h"
+
+#define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
+#define QATRT_VERSION 1
+#define QATRT_HEADER_SIZE 64
+#define QATRT_OP_SIZE 128
+#define QATRT_MAX_OPS 64
+#define QATRT_ALIGN 64         /* every blob starts at a multiple of this */
+#define QATRT_MAX_DIM 65536    /* any channel count, height, width */
+#define QATRT_MAX_LEVELS 256
+
+typedef enum {
+    QATRT_OK = 0,
+    QATRT_ERR_FORMAT,   /* the bytes are not a valid .qnn (message: byte offset, what was expected) */
+    QATRT_ERR_CHECKSUM, /* the CRC32 does not match */
+    QATRT_ERR_VERSION,  /* a .qnn version this runtime does not read */
+    QATRT_ERR_ARG,      /* a bad argument (size, NULL, batch) */
+    QATRT_ERR_SPACE     /* the workspace is too small or misaligned */
+} qatrt_status;
+
+typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt_op_type;
+
+/* which GEMM a CONV runs; it fixes how weights are stored and how the
+ * input is laid out for the kernel (kern.h encodings) */
+typedef enum {
+    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding) */
+    QATRT_K_TER,     /* {-1, 0, 1} inputs x ternary or binary weights: two bit planes */
+    QATRT_K_I8T,     /* int8 inputs x ternary weights (bit planes) */
+    QATRT_K_U8I8,    /* uint8 image x int8 weights */
+    QATRT_K_I8I8,    /* int8 inputs x int8 weights */
+    QATRT_K_I16,     /* uint8 / int8 inputs widened x int16 weights */
+    QATRT_K_P2,      /* int8 inputs x power-of-two codes (shift-add) */
+    QATRT_K_COUNT
+} qatrt_kernel;
+
+typedef enum { QATRT_STAGE_THRESH = 1, QATRT_STAGE_LOGITS = 2 } qatrt_stage;
+
+typedef struct {
+    uint32_t off, size; /* bytes, from the start of the file */
+} qatrt_blob;
+
+typedef struct {
+    qatrt_op_type type;
+    int in_u8;          /* the op reads the uint8 image (else int8 levels) */
+    int cin, h, w;      /* input shape (CHW) */
+    int cout, oh, ow;   /* output shape */
+    int kh, kw, stride, pad;
+    qatrt_kernel kernel;
+    qatrt_stage stage;
+    int nthr;           /* THRESH: thresholds per channel (levels = nthr + 1) */
+    int K;              /* cin * kh * kw */
+    /* blobs, resolved to pointers into the model's bytes */
+    const void *weights;      /* per output channel, in the kernel's encoding */
+    const int32_t *bsum;      /* I8I8: sum of each channel's weights (may be NULL) */
+    const int32_t *thr;       /* THRESH: per channel [flip, t_1..t_nthr] */
+    const int8_t *levels;     /* THRESH: nthr + 1 ascending levels */
+    const int32_t *req;       /* LOGITS: per channel [mult, shift, bias_lo, bias_hi] */
+    const int8_t *lut;        /* LUT: cin x 256 */
+    size_t wrow;              /* bytes per output channel's weights */
+} qatrt_op;
+
+typedef struct {
+    int c, h, w;        /* input image */
+    int nclass;
+    int nops;
+    qatrt_op ops[QATRT_MAX_OPS];
+    size_t size;        /* bytes of the file */
+    uint32_t crc;
+} qatrt_model;
+
+typedef struct {
+    char msg[256];
+} qatrt_error;
+
+/* Parses and checks size bytes at data (8-byte aligned; the model keeps
+ * pointers into them, so they must outlive it). Every size, offset, shape and
+ * count is checked before use; on failure err (may be NULL) says which byte
+ * and what was expected. */
+qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_error *err);
+
+/* Bytes of workspace qatrt_run needs for batches of up to `batch` images
+ * (0 when the size would overflow). */
+size_t qatrt_workspace_size(const qatrt_model *m, int batch);
+
+/* Runs n images (n * c * h * w bytes, CHW each) into n * nclass int32
+ * logits. ws: at least qatrt_workspace_size(m, n) bytes, 64-byte aligned.
+ * k: the kernel table (qatrt_kernels_for(qatrt_isa_select(NULL))). */
+qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
+                       int n, int32_t *logits);
+
+/* CRC-32 (IEEE 802.3, the zlib one) of n bytes, continuing from crc (0 to start) */
+uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n);
+
+const char *qatrt_status_name(qatrt_status s);
+const char *qatrt_kernel_name(qatrt_kernel k);
+
+#endif

@@ -1,0 +1,356 @@
+/* qnn.c: the .qnn reader. The file is hostile until proven otherwise: the
+ * checksum is verified first, then every field is range-checked and every
+ * blob's offset and size checked against the file and against what the op's
+ * shapes require, before any pointer into the file is formed. Messages name
+ * the byte offset of the field at fault (docs/format.md has the layout). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qatrt.h"
+
+/* the op record's fields, as byte offsets (docs/format.md) */
+enum {
+    F_TYPE = 0, F_FLAGS = 4, F_CIN = 8, F_H = 12, F_W = 16, F_COUT = 20, F_OH = 24, F_OW = 28, F_KH = 32,
+    F_KW = 36, F_STRIDE = 40, F_PAD = 44, F_KERNEL = 48, F_STAGE = 52, F_NTHR = 56, F_RES0 = 60,
+    F_WEIGHTS = 64, F_BSUM = 72, F_THR = 80, F_LEVELS = 88, F_REQ = 96, F_LUT = 104, F_RES1 = 112
+};
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+static qatrt_status fail(qatrt_error *err, qatrt_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static qatrt_status fail(qatrt_error *err, qatrt_status s, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n)
+{
+    /* reflected polynomial 0xEDB88320, four bits at a time */
+    static const uint32_t t[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+                                   0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+                                   0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ t[crc & 15];
+        crc = (crc >> 4) ^ t[crc & 15];
+    }
+    return ~crc;
+}
+
+const char *qatrt_status_name(qatrt_status s)
+{
+    switch (s) {
+    case QATRT_OK: return "ok";
+    case QATRT_ERR_FORMAT: return "format error";
+    case QATRT_ERR_CHECKSUM: return "checksum mismatch";
+    case QATRT_ERR_VERSION: return "unsupported version";
+    case QATRT_ERR_ARG: return "bad argument";
+    case QATRT_ERR_SPACE: return "workspace too small";
+    }
+    return "unknown status";
+}
+
+const char *qatrt_kernel_name(qatrt_kernel k)
+{
+    static const char *const names[QATRT_K_COUNT] = {
+        [QATRT_K_BIN] = "binary", [QATRT_K_TER] = "ternary", [QATRT_K_I8T] = "int8 x ternary",
+        [QATRT_K_U8I8] = "uint8 x int8", [QATRT_K_I8I8] = "int8 x int8", [QATRT_K_I16] = "int16",
+        [QATRT_K_P2] = "power-of-two shift-add"};
+    return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
+}
+
+/* the largest |input| a kernel multiplies and the largest |weight| */
+static void operand_bounds(qatrt_kernel k, int in_u8, int64_t *amax, int64_t *wmax)
+{
+    *amax = in_u8 ? 255 : 128;
+    switch (k) {
+    case QATRT_K_BIN: case QATRT_K_TER: *amax = 1; *wmax = 1; break;
+    case QATRT_K_I8T: *wmax = 1; break;
+    case QATRT_K_U8I8: case QATRT_K_I8I8: *wmax = 128; break;
+    case QATRT_K_I16: *wmax = 32768; break;
+    case QATRT_K_P2: *wmax = 64; break;
+    default: *wmax = 0; break;
+    }
+}
+
+/* bytes of one output channel's weights in the kernel's encoding */
+static size_t weight_row(qatrt_kernel k, int K)
+{
+    size_t kw = ((size_t)K + 63) / 64;
+    switch (k) {
+    case QATRT_K_BIN: return kw * 8;
+    case QATRT_K_TER: case QATRT_K_I8T: return 2 * kw * 8;
+    case QATRT_K_U8I8: case QATRT_K_I8I8: return (size_t)K;
+    case QATRT_K_I16: return 2 * (size_t)K;
+    case QATRT_K_P2: return ((size_t)K + 1) / 2;
+    default: return 0;
+    }
+}
+
+typedef struct {
+    const uint8_t *base;
+    size_t lo, hi; /* blobs must lie in [lo, hi) */
+    qatrt_error *err;
+} reader;
+
+/* resolves the blob whose (off, size) pair is at byte `at`; want: the exact
+ * size required (0: the blob must be absent) */
+static qatrt_status blob(reader *r, size_t at, const char *what, size_t want, const void **out)
+{
+    uint32_t off = rd32(r->base + at), size = rd32(r->base + at + 4);
+    *out = NULL;
+    if (want == 0) {
+        if (off || size)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob must be absent for this op (offset 0, size 0), found offset %u size %u",
+                        at, what, off, size);
+        return QATRT_OK;
+    }
+    if (size != want)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob has %u bytes; this op's shapes need %zu", at + 4,
+                    what, size, want);
+    if (off % QATRT_ALIGN)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob's offset %u is not a multiple of %d", at, what,
+                    off, QATRT_ALIGN);
+    if (off < r->lo || off > r->hi || size > r->hi - off)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob [%u, %u) lies outside the data area [%zu, %zu)",
+                    at, what, off, off + size, r->lo, r->hi);
+    *out = r->base + off;
+    return QATRT_OK;
+}
+
+static qatrt_status field(reader *r, size_t at, const char *name, uint32_t lo, uint32_t hi, int *out)
+{
+    uint32_t v = rd32(r->base + at);
+    if (v < lo || v > hi)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: %s is %u; expected %u..%u", at, name, v, lo, hi);
+    *out = (int)v;
+    return QATRT_OK;
+}
+
+static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_op *prev, const qatrt_model *m)
+{
+    qatrt_status st;
+    const uint8_t *p = r->base + at;
+    int type = 0, flags = 0;
+    memset(op, 0, sizeof *op);
+    if ((st = field(r, at + F_TYPE, "the op type", 1, 3, &type)) || (st = field(r, at + F_FLAGS, "the flags", 0, 1, &flags)))
+        return st;
+    op->type = (qatrt_op_type)type;
+    op->in_u8 = flags & 1;
+    for (size_t z = F_RES0; z < F_RES0 + 4; z++)
+        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
+    for (size_t z = F_RES1; z < QATRT_OP_SIZE; z++)
+        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
+    if ((st = field(r, at + F_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
+        (st = field(r, at + F_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
+        (st = field(r, at + F_W, "the input width", 1, QATRT_MAX_DIM, &op->w)) ||
+        (st = field(r, at + F_COUT, "the output channels", 1, QATRT_MAX_DIM, &op->cout)) ||
+        (st = field(r, at + F_OH, "the output height", 1, QATRT_MAX_DIM, &op->oh)) ||
+        (st = field(r, at + F_OW, "the output width", 1, QATRT_MAX_DIM, &op->ow)))
+        return st;
+    /* the op's input is the image or the previous op's output */
+    int pc = prev ? prev->cout : m->c, ph = prev ? prev->oh : m->h, pw = prev ? prev->ow : m->w;
+    if (op->cin != pc || op->h != ph || op->w != pw)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's input is [%d, %d, %d] but %s gives [%d, %d, %d]", at + F_CIN,
+                    i, op->cin, op->h, op->w, prev ? "the previous op" : "the model's image", pc, ph, pw);
+    if (op->in_u8 != !prev)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: only the first op reads the uint8 image (flags bit 0 is %d for op %d)",
+                    at + F_FLAGS, op->in_u8, i);
+    if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", at + F_CIN, i);
+
+    if (op->type == QATRT_OP_LUT) {
+        if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", at + F_TYPE);
+        if (op->cout != op->cin || op->oh != op->h || op->ow != op->w)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op keeps its input's shape", at + F_COUT);
+        for (size_t z = F_KH; z < F_WEIGHTS; z++)
+            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a LUT op must be 0", at + z);
+        const void *b;
+        if ((st = blob(r, at + F_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
+        op->lut = b;
+        for (size_t z = F_WEIGHTS; z < F_LUT; z += 8)
+            if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+        return QATRT_OK;
+    }
+    if ((st = field(r, at + F_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
+        (st = field(r, at + F_KW, "the kernel width", 1, (uint32_t)op->w, &op->kw)) ||
+        (st = field(r, at + F_STRIDE, "the stride", 1, QATRT_MAX_DIM, &op->stride)))
+        return st;
+    if (op->type == QATRT_OP_MAXPOOL) {
+        if ((st = field(r, at + F_PAD, "the pad of a max pool", 0, 0, &op->pad))) return st;
+        if (op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image", at + F_FLAGS);
+        if (op->cout != op->cin)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool keeps the channel count (%d), found %d", at + F_COUT,
+                        op->cin, op->cout);
+    } else if ((st = field(r, at + F_PAD, "the pad", 0, (uint32_t)(op->kh < op->kw ? op->kh : op->kw) - 1, &op->pad)))
+        return st;
+    int eh = (op->h + 2 * op->pad - op->kh) / op->stride + 1, ew = (op->w + 2 * op->pad - op->kw) / op->stride + 1;
+    if (op->h + 2 * op->pad < op->kh || op->w + 2 * op->pad < op->kw || op->oh != eh || op->ow != ew)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: output %dx%d does not follow from input %dx%d, kernel %dx%d, stride %d, pad %d (expected %dx%d)",
+                    at + F_OH, op->oh, op->ow, op->h, op->w, op->kh, op->kw, op->stride, op->pad, eh, ew);
+    const void *b;
+    if (op->type == QATRT_OP_MAXPOOL) {
+        for (size_t z = F_KERNEL; z < F_RES0; z++)
+            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a max pool must be 0", at + z);
+        for (size_t z = F_WEIGHTS; z < F_RES1; z += 8)
+            if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+        return QATRT_OK;
+    }
+    /* CONV */
+    int kernel = 0, stage = 0;
+    if ((st = field(r, at + F_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
+        (st = field(r, at + F_STAGE, "the stage", 1, 2, &stage)))
+        return st;
+    op->kernel = (qatrt_kernel)kernel;
+    op->stage = (qatrt_stage)stage;
+    op->K = op->cin * op->kh * op->kw; /* <= 2^28: kh <= h, kw <= w */
+    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || (op->kernel == QATRT_K_I16 && op->in_u8)))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + F_KERNEL,
+                    qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
+    if (op->kernel == QATRT_K_BIN && op->pad)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
+    int64_t amax, wmax;
+    operand_bounds(op->kernel, op->in_u8, &amax, &wmax);
+    if ((int64_t)op->K * amax * wmax > INT32_MAX)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: K = %d with the '%s' kernel could overflow the int32 accumulator",
+                    at + F_CIN, op->K, qatrt_kernel_name(op->kernel));
+    op->wrow = weight_row(op->kernel, op->K);
+    if ((st = blob(r, at + F_WEIGHTS, "weights", op->wrow * (size_t)op->cout, &op->weights))) return st;
+    if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
+        return st;
+    op->bsum = b;
+    if ((st = blob(r, at + F_LUT, "lut", 0, &b))) return st;
+    if (op->stage == QATRT_STAGE_THRESH) {
+        if ((st = field(r, at + F_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
+        if ((st = blob(r, at + F_THR, "thresholds", (size_t)op->cout * (size_t)(op->nthr + 1) * 4, &b))) return st;
+        op->thr = b;
+        if ((st = blob(r, at + F_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
+        op->levels = b;
+        if ((st = blob(r, at + F_REQ, "requantization", 0, &b))) return st;
+        for (int c = 0; c < op->cout; c++) {
+            size_t row = (size_t)c * (size_t)(op->nthr + 1);
+            if (op->thr[row] != 0 && op->thr[row] != 1)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's flip flag is %d; expected 0 or 1",
+                            (size_t)((const uint8_t *)(op->thr + row) - r->base), c, op->thr[row]);
+        }
+        for (int j = 1; j <= op->nthr; j++)
+            if (op->levels[j] < op->levels[j - 1])
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
+                            (size_t)((const uint8_t *)(op->levels + j) - r->base), op->levels[j], op->levels[j - 1]);
+    } else {
+        if ((st = field(r, at + F_NTHR, "the threshold count of a LOGITS stage", 0, 0, &op->nthr))) return st;
+        if (op->oh != 1 || op->ow != 1)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + F_OH,
+                        op->oh, op->ow);
+        if ((st = blob(r, at + F_THR, "thresholds", 0, &b)) || (st = blob(r, at + F_LEVELS, "levels", 0, &b)) ||
+            (st = blob(r, at + F_REQ, "requantization", (size_t)op->cout * 16, &b)))
+            return st;
+        op->req = b;
+        for (int c = 0; c < op->cout; c++) {
+            const int32_t *q = op->req + 4 * c;
+            int64_t bias = (int64_t)((uint64_t)(uint32_t)q[2] | (uint64_t)(uint32_t)q[3] << 32);
+            size_t qat = (size_t)((const uint8_t *)q - r->base);
+            if (q[1] < 0 || q[1] > 62)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's shift is %d; expected 0..62", qat + 4, c, q[1]);
+            if (bias > ((int64_t)1 << 61) || bias < -((int64_t)1 << 61))
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's bias exceeds 2^61", qat + 8, c);
+        }
+    }
+    return QATRT_OK;
+}
+
+static int level_fits(int v, qatrt_kernel k)
+{
+    return k == QATRT_K_BIN ? v == -1 || v == 1 : v >= -1 && v <= 1;
+}
+
+qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_error *err)
+{
+    const uint8_t *p = data;
+    memset(m, 0, sizeof *m);
+    if (err) err->msg[0] = 0;
+    if (!data) return fail(err, QATRT_ERR_ARG, "no data");
+    if ((uintptr_t)data % 8) return fail(err, QATRT_ERR_ARG, "the model's bytes must be 8-byte aligned");
+    if (size < QATRT_HEADER_SIZE + 4)
+        return fail(err, QATRT_ERR_FORMAT, "byte %zu: the file ends inside the %d-byte header (and checksum)", size,
+                    QATRT_HEADER_SIZE);
+    if (memcmp(p, QATRT_MAGIC, 8) != 0)
+        return fail(err, QATRT_ERR_FORMAT, "byte 0: not a .qnn file (magic \"qat.qnn\\0\" expected)");
+    uint32_t version = rd32(p + 8);
+    if (version != QATRT_VERSION)
+        return fail(err, QATRT_ERR_VERSION, "byte 8: .qnn version %u; this runtime reads version %d", version, QATRT_VERSION);
+    uint64_t fsize = rd64(p + 40);
+    if (fsize != size)
+        return fail(err, QATRT_ERR_FORMAT, "byte 40: the header says the file has %llu bytes; it has %zu (truncated or padded?)",
+                    (unsigned long long)fsize, size);
+    uint32_t stored = rd32(p + size - 4), crc = qatrt_crc32(0, p, size - 4);
+    if (stored != crc)
+        return fail(err, QATRT_ERR_CHECKSUM, "byte %zu: CRC-32 is %08x; the bytes before it give %08x (the file is damaged)",
+                    size - 4, stored, crc);
+    reader r = {.base = p, .err = err};
+    qatrt_status st;
+    int hsz = 0, osz = 0;
+    if ((st = field(&r, 12, "the header size", QATRT_HEADER_SIZE, QATRT_HEADER_SIZE, &hsz)) ||
+        (st = field(&r, 16, "the op record size", QATRT_OP_SIZE, QATRT_OP_SIZE, &osz)) ||
+        (st = field(&r, 20, "the op count", 1, QATRT_MAX_OPS, &m->nops)) ||
+        (st = field(&r, 24, "the image channels", 1, QATRT_MAX_DIM, &m->c)) ||
+        (st = field(&r, 28, "the image height", 1, QATRT_MAX_DIM, &m->h)) ||
+        (st = field(&r, 32, "the image width", 1, QATRT_MAX_DIM, &m->w)) ||
+        (st = field(&r, 36, "the class count", 1, QATRT_MAX_DIM, &m->nclass)))
+        return st;
+    for (size_t z = 48; z < QATRT_HEADER_SIZE; z++)
+        if (p[z]) return fail(err, QATRT_ERR_FORMAT, "byte %zu: reserved header byte is %u; expected 0", z, p[z]);
+    size_t table_end = QATRT_HEADER_SIZE + (size_t)m->nops * QATRT_OP_SIZE;
+    if (table_end > size - 4)
+        return fail(err, QATRT_ERR_FORMAT, "byte 20: %d op records need %zu bytes; the file has %zu before its checksum",
+                    m->nops, table_end, size - 4);
+    r.lo = table_end;
+    r.hi = size - 4;
+    for (int i = 0; i < m->nops; i++) {
+        const qatrt_op *prev = i ? &m->ops[i - 1] : NULL;
+        if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], prev, m))) return st;
+        if (i == 0 && m->ops[0].type == QATRT_OP_MAXPOOL)
+            return fail(err, QATRT_ERR_FORMAT, "byte %d: the first op cannot be a max pool", QATRT_HEADER_SIZE);
+        /* the binary and ternary kernels read +-1 / {-1, 0, 1} inputs: the
+         * levels the previous op can produce must be of that set */
+        qatrt_op *op = &m->ops[i];
+        if (op->type == QATRT_OP_CONV && (op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER)) {
+            int k = i - 1;
+            while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k--;
+            int bad = k < 0;
+            if (!bad && m->ops[k].type == QATRT_OP_LUT)
+                for (int v = 0; v < m->ops[k].cin * 256 && !bad; v++) bad = !level_fits(m->ops[k].lut[v], op->kernel);
+            else if (!bad)
+                for (int j = 0; j <= m->ops[k].nthr && !bad; j++) bad = !level_fits(m->ops[k].levels[j], op->kernel);
+            if (bad)
+                return fail(err, QATRT_ERR_FORMAT, "byte %zu: op %d's '%s' kernel needs %s inputs; op %d produces other levels",
+                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_KERNEL, i, qatrt_kernel_name(op->kernel),
+                            op->kernel == QATRT_K_BIN ? "+-1" : "{-1, 0, 1}", k);
+        }
+    }
+    const qatrt_op *last = &m->ops[m->nops - 1];
+    if (last->type != QATRT_OP_CONV || last->stage != QATRT_STAGE_LOGITS || last->cout != m->nclass)
+        return fail(err, QATRT_ERR_FORMAT, "byte %zu: the last op must be a CONV with a LOGITS stage giving %d classes",
+                    QATRT_HEADER_SIZE + (size_t)(m->nops - 1) * QATRT_OP_SIZE, m->nclass);
+    for (int i = 0; i + 1 < m->nops; i++)
+        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage != QATRT_STAGE_THRESH)
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: only the last op may give logits",
+                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_STAGE);
+    m->size = size;
+    m->crc = crc;
+    return QATRT_OK;
+}

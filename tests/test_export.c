@@ -1,0 +1,444 @@
+/* test_export.c: the integer lowering and its runtime.
+ *
+ *   unit   small models from config text (every kernel: binary, ternary with
+ *          padding, int8 x ternary, power-of-two, int8, the uint8 first
+ *          layer, a quantized first input's table; BN with negative scales,
+ *          HardTanh, ReLU, pools), their BN statistics settled on random
+ *          images: the .qnn's predictions equal the float model's eval-mode
+ *          predictions on random images under every ISA the CPU has, except
+ *          where the float model's two best logits are within 1e-5; the
+ *          generated C source compiled with -std=c99 -Wall -Werror
+ *          -mgeneral-regs-only gives the runtime's logits exactly; a .qnn
+ *          truncated at every byte, and with every byte flipped (with and
+ *          without the checksum repaired), loads with a clean error or runs.
+ *   data   ($QAT_DATA) every quantized MNIST config trained briefly, exported
+ *          and compared with its float model on the full test split.
+ * argv: [part] [source root] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "export.h"
+#include "netcfg.h"
+#include "qat_test.h"
+#include "qatrt.h"
+#include "trainer.h"
+
+static const char *src_root = ".";
+
+static int build(const char *text, qat_model *m, qat_cfg *cfg, qat_net_cfg *net)
+{
+    qat_layer *layers;
+    int n;
+    memset(cfg, 0, sizeof *cfg);
+    if (qat_cfg_parse_text(cfg, "test.cfg", text, strlen(text)) != QAT_OK ||
+        qat_netcfg_read(cfg, net, &layers, &n) != QAT_OK ||
+        qat_model_build(m, layers, n, net->c, net->h, net->w, 64, 1, 7) != QAT_OK) {
+        printf("build: %s\n", qat_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+static void random_images(uint8_t *x, size_t n, uint64_t seed)
+{
+    qat_rng r;
+    qat_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        /* mostly dark with bright strokes, like MNIST */
+        uint32_t v = qat_rng_u32(&r);
+        x[i] = (uint8_t)((v & 3) == 0 ? v >> 24 : 0);
+    }
+}
+
+/* BN running statistics from a few training-mode forwards, and some
+ * negative BN scales and shifted biases (the flip path) */
+static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
+{
+    size_t isz = (size_t)m->c * m->h * m->w;
+    uint8_t *img = malloc(isz * 64);
+    float *x = malloc(sizeof(float) * isz * 64);
+    qat_rng r;
+    qat_rng_seed(&r, seed);
+    for (int it = 0; it < 40; it++) {
+        random_images(img, isz * 64, seed + (uint64_t)it);
+        for (size_t i = 0; i < isz * 64; i++) x[i] = ((float)img[i] / 255.0f - net->mean[0]) / net->std[0];
+        qat_model_forward(m, x, NULL, 64, 1);
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        qat_layer *l = &m->layers[i];
+        if (l->wq.states) { /* DST: every defined state, so the power-of-two kernel runs */
+            static const int8_t st[7] = {0, 1, -1, 2, -2, 4, -4};
+            for (size_t j = 0; j < l->wq.out->n; j++) l->wq.states[j] = st[qat_rng_below(&r, 7)];
+        }
+        if (!l->gamma) continue;
+        for (int c = 0; c < l->gamma->shape[0]; c++) {
+            if (qat_rng_uniform(&r) < 0.3f) l->gamma->x[c] = -l->gamma->x[c] * (0.5f + qat_rng_uniform(&r));
+            l->beta->x[c] = 0.3f * (2.0f * qat_rng_uniform(&r) - 1.0f);
+        }
+    }
+    free(img);
+    free(x);
+}
+
+typedef struct {
+    int n, differ, near_tie, differ_far;
+} parity;
+
+static parity compare(const float *fl, const int32_t *il, int n, int K)
+{
+    parity p = {.n = n};
+    for (int i = 0; i < n; i++) {
+        const float *z = fl + (size_t)i * K;
+        const int32_t *q = il + (size_t)i * K;
+        int a = 0, b = 0;
+        for (int k = 1; k < K; k++) {
+            if (z[k] > z[a]) a = k;
+            if (q[k] > q[b]) b = k;
+        }
+        float second = -INFINITY;
+        for (int k = 0; k < K; k++)
+            if (k != a && z[k] > second) second = z[k];
+        int tie = z[a] - second <= 1e-5f;
+        p.near_tie += tie;
+        if (a != b) {
+            p.differ++;
+            p.differ_far += !tie;
+        }
+    }
+    return p;
+}
+
+/* runs the .qnn under every ISA this CPU has; returns the scalar logits */
+static int run_all_isas(const qatrt_model *rm, const uint8_t *img, int n, int32_t *out, const char *what)
+{
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)n * rm->nclass);
+    int ok = 1;
+    for (int isa = 0; isa < QATRT_ISA_COUNT; isa++) {
+        if (!qatrt_isa_supported((qatrt_isa)isa)) {
+            printf("  %s: isa %s not on this CPU: skipped\n", what, qatrt_isa_name((qatrt_isa)isa));
+            continue;
+        }
+        setenv("QATRT_ISA", qatrt_isa_name((qatrt_isa)isa), 1);
+        qat_status st = qat_qnn_run(rm, img, n, 17, 2, isa == 0 ? out : z); /* odd batch: a short last batch */
+        CHECK(st == QAT_OK, "%s: run: %s", what, qat_last_error());
+        if (isa && memcmp(out, z, sizeof(int32_t) * (size_t)n * rm->nclass) != 0) {
+            ok = 0;
+            CHECK(0, "%s: isa %s gives other logits than scalar", what, qatrt_isa_name((qatrt_isa)isa));
+        }
+    }
+    unsetenv("QATRT_ISA");
+    free(z);
+    return ok;
+}
+
+/* the generated C source, compiled strictly, against the runtime's logits */
+static void check_csource(const qat_export_result *r, const uint8_t *img, int n, const int32_t *want, const char *what)
+{
+    char dir[] = "/tmp/qat-csrc-XXXXXX";
+    if (!mkdtemp(dir)) return;
+    CHECK(qat_export_csource(r->bytes, r->size, dir, "m") == QAT_OK, "%s: csource: %s", what, qat_last_error());
+    qatrt_model rm;
+    qatrt_load(&rm, r->bytes, r->size, NULL);
+    char path[600], cmd[2000];
+    snprintf(path, sizeof path, "%s/images.bin", dir);
+    FILE *f = fopen(path, "wb");
+    size_t isz = (size_t)rm.c * rm.h * rm.w;
+    fwrite(img, 1, isz * (size_t)n, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/driver.c", dir);
+    f = fopen(path, "w");
+    fprintf(f, "#include <stdio.h>\n#include \"model.h\"\nstatic long long ws[m_WORKSPACE / 8 + 1];\n"
+               "int main(void) {\n  unsigned char img[m_C * m_H * m_W]; int32_t z[m_NCLASS];\n"
+               "  FILE *f = fopen(\"%s/images.bin\", \"rb\");\n"
+               "  while (fread(img, 1, sizeof img, f) == sizeof img) {\n"
+               "    m_run(img, z, ws);\n    for (int k = 0; k < m_NCLASS; k++) printf(\"%%ld \", (long)z[k]);\n"
+               "    printf(\"\\n\");\n  }\n  return 0;\n}\n",
+            dir);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic -mgeneral-regs-only -O1 -c model.c -o model.o && "
+             "cc -O1 driver.c model.o -o run && ./run > out.txt",
+             dir);
+    int rc = system(cmd);
+    CHECK(rc == 0, "%s: the generated C source does not compile or run (%s)", what, cmd);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/out.txt", dir);
+        f = fopen(path, "r");
+        int bad = 0;
+        for (size_t i = 0; i < (size_t)n * rm.nclass; i++) {
+            long v;
+            if (fscanf(f, "%ld", &v) != 1 || v != want[i]) bad++;
+        }
+        fclose(f);
+        CHECK(bad == 0, "%s: %d generated-C logits differ from the runtime's", what, bad);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+}
+
+/* truncations and flips: a clean status, never a crash; a flip with the
+ * checksum repaired that still loads must run */
+static void check_hostile(const qat_export_result *r, const char *what)
+{
+    size_t n = r->size;
+    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    qatrt_model m;
+    qatrt_error err;
+    int loaded = 0, refused = 0, ran = 0, named = 0;
+    for (size_t cut = 0; cut < n; cut++) {
+        memcpy(b, r->bytes, cut);
+        qatrt_status st = qatrt_load(&m, b, cut, &err);
+        CHECK(st != QATRT_OK, "%s: a file cut at byte %zu loads", what, cut);
+        named += strstr(err.msg, "byte ") != NULL;
+    }
+    CHECK(named == (int)n, "%s: %d of %zu truncation errors name a byte", what, named, n);
+    uint8_t img[4096];
+    random_images(img, sizeof img, 5);
+    for (int repair = 0; repair < 2; repair++)
+        for (size_t i = 0; i < n; i++) {
+            memcpy(b, r->bytes, n);
+            b[i] ^= (uint8_t)(0x5a + i % 7) | 1;
+            if (repair && i < n - 4) {
+                uint32_t c = qatrt_crc32(0, b, n - 4);
+                for (int k = 0; k < 4; k++) b[n - 4 + k] = (uint8_t)(c >> (8 * k));
+            }
+            qatrt_status st = qatrt_load(&m, b, n, &err);
+            if (st != QATRT_OK) {
+                refused++;
+                CHECK(err.msg[0] != 0, "%s: flip at %zu refused without a message", what, i);
+                continue;
+            }
+            CHECK(repair || i >= n - 4 ? 1 : 0, "%s: a flip at byte %zu passes the checksum", what, i);
+            loaded++;
+            size_t isz = (size_t)m.c * m.h * m.w;
+            if (isz <= sizeof img) {
+                size_t ws = qatrt_workspace_size(&m, 1);
+                void *w = ws ? aligned_alloc(64, (ws + 63) / 64 * 64) : NULL;
+                int32_t z[256];
+                if (w && m.nclass <= 256 && qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, 1, z) == QATRT_OK)
+                    ran++;
+                free(w);
+            }
+        }
+    printf("  %s: %zu truncations refused; %d flips refused, %d loaded (checksum repaired) and %d of those ran\n", what, n,
+           refused, loaded, ran);
+    free(b);
+}
+
+typedef struct {
+    const char *name, *text;
+    int float_bits; /* export with --float-layers */
+} unit_case;
+
+#define NET "[net]\ndataset = mnist\nbatch = 64\nepochs = 1\nseed = 3\n"
+
+static const unit_case cases[] = {
+    {"bnn", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 40\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"bnn_pad_xnor", NET "[quant]\nweight = xnor\nper_channel = 1\nact = ste_sign\nfirst_input = float\n"
+            "[conv2d]\nfilters = 6\nsize = 3\nstride = 2\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 10\nsize = 3\npad = 1\nbias = 1\n[batchnorm]\n[hardtanh]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"tnn", NET "[quant]\nweight = ternary\nact = ternary\nact_threshold = 0.5\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"ternary_w_uniform_a", NET "[quant]\nweight = ternary\nact = uniform\nact_bits = 4\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"dst_p2", NET "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"aqe_w3a3", NET "[quant]\nweight = aqe\nact = aqe\nbits = 3\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[hardtanh]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[hardtanh]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"dorefa_w2a2", NET "[quant]\nweight = dorefa\nact = dorefa\nbits = 2\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"pact_lsq_quantized_input", NET "[quant]\nweight = lsq\nact = pact\nbits = 4\nfirst_input = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    {"mlp_float_last_int16", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = float\n"
+            "[flatten]\n[linear]\noutput = 64\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n", 16},
+};
+
+static void test_unit(void)
+{
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const unit_case *uc = &cases[ci];
+        qat_model m;
+        qat_cfg cfg;
+        qat_net_cfg net;
+        if (!build(uc->text, &m, &cfg, &net)) {
+            CHECK(0, "%s: does not build", uc->name);
+            qat_cfg_free(&cfg);
+            continue;
+        }
+        settle(&m, &net, 11 + ci);
+        int n = 500;
+        size_t isz = (size_t)m.c * m.h * m.w;
+        uint8_t *img = malloc(isz * (size_t)n);
+        random_images(img, isz * (size_t)n, 100 + ci);
+        float *cx = malloc(sizeof(float) * isz * 256);
+        for (size_t i = 0; i < isz * 256; i++) cx[i] = ((float)img[i] / 255.0f - net.mean[0]) / net.std[0];
+        qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .calib_x = cx, .calib_n = 256};
+        qat_export_result r;
+        /* without --float-layers a float layer is refused, naming it */
+        if (uc->float_bits) {
+            qat_export_opts strict = o;
+            strict.float_bits = 0;
+            CHECK(qat_export(&m, &strict, &r) != QAT_OK && strstr(qat_last_error(), "fc2") &&
+                      strstr(qat_last_error(), "--float-layers"),
+                  "%s: a float layer is not refused by name: %s", uc->name, qat_last_error());
+        }
+        qat_status st = qat_export(&m, &o, &r);
+        CHECK(st == QAT_OK, "%s: export: %s", uc->name, qat_last_error());
+        if (st == QAT_OK) {
+            qatrt_model rm;
+            qatrt_error err;
+            CHECK(qatrt_load(&rm, r.bytes, r.size, &err) == QATRT_OK, "%s: load: %s", uc->name, err.msg);
+            float *fl = malloc(sizeof(float) * (size_t)n * m.nclass);
+            int32_t *il = malloc(sizeof(int32_t) * (size_t)n * m.nclass);
+            CHECK(qat_export_float_logits(&m, img, n, net.mean, net.std, fl) == QAT_OK, "float logits");
+            run_all_isas(&rm, img, n, il, uc->name);
+            parity p = compare(fl, il, n, m.nclass);
+            printf("  %s: %s %d/%d predictions differ (%d near-ties of 1e-5), %zu bytes; %s", uc->name,
+                   r.exact ? "parity" : "agreement", p.differ, n, p.near_tie, r.size, r.kernels);
+            CHECK(r.exact == !uc->float_bits, "%s: exact flag %d", uc->name, r.exact);
+            if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ from the float model's", uc->name, p.differ_far);
+            else CHECK(p.differ <= n / 50, "%s: agreement too low (%d of %d differ)", uc->name, p.differ, n);
+            check_csource(&r, img, 40, il, uc->name);
+            if (ci < 2) check_hostile(&r, uc->name);
+            free(fl);
+            free(il);
+            qat_export_free(&r);
+        }
+        free(img);
+        free(cx);
+        qat_model_free(&m);
+        qat_cfg_free(&cfg);
+    }
+}
+
+/* ---- the MNIST configs ---------------------------------------------------- */
+
+static const char *const mnist_configs[] = {
+    "lenet5_bnn", "mlp_bnn", "lenet5_xnor", "lenet5_twn", "lenet5_tnn", "lenet5_dorefa_w2a2",
+    "lenet5_pact_w4a4", "lenet5_lsq_w2a2", "lenet5_sr_w4a4", "lenet5_aqe_bnn", "lenet5_aqe_tnn",
+    "lenet5_aqe_w3a3", "lenet5_dst_w3a3",
+};
+
+static void test_data(const char *mnist)
+{
+    char tmp[] = "/tmp/qat-export-XXXXXX";
+    if (!mkdtemp(tmp)) return;
+    qat_dataset train = {0}, test = {0};
+    if (qat_data_load(&train, &test, "mnist", mnist) != QAT_OK) {
+        CHECK(0, "load mnist: %s", qat_last_error());
+        return;
+    }
+    for (size_t i = 0; i < sizeof mnist_configs / sizeof mnist_configs[0]; i++) {
+        const char *name = mnist_configs[i];
+        char cfgp[700], out[700], ck[800];
+        snprintf(cfgp, sizeof cfgp, "%s/configs/mnist/%s.cfg", src_root, name);
+        snprintf(out, sizeof out, "%s/%s", tmp, name);
+        qat_train_opts to = {.cfg_path = cfgp, .data_dir = mnist, .out_dir = out, .epochs = 1, .seed = -1,
+                             .threads = 2, .max_steps = 120};
+        qat_train_result tr;
+        if (qat_train(&to, &tr) != QAT_OK) {
+            CHECK(0, "%s: train: %s", name, qat_last_error());
+            continue;
+        }
+        snprintf(ck, sizeof ck, "%s/last.ckpt", out);
+        qat_model m;
+        qat_cfg cfg;
+        qat_net_cfg net;
+        if (qat_checkpoint_open_model(ck, 256, 2, &m, &cfg, &net) != QAT_OK) {
+            CHECK(0, "%s: open: %s", name, qat_last_error());
+            continue;
+        }
+        qat_export_opts o = {.mean = net.mean, .std = net.std};
+        qat_export_result r;
+        qat_status st = qat_export(&m, &o, &r);
+        float *cx = NULL;
+        if (st != QAT_OK && strstr(qat_last_error(), "--float-layers")) {
+            /* a config with float layers: quantized after training */
+            size_t isz = (size_t)m.c * m.h * m.w;
+            int nc = 1024;
+            cx = malloc(sizeof(float) * isz * nc);
+            for (size_t j = 0; j < isz * nc; j++) cx[j] = ((float)train.images[j] / 255.0f - net.mean[0]) / net.std[0];
+            o.float_bits = 16;
+            o.calib_x = cx;
+            o.calib_n = nc;
+            st = qat_export(&m, &o, &r);
+        }
+        CHECK(st == QAT_OK, "%s: export: %s", name, qat_last_error());
+        if (st == QAT_OK) {
+            qatrt_model rm;
+            qatrt_load(&rm, r.bytes, r.size, NULL);
+            int n = test.n, K = m.nclass;
+            float *fl = malloc(sizeof(float) * (size_t)n * K);
+            int32_t *il = malloc(sizeof(int32_t) * (size_t)n * K);
+            qat_export_float_logits(&m, test.images, n, net.mean, net.std, fl);
+            CHECK(qat_qnn_run(&rm, test.images, n, 128, 2, il) == QAT_OK, "%s: run", name);
+            parity p = compare(fl, il, n, K);
+            int correct = 0;
+            for (int j = 0; j < n; j++) {
+                int b = 0;
+                for (int k = 1; k < K; k++)
+                    if (il[(size_t)j * K + k] > il[(size_t)j * K + b]) b = k;
+                correct += b == test.labels[j];
+            }
+            printf("%-20s %s: %d of %d predictions differ (%d where the float logits tie within 1e-5; %d near-ties); "
+                   "integer accuracy %.4f; %zu bytes%s%s\n",
+                   name, r.exact ? "parity" : "agreement", p.differ, n, p.differ - p.differ_far, p.near_tie,
+                   (double)correct / n, r.size, r.exact ? "" : "; quantized after training: ", r.exact ? "" : r.approx);
+            if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ", name, p.differ_far);
+            else CHECK(p.differ <= n / 100, "%s: agreement below 99%% (%d differ)", name, p.differ);
+            free(fl);
+            free(il);
+            qat_export_free(&r);
+        }
+        free(cx);
+        qat_model_free(&m);
+        qat_cfg_free(&cfg);
+    }
+    qat_dataset_free(&train);
+    qat_dataset_free(&test);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
+}
+
+int main(int argc, char **argv)
+{
+    const char *part = argc > 1 ? argv[1] : "unit";
+    if (argc > 2) src_root = argv[2];
+    if (!strcmp(part, "unit")) {
+        test_unit();
+    } else {
+        const char *data = getenv("QAT_DATA");
+        char mnist[600];
+        struct stat sb;
+        if (!data) {
+            printf("skip: QAT_DATA is not set\n");
+            return 77;
+        }
+        snprintf(mnist, sizeof mnist, "%s/mnist", data);
+        if (stat(mnist, &sb) != 0) {
+            printf("skip: %s not found\n", mnist);
+            return 77;
+        }
+        test_data(mnist);
+    }
+    printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,429 @@
+/* deploy.c: `qat export` (checkpoint -> .qnn or C source) and `qat infer`
+ * (a .qnn on image files or on a dataset's test split). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO_WARNINGS
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNM
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "dataset.h"
+#include "export.h"
+#include "netcfg.h"
+#include "qatrt.h"
+
+static const char usage_export[] =
+    "usage: qat export CKPT -o OUT [--format qnn|c] [--float-layers int8|int16] [--data DIR]\n"
+    "                  [--calib N] [--prefix NAME] [--verify] [--threads N]\n"
+    "\n"
+    "Lowers the trained model in CKPT to an integer-only graph: OUT is a .qnn file\n"
+    "(--format qnn, the default) or a folder that receives model.h and model.c\n"
+    "(--format c). A layer the config leaves in float is refused unless\n"
+    "--float-layers quantizes it after training (its input ranges come from --calib\n"
+    "training images, default 2048); the model is then approximate and --verify\n"
+    "reports its agreement with the float model instead of parity.\n"
+    "  --verify   run the float model and the .qnn on the test split (needs the data)\n"
+    "             and report the predictions that differ\n";
+
+static const char usage_infer[] =
+    "usage: qat infer MODEL.qnn IMAGE... [--top K]\n"
+    "       qat infer MODEL.qnn --data DIR [--batch B] [--threads T] [--json]\n"
+    "\n"
+    "Runs an exported model with the integer runtime: on image files (PNG, JPEG,\n"
+    "PGM/PPM; size and channels must be the model's) printing the top classes, or\n"
+    "on the test split of the IDX dataset in DIR printing accuracy and images/s.\n"
+    "QATRT_ISA=scalar|avx2|avx512 forces a kernel set.\n";
+
+/* reads a whole file into 64-byte aligned memory */
+static qat_status read_file(const char *path, uint8_t **out, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 1 << 16;
+            uint8_t *b = aligned_alloc(64, nc);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return qat_error_set(QAT_ERR_MEMORY, "%s: out of memory", path);
+            }
+            if (n) memcpy(b, buf, n);
+            free(buf);
+            buf = b;
+            cap = nc;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return qat_error_set(QAT_ERR_IO, "%s: read error", path);
+    }
+    *out = buf;
+    *size = n;
+    return QAT_OK;
+}
+
+static int argmax_f(const float *z, int k)
+{
+    int b = 0;
+    for (int i = 1; i < k; i++)
+        if (z[i] > z[b]) b = i;
+    return b;
+}
+
+static int argmax_i(const int32_t *z, int k)
+{
+    int b = 0;
+    for (int i = 1; i < k; i++)
+        if (z[i] > z[b]) b = i;
+    return b;
+}
+
+/* the float model's and the runtime's predictions on the test split */
+static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test, const uint8_t *qnn, size_t size,
+                  int threads, int exact)
+{
+    qatrt_model rm;
+    qatrt_error err;
+    if (qatrt_load(&rm, qnn, size, &err) != QATRT_OK) {
+        fprintf(stderr, "%s: error: the exported model does not load: %s\n", prog, err.msg);
+        return 1;
+    }
+    int n = test->n, K = m->nclass;
+    float *fl = malloc(sizeof(float) * (size_t)n * K);
+    int32_t *il = malloc(sizeof(int32_t) * (size_t)n * K);
+    int rc = 0;
+    if (!fl || !il || qat_export_float_logits(m, test->images, n, net->mean, net->std, fl) != QAT_OK ||
+        qat_qnn_run(&rm, test->images, n, 256, threads, il) != QAT_OK) {
+        rc = fail();
+    } else {
+        int differ = 0, near = 0, differ_far = 0, fcorrect = 0, icorrect = 0;
+        for (int i = 0; i < n; i++) {
+            const float *z = fl + (size_t)i * K;
+            int a = argmax_f(z, K), b = argmax_i(il + (size_t)i * K, K);
+            float best = z[a], second = -INFINITY;
+            for (int k = 0; k < K; k++)
+                if (k != a && z[k] > second) second = z[k];
+            int tie = best - second <= 1e-5f;
+            near += tie;
+            if (a != b) {
+                differ++;
+                differ_far += !tie;
+            }
+            fcorrect += a == test->labels[i];
+            icorrect += b == test->labels[i];
+        }
+        printf("verify on %d test images: float model accuracy %.4f, integer model %.4f; %s %d of %d predictions differ "
+               "(%d where the float model's two best logits are within 1e-5, %d near-ties in all)\n",
+               n, (double)fcorrect / n, (double)icorrect / n, exact ? "parity:" : "agreement:", differ, n,
+               differ - differ_far, near);
+        if (exact && differ_far) rc = 1;
+    }
+    free(fl);
+    free(il);
+    return rc;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_export, 0};
+    const char *ckpt = NULL, *out = NULL, *data = NULL, *format = "qnn", *prefix = "qat_model", *fl = NULL;
+    int threads = default_threads(), calib = 2048, do_verify = 0;
+    long v;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i], *val;
+        int mt = 0;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_export, stdout);
+            return 0;
+        } else if (!strcmp(s, "--verify")) {
+            do_verify = 1;
+        } else if ((val = opt_value(&a, "-o")) || (val = opt_value(&a, "--out"))) {
+            out = val;
+        } else if ((val = opt_value(&a, "--format"))) {
+            format = val;
+        } else if ((val = opt_value(&a, "--float-layers"))) {
+            fl = val;
+        } else if ((val = opt_value(&a, "--data"))) {
+            data = val;
+        } else if ((val = opt_value(&a, "--prefix"))) {
+            prefix = val;
+        } else if (a.err) {
+            return a.err;
+        } else if (!opt_int(&a, "--threads", 1, 64, &v, &mt)) {
+            return a.err;
+        } else if (mt) {
+            threads = (int)v;
+        } else if (!opt_int(&a, "--calib", 1, 1 << 20, &v, &mt)) {
+            return a.err;
+        } else if (mt) {
+            calib = (int)v;
+        } else if (s[0] == '-') {
+            return usage_error(usage_export, "unknown option '%s'", s);
+        } else if (!ckpt) {
+            ckpt = s;
+        } else {
+            return usage_error(usage_export, "unexpected argument '%s'", s);
+        }
+    }
+    if (!ckpt) return usage_error(usage_export, "%s", "missing CKPT");
+    if (!out) return usage_error(usage_export, "%s", "missing -o OUT");
+    if (strcmp(format, "qnn") && strcmp(format, "c"))
+        return usage_error(usage_export, "--format is qnn or c, not '%s'", format);
+    int float_bits = 0;
+    if (fl && !strcmp(fl, "int8")) float_bits = 8;
+    else if (fl && !strcmp(fl, "int16")) float_bits = 16;
+    else if (fl) return usage_error(usage_export, "--float-layers is int8 or int16, not '%s'", fl);
+    for (const char *p = prefix; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9' && p != prefix) || *p == '_'))
+            return usage_error(usage_export, "--prefix must be a C identifier, not '%s'", prefix);
+
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (qat_checkpoint_open_model(ckpt, 256, threads, &m, &cfg, &net) != QAT_OK) return fail();
+    qat_dataset train = {0}, test = {0};
+    int rc = 0;
+    float *cx = NULL;
+    qat_export_result r = {0};
+    qat_export_opts o = {.float_bits = float_bits, .mean = net.mean, .std = net.std};
+    if (float_bits || do_verify) {
+        char dir[512];
+        if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
+            qat_data_load(&train, &test, net.dataset, dir) != QAT_OK) {
+            rc = fail();
+            goto done;
+        }
+    }
+    if (float_bits) {
+        int n = calib < train.n ? calib : train.n;
+        size_t isz = (size_t)m.c * m.h * m.w;
+        cx = malloc(sizeof(float) * isz * (size_t)n);
+        if (!cx) {
+            fprintf(stderr, "%s: error: out of memory\n", prog);
+            rc = 1;
+            goto done;
+        }
+        for (size_t i = 0; i < isz * (size_t)n; i++) {
+            int c = (int)(i % isz / ((size_t)m.h * m.w));
+            cx[i] = ((float)train.images[i] / 255.0f - net.mean[c]) / net.std[c];
+        }
+        o.calib_x = cx;
+        o.calib_n = n;
+    }
+    if (qat_export(&m, &o, &r) != QAT_OK) {
+        rc = fail();
+        goto done;
+    }
+    if (!strcmp(format, "qnn")) {
+        if (qat_export_write_file(out, r.bytes, r.size) != QAT_OK) {
+            rc = fail();
+            goto done;
+        }
+    } else {
+        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "%s: error: %s: cannot create the folder: %s\n", prog, out, strerror(errno));
+            rc = 1;
+            goto done;
+        }
+        if (qat_export_csource(r.bytes, r.size, out, prefix) != QAT_OK) {
+            rc = fail();
+            goto done;
+        }
+    }
+    size_t fixed = QATRT_HEADER_SIZE + 4; /* header and checksum */
+    printf("%s: %s (%zu bytes: payload %zu, overhead %.1f%% beyond the %zu-byte header and checksum; "
+           "%.1fx smaller than the float32 weights)\n",
+           ckpt, out, r.size, r.payload, 100.0 * ((double)r.size - (double)fixed - (double)r.payload) / (double)r.payload,
+           fixed, (double)r.float_bytes / (double)r.size);
+    fputs(r.kernels, stdout);
+    if (r.exact)
+        printf("exact: every layer comes from its trained codebook; predictions match the float model's\n");
+    else
+        printf("approximate: quantized after training: %s\n", r.approx);
+    if (do_verify) rc = verify(&m, &net, &test, r.bytes, r.size, threads, r.exact);
+done:
+    free(cx);
+    qat_export_free(&r);
+    qat_dataset_free(&train);
+    qat_dataset_free(&test);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    return rc;
+}
+
+static int infer_images(const qatrt_model *rm, char **paths, int n, int top)
+{
+    size_t isz = (size_t)rm->c * rm->h * rm->w;
+    uint8_t *img = malloc(isz);
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)rm->nclass);
+    int rc = 0;
+    if (!img || !z) {
+        free(img);
+        free(z);
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 1;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        int w, h, ch;
+        unsigned char *px = stbi_load(paths[i], &w, &h, &ch, 0);
+        if (!px) {
+            fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, paths[i], stbi_failure_reason());
+            rc = 1;
+            break;
+        }
+        if (w != rm->w || h != rm->h || ch != rm->c) {
+            fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
+                    prog, paths[i], w, h, ch, ch == 1 ? "" : "s", rm->w, rm->h, rm->c, rm->c == 1 ? "" : "s");
+            stbi_image_free(px);
+            rc = 1;
+            break;
+        }
+        /* stb gives HWC; the model reads CHW */
+        for (int c = 0; c < ch; c++)
+            for (int p = 0; p < w * h; p++) img[(size_t)c * w * h + p] = px[(size_t)p * ch + c];
+        stbi_image_free(px);
+        if (qat_qnn_run(rm, img, 1, 1, 1, z) != QAT_OK) {
+            rc = fail();
+            break;
+        }
+        printf("%s:", paths[i]);
+        int shown[64] = {0};
+        for (int t = 0; t < top && t < rm->nclass && t < 64; t++) {
+            int b = -1;
+            for (int k = 0; k < rm->nclass; k++)
+                if ((k >= 64 || !shown[k]) && (b < 0 || z[k] > z[b])) b = k;
+            if (b < 64) shown[b] = 1;
+            printf(" %d (%ld)", b, (long)z[b]);
+        }
+        printf("\n");
+    }
+    free(img);
+    free(z);
+    return rc;
+}
+
+int cmd_infer(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_infer, 0};
+    const char *model = NULL, *data = NULL;
+    int threads = default_threads(), batch = 128, json = 0, top = 3, nimg = 0;
+    char **imgs = calloc((size_t)argc + 1, sizeof *imgs);
+    long v;
+    if (!imgs) return 1;
+    int rc = 0;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i], *val;
+        int mt = 0;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_infer, stdout);
+            free(imgs);
+            return 0;
+        } else if (!strcmp(s, "--json")) {
+            json = 1;
+        } else if ((val = opt_value(&a, "--data"))) {
+            data = val;
+        } else if (a.err) {
+            rc = a.err;
+        } else if (!opt_int(&a, "--threads", 1, 64, &v, &mt)) {
+            rc = a.err;
+        } else if (mt) {
+            threads = (int)v;
+        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &mt)) {
+            rc = a.err;
+        } else if (mt) {
+            batch = (int)v;
+        } else if (!opt_int(&a, "--top", 1, 1000, &v, &mt)) {
+            rc = a.err;
+        } else if (mt) {
+            top = (int)v;
+        } else if (s[0] == '-') {
+            rc = usage_error(usage_infer, "unknown option '%s'", s);
+        } else if (!model) {
+            model = s;
+        } else {
+            imgs[nimg++] = argv[a.i];
+        }
+        if (rc) break;
+    }
+    if (!rc && !model) rc = usage_error(usage_infer, "%s", "missing MODEL.qnn");
+    if (!rc && !data && nimg == 0) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR");
+    if (!rc && data && nimg) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR, not both");
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    qatrt_model rm;
+    qatrt_error err;
+    if (!rc && read_file(model, &bytes, &size) != QAT_OK) rc = fail();
+    if (!rc && qatrt_load(&rm, bytes, size, &err) != QATRT_OK) {
+        fprintf(stderr, "%s: error: %s: %s\n", prog, model, err.msg);
+        rc = 1;
+    }
+    if (!rc && nimg) rc = infer_images(&rm, imgs, nimg, top);
+    if (!rc && data) {
+        qat_dataset train = {0}, test = {0};
+        int32_t *z = NULL;
+        if (qat_data_load(&train, &test, "mnist", data) != QAT_OK) {
+            rc = fail();
+        } else if (test.c != rm.c || test.h != rm.h || test.w != rm.w) {
+            fprintf(stderr, "%s: error: %s holds %dx%dx%d images; the model takes %dx%dx%d\n", prog, data, test.c,
+                    test.h, test.w, rm.c, rm.h, rm.w);
+            rc = 1;
+        } else if (!(z = malloc(sizeof(int32_t) * (size_t)test.n * rm.nclass))) {
+            rc = 1;
+        } else {
+            /* a warm-up pass, then the timed one */
+            int warm = test.n < 512 ? test.n : 512;
+            double t0 = 0, t1 = 0;
+            if (qat_qnn_run(&rm, test.images, warm, batch, threads, z) != QAT_OK ||
+                (t0 = qat_time_now(), qat_qnn_run(&rm, test.images, test.n, batch, threads, z) != QAT_OK)) {
+                rc = fail();
+            } else {
+                t1 = qat_time_now();
+                int correct = 0;
+                for (int i = 0; i < test.n; i++) correct += argmax_i(z + (size_t)i * rm.nclass, rm.nclass) == test.labels[i];
+                double acc = (double)correct / test.n, ips = test.n / (t1 - t0);
+                const char *isa = qatrt_isa_name(qatrt_isa_select(NULL));
+                if (json)
+                    printf("{\"model\": \"%s\", \"n\": %d, \"accuracy\": %.6f, \"images_per_s\": %.1f, \"batch\": %d, "
+                           "\"threads\": %d, \"isa\": \"%s\"}\n",
+                           model, test.n, acc, ips, batch, threads, isa);
+                else
+                    printf("%s: %d test images: accuracy %.4f, %.0f images/s (batch %d, %d thread%s, %s kernels)\n", model,
+                           test.n, acc, ips, batch, threads, threads == 1 ? "" : "s", isa);
+            }
+        }
+        free(z);
+        qat_dataset_free(&train);
+        qat_dataset_free(&test);
+    }
+    free(bytes);
+    free(imgs);
+    return rc;
+}
