@@ -35,7 +35,7 @@ qat_status qat_export_write_file(const char *path, const uint8_t *bytes, size_t 
 static const char *const interp_src[] = {
     "typedef struct {\n",
     "    int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;\n",
-    "    const uint8_t *wt;\n",
+    "    const uint8_t *wt, *flip;\n",
     "    const int32_t *thr, *req;\n",
     "    const int8_t *levels, *lut;\n",
     "} PFX_op;\n",
@@ -93,10 +93,10 @@ static const char *const interp_src[] = {
     "                    if (q[1]) v = (v + ((int64_t)1 << (q[1] - 1))) >> q[1];\n",
     "                    logits[c] = v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;\n",
     "                } else {\n",
-    "                    const int32_t *t = o->thr + (size_t)c * (size_t)(o->nthr + 1);\n",
-    "                    int32_t s = t[0] ? -acc : acc;\n",
+    "                    const int32_t *t = o->thr + (size_t)c * (size_t)o->nthr;\n",
+    "                    int32_t s = o->flip && (o->flip[c / 8] >> (c % 8) & 1) ? -acc : acc;\n",
     "                    int n = 0;\n",
-    "                    for (j = 1; j <= o->nthr; j++) n += t[j] <= s;\n",
+    "                    for (j = 0; j < o->nthr; j++) n += t[j] <= s;\n",
     "                    out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = o->levels[n];\n",
     "                }\n",
     "            }\n",
@@ -235,7 +235,11 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
             emit_bytes(f, name, o->weights, o->wrow * (size_t)o->cout);
             if (o->stage == QATRT_STAGE_THRESH) {
                 snprintf(name, sizeof name, "%s_t%d", prefix, i);
-                emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)(o->nthr + 1));
+                emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)o->nthr);
+                if (o->flip) {
+                    snprintf(name, sizeof name, "%s_f%d", prefix, i);
+                    emit_bytes(f, name, o->flip, ((size_t)o->cout + 7) / 8);
+                }
                 snprintf(name, sizeof name, "%s_l%d", prefix, i);
                 emit_i8(f, name, o->levels, (size_t)o->nthr + 1);
             } else {
@@ -262,12 +266,14 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
                 o->nthr, o->K);
         if (o->type == QATRT_OP_CONV) {
             fprintf(f, "%s_w%d, ", prefix, i);
+            if (o->flip) fprintf(f, "%s_f%d, ", prefix, i);
+            else fprintf(f, "NULL, ");
             if (o->stage == QATRT_STAGE_THRESH) fprintf(f, "%s_t%d, NULL, %s_l%d, NULL},\n", prefix, i, prefix, i);
             else fprintf(f, "NULL, %s_q%d, NULL, NULL},\n", prefix, i);
         } else if (o->type == QATRT_OP_LUT) {
-            fprintf(f, "NULL, NULL, NULL, NULL, %s_u%d},\n", prefix, i);
+            fprintf(f, "NULL, NULL, NULL, NULL, NULL, %s_u%d},\n", prefix, i);
         } else {
-            fprintf(f, "NULL, NULL, NULL, NULL, NULL},\n");
+            fprintf(f, "NULL, NULL, NULL, NULL, NULL, NULL},\n");
         }
     }
     fputs("};\n\n", f);

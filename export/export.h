@@ -33,6 +33,8 @@ typedef struct {
     const float *calib_x;  /* normalised images for float activations' ranges (float_bits only) */
     int calib_n;
     const float *mean, *std; /* the input normalisation per channel (the cfg's) */
+    int keep_flips;        /* 1: never fold a negative BN scale into the weights (the
+                            * runtime's flip bits then do it; tests use this) */
 } qat_export_opts;
 
 typedef struct {

@@ -72,7 +72,7 @@ static qat_status w_finish(qnnw *w, const qat_model *m, uint8_t **out, size_t *s
     for (int i = 0; i < w->nops; i++) {
         uint8_t *r = f + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE;
         memcpy(r, w->ops[i], QATRT_OP_SIZE);
-        for (int fld = 64; fld < 112; fld += 8) {
+        for (int fld = 64; fld < 120; fld += 8) {
             uint32_t off = (uint32_t)r[fld] | (uint32_t)r[fld + 1] << 8 | (uint32_t)r[fld + 2] << 16 |
                            (uint32_t)r[fld + 3] << 24;
             if (off) put32(r + fld, off - 1 + (uint32_t)base);
@@ -277,16 +277,21 @@ static qat_status weight_levels(lowering *L, qat_layer *l, int cout, int K, int6
     return QAT_OK;
 }
 
-/* per channel [flip, t_1..t_nthr]: t_j = the least s in [-B, B] with
- * level(dir * s) >= lev[j] (B + 1 when none) */
-static qat_status thresholds(const qat_layer *l, const chain *ch, int cout, int64_t B, const int32_t *lev, int nlev,
-                             int32_t *thr)
+/* per channel t_1..t_nthr: t_j = the least s in [-B, B] with
+ * level(dir * s) >= lev[j] (B + 1 when none); flip bit c set when dir < 0.
+ * Returns the number of flipped channels. */
+static int thresholds(const qat_layer *l, const chain *ch, int cout, int64_t B, const int32_t *lev, int nlev,
+                      int32_t *thr, uint8_t *flip, qat_status *st)
 {
-    int T = nlev - 1;
+    int T = nlev - 1, nflip = 0;
+    *st = QAT_OK;
     for (int c = 0; c < cout; c++) {
         int dir = chain_dir(ch, c);
-        int32_t *t = thr + (size_t)c * (size_t)(T + 1);
-        t[0] = dir < 0;
+        int32_t *t = thr + (size_t)c * (size_t)T - 1; /* t[1..T] */
+        if (dir < 0) {
+            flip[c / 8] |= (uint8_t)(1u << (c % 8));
+            nflip++;
+        }
         for (int j = 1; j <= T; j++) {
             int64_t lo = -B, hi = B + 1; /* find the least s with level >= lev[j] in [lo, hi] */
             while (lo < hi) {
@@ -302,12 +307,14 @@ static qat_status thresholds(const qat_layer *l, const chain *ch, int cout, int6
             int cnt = 0;
             while (cnt < T && t[1 + cnt] <= s) cnt++;
             int want = chain_level(ch, c, dir * s);
-            if (lev[cnt] != want)
-                return layer_error(l, "channel %d: what follows the layer is not monotone in its accumulator (at %lld: level %d, thresholds say %d)",
-                                   c, (long long)(dir * s), want, lev[cnt]);
+            if (lev[cnt] != want) {
+                *st = layer_error(l, "channel %d: what follows the layer is not monotone in its accumulator (at %lld: level %d, thresholds say %d)",
+                                  c, (long long)(dir * s), want, lev[cnt]);
+                return nflip;
+            }
         }
     }
-    return QAT_OK;
+    return nflip;
 }
 
 static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int K)
@@ -445,6 +452,7 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * K);
     double *sw = malloc(sizeof(double) * (size_t)cout), *wsum = calloc((size_t)cout, sizeof(double));
     int32_t *thr = NULL;
+    uint8_t *flip = NULL;
     post_op post[MAX_POST];
     memset(post, 0, sizeof post);
     int npost = 0, approx_w = 0, approx_a = 0;
@@ -534,6 +542,18 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
         ch.meanstd = mu / sd;
     }
     memcpy(ch.post, post, sizeof post);
+    /* a channel whose folded function decreases (negative BN scale) gets
+     * negated weights when they can be, so the runtime need not negate */
+    if (next_li >= 0 && !L->o->keep_flips)
+        for (int c = 0; c < cout; c++) {
+            int32_t *row = wl + (size_t)c * K, lowest = kern == QATRT_K_I16 ? -32768 : -128;
+            int ok = chain_dir(&ch, c) < 0;
+            for (int k = 0; k < K && ok; k++) ok = row[k] > lowest;
+            if (!ok) continue;
+            for (int k = 0; k < K; k++) row[k] = -row[k];
+            sw[c] = -sw[c];
+            wsum[c] = -wsum[c];
+        }
     int op = 0;
     if ((st = new_op(L, l, &op))) goto done;
     uint8_t *rec = L->w.ops[op];
@@ -550,20 +570,23 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     if (next_li >= 0) {
         if ((st = set_target(L, &m->layers[next_li], &ch, &out, &approx_a))) goto done;
         int T = out.nlev - 1;
-        thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)(T + 1));
-        if (!thr) {
+        thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)T);
+        flip = calloc(((size_t)cout + 7) / 8, 1);
+        if (!thr || !flip) {
             st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
             goto done;
         }
-        if ((st = thresholds(l, &ch, cout, B, out.lev, out.nlev, thr))) goto done;
+        int nflip = thresholds(l, &ch, cout, B, out.lev, out.nlev, thr, flip, &st);
+        if (st) goto done;
         int8_t lev8[QATRT_MAX_LEVELS];
         for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
         put32(rec + 52, QATRT_STAGE_THRESH);
         put32(rec + 56, (uint32_t)T);
-        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout * (size_t)(T + 1))) ||
-            (st = w_blob(&L->w, op, 88, lev8, (size_t)out.nlev)))
+        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout * (size_t)T)) ||
+            (st = w_blob(&L->w, op, 88, lev8, (size_t)out.nlev)) ||
+            (nflip && (st = w_blob(&L->w, op, 112, flip, ((size_t)cout + 7) / 8))))
             goto done;
-        r->payload += (size_t)cout * (size_t)T * 4 + ((size_t)cout + 7) / 8 + (size_t)out.nlev;
+        r->payload += (size_t)cout * (size_t)T * 4 + (size_t)out.nlev + (nflip ? ((size_t)cout + 7) / 8 : 0);
         note(r->kernels, sizeof r->kernels, "%s: %s, %d threshold%s per channel\n", l->name, qatrt_kernel_name(kern), T,
              T == 1 ? "" : "s");
         /* the pools, now on levels */
@@ -657,6 +680,7 @@ done:
     free(sw);
     free(wsum);
     free(thr);
+    free(flip);
     return st;
 }
 

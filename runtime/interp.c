@@ -115,15 +115,15 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, int M, const void *
     }
 }
 
-/* the level of accumulator a in channel row t = [flip, t_1..t_nthr] */
-static int8_t level_of(int32_t a, const int32_t *t, int nthr, const int8_t *levels)
+/* the level of accumulator s (already negated for a flipped channel) in
+ * channel row t = t_1..t_nthr: the count of thresholds <= s, by bisection */
+static int8_t level_of(int32_t s, const int32_t *t, int nthr, const int8_t *levels)
 {
-    int32_t s = t[0] ? -a : a; /* |a| <= INT32_MAX: the reader bounds K * |A| * |B| */
-    if (nthr == 1) return levels[s >= t[1]];
-    int lo = 0, hi = nthr; /* count of thresholds <= s, by bisection (they ascend) */
+    if (nthr == 1) return levels[s >= t[0]];
+    int lo = 0, hi = nthr;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (t[1 + mid] <= s) lo = mid + 1;
+        if (t[mid] <= s) lo = mid + 1;
         else hi = mid;
     }
     return levels[lo];
@@ -135,10 +135,14 @@ static void stage_thresh(const qatrt_op *op, int n, const int32_t *C, int8_t *ou
     int N = op->cout, T = op->nthr;
     for (int i = 0; i < n; i++)
         for (int c = 0; c < N; c++) {
-            const int32_t *t = op->thr + (size_t)c * (size_t)(T + 1);
+            const int32_t *t = op->thr + (size_t)c * (size_t)T;
             int8_t *o = out + ((size_t)i * N + c) * P;
             const int32_t *a = C + (size_t)i * P * N + c;
-            for (size_t p = 0; p < P; p++) o[p] = level_of(a[p * N], t, T, op->levels);
+            /* |a| <= INT32_MAX (the reader bounds K |A| |B|), so -a is defined */
+            if (op->flip && (op->flip[c / 8] >> (c % 8) & 1))
+                for (size_t p = 0; p < P; p++) o[p] = level_of(-a[p * N], t, T, op->levels);
+            else
+                for (size_t p = 0; p < P; p++) o[p] = level_of(a[p * N], t, T, op->levels);
         }
 }
 

@@ -14,7 +14,8 @@
  *            convolution whose kernel covers its whole input) as one integer
  *            GEMM (kern.h), followed by a stage:
  *              THRESH  per output channel, the accumulator (negated when the
- *                      channel's flip flag is set: a negative BN scale) is
+ *                      channel's flip bit is set: a negative BN scale the
+ *                      exporter could not fold into the weights) is
  *                      compared with nthr ascending thresholds; the count of
  *                      thresholds passed indexes the op's level table
  *                      (int8 levels, ascending). BN, bias, scales, ReLU /
@@ -84,7 +85,8 @@ typedef struct {
     /* blobs, resolved to pointers into the model's bytes */
     const void *weights;      /* per output channel, in the kernel's encoding */
     const int32_t *bsum;      /* I8I8: sum of each channel's weights (may be NULL) */
-    const int32_t *thr;       /* THRESH: per channel [flip, t_1..t_nthr] */
+    const int32_t *thr;       /* THRESH: per channel t_1..t_nthr */
+    const uint8_t *flip;      /* THRESH: bit c set: negate channel c's accumulator (NULL: none) */
     const int8_t *levels;     /* THRESH: nthr + 1 ascending levels */
     const int32_t *req;       /* LOGITS: per channel [mult, shift, bias_lo, bias_hi] */
     const int8_t *lut;        /* LUT: cin x 256 */

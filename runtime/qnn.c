@@ -13,7 +13,7 @@
 enum {
     F_TYPE = 0, F_FLAGS = 4, F_CIN = 8, F_H = 12, F_W = 16, F_COUT = 20, F_OH = 24, F_OW = 28, F_KH = 32,
     F_KW = 36, F_STRIDE = 40, F_PAD = 44, F_KERNEL = 48, F_STAGE = 52, F_NTHR = 56, F_RES0 = 60,
-    F_WEIGHTS = 64, F_BSUM = 72, F_THR = 80, F_LEVELS = 88, F_REQ = 96, F_LUT = 104, F_RES1 = 112
+    F_WEIGHTS = 64, F_BSUM = 72, F_THR = 80, F_LEVELS = 88, F_REQ = 96, F_LUT = 104, F_FLIP = 112, F_RES1 = 120
 };
 
 static uint32_t rd32(const uint8_t *p)
@@ -182,8 +182,8 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
         const void *b;
         if ((st = blob(r, at + F_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
         op->lut = b;
-        for (size_t z = F_WEIGHTS; z < F_LUT; z += 8)
-            if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+        for (size_t z = F_WEIGHTS; z < F_RES1; z += 8)
+            if (z != F_LUT && (st = blob(r, at + z, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
     if ((st = field(r, at + F_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
@@ -236,17 +236,18 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if ((st = blob(r, at + F_LUT, "lut", 0, &b))) return st;
     if (op->stage == QATRT_STAGE_THRESH) {
         if ((st = field(r, at + F_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
-        if ((st = blob(r, at + F_THR, "thresholds", (size_t)op->cout * (size_t)(op->nthr + 1) * 4, &b))) return st;
+        if ((st = blob(r, at + F_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
         op->thr = b;
+        /* the flip bits are optional: absent when no channel is flipped */
+        if (rd32(r->base + at + F_FLIP + 4) != 0) {
+            if ((st = blob(r, at + F_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
+            op->flip = b;
+        } else if ((st = blob(r, at + F_FLIP, "flip bits", 0, &b))) {
+            return st;
+        }
         if ((st = blob(r, at + F_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
         op->levels = b;
         if ((st = blob(r, at + F_REQ, "requantization", 0, &b))) return st;
-        for (int c = 0; c < op->cout; c++) {
-            size_t row = (size_t)c * (size_t)(op->nthr + 1);
-            if (op->thr[row] != 0 && op->thr[row] != 1)
-                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's flip flag is %d; expected 0 or 1",
-                            (size_t)((const uint8_t *)(op->thr + row) - r->base), c, op->thr[row]);
-        }
         for (int j = 1; j <= op->nthr; j++)
             if (op->levels[j] < op->levels[j - 1])
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
@@ -257,6 +258,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + F_OH,
                         op->oh, op->ow);
         if ((st = blob(r, at + F_THR, "thresholds", 0, &b)) || (st = blob(r, at + F_LEVELS, "levels", 0, &b)) ||
+            (st = blob(r, at + F_FLIP, "flip bits", 0, &b)) ||
             (st = blob(r, at + F_REQ, "requantization", (size_t)op->cout * 16, &b)))
             return st;
         op->req = b;

@@ -289,7 +289,9 @@ static void test_unit(void)
         random_images(img, isz * (size_t)n, 100 + ci);
         float *cx = malloc(sizeof(float) * isz * 256);
         for (size_t i = 0; i < isz * 256; i++) cx[i] = ((float)img[i] / 255.0f - net.mean[0]) / net.std[0];
-        qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .calib_x = cx, .calib_n = 256};
+        /* odd cases keep negative BN scales as the runtime's flip bits */
+        qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .calib_x = cx, .calib_n = 256,
+                             .keep_flips = (int)(ci & 1)};
         qat_export_result r;
         /* without --float-layers a float layer is refused, naming it */
         if (uc->float_bits) {
