@@ -318,6 +318,11 @@ static void test_unit(void)
             if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ from the float model's", uc->name, p.differ_far);
             else CHECK(p.differ <= n / 50, "%s: agreement too low (%d of %d differ)", uc->name, p.differ, n);
             check_csource(&r, img, 40, il, uc->name);
+            if (getenv("QAT_QNN_OUT")) { /* seeds for scripts/fuzz-qnn */
+                char path[600];
+                snprintf(path, sizeof path, "%s/%s.qnn", getenv("QAT_QNN_OUT"), uc->name);
+                CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
+            }
             if (ci < 2) check_hostile(&r, uc->name);
             free(fl);
             free(il);
