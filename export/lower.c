@@ -461,8 +461,9 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
         goto done;
     }
     /* operands: what the input levels and weight levels allow */
-    int64_t amax = in->u8 ? 255 : 128;
-    if ((st = weight_levels(L, l, cout, K, amax, wl, sw, &approx_w))) goto done;
+    int64_t lmax = in->u8 ? 255 : 0; /* the largest |input level| */
+    for (int i = 0; !in->u8 && i < in->nlev; i++) lmax = llabs((long long)in->lev[i]) > lmax ? llabs((long long)in->lev[i]) : lmax;
+    if ((st = weight_levels(L, l, cout, K, lmax ? lmax : 1, wl, sw, &approx_w))) goto done;
     size_t nw = (size_t)cout * K;
     for (int c = 0; c < cout; c++)
         for (int k = 0; k < K; k++) wsum[c] += wl[(size_t)c * K + k];
@@ -480,8 +481,6 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     else kern = QATRT_K_I16;
     int64_t wmax = 0;
     for (size_t i = 0; i < nw; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
-    int64_t lmax = in->u8 ? 255 : 0;
-    for (int i = 0; !in->u8 && i < in->nlev; i++) lmax = llabs((long long)in->lev[i]) > lmax ? llabs((long long)in->lev[i]) : lmax;
     int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
     if (B >= INT32_MAX) {
         st = layer_error(l, "its accumulator could reach %lld, beyond int32", (long long)B);

@@ -40,7 +40,8 @@ typedef struct {
      * with an all-ones mask up to kbits): lda/ldb in words (>= 2 * kwords) */
     void (*tgemm)(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
                   size_t ldc);
-    /* int8 activations x ternary weights (two bit planes, ldb in words) */
+    /* int8 activations x ternary weights (two bit planes of (K + 63) / 64
+     * words each, ldb in words; bits at k >= K are ignored) */
     void (*i8tgemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
                     size_t ldc);
     /* uint8 x int8 (the first layer: image bytes times int8 weights) */
@@ -53,8 +54,9 @@ typedef struct {
     /* int16 x int16 (layers post-training quantized to 16 bits) */
     void (*i16gemm)(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb, int32_t *C,
                     size_t ldc);
-    /* int8 activations x power-of-two codes (ldb in bytes >= (K + 1) / 2):
-     * shift-add, no multiplies in the scalar reference */
+    /* int8 activations x power-of-two codes (ldb in bytes >= (K + 1) / 2;
+     * for odd K the last high nibble is ignored): shift-add, no multiplies
+     * in the scalar reference */
     void (*p2gemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb, int32_t *C,
                    size_t ldc);
 } qatrt_kernels;

@@ -73,17 +73,30 @@ const char *qatrt_kernel_name(qatrt_kernel k)
     return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
 }
 
-/* the largest |input| a kernel multiplies and the largest |weight| */
-static void operand_bounds(qatrt_kernel k, int in_u8, int64_t *amax, int64_t *wmax)
+/* the largest |weight| of a CONV op, from its encoding (scanning int8 and
+ * int16 weights: an int16 layer is only safe with the values it holds) */
+static int64_t weight_bound(const qatrt_op *op)
 {
-    *amax = in_u8 ? 255 : 128;
-    switch (k) {
-    case QATRT_K_BIN: case QATRT_K_TER: *amax = 1; *wmax = 1; break;
-    case QATRT_K_I8T: *wmax = 1; break;
-    case QATRT_K_U8I8: case QATRT_K_I8I8: *wmax = 128; break;
-    case QATRT_K_I16: *wmax = 32768; break;
-    case QATRT_K_P2: *wmax = 64; break;
-    default: *wmax = 0; break;
+    int64_t m = 0;
+    size_t n = (size_t)op->K * (size_t)op->cout;
+    switch (op->kernel) {
+    case QATRT_K_BIN: case QATRT_K_TER: case QATRT_K_I8T: return 1;
+    case QATRT_K_P2: return 64;
+    case QATRT_K_I16:
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *p = (const uint8_t *)op->weights + 2 * i;
+            int64_t v = (int16_t)(uint16_t)(p[0] | p[1] << 8);
+            if (v < 0) v = -v;
+            if (v > m) m = v;
+        }
+        return m;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = ((const int8_t *)op->weights)[i];
+            if (v < 0) v = -v;
+            if (v > m) m = v;
+        }
+        return m;
     }
 }
 
@@ -223,11 +236,6 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
-    int64_t amax, wmax;
-    operand_bounds(op->kernel, op->in_u8, &amax, &wmax);
-    if ((int64_t)op->K * amax * wmax > INT32_MAX)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: K = %d with the '%s' kernel could overflow the int32 accumulator",
-                    at + F_CIN, op->K, qatrt_kernel_name(op->kernel));
     op->wrow = weight_row(op->kernel, op->K);
     if ((st = blob(r, at + F_WEIGHTS, "weights", op->wrow * (size_t)op->cout, &op->weights))) return st;
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
@@ -328,8 +336,24 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         if (i == 0 && m->ops[0].type == QATRT_OP_MAXPOOL)
             return fail(err, QATRT_ERR_FORMAT, "byte %d: the first op cannot be a max pool", QATRT_HEADER_SIZE);
         /* the binary and ternary kernels read +-1 / {-1, 0, 1} inputs: the
-         * levels the previous op can produce must be of that set */
+         * levels the previous op can produce must be of that set; and no
+         * accumulator may overflow: K max|input| max|weight| < 2^31 */
         qatrt_op *op = &m->ops[i];
+        if (op->type == QATRT_OP_CONV) {
+            int64_t amax = 255;
+            if (!op->in_u8) {
+                int k = i - 1;
+                while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k--;
+                amax = 0;
+                const int8_t *lv = m->ops[k].type == QATRT_OP_LUT ? m->ops[k].lut : m->ops[k].levels;
+                int nl = m->ops[k].type == QATRT_OP_LUT ? m->ops[k].cin * 256 : m->ops[k].nthr + 1;
+                for (int v = 0; v < nl; v++) amax = lv[v] < -amax ? -lv[v] : lv[v] > amax ? lv[v] : amax;
+            }
+            if ((int64_t)op->K * amax * weight_bound(op) > INT32_MAX)
+                return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld with the '%s' kernel's weights could overflow the int32 accumulator",
+                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_CIN, op->K, (long long)amax,
+                            qatrt_kernel_name(op->kernel));
+        }
         if (op->type == QATRT_OP_CONV && (op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER)) {
             int k = i - 1;
             while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k--;

@@ -390,7 +390,15 @@ static void test_data(const char *mnist)
         CHECK(st == QAT_OK, "%s: export: %s", name, qat_last_error());
         if (st == QAT_OK) {
             qatrt_model rm;
-            qatrt_load(&rm, r.bytes, r.size, NULL);
+            qatrt_error err;
+            if (qatrt_load(&rm, r.bytes, r.size, &err) != QATRT_OK) {
+                CHECK(0, "%s: the export does not load: %s", name, err.msg);
+                qat_export_free(&r);
+                free(cx);
+                qat_model_free(&m);
+                qat_cfg_free(&cfg);
+                continue;
+            }
             int n = test.n, K = m.nclass;
             float *fl = malloc(sizeof(float) * (size_t)n * K);
             int32_t *il = malloc(sizeof(int32_t) * (size_t)n * K);

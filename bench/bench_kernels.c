@@ -1,0 +1,312 @@
+/* bench_kernels.c: the runtime's integer GEMM kernels (runtime/kern.h), every
+ * kernel of every supported ISA, against single-threaded OpenBLAS sgemm on
+ * the same M, N, K in the same run: interleaved rounds, median per entry.
+ *
+ *   bench_kernels [--json FILE] [--reps N] [--min-ms T] [--shape I]
+ *
+ * Rates are effective MACs (M N K / seconds per call). OpenBLAS 0.3.21 falls
+ * back to its SSE3 "Prescott" kernels on CPUs newer than it knows; the bench
+ * then restarts itself once with OPENBLAS_CORETYPE set (QAT_NO_REEXEC=1 or an
+ * explicit OPENBLAS_CORETYPE turns that off) so sgemm is at its best. */
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kern.h"
+
+static void choose_openblas_core(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("QAT_NO_REEXEC")) return;
+    const char *name = openblas_get_corename();
+    if (!name || strcasecmp(name, "Prescott") != 0) return; /* OpenBLAS knew the CPU */
+    const char *core = NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        core = "Haswell";
+#endif
+    if (!core) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("BENCH_KERNELS_RESTARTED", name, 1); /* for the report */
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the slow kernels, and say so below */
+    unsetenv("BENCH_KERNELS_RESTARTED");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return rng;
+}
+
+/* every operand of one shape, random, packed as each kernel takes it */
+typedef struct {
+    int M, N, K, kwords;
+    float *fa, *fb, *fc;
+    uint64_t *ba, *bb, *ta, *tb; /* binary, ternary (2 * kwords per row) */
+    int8_t *ia, *ib;
+    uint8_t *ua, *pb; /* uint8 activations, p2 codes ((K + 1) / 2 per row) */
+    int16_t *sa, *sb;
+    int32_t *bsum, *c;
+} operands;
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void operands_init(operands *o, int M, int N, int K)
+{
+    size_t mk = (size_t)M * K, nk = (size_t)N * K;
+    int kw = (K + 63) / 64;
+    o->M = M, o->N = N, o->K = K, o->kwords = kw;
+    o->fa = xmalloc(mk * sizeof(float)), o->fb = xmalloc(nk * sizeof(float));
+    o->fc = xmalloc((size_t)M * N * sizeof(float));
+    o->ia = xmalloc(mk), o->ib = xmalloc(nk), o->ua = xmalloc(mk);
+    o->sa = xmalloc(mk * 2), o->sb = xmalloc(nk * 2);
+    o->pb = xmalloc((size_t)N * ((size_t)K + 1) / 2 + 1);
+    o->ba = xmalloc((size_t)M * kw * 8), o->bb = xmalloc((size_t)N * kw * 8);
+    o->ta = xmalloc((size_t)M * kw * 16), o->tb = xmalloc((size_t)N * kw * 16);
+    o->bsum = xmalloc((size_t)N * 4), o->c = xmalloc((size_t)M * N * 4);
+    for (size_t i = 0; i < mk; i++) {
+        o->fa[i] = (float)((int)(rnd() % 255) - 127) / 64.0f;
+        o->ia[i] = (int8_t)rnd(), o->ua[i] = (uint8_t)rnd(), o->sa[i] = (int16_t)((int)(rnd() % 1001) - 500);
+    }
+    for (size_t i = 0; i < nk; i++) {
+        o->fb[i] = (float)((int)(rnd() % 255) - 127) / 64.0f;
+        o->ib[i] = (int8_t)rnd(), o->sb[i] = (int16_t)((int)(rnd() % 1001) - 500);
+    }
+    for (size_t i = 0; i < (size_t)N * ((size_t)K + 1) / 2; i++) o->pb[i] = (uint8_t)rnd();
+    int8_t *row = xmalloc((size_t)K);
+    for (int r = 0; r < M + N; r++) {
+        uint64_t *bw = r < M ? o->ba + (size_t)r * kw : o->bb + (size_t)(r - M) * kw;
+        uint64_t *tw = r < M ? o->ta + (size_t)r * 2 * kw : o->tb + (size_t)(r - M) * 2 * kw;
+        for (int k = 0; k < K; k++) row[k] = (int8_t)(rnd() % 3) - 1;
+        qatrt_pack_bits(row, K, bw);
+        qatrt_pack_ternary(row, K, kw, tw);
+    }
+    free(row);
+    for (int n = 0; n < N; n++) {
+        int32_t s = 0;
+        for (int k = 0; k < K; k++) s += o->ib[(size_t)n * K + k];
+        o->bsum[n] = s;
+    }
+}
+
+static void operands_free(operands *o)
+{
+    free(o->fa), free(o->fb), free(o->fc), free(o->ia), free(o->ib), free(o->ua), free(o->sa), free(o->sb);
+    free(o->pb), free(o->ba), free(o->bb), free(o->ta), free(o->tb), free(o->bsum), free(o->c);
+}
+
+enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM, K_COUNT };
+static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",           "i8tgemm", "u8i8gemm",
+                                                  "i8i8gemm", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
+
+/* one call of a kernel (kt NULL: sgemm) */
+static void call(const operands *o, const qatrt_kernels *kt, int kernel)
+{
+    int M = o->M, N = o->N, K = o->K, kw = o->kwords;
+    size_t k = (size_t)K, N_ = (size_t)N;
+    if (!kt) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, o->fa, K, o->fb, K, 0.0f, o->fc, N);
+        return;
+    }
+    switch (kernel) {
+    case K_BGEMM:
+        kt->bgemm(M, N, kw, K, o->ba, (size_t)kw, o->bb, (size_t)kw, o->c, N_);
+        break;
+    case K_TGEMM:
+        kt->tgemm(M, N, kw, o->ta, 2 * (size_t)kw, o->tb, 2 * (size_t)kw, o->c, N_);
+        break;
+    case K_I8TGEMM:
+        kt->i8tgemm(M, N, K, o->ia, k, o->tb, 2 * (size_t)kw, o->c, N_);
+        break;
+    case K_U8I8GEMM:
+        kt->u8i8gemm(M, N, K, o->ua, k, o->ib, k, o->c, N_);
+        break;
+    case K_I8I8GEMM:
+        kt->i8i8gemm(M, N, K, o->ia, k, o->ib, k, o->bsum, o->c, N_);
+        break;
+    case K_I8I8_NOBSUM:
+        kt->i8i8gemm(M, N, K, o->ia, k, o->ib, k, NULL, o->c, N_);
+        break;
+    case K_I16GEMM:
+        kt->i16gemm(M, N, K, o->sa, k, o->sb, k, o->c, N_);
+        break;
+    case K_P2GEMM:
+        kt->p2gemm(M, N, K, o->ia, k, o->pb, (k + 1) / 2, o->c, N_);
+        break;
+    }
+}
+
+typedef struct {
+    const qatrt_kernels *kt; /* NULL: sgemm */
+    int kernel;
+    long calls;     /* per timed round, enough for min_s */
+    double *rounds; /* seconds per call, one per round */
+    double sec;     /* median */
+} entry;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double time_calls(const operands *o, const entry *e, long calls)
+{
+    double t0 = now();
+    for (long i = 0; i < calls; i++) call(o, e->kt, e->kernel);
+    return (now() - t0) / (double)calls;
+}
+
+typedef struct {
+    int M, N, K;
+    const char *what;
+} shape;
+
+static const shape shapes[] = {
+    {256, 256, 4096, "square-ish"},
+    {64, 50, 500, "LeNet conv2 im2col"},
+    {128, 500, 800, "LeNet fc1, batch 128"},
+    {128, 1024, 1024, "MLP hidden, batch 128"},
+    {1, 500, 800, "LeNet fc1, batch 1"},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof *shapes))
+
+int main(int argc, char **argv)
+{
+    choose_openblas_core(argv);
+    const char *json = NULL;
+    int reps = 5;
+    double min_s = 0.05;
+    int only = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--min-ms") == 0 && i + 1 < argc) min_s = atof(argv[++i]) / 1e3;
+        else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_kernels [--json FILE] [--reps N (5)] [--min-ms T (50)] [--shape I (all)]\n");
+            return 2;
+        }
+    }
+    if (reps < 1 || min_s <= 0 || only >= NSHAPES) {
+        fprintf(stderr, "bench_kernels: --reps must be >= 1, --min-ms > 0, --shape < %d\n", NSHAPES);
+        return 2;
+    }
+    openblas_set_num_threads(1);
+    const char *env = getenv("OPENBLAS_CORETYPE"), *was = getenv("BENCH_KERNELS_RESTARTED");
+    printf("sgemm: OpenBLAS core %s, 1 thread (OPENBLAS_CORETYPE=%s", openblas_get_corename(), env ? env : "unset");
+    if (was) printf(", set by restarting: OpenBLAS had picked %s", was);
+    printf(")\n");
+    printf("kernels: %d rounds, each entry >= %.0f ms per round; rates in GMAC/s (M N K / time), ratio to sgemm\n",
+           reps, min_s * 1e3);
+
+    FILE *jf = NULL;
+    if (json && !(jf = fopen(json, "w"))) {
+        fprintf(stderr, "bench_kernels: cannot write %s\n", json);
+        return 1;
+    }
+    if (jf)
+        fprintf(jf,
+                "{\"openblas_core\": \"%s\", \"openblas_coretype_env\": \"%s\", \"openblas_core_before_restart\": "
+                "\"%s\", \"reps\": %d, \"min_ms\": %g,\n \"shapes\": [",
+                openblas_get_corename(), env ? env : "", was ? was : "", reps, min_s * 1e3);
+
+    int nisa = 0;
+    const qatrt_kernels *isas[QATRT_ISA_COUNT];
+    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+        if (qatrt_isa_supported((qatrt_isa)i)) isas[nisa++] = qatrt_kernels_for((qatrt_isa)i);
+        else printf("kernels: %s skipped (not supported here)\n", qatrt_isa_name((qatrt_isa)i));
+    }
+
+    for (int s = 0, first = 1; s < NSHAPES; s++) {
+        if (only >= 0 && s != only) continue;
+        const shape *sh = &shapes[s];
+        operands o;
+        operands_init(&o, sh->M, sh->N, sh->K);
+        int ne = 1 + nisa * K_COUNT;
+        entry *e = xmalloc(sizeof(entry) * (size_t)ne);
+        e[0] = (entry){.kt = NULL};
+        for (int i = 0; i < nisa; i++)
+            for (int k = 0; k < K_COUNT; k++) e[1 + i * K_COUNT + k] = (entry){.kt = isas[i], .kernel = k};
+        for (int i = 0; i < ne; i++) { /* warm up, then size the rounds */
+            e[i].rounds = xmalloc(sizeof(double) * (size_t)reps);
+            double t = time_calls(&o, &e[i], 1);
+            t = time_calls(&o, &e[i], 1 + (long)(0.01 / t));
+            e[i].calls = 1 + (long)(min_s / t);
+        }
+        for (int r = 0; r < reps; r++)
+            for (int i = 0; i < ne; i++) e[i].rounds[r] = time_calls(&o, &e[i], e[i].calls);
+        for (int i = 0; i < ne; i++) {
+            qsort(e[i].rounds, (size_t)reps, sizeof(double), cmp_double);
+            e[i].sec = reps % 2 ? e[i].rounds[reps / 2] : 0.5 * (e[i].rounds[reps / 2 - 1] + e[i].rounds[reps / 2]);
+        }
+
+        double macs = (double)sh->M * sh->N * sh->K, sg = macs / e[0].sec;
+        printf("\nM=%d N=%d K=%d (%s): sgemm %.3f ms, %.1f GMAC/s\n", sh->M, sh->N, sh->K, sh->what, e[0].sec * 1e3,
+               sg * 1e-9);
+        printf("  %-17s", "kernel");
+        for (int i = 0; i < nisa; i++) printf("  %21s", isas[i]->name);
+        printf("\n");
+        for (int k = 0; k < K_COUNT; k++) {
+            printf("  %-17s", kernel_names[k]);
+            for (int i = 0; i < nisa; i++) {
+                double rate = macs / e[1 + i * K_COUNT + k].sec;
+                printf("  %8.1f GMAC/s %5.2fx", rate * 1e-9, rate / sg);
+            }
+            printf("\n");
+        }
+        fflush(stdout);
+
+        if (jf) {
+            fprintf(jf, "%s\n  {\"M\": %d, \"N\": %d, \"K\": %d, \"what\": \"%s\",\n", first ? "" : ",", sh->M, sh->N,
+                    sh->K, sh->what);
+            fprintf(jf, "   \"sgemm\": {\"seconds\": %.6e, \"macs_per_s\": %.6e},\n   \"kernels\": [", e[0].sec, sg);
+            for (int i = 0; i < nisa; i++)
+                for (int k = 0; k < K_COUNT; k++) {
+                    double sec = e[1 + i * K_COUNT + k].sec;
+                    fprintf(jf,
+                            "%s\n    {\"kernel\": \"%s\", \"isa\": \"%s\", \"seconds\": %.6e, \"macs_per_s\": %.6e, "
+                            "\"ratio_vs_sgemm\": %.4f}",
+                            i || k ? "," : "", kernel_names[k], isas[i]->name, sec, macs / sec, macs / sec / sg);
+                }
+            fprintf(jf, "]}");
+            first = 0;
+        }
+        for (int i = 0; i < ne; i++) free(e[i].rounds);
+        free(e);
+        operands_free(&o);
+    }
+    if (jf) {
+        fprintf(jf, "\n]}\n");
+        if (fclose(jf)) {
+            fprintf(stderr, "bench_kernels: error writing %s\n", json);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,350 @@
+/* kern_avx2.c: the AVX2 table (with POPCNT and BMI2). Dot-product tiles
+ * along K of 4 rows of A x 2 rows of B (1 x 8 for the rows left over), eight
+ * accumulators summed across lanes together at the end. AVX2 has no vector
+ * popcount: binary and ternary GEMM use POPCNT on 64-bit words. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kern.h"
+
+#define AI static inline __attribute__((always_inline))
+#define TILE 8 /* accumulators per tile: 4 x 2 or 1 x 8 */
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* lane i of the result = sum of the 8 int32 lanes of v[i] */
+AI __m256i red8_epi32(const __m256i v[TILE])
+{
+    __m256i t[4], u[2];
+    for (int i = 0; i < 4; i++) t[i] = _mm256_hadd_epi32(v[2 * i], v[2 * i + 1]);
+    for (int i = 0; i < 2; i++) u[i] = _mm256_hadd_epi32(t[2 * i], t[2 * i + 1]); /* per lane: v4i .. v4i+3 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
+}
+
+/* a tile's result (lane i * NR + j = row i, column j) to C, nv columns */
+AI void store_tile(int MR, int NR, int32_t *c, size_t ldc, int nv, __m256i r)
+{
+    int32_t v[TILE];
+    _mm256_storeu_si256((__m256i *)v, r);
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < nv; j++) c[(size_t)i * ldc + j] = v[i * NR + j];
+}
+
+/* ---- binary and ternary: POPCNT on 64-bit words, 2 x 2 pairs at a time --
+ * Measured against VPSHUFB nibble counts (XOR, two lookups, VPSADBW every
+ * 31 steps, 4 x 2 tiles): level on 256 x 256 x 4096, 2.3x slower on
+ * 128 x 500 x 800 where the short K leaves the tails and the reductions to
+ * dominate. POPCNT runs on its own port, one word per cycle, and needs
+ * neither. */
+
+static void bgemm_avx2(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *B,
+                       size_t ldb, int32_t *C, size_t ldc)
+{
+    for (int m0 = 0; m0 < M; m0 += 2) {
+        const uint64_t *a0 = A + (size_t)m0 * lda, *a1 = A + (size_t)imin(m0 + 1, M - 1) * lda;
+        for (int n0 = 0; n0 < N; n0 += 2) {
+            const uint64_t *b0 = B + (size_t)n0 * ldb, *b1 = B + (size_t)imin(n0 + 1, N - 1) * ldb;
+            uint64_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
+            for (int w = 0; w < kwords; w++) {
+                uint64_t x0 = a0[w], x1 = a1[w], y0 = b0[w], y1 = b1[w];
+                c00 += (uint64_t)_mm_popcnt_u64(x0 ^ y0);
+                c01 += (uint64_t)_mm_popcnt_u64(x0 ^ y1);
+                c10 += (uint64_t)_mm_popcnt_u64(x1 ^ y0);
+                c11 += (uint64_t)_mm_popcnt_u64(x1 ^ y1);
+            }
+            int32_t *c = C + (size_t)m0 * ldc + n0;
+            c[0] = kbits - 2 * (int32_t)c00;
+            if (n0 + 1 < N) c[1] = kbits - 2 * (int32_t)c01;
+            if (m0 + 1 < M) {
+                c[ldc] = kbits - 2 * (int32_t)c10;
+                if (n0 + 1 < N) c[ldc + 1] = kbits - 2 * (int32_t)c11;
+            }
+        }
+    }
+}
+
+AI int32_t tdot(uint64_t am, uint64_t as, uint64_t bm, uint64_t bs)
+{
+    uint64_t nz = am & bm;
+    return (int32_t)_mm_popcnt_u64(nz) - 2 * (int32_t)_mm_popcnt_u64(nz & (as ^ bs));
+}
+
+static void tgemm_avx2(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                       int32_t *C, size_t ldc)
+{
+    for (int m0 = 0; m0 < M; m0 += 2) {
+        const uint64_t *a0 = A + (size_t)m0 * lda, *a1 = A + (size_t)imin(m0 + 1, M - 1) * lda;
+        for (int n0 = 0; n0 < N; n0 += 2) {
+            const uint64_t *b0 = B + (size_t)n0 * ldb, *b1 = B + (size_t)imin(n0 + 1, N - 1) * ldb;
+            int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
+            for (int w = 0; w < kwords; w++) {
+                uint64_t am0 = a0[w], as0 = a0[kwords + w], am1 = a1[w], as1 = a1[kwords + w];
+                uint64_t bm0 = b0[w], bs0 = b0[kwords + w], bm1 = b1[w], bs1 = b1[kwords + w];
+                c00 += tdot(am0, as0, bm0, bs0);
+                c01 += tdot(am0, as0, bm1, bs1);
+                c10 += tdot(am1, as1, bm0, bs0);
+                c11 += tdot(am1, as1, bm1, bs1);
+            }
+            int32_t *c = C + (size_t)m0 * ldc + n0;
+            c[0] = c00;
+            if (n0 + 1 < N) c[1] = c01;
+            if (m0 + 1 < M) {
+                c[ldc] = c10;
+                if (n0 + 1 < N) c[ldc + 1] = c11;
+            }
+        }
+    }
+}
+
+/* ---- 8- and 16-bit: VPMADDWD ---------------------------------------------
+ * int8 and int16 operands are widened to int16 and multiplied with VPMADDWD
+ * (never VPMADDUBSW on raw bytes: it saturates). Ternary and power-of-two
+ * weights are small (|w| <= 64), so for them VPMADDUBSW is exact: signed
+ * activations are biased by 128 into u8, a pair sums to at most
+ * 2 * 255 * 64 < 32768, and 128 * sum_k w is taken off at the end. All sums
+ * wrap mod 2^32, so results are exact whenever the true sum fits in int32. */
+
+enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16 };
+
+#define BIASED(kind) ((kind) == D_I8T || (kind) == D_P2)
+#define DSTEP(kind) (BIASED(kind) ? 32 : 16) /* K elements per step */
+#define ESIZE(kind) ((kind) == D_I16 ? 2 : 1) /* bytes per element of A */
+
+/* elements k .. k + step of A (rem at the tail, the rest neutral) */
+AI __m256i dot_load_a(int kind, const void *a, int k, int rem, int tail)
+{
+    const char *p = (const char *)a + (size_t)k * ESIZE(kind);
+    char t[32];
+    if (tail) { /* biased lanes past K become 0 after the bias */
+        memset(t, BIASED(kind) ? -128 : 0, sizeof t);
+        memcpy(t, p, (size_t)rem * ESIZE(kind));
+        p = t;
+    }
+    switch (kind) {
+    case D_U8I8:
+        return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+    case D_I8I8:
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+    case D_I16:
+        return _mm256_loadu_si256((const __m256i *)p);
+    default:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8(-128));
+    }
+}
+
+/* 0xff in byte i where bit i of x is set */
+AI __m256i bytes_from_bits(uint32_t x)
+{
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* elements k .. k + step of B: int16 for the VPMADDWD kinds, int8 weights for
+ * the biased ones (past K: zero, or anything where A is neutral) */
+AI __m256i dot_load_b(int kind, const void *b, size_t kwords, int k, int rem, int tail)
+{
+    switch (kind) {
+    case D_I8T: {
+        const uint64_t *p = (const uint64_t *)b + k / 64;
+        int sh = k % 64; /* 0 or 32 */
+        uint64_t m, s;
+        memcpy(&m, p, sizeof m);
+        memcpy(&s, p + kwords, sizeof s);
+        __m256i nz = bytes_from_bits((uint32_t)(m >> sh)), sg = bytes_from_bits((uint32_t)(s >> sh));
+        return _mm256_and_si256(nz, _mm256_or_si256(sg, _mm256_set1_epi8(1)));
+    }
+    case D_P2: {
+        const uint8_t *p = (const uint8_t *)b + k / 2;
+        uint8_t t[16] = {0};
+        if (tail) {
+            memcpy(t, p, (size_t)(rem + 1) / 2);
+            p = t;
+        }
+        __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+        __m256i idx = _mm256_and_si256(_mm256_or_si256(x, _mm256_slli_epi16(x, 4)), _mm256_set1_epi16(0x0f0f));
+        const __m256i lut = _mm256_setr_epi8(0, 1, 2, 4, 8, 16, 32, 64, 0, -1, -2, -4, -8, -16, -32, -64, 0, 1, 2, 4,
+                                             8, 16, 32, 64, 0, -1, -2, -4, -8, -16, -32, -64);
+        return _mm256_shuffle_epi8(lut, idx);
+    }
+    default: {
+        const char *p = (const char *)b + (size_t)k * ESIZE(kind);
+        char t[32] = {0};
+        if (tail) {
+            memcpy(t, p, (size_t)rem * ESIZE(kind));
+            p = t;
+        }
+        if (kind == D_I16) return _mm256_loadu_si256((const __m256i *)p);
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+    }
+    }
+}
+
+AI __m256i dot_mac(int kind, __m256i acc, __m256i a, __m256i b)
+{
+    if (BIASED(kind))
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
+
+AI void dot_step(int kind, int MR, int NR, const void *const *a, const void *const *b, size_t kwords, int k, int rem,
+                 int tail, __m256i acc[TILE])
+{
+    __m256i av[4];
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) av[i] = dot_load_a(kind, a[i], k, rem, tail);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; j++) {
+        __m256i bv = dot_load_b(kind, b[j], kwords, k, rem, tail);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) acc[i * NR + j] = dot_mac(kind, acc[i * NR + j], av[i], bv);
+    }
+}
+
+/* The K loop of a tile, in a function of its own that leaves the
+ * accumulators in memory, its tail first: inlined into the blocking loops,
+ * or with the tail after the loop, gcc 12 copies every accumulator between
+ * registers on each iteration. */
+AI void dot_loop(int kind, int MR, int NR, int K, const void *const *a_, const void *const *b_, size_t kwords,
+                 __m256i out[TILE])
+{
+    const void *a[4], *b[8]; /* local copies: stores through out cannot change them */
+    __m256i acc[TILE];
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) a[i] = a_[i];
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; j++) b[j] = b_[j];
+    #pragma GCC unroll 8
+    for (int i = 0; i < TILE; i++) acc[i] = _mm256_setzero_si256();
+    int kfull = K - K % DSTEP(kind);
+    if (kfull < K) dot_step(kind, MR, NR, a, b, kwords, kfull, K - kfull, 1, acc);
+    for (int k = 0; k < kfull; k += DSTEP(kind)) dot_step(kind, MR, NR, a, b, kwords, k, 0, 0, acc);
+    #pragma GCC unroll 8
+    for (int i = 0; i < TILE; i++) out[i] = acc[i];
+}
+
+typedef void dot_loop_fn(int K, const void *const *a, const void *const *b, size_t kwords, __m256i out[TILE]);
+#define DOT_LOOP(name, kind, MR, NR)                                                                               \
+    static __attribute__((noinline)) void name(int K, const void *const *a, const void *const *b, size_t kwords,   \
+                                               __m256i out[TILE])                                                  \
+    {                                                                                                              \
+        dot_loop(kind, MR, NR, K, a, b, kwords, out);                                                              \
+    }
+DOT_LOOP(u8i8_loop_4x2, D_U8I8, 4, 2)
+DOT_LOOP(u8i8_loop_1x8, D_U8I8, 1, 8)
+DOT_LOOP(i8i8_loop_4x2, D_I8I8, 4, 2)
+DOT_LOOP(i8i8_loop_1x8, D_I8I8, 1, 8)
+DOT_LOOP(i16_loop_4x2, D_I16, 4, 2)
+DOT_LOOP(i16_loop_1x8, D_I16, 1, 8)
+DOT_LOOP(i8t_loop_4x2, D_I8T, 4, 2)
+DOT_LOOP(i8t_loop_1x8, D_I8T, 1, 8)
+DOT_LOOP(p2_loop_4x2, D_P2, 4, 2)
+DOT_LOOP(p2_loop_1x8, D_P2, 1, 8)
+
+AI __m256i dot_tile(dot_loop_fn *loop, int K, const void *const *a, const void *const *b, size_t kwords)
+{
+    __m256i acc[TILE];
+    loop(K, a, b, kwords, acc);
+    return red8_epi32(acc);
+}
+
+/* sum_k w(n, k) over k < K for the bias correction, wrapping mod 2^32 */
+AI uint32_t dot_wsum(int kind, const void *b, size_t kwords, int K)
+{
+    __m256i acc = _mm256_setzero_si256();
+    int k = 0;
+    for (; k + 32 <= K; k += 32)
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1),
+                                                                           dot_load_b(kind, b, kwords, k, 0, 0)),
+                                                      _mm256_set1_epi16(1)));
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, acc);
+    uint32_t s = 0;
+    for (int i = 0; i < 8; i++) s += (uint32_t)v[i];
+    if (k < K) {
+        int8_t w[32];
+        _mm256_storeu_si256((__m256i *)w, dot_load_b(kind, b, kwords, k, K - k, 1));
+        for (int i = 0; i < K - k; i++) s += (uint32_t)w[i];
+    }
+    return s;
+}
+
+/* blocked like bgemm_avx2; ea, eb: element sizes of A and B in bytes */
+AI void dot_gemm(int kind, dot_loop_fn *loop4x2, dot_loop_fn *loop1x8, int M, int N, int K, const void *A, size_t lda,
+                 size_t ea, const void *B, size_t ldb, size_t eb, int32_t *C, size_t ldc)
+{
+    size_t kwords = ((size_t)K + 63) / 64;
+    for (int n0 = 0; n0 < N; n0 += 8) {
+        int nv = imin(8, N - n0);
+        const void *b[8];
+        for (int j = 0; j < 8; j++) b[j] = (const char *)B + (size_t)imin(n0 + j, N - 1) * ldb * eb;
+        uint32_t ws[8] = {0}; /* 128 * wsum, mod 2^32 */
+        if (BIASED(kind))
+            for (int j = 0; j < nv; j++) ws[j] = dot_wsum(kind, b[j], kwords, K) << 7;
+        const __m256i corr = _mm256_loadu_si256((const __m256i *)ws);
+        for (int g = 0; g < nv; g += 2) {
+            /* lane 2i + j = column g + j */
+            __m256i cg = _mm256_permutevar8x32_epi32(
+                corr, _mm256_add_epi32(_mm256_set1_epi32(g), _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1)));
+            for (int m0 = 0; m0 + 4 <= M; m0 += 4) {
+                const void *a[4];
+                for (int i = 0; i < 4; i++) a[i] = (const char *)A + (size_t)(m0 + i) * lda * ea;
+                __m256i r = _mm256_sub_epi32(dot_tile(loop4x2, K, a, b + g, kwords), cg);
+                store_tile(4, 2, C + (size_t)m0 * ldc + n0 + g, ldc, imin(2, nv - g), r);
+            }
+        }
+        for (int m = M & ~3; m < M; m++) {
+            const void *a[1] = {(const char *)A + (size_t)m * lda * ea};
+            __m256i r = _mm256_sub_epi32(dot_tile(loop1x8, K, a, b, kwords), corr);
+            store_tile(1, 8, C + (size_t)m * ldc + n0, ldc, nv, r);
+        }
+    }
+}
+
+static void i8tgemm_avx2(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
+                         size_t ldc)
+{
+    dot_gemm(D_I8T, i8t_loop_4x2, i8t_loop_1x8, M, N, K, A, lda, 1, B, ldb, 8, C, ldc);
+}
+
+static void u8i8gemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                          size_t ldc)
+{
+    dot_gemm(D_U8I8, u8i8_loop_4x2, u8i8_loop_1x8, M, N, K, A, lda, 1, B, ldb, 1, C, ldc);
+}
+
+/* widened to int16, so the bias (and bsum) is not needed */
+static void i8i8gemm_avx2(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                          const int32_t *bsum, int32_t *C, size_t ldc)
+{
+    (void)bsum;
+    dot_gemm(D_I8I8, i8i8_loop_4x2, i8i8_loop_1x8, M, N, K, A, lda, 1, B, ldb, 1, C, ldc);
+}
+
+static void i16gemm_avx2(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb, int32_t *C,
+                         size_t ldc)
+{
+    dot_gemm(D_I16, i16_loop_4x2, i16_loop_1x8, M, N, K, A, lda, 2, B, ldb, 2, C, ldc);
+}
+
+static void p2gemm_avx2(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb, int32_t *C,
+                        size_t ldc)
+{
+    dot_gemm(D_P2, p2_loop_4x2, p2_loop_1x8, M, N, K, A, lda, 1, B, ldb, 1, C, ldc);
+}
+
+/* defined here, picked up by kern_dispatch.c */
+extern const qatrt_kernels qatrt_kernels_avx2;
+const qatrt_kernels qatrt_kernels_avx2 = {
+    .isa = QATRT_ISA_AVX2,
+    .name = "avx2",
+    .bgemm = bgemm_avx2,
+    .tgemm = tgemm_avx2,
+    .i8tgemm = i8tgemm_avx2,
+    .u8i8gemm = u8i8gemm_avx2,
+    .i8i8gemm = i8i8gemm_avx2,
+    .i16gemm = i16gemm_avx2,
+    .p2gemm = p2gemm_avx2,
+};

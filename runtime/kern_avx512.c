@@ -1,0 +1,582 @@
+/* kern_avx512.c: the AVX-512 table (F, BW, VL, VPOPCNTDQ, VNNI).
+ * 8- and 16-bit kernels are dot-product tiles along K (3 rows of A x 8 rows
+ * of B, 4 x 4 where B is decoded on the fly, 1 x 16 for the rows left over)
+ * whose accumulators stay in registers for the whole of K and are summed
+ * across lanes once, together, at the end. Binary and ternary GEMM
+ * transpose a block of B instead, so that each lane is one column of C. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kern.h"
+
+#define AI static inline __attribute__((always_inline))
+#define TILE 16 /* accumulators of a popcount tile: 4 x 4 or 1 x 16 */
+
+/* ---- horizontal sums of 16 accumulators at once ------------------------- */
+
+/* lane i of the result = sum of the 16 int32 lanes of v[i] */
+AI __m512i red16_epi32(const __m512i v[TILE])
+{
+    __m512i t[8], u[4], w[2];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 8; i++) /* per 128-bit lane: [v2i 0+2, v2i+1 0+2, v2i 1+3, v2i+1 1+3] */
+        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) /* per 128-bit lane: v4i .. v4i+3, each summed within the lane */
+        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
+                                _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 2; i++) /* lanes 0,1 hold halves of v8i..; 2,3 of v8i+4.. */
+        w[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* lane i of the result = sum of the 16 int32 lanes of v[i], for 8 vectors */
+AI __m256i red8_epi32(const __m512i v[8])
+{
+    __m512i t[4], u[2];
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    #pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
+                                _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+    __m512i w = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_castsi512_si256(_mm512_add_epi32(_mm512_shuffle_i32x4(w, w, _MM_SHUFFLE(3, 1, 2, 0)),
+                                                   _mm512_shuffle_i32x4(w, w, _MM_SHUFFLE(2, 0, 3, 1))));
+}
+
+/* lane i of the result = sum of the 8 int64 lanes of v[i], truncated to 32 bits */
+AI __m512i red16_epi64(const __m512i v[TILE])
+{
+    __m512i t[8], u[4], w[2];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 8; i++) /* per 128-bit lane: [v2i, v2i+1] */
+        t[i] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 4; i++)
+        u[i] = _mm512_add_epi64(_mm512_shuffle_i64x2(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_i64x2(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 2; i++) /* qword q of w[i] = total of v[8i + q] */
+        w[i] = _mm512_add_epi64(_mm512_shuffle_i64x2(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_i64x2(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(w[0])), _mm512_cvtepi64_epi32(w[1]), 1);
+}
+
+/* a 4 x 4 tile's result (lane 4i + j = row i, column j) to C, columns in cm */
+AI void store4x4(int32_t *c, size_t ldc, __mmask8 cm, __m512i r)
+{
+    _mm_mask_storeu_epi32(c, cm, _mm512_castsi512_si128(r));
+    _mm_mask_storeu_epi32(c + ldc, cm, _mm512_extracti32x4_epi32(r, 1));
+    _mm_mask_storeu_epi32(c + 2 * ldc, cm, _mm512_extracti32x4_epi32(r, 2));
+    _mm_mask_storeu_epi32(c + 3 * ldc, cm, _mm512_extracti32x4_epi32(r, 3));
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* ---- binary and ternary: XOR / AND, then VPOPCNTQ ----------------------- */
+
+enum { POP_BIN, POP_TERN };
+
+AI __m512i ld64(const uint64_t *p, __mmask8 km, int tail)
+{
+    return tail ? _mm512_maskz_loadu_epi64(km, p) : _mm512_loadu_si512(p);
+}
+
+/* 8 words (or the km ones at the tail) of K for an MR x NR tile; pl is the
+ * offset of the sign plane */
+AI void pop_step(int kind, int MR, int NR, const uint64_t *const *a, const uint64_t *const *b, size_t pl, int w,
+                 __mmask8 km, int tail, __m512i acc[TILE])
+{
+    __m512i am[4], as[4] = {0};
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) {
+        am[i] = ld64(a[i] + w, km, tail);
+        if (kind == POP_TERN) as[i] = ld64(a[i] + pl + w, km, tail);
+    }
+    #pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) {
+        __m512i bm = ld64(b[j] + w, km, tail), bs = _mm512_setzero_si512();
+        if (kind == POP_TERN) bs = ld64(b[j] + pl + w, km, tail);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            __m512i *c = &acc[i * NR + j];
+            if (kind == POP_BIN) {
+                *c = _mm512_add_epi64(*c, _mm512_popcnt_epi64(_mm512_xor_si512(am[i], bm)));
+            } else { /* +1 where both nonzero with equal signs, -1 where the signs differ */
+                __m512i nz = _mm512_and_si512(am[i], bm);
+                __m512i pos = _mm512_ternarylogic_epi64(nz, as[i], bs, 0x90); /* nz & ~(as ^ bs) */
+                __m512i neg = _mm512_ternarylogic_epi64(nz, as[i], bs, 0x60); /* nz & (as ^ bs) */
+                *c = _mm512_sub_epi64(_mm512_add_epi64(*c, _mm512_popcnt_epi64(pos)), _mm512_popcnt_epi64(neg));
+            }
+        }
+    }
+}
+
+AI void pop_loop(int kind, int MR, int NR, int kwords, const uint64_t *const *a_, const uint64_t *const *b_,
+                 __m512i out[TILE])
+{
+    /* local copies: nothing stored through out can then change them */
+    const uint64_t *a[4], *b[16];
+    __m512i acc[TILE];
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) a[i] = a_[i];
+    #pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) b[j] = b_[j];
+    #pragma GCC unroll 16
+    for (int i = 0; i < TILE; i++) acc[i] = _mm512_setzero_si512();
+    int wfull = kwords - kwords % 8; /* the masked tail first, as in dot_loop */
+    if (wfull < kwords)
+        pop_step(kind, MR, NR, a, b, (size_t)kwords, wfull, (__mmask8)((1u << (kwords - wfull)) - 1), 1, acc);
+    for (int w = 0; w < wfull; w += 8) pop_step(kind, MR, NR, a, b, (size_t)kwords, w, 0xff, 0, acc);
+    #pragma GCC unroll 16
+    for (int i = 0; i < TILE; i++) out[i] = acc[i];
+}
+
+/* The K loops are functions of their own that leave the accumulators in
+ * memory: inlined into the blocking loops, or with a separate tail step,
+ * gcc 12 copies every accumulator between registers on every iteration. */
+typedef void pop_loop_fn(int kwords, const uint64_t *const *a, const uint64_t *const *b, __m512i acc[TILE]);
+#define POP_LOOP(name, kind, MR, NR)                                                                               \
+    static __attribute__((noinline)) void name(int kwords, const uint64_t *const *a, const uint64_t *const *b,     \
+                                               __m512i acc[TILE])                                                  \
+    {                                                                                                              \
+        pop_loop(kind, MR, NR, kwords, a, b, acc);                                                                 \
+    }
+POP_LOOP(bin_loop_4x4, POP_BIN, 4, 4)
+POP_LOOP(bin_loop_1x16, POP_BIN, 1, 16)
+POP_LOOP(tern_loop_4x4, POP_TERN, 4, 4)
+POP_LOOP(tern_loop_1x16, POP_TERN, 1, 16)
+
+AI __m512i pop_tile(pop_loop_fn *loop, int kwords, const uint64_t *const *a, const uint64_t *const *b)
+{
+    __m512i acc[TILE];
+    loop(kwords, a, b, acc);
+    return red16_epi64(acc);
+}
+
+/* C from the tile's sums: bgemm's are popcounts of a ^ b */
+AI __m512i pop_finish(int kind, __m512i s, int kbits)
+{
+    return kind == POP_BIN ? _mm512_sub_epi32(_mm512_set1_epi32(kbits), _mm512_add_epi32(s, s)) : s;
+}
+
+/* For M < 4 (batch 1), where transposing B (bt_gemm below) would not pay:
+ * blocks of 16 B rows; within one, 4-row groups stay in L1 while every
+ * 4-row tile of A streams past; the M % 4 rows left take a 1 x 16 tile.
+ * Columns past N in a block repeat the last B row and are not stored. */
+AI void pop_gemm(int kind, pop_loop_fn *loop4x4, pop_loop_fn *loop1x16, int M, int N, int kwords, int kbits,
+                 const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C, size_t ldc)
+{
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int nv = imin(16, N - n0);
+        const uint64_t *b[16];
+        for (int j = 0; j < 16; j++) b[j] = B + (size_t)imin(n0 + j, N - 1) * ldb;
+        for (int g = 0; g < nv; g += 4) {
+            __mmask8 cm = (__mmask8)((1u << imin(4, nv - g)) - 1);
+            for (int m0 = 0; m0 + 4 <= M; m0 += 4) {
+                const uint64_t *a[4] = {A + (size_t)m0 * lda, A + (size_t)(m0 + 1) * lda, A + (size_t)(m0 + 2) * lda,
+                                        A + (size_t)(m0 + 3) * lda};
+                __m512i r = pop_finish(kind, pop_tile(loop4x4, kwords, a, b + g), kbits);
+                store4x4(C + (size_t)m0 * ldc + n0 + g, ldc, cm, r);
+            }
+        }
+        for (int m = M & ~3; m < M; m++) {
+            const uint64_t *a[1] = {A + (size_t)m * lda};
+            __m512i r = pop_finish(kind, pop_tile(loop1x16, kwords, a, b), kbits);
+            _mm512_mask_storeu_epi32(C + (size_t)m * ldc + n0, (__mmask16)((1u << nv) - 1), r);
+        }
+    }
+}
+
+/* Binary and ternary GEMM with a block of 16 B rows transposed (bt[16 w +
+ * j] = word w of the block's row j; ternary: bt[32 w + j] its mask word,
+ * bt[32 w + 16 + j] its sign word): one vector holds word w of 8 B rows,
+ * A's word is broadcast, and each lane counts for one column of C. Nothing
+ * is summed across lanes and K wastes at most the rest of its last word;
+ * the cost is the transposition, which all the rows of A share, so the row
+ * tiles above stay for M < 4. acc[2i + v]: row i, columns 8v .. 8v + 7. */
+#define BT_WORDS 1024 /* words of the transposed chunk: 8 KB on the stack */
+
+AI void bt_loop(int kind, int MR, int kc, const uint64_t *const *a_, size_t pl, const uint64_t *bt, __m512i io[8])
+{
+    const uint64_t *a[4];
+    __m512i acc[8];
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) a[i] = a_[i];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 2 * MR; i++) acc[i] = io[i];
+    int stride = kind == POP_BIN ? 16 : 32;
+    for (int w = 0; w < kc; w++) {
+        const uint64_t *t = bt + (size_t)stride * w;
+        __m512i bm0 = _mm512_load_si512(t), bm1 = _mm512_load_si512(t + 8);
+        __m512i bs0 = _mm512_setzero_si512(), bs1 = _mm512_setzero_si512();
+        if (kind == POP_TERN) bs0 = _mm512_load_si512(t + 16), bs1 = _mm512_load_si512(t + 24);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            __m512i am = _mm512_set1_epi64((long long)a[i][w]);
+            if (kind == POP_BIN) {
+                acc[2 * i] = _mm512_add_epi64(acc[2 * i], _mm512_popcnt_epi64(_mm512_xor_si512(am, bm0)));
+                acc[2 * i + 1] = _mm512_add_epi64(acc[2 * i + 1], _mm512_popcnt_epi64(_mm512_xor_si512(am, bm1)));
+            } else { /* as in pop_step */
+                __m512i as = _mm512_set1_epi64((long long)a[i][pl + w]);
+                __m512i nz0 = _mm512_and_si512(am, bm0), nz1 = _mm512_and_si512(am, bm1);
+                __m512i p0 = _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(nz0, as, bs0, 0x90));
+                __m512i n0 = _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(nz0, as, bs0, 0x60));
+                __m512i p1 = _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(nz1, as, bs1, 0x90));
+                __m512i n1 = _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(nz1, as, bs1, 0x60));
+                acc[2 * i] = _mm512_sub_epi64(_mm512_add_epi64(acc[2 * i], p0), n0);
+                acc[2 * i + 1] = _mm512_sub_epi64(_mm512_add_epi64(acc[2 * i + 1], p1), n1);
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int i = 0; i < 2 * MR; i++) io[i] = acc[i];
+}
+
+typedef void bt_loop_fn(int kc, const uint64_t *const *a, size_t pl, const uint64_t *bt, __m512i io[8]);
+#define BT_LOOP(name, kind, MR)                                                                                    \
+    static __attribute__((noinline)) void name(int kc, const uint64_t *const *a, size_t pl, const uint64_t *bt,   \
+                                               __m512i io[8])                                                      \
+    {                                                                                                              \
+        bt_loop(kind, MR, kc, a, pl, bt, io);                                                                      \
+    }
+BT_LOOP(bin_bt_loop4, POP_BIN, 4)
+BT_LOOP(bin_bt_loop1, POP_BIN, 1)
+BT_LOOP(tern_bt_loop4, POP_TERN, 4)
+BT_LOOP(tern_bt_loop1, POP_TERN, 1)
+
+/* MR rows of C from the chunk at w0: the counts so far come from C itself
+ * (after the first chunk) and go back there until the last */
+AI void bt_rows(int kind, int MR, bt_loop_fn *loop, int m0, int w0, int kc, int last, int kwords, int kbits,
+                const uint64_t *A, size_t lda, const uint64_t *bt, int32_t *c, size_t ldc, unsigned cm)
+{
+    const uint64_t *a[4];
+    __m512i acc[8];
+    for (int i = 0; i < MR; i++) a[i] = A + (size_t)(m0 + i) * lda + w0;
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < 2; v++)
+            acc[2 * i + v] = w0 ? _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32((__mmask8)(cm >> 8 * v),
+                                                                                c + (size_t)i * ldc + 8 * v))
+                                : _mm512_setzero_si512();
+    loop(kc, a, (size_t)kwords, bt, acc);
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < 2; v++) {
+            __m256i s = _mm512_cvtepi64_epi32(acc[2 * i + v]);
+            if (last && kind == POP_BIN) s = _mm256_sub_epi32(_mm256_set1_epi32(kbits), _mm256_add_epi32(s, s));
+            _mm256_mask_storeu_epi32(c + (size_t)i * ldc + 8 * v, (__mmask8)(cm >> 8 * v), s);
+        }
+}
+
+AI void bt_gemm(int kind, bt_loop_fn *loop4, bt_loop_fn *loop1, int M, int N, int kwords, int kbits,
+                const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C, size_t ldc)
+{
+    _Alignas(64) uint64_t bt[BT_WORDS];
+    int planes = kind == POP_BIN ? 1 : 2, chunk = BT_WORDS / 16 / planes;
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        unsigned cm = (1u << imin(16, N - n0)) - 1;
+        for (int w0 = 0; w0 < kwords; w0 += chunk) {
+            int kc = imin(chunk, kwords - w0), last = w0 + kc == kwords;
+            for (int j = 0; j < 16; j++) {
+                const uint64_t *b = B + (size_t)imin(n0 + j, N - 1) * ldb + w0;
+                for (int p = 0; p < planes; p++)
+                    for (int w = 0; w < kc; w++) bt[(size_t)16 * (planes * w + p) + j] = b[(size_t)p * kwords + w];
+            }
+            int m0 = 0;
+            for (; m0 + 4 <= M; m0 += 4)
+                bt_rows(kind, 4, loop4, m0, w0, kc, last, kwords, kbits, A, lda, bt, C + (size_t)m0 * ldc + n0, ldc,
+                        cm);
+            for (; m0 < M; m0++)
+                bt_rows(kind, 1, loop1, m0, w0, kc, last, kwords, kbits, A, lda, bt, C + (size_t)m0 * ldc + n0, ldc,
+                        cm);
+        }
+    }
+}
+
+static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *B,
+                         size_t ldb, int32_t *C, size_t ldc)
+{
+    if (M < 4 || kwords == 0)
+        pop_gemm(POP_BIN, bin_loop_4x4, bin_loop_1x16, M, N, kwords, kbits, A, lda, B, ldb, C, ldc);
+    else
+        bt_gemm(POP_BIN, bin_bt_loop4, bin_bt_loop1, M, N, kwords, kbits, A, lda, B, ldb, C, ldc);
+}
+
+static void tgemm_avx512(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                         int32_t *C, size_t ldc)
+{
+    if (M < 4 || kwords == 0)
+        pop_gemm(POP_TERN, tern_loop_4x4, tern_loop_1x16, M, N, kwords, 0, A, lda, B, ldb, C, ldc);
+    else
+        bt_gemm(POP_TERN, tern_bt_loop4, tern_bt_loop1, M, N, kwords, 0, A, lda, B, ldb, C, ldc);
+}
+
+/* ---- 8- and 16-bit: VPDPBUSD / VPDPWSSD ---------------------------------
+ * VPDPBUSD multiplies unsigned by signed bytes. Signed activations are
+ * biased by 128 into u8 and 128 * sum_k B(n, k) is taken off at the end
+ * ("wsum"); ternary and power-of-two weights are decoded to int8 (-64..64)
+ * on the fly. All sums wrap mod 2^32, so the result is exact whenever the
+ * true sum fits in int32. Lanes of A past K are zero after the bias, so they
+ * add nothing whatever B holds there. */
+
+enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16 };
+
+/* the first n lanes, 0 <= n <= 64 (32) */
+static inline __mmask64 mask64(int n) { return _cvtu64_mask64(_bzhi_u64(~0ull, (unsigned)n)); }
+static inline __mmask32 mask32(int n) { return _cvtu32_mask32(_bzhi_u32(~0u, (unsigned)n)); }
+static inline uint64_t load_u64(const void *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* K elements per step: 64 bytes or 32 int16 */
+#define DSTEP(kind) ((kind) == D_I16 ? 32 : 64)
+
+/* A's elements k .. k + step (rem of them at the tail), ready for the multiply */
+AI __m512i dot_load_a(int kind, const void *a, int k, int rem, int tail)
+{
+    if (kind == D_I16) {
+        const int16_t *p = (const int16_t *)a + k;
+        return tail ? _mm512_maskz_loadu_epi16(mask32(rem), p) : _mm512_loadu_si512(p);
+    }
+    const uint8_t *p = (const uint8_t *)a + k;
+    if (kind == D_U8I8) return tail ? _mm512_maskz_loadu_epi8(mask64(rem), p) : _mm512_loadu_si512(p);
+    __m512i bias = _mm512_set1_epi8(-128);
+    if (!tail) return _mm512_xor_si512(_mm512_loadu_si512(p), bias);
+    __mmask64 km = mask64(rem);
+    return _mm512_maskz_add_epi8(km, _mm512_maskz_loadu_epi8(km, p), bias);
+}
+
+/* B's elements k .. k + step as int8 (int16 for D_I16); lanes past K are
+ * zero or unspecified (A is zero there) but never read past the row */
+AI __m512i dot_load_b(int kind, const void *b, size_t kwords, int k, int rem, int tail)
+{
+    switch (kind) {
+    case D_I16: {
+        const int16_t *p = (const int16_t *)b + k;
+        return tail ? _mm512_maskz_loadu_epi16(mask32(rem), p) : _mm512_loadu_si512(p);
+    }
+    case D_I8T: {
+        const uint64_t *p = (const uint64_t *)b + k / 64;
+        __mmask64 nz = _cvtu64_mask64(load_u64(p)), sg = _cvtu64_mask64(load_u64(p + kwords));
+        if (tail) nz = _kand_mask64(nz, mask64(rem));
+        return _mm512_maskz_mov_epi8(nz, _mm512_mask_blend_epi8(sg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1)));
+    }
+    case D_P2: {
+        /* one nibble per 16-bit lane pair: byte 2i = code 2i, byte 2i+1 = code 2i+1 */
+        const uint8_t *p = (const uint8_t *)b + k / 2;
+        __m256i codes = tail ? _mm256_maskz_loadu_epi8(mask32((rem + 1) / 2), p) : _mm256_loadu_si256((const void *)p);
+        __m512i x = _mm512_cvtepu8_epi16(codes);
+        __m512i idx = _mm512_ternarylogic_epi32(x, _mm512_slli_epi16(x, 4), _mm512_set1_epi16(0x0f0f), 0xa8);
+        const __m512i lut =
+            _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 8, 16, 32, 64, 0, -1, -2, -4, -8, -16, -32, -64));
+        return tail ? _mm512_maskz_shuffle_epi8(mask64(rem), lut, idx) : _mm512_shuffle_epi8(lut, idx);
+    }
+    default: {
+        const int8_t *p = (const int8_t *)b + k;
+        return tail ? _mm512_maskz_loadu_epi8(mask64(rem), p) : _mm512_loadu_si512(p);
+    }
+    }
+}
+
+AI __m512i dot_mac(int kind, __m512i acc, __m512i a, __m512i b)
+{
+    return kind == D_I16 ? _mm512_dpwssd_epi32(acc, a, b) : _mm512_dpbusd_epi32(acc, a, b);
+}
+
+#define DTILE 24 /* accumulators of a dot tile: 3 x 8, 4 x 4 or 1 x 16 */
+
+AI void dot_step(int kind, int MR, int NR, const void *const *a, const void *const *b, size_t kwords, int k, int rem,
+                 int tail, __m512i acc[DTILE])
+{
+    __m512i av[4];
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) av[i] = dot_load_a(kind, a[i], k, rem, tail);
+    #pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) {
+        __m512i bv = dot_load_b(kind, b[j], kwords, k, rem, tail);
+        /* one load per B vector: left alone, gcc folds it into each of the
+         * MR multiplies, and the loads become the bottleneck */
+        __asm__("" : "+v"(bv));
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) acc[i * NR + j] = dot_mac(kind, acc[i * NR + j], av[i], bv);
+    }
+}
+
+AI void dot_loop(int kind, int MR, int NR, int K, const void *const *a_, const void *const *b_, size_t kwords,
+                 __m512i out[DTILE])
+{
+    const void *a[4], *b[16]; /* local copies, as in pop_loop */
+    __m512i acc[DTILE];
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) a[i] = a_[i];
+    #pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) b[j] = b_[j];
+    #pragma GCC unroll 24
+    for (int i = 0; i < MR * NR; i++) acc[i] = _mm512_setzero_si512();
+    /* Plain loads in the loop (a byte-masked load costs an extra ALU uop),
+     * the masked tail first: after the loop, gcc 12 would again copy the
+     * accumulators around on every iteration. */
+    int kfull = K - K % DSTEP(kind);
+    if (kfull < K) dot_step(kind, MR, NR, a, b, kwords, kfull, K - kfull, 1, acc);
+    for (int k = 0; k < kfull; k += DSTEP(kind)) dot_step(kind, MR, NR, a, b, kwords, k, 0, 0, acc);
+    #pragma GCC unroll 24
+    for (int i = 0; i < MR * NR; i++) out[i] = acc[i];
+}
+
+/* own functions for the K loops, as for pop_loop */
+typedef void dot_loop_fn(int K, const void *const *a, const void *const *b, size_t kwords, __m512i out[DTILE]);
+#define DOT_LOOP(name, kind, MR, NR)                                                                               \
+    static __attribute__((noinline)) void name(int K, const void *const *a, const void *const *b, size_t kwords,   \
+                                               __m512i out[DTILE])                                                  \
+    {                                                                                                              \
+        dot_loop(kind, MR, NR, K, a, b, kwords, out);                                                              \
+    }
+DOT_LOOP(u8i8_loop_3x8, D_U8I8, 3, 8)
+DOT_LOOP(u8i8_loop_1x16, D_U8I8, 1, 16)
+DOT_LOOP(i8i8_loop_3x8, D_I8I8, 3, 8)
+DOT_LOOP(i8i8_loop_1x16, D_I8I8, 1, 16)
+DOT_LOOP(i16_loop_3x8, D_I16, 3, 8)
+DOT_LOOP(i16_loop_1x16, D_I16, 1, 16)
+DOT_LOOP(i8t_loop_4x4, D_I8T, 4, 4)
+DOT_LOOP(i8t_loop_1x16, D_I8T, 1, 16)
+DOT_LOOP(p2_loop_4x4, D_P2, 4, 4)
+DOT_LOOP(p2_loop_1x16, D_P2, 1, 16)
+
+/* rows of NR lanes of r (lane i NR + j = row i, column j) to C, columns in cm */
+AI void store_rows(int NR, int rows, int32_t *c, size_t ldc, unsigned cm, __m512i r)
+{
+    if (NR == 16) {
+        _mm512_mask_storeu_epi32(c, (__mmask16)cm, r);
+    } else if (NR == 8) {
+        _mm256_mask_storeu_epi32(c, (__mmask8)cm, _mm512_castsi512_si256(r));
+        if (rows > 1) _mm256_mask_storeu_epi32(c + ldc, (__mmask8)cm, _mm512_extracti64x4_epi64(r, 1));
+    } else {
+        _mm_mask_storeu_epi32(c, (__mmask8)cm, _mm512_castsi512_si128(r));
+        if (rows > 1) _mm_mask_storeu_epi32(c + ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 1));
+        if (rows > 2) _mm_mask_storeu_epi32(c + 2 * ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 2));
+        if (rows > 3) _mm_mask_storeu_epi32(c + 3 * ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 3));
+    }
+}
+
+/* An MR x NR tile of C: the K loop, sums across lanes, the bias correction
+ * (corr: lane j = 128 wsum of column j of the tile), the stores. */
+AI void dot_tile(int MR, int NR, dot_loop_fn *loop, int K, const void *const *a, const void *const *b, size_t kwords,
+                 __m512i corr, int32_t *c, size_t ldc, unsigned cm)
+{
+    __m512i acc[DTILE];
+    loop(K, a, b, kwords, acc);
+    int rows0 = imin(MR, 16 / NR); /* rows in the first 16 sums */
+    store_rows(NR, rows0, c, ldc, cm, _mm512_sub_epi32(red16_epi32(acc), corr));
+    if (MR * NR == 24) /* the third row of a 3 x 8 tile */
+        _mm256_mask_storeu_epi32(c + 2 * ldc, (__mmask8)cm,
+                                 _mm256_sub_epi32(red8_epi32(acc + 16), _mm512_castsi512_si256(corr)));
+}
+
+/* sum_k B(n, k) over k < K, for the bias correction */
+AI int32_t dot_wsum(int kind, const void *b, size_t kwords, int K)
+{
+    __m512i acc = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    int k = 0;
+    for (; k + 64 <= K; k += 64) acc = _mm512_dpbusd_epi32(acc, ones, dot_load_b(kind, b, kwords, k, 0, 0));
+    if (k < K)
+        acc = _mm512_dpbusd_epi32(acc, ones,
+                                  _mm512_maskz_mov_epi8(mask64(K - k), dot_load_b(kind, b, kwords, k, K - k, 1)));
+    return _mm512_reduce_add_epi32(acc);
+}
+
+/* Blocks of 16 B rows, as in pop_gemm; groups of NR of them stay in L1
+ * while every MR-row tile of A streams past, the M % MR rows left take a
+ * 1 x 16 tile. 3 x 8 tiles load A from L2 half as often as 4 x 4 ones
+ * (where L2 bandwidth bound the kernel); kinds that decode B on the fly
+ * keep 4 x 4, which decodes each B vector for 4 rows instead of 3.
+ * ea, eb: element sizes of A and B in bytes (B's pitch for D_I8T is in
+ * words). */
+AI void dot_gemm(int kind, int MR, int NR, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M, int N, int K,
+                 const void *A, size_t lda, size_t ea, const void *B, size_t ldb, size_t eb, const int32_t *bsum,
+                 int32_t *C, size_t ldc)
+{
+    size_t kwords = ((size_t)K + 63) / 64;
+    int biased = kind == D_I8I8 || kind == D_I8T || kind == D_P2;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int nv = imin(16, N - n0);
+        const void *b[16];
+        for (int j = 0; j < 16; j++) b[j] = (const char *)B + (size_t)imin(n0 + j, N - 1) * ldb * eb;
+        __m512i corr = _mm512_setzero_si512(); /* 128 * wsum, lane j = column n0 + j */
+        if (biased) {
+            int32_t ws[16] = {0};
+            for (int j = 0; j < nv; j++) ws[j] = bsum ? bsum[n0 + j] : dot_wsum(kind, b[j], kwords, K);
+            corr = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
+        }
+        for (int g = 0; g < nv; g += NR) {
+            unsigned cm = (1u << imin(NR, nv - g)) - 1;
+            /* lane i NR + j = column g + j */
+            __m512i cg = _mm512_permutexvar_epi32(
+                _mm512_add_epi32(_mm512_set1_epi32(g), _mm512_and_si512(lane, _mm512_set1_epi32(NR - 1))), corr);
+            for (int m0 = 0; m0 + MR <= M; m0 += MR) {
+                const void *a[4];
+                for (int i = 0; i < MR; i++) a[i] = (const char *)A + (size_t)(m0 + i) * lda * ea;
+                dot_tile(MR, NR, loop_main, K, a, b + g, kwords, cg, C + (size_t)m0 * ldc + n0 + g, ldc, cm);
+            }
+        }
+        for (int m = M - M % MR; m < M; m++) {
+            const void *a[1] = {(const char *)A + (size_t)m * lda * ea};
+            dot_tile(1, 16, loop_row, K, a, b, kwords, corr, C + (size_t)m * ldc + n0, ldc, (1u << nv) - 1);
+        }
+    }
+}
+
+static void i8tgemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    dot_gemm(D_I8T, 4, 4, i8t_loop_4x4, i8t_loop_1x16, M, N, K, A, lda, 1, B, ldb, 8, NULL, C, ldc);
+}
+
+static void u8i8gemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                            int32_t *C, size_t ldc)
+{
+    dot_gemm(D_U8I8, 3, 8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
+}
+
+static void i8i8gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                            const int32_t *bsum, int32_t *C, size_t ldc)
+{
+    dot_gemm(D_I8I8, 3, 8, i8i8_loop_3x8, i8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, bsum, C, ldc);
+}
+
+static void i16gemm_avx512(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    dot_gemm(D_I16, 3, 8, i16_loop_3x8, i16_loop_1x16, M, N, K, A, lda, 2, B, ldb, 2, NULL, C, ldc);
+}
+
+static void p2gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
+                          int32_t *C, size_t ldc)
+{
+    dot_gemm(D_P2, 4, 4, p2_loop_4x4, p2_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
+}
+
+/* defined here, picked up by kern_dispatch.c */
+extern const qatrt_kernels qatrt_kernels_avx512;
+const qatrt_kernels qatrt_kernels_avx512 = {
+    .isa = QATRT_ISA_AVX512,
+    .name = "avx512",
+    .bgemm = bgemm_avx512,
+    .tgemm = tgemm_avx512,
+    .i8tgemm = i8tgemm_avx512,
+    .u8i8gemm = u8i8gemm_avx512,
+    .i8i8gemm = i8i8gemm_avx512,
+    .i16gemm = i16gemm_avx512,
+    .p2gemm = p2gemm_avx512,
+};

@@ -1,0 +1,145 @@
+/* kern_scalar.c: the reference kernel table, one plain loop nest per kernel,
+ * and the bit-packing helpers. Built with -mgeneral-regs-only so it runs on
+ * any x86-64 and can never touch floating point; every SIMD table is tested
+ * against this one, and this one against unpacked integers. */
+#include "kern.h"
+
+static int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+
+static void bgemm_scalar(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *B,
+                         size_t ldb, int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint64_t *a = A + (size_t)m * lda, *b = B + (size_t)n * ldb;
+            int32_t diff = 0;
+            for (int w = 0; w < kwords; w++) diff += popcount64(a[w] ^ b[w]);
+            C[(size_t)m * ldc + n] = kbits - 2 * diff;
+        }
+}
+
+/* product of two ternaries is nonzero where both masks are set and negative
+ * where, in addition, the signs differ */
+static void tgemm_scalar(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                         int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint64_t *am = A + (size_t)m * lda, *as = am + kwords;
+            const uint64_t *bm = B + (size_t)n * ldb, *bs = bm + kwords;
+            int32_t dot = 0;
+            for (int w = 0; w < kwords; w++) {
+                uint64_t nz = am[w] & bm[w];
+                dot += popcount64(nz) - 2 * popcount64(nz & (as[w] ^ bs[w]));
+            }
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+static void i8tgemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    size_t kwords = ((size_t)K + 63) / 64; /* words per bit plane */
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int8_t *a = A + (size_t)m * lda;
+            const uint64_t *bm = B + (size_t)n * ldb, *bs = bm + kwords;
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) {
+                uint64_t bit = (uint64_t)1 << (k % 64);
+                if (!(bm[k / 64] & bit)) continue;
+                dot += bs[k / 64] & bit ? -a[k] : a[k];
+            }
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+static void u8i8gemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                            int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint8_t *a = A + (size_t)m * lda;
+            const int8_t *b = B + (size_t)n * ldb;
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int32_t)a[k] * b[k];
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+static void i8i8gemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                            const int32_t *bsum, int32_t *C, size_t ldc)
+{
+    (void)bsum; /* only the offset-based SIMD kernels need it */
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int8_t *a = A + (size_t)m * lda, *b = B + (size_t)n * ldb;
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int32_t)a[k] * b[k];
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+static void i16gemm_scalar(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int16_t *a = A + (size_t)m * lda, *b = B + (size_t)n * ldb;
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int32_t)a[k] * b[k];
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+/* Shift-add only. The sum is kept in uint32_t, where shifting a negative
+ * activation left and wrapping are defined; the caller guarantees the true
+ * sum fits in int32, so the final conversion gives it back exactly. */
+static void p2gemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
+                          int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int8_t *a = A + (size_t)m * lda;
+            const uint8_t *b = B + (size_t)n * ldb;
+            uint32_t dot = 0;
+            for (int k = 0; k < K; k++) {
+                unsigned code = k & 1 ? b[k / 2] >> 4 : b[k / 2] & 15u;
+                if (!(code & 7)) continue;
+                uint32_t term = (uint32_t)(int32_t)a[k] << ((code & 7) - 1);
+                dot = code & 8 ? dot - term : dot + term;
+            }
+            C[(size_t)m * ldc + n] = (int32_t)dot;
+        }
+}
+
+/* defined here, picked up by kern_dispatch.c */
+extern const qatrt_kernels qatrt_kernels_scalar;
+const qatrt_kernels qatrt_kernels_scalar = {
+    .isa = QATRT_ISA_SCALAR,
+    .name = "scalar",
+    .bgemm = bgemm_scalar,
+    .tgemm = tgemm_scalar,
+    .i8tgemm = i8tgemm_scalar,
+    .u8i8gemm = u8i8gemm_scalar,
+    .i8i8gemm = i8i8gemm_scalar,
+    .i16gemm = i16gemm_scalar,
+    .p2gemm = p2gemm_scalar,
+};
+
+void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out)
+{
+    for (int w = 0; w < (n + 63) / 64; w++) out[w] = 0;
+    for (int k = 0; k < n; k++)
+        if (x[k] < 0) out[k / 64] |= (uint64_t)1 << (k % 64);
+}
+
+void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out)
+{
+    for (int w = 0; w < 2 * kwords; w++) out[w] = 0;
+    for (int k = 0; k < n; k++) {
+        uint64_t bit = (uint64_t)1 << (k % 64);
+        if (x[k]) out[k / 64] |= bit;
+        if (x[k] < 0) out[kwords + k / 64] |= bit;
+    }
+}

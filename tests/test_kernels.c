@@ -1,0 +1,421 @@
+/* test_kernels.c: the runtime's integer GEMM kernels (runtime/kern.h). The
+ * scalar table is checked against a naive triple loop over unpacked int
+ * values, every other supported table against the scalar one, on awkward
+ * sizes, odd leading dimensions, unaligned pointers and extreme values; C
+ * outside the M x N block must stay untouched. Then QATRT_ISA selection. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+
+#include "qat_test.h"
+
+enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_COUNT };
+static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",   "i8tgemm", "u8i8gemm",
+                                                  "i8i8gemm", "i16gemm", "p2gemm"};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) /* splitmix64 */
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static int rnd_in(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
+
+/* p2 code -> weight, written differently from the kernels on purpose */
+static int p2_value(unsigned code)
+{
+    static const int mag[8] = {0, 1, 2, 4, 8, 16, 32, 64};
+    return code & 8 ? -mag[code & 7] : mag[code & 7];
+}
+
+/* One test case: unpacked values, the operands packed as the kernel takes
+ * them (each buffer sized so that its last row ends exactly at the end of
+ * the allocation, and shifted one element off malloc's alignment), and C. */
+typedef struct {
+    int kernel, M, N, K, mode;
+    int kwords, kbits;       /* bgemm / tgemm / i8tgemm */
+    int *ua, *ub;            /* M x K and N x K unpacked values */
+    int64_t *want;           /* naive M x N */
+    void *abuf, *bbuf;       /* allocations */
+    const void *A, *B;       /* operands (abuf / bbuf + one element) */
+    size_t lda, ldb, ldc;    /* in the kernel's units */
+    int32_t *bsum;           /* i8i8gemm: NULL or sum_k B(n, k) */
+    int32_t *cbuf, *C;       /* C = cbuf + 1; guard elements around it */
+    size_t csize;
+} tcase;
+
+#define SENTINEL ((int32_t)0x5a5a5a5a)
+
+/* ld >= row, row count rows, element size es: allocation holding rows with
+ * the pitch ld whose last row stops at the end, plus one element of offset.
+ * Padding is filled with garbage the kernels must not use. */
+static void *alloc_rows(int rows, size_t ld, size_t row, size_t es, const void **base)
+{
+    size_t n = 1 + (rows ? (size_t)(rows - 1) * ld + row : 0);
+    unsigned char *p = malloc(n * es);
+    for (size_t i = 0; i < n * es; i++) p[i] = (unsigned char)rnd();
+    *base = p + es;
+    return p;
+}
+
+/* one value of A or B for this kernel and mode: mode 0 uniform, 1 extremes
+ * only, 2 the same extreme everywhere (largest magnitude sums) */
+static int gen_value(int kernel, int side, int mode, int r16, int k)
+{
+    switch (kernel) {
+    case K_BGEMM:
+        return mode == 2 ? (side ? 1 : -1) : (rnd() & 1 ? 1 : -1);
+    case K_TGEMM:
+        return mode == 2 ? -1 : mode == 1 ? (rnd() & 1 ? 1 : -1) : rnd_in(-1, 1);
+    case K_I8TGEMM:
+        if (side) return mode == 2 ? -1 : rnd_in(-1, 1);
+        break;
+    case K_U8I8GEMM:
+        if (!side) return mode == 2 ? 255 : mode == 1 ? (rnd() & 1 ? 255 : 0) : rnd_in(0, 255);
+        break;
+    case K_I16GEMM: {
+        /* sum |a b| < 2^31 so every partial sum fits, in any order: the
+         * extremes go at k = 0, the rest are bounded by r16 */
+        if (k == 0 && mode) return mode == 2 || rnd() & 1 ? -32768 : 32767;
+        return mode == 1 ? (rnd() & 1 ? r16 : -r16) : rnd_in(-r16, r16);
+    }
+    case K_P2GEMM:
+        if (side) return mode == 2 ? 15 : mode == 1 ? (rnd() & 1 ? 15 : 7) : rnd_in(0, 15); /* the code */
+        break;
+    }
+    /* int8 */
+    return mode == 2 ? -128 : mode == 1 ? (rnd() & 1 ? 127 : -128) : rnd_in(-128, 127);
+}
+
+static void pack_i8(const int *u, int K, int8_t *out)
+{
+    for (int k = 0; k < K; k++) out[k] = (int8_t)u[k];
+}
+
+static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int variant)
+{
+    memset(t, 0, sizeof *t);
+    t->kernel = kernel, t->M = M, t->N = N, t->K = K, t->mode = mode;
+    int r16 = 1; /* int16 bound: K r16^2 <= 2^29 */
+    while ((int64_t)(r16 + 1) * (r16 + 1) * K <= (int64_t)1 << 29 && r16 < 32767) r16++;
+    t->ua = malloc(sizeof(int) * ((size_t)M * K + 1));
+    t->ub = malloc(sizeof(int) * ((size_t)N * K + 1));
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) t->ua[(size_t)m * K + k] = gen_value(kernel, 0, mode, r16, k);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) t->ub[(size_t)n * K + k] = gen_value(kernel, 1, mode, r16, k);
+
+    /* the naive product over unpacked values (p2: codes decoded here) */
+    t->want = malloc(sizeof(int64_t) * ((size_t)M * N + 1));
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int64_t s = 0;
+            for (int k = 0; k < K; k++) {
+                int a = t->ua[(size_t)m * K + k], b = t->ub[(size_t)n * K + k];
+                s += (int64_t)a * (kernel == K_P2GEMM ? p2_value((unsigned)b) : b);
+            }
+            t->want[(size_t)m * N + n] = s;
+        }
+
+    int pad = 1 + 2 * (variant % 3); /* odd padding of every leading dimension */
+    int kw = (K + 63) / 64;
+    int8_t *row = malloc((size_t)K + 1);
+    switch (kernel) {
+    case K_BGEMM:
+    case K_TGEMM: {
+        /* bgemm and tgemm may carry extra (zero) words past the last bit */
+        t->kwords = kw + (variant & 1), t->kbits = K;
+        size_t rw = (size_t)t->kwords * (kernel == K_TGEMM ? 2 : 1);
+        t->lda = rw + (size_t)pad, t->ldb = rw + (size_t)pad + 2;
+        for (int side = 0; side < 2; side++) {
+            int rows = side ? N : M;
+            size_t ld = side ? t->ldb : t->lda;
+            const void *base;
+            void *buf = alloc_rows(rows, ld, rw, 8, &base);
+            uint64_t *w = (uint64_t *)base;
+            for (int r = 0; r < rows; r++) {
+                uint64_t *o = w + (size_t)r * ld;
+                memset(o, 0, rw * 8);
+                pack_i8(side ? t->ub + (size_t)r * K : t->ua + (size_t)r * K, K, row);
+                if (kernel == K_BGEMM) qatrt_pack_bits(row, K, o);
+                else qatrt_pack_ternary(row, K, t->kwords, o);
+            }
+            if (side) t->bbuf = buf, t->B = base;
+            else t->abuf = buf, t->A = base;
+        }
+        break;
+    }
+    case K_I8TGEMM: {
+        t->kwords = kw;
+        t->lda = (size_t)K + (size_t)pad, t->ldb = 2 * (size_t)kw + (size_t)pad;
+        const void *base;
+        t->abuf = alloc_rows(M, t->lda, (size_t)K, 1, &t->A);
+        for (int m = 0; m < M; m++) pack_i8(t->ua + (size_t)m * K, K, (int8_t *)t->A + (size_t)m * t->lda);
+        t->bbuf = alloc_rows(N, t->ldb, 2 * (size_t)kw, 8, &base);
+        t->B = base;
+        for (int n = 0; n < N; n++) {
+            uint64_t *o = (uint64_t *)base + (size_t)n * t->ldb;
+            pack_i8(t->ub + (size_t)n * K, K, row);
+            qatrt_pack_ternary(row, K, kw, o);
+            if (K % 64) { /* bits past K are not part of the operand: garbage */
+                uint64_t junk = rnd() & ~(((uint64_t)1 << (K % 64)) - 1);
+                o[kw - 1] |= junk;
+                o[2 * kw - 1] |= junk & rnd();
+            }
+        }
+        break;
+    }
+    case K_I16GEMM: {
+        t->lda = (size_t)K + (size_t)pad, t->ldb = (size_t)K + (size_t)pad + 2;
+        t->abuf = alloc_rows(M, t->lda, (size_t)K, 2, &t->A);
+        t->bbuf = alloc_rows(N, t->ldb, (size_t)K, 2, &t->B);
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++) ((int16_t *)t->A)[(size_t)m * t->lda + k] = (int16_t)t->ua[(size_t)m * K + k];
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) ((int16_t *)t->B)[(size_t)n * t->ldb + k] = (int16_t)t->ub[(size_t)n * K + k];
+        break;
+    }
+    case K_P2GEMM: {
+        size_t rb = ((size_t)K + 1) / 2;
+        t->lda = (size_t)K + (size_t)pad, t->ldb = rb + (size_t)pad;
+        t->abuf = alloc_rows(M, t->lda, (size_t)K, 1, &t->A);
+        t->bbuf = alloc_rows(N, t->ldb, rb, 1, &t->B);
+        for (int m = 0; m < M; m++) pack_i8(t->ua + (size_t)m * K, K, (int8_t *)t->A + (size_t)m * t->lda);
+        for (int n = 0; n < N; n++) {
+            uint8_t *o = (uint8_t *)t->B + (size_t)n * t->ldb;
+            for (int k = 0; k < K; k++) {
+                unsigned c = (unsigned)t->ub[(size_t)n * K + k];
+                o[k / 2] = (uint8_t)(k & 1 ? (o[k / 2] & 0x0f) | c << 4 : (o[k / 2] & 0xf0) | c);
+            }
+            /* an odd K leaves the last high nibble unused: keep its garbage */
+        }
+        break;
+    }
+    default: { /* u8i8gemm, i8i8gemm */
+        t->lda = (size_t)K + (size_t)pad, t->ldb = (size_t)K + (size_t)pad + 4;
+        t->abuf = alloc_rows(M, t->lda, (size_t)K, 1, &t->A);
+        t->bbuf = alloc_rows(N, t->ldb, (size_t)K, 1, &t->B);
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++)
+                ((uint8_t *)t->A)[(size_t)m * t->lda + k] = (uint8_t)t->ua[(size_t)m * K + k]; /* two's complement */
+        for (int n = 0; n < N; n++) pack_i8(t->ub + (size_t)n * K, K, (int8_t *)t->B + (size_t)n * t->ldb);
+        if (kernel == K_I8I8GEMM && variant % 2) {
+            t->bsum = malloc(sizeof(int32_t) * ((size_t)N + 1));
+            for (int n = 0; n < N; n++) {
+                int32_t s = 0;
+                for (int k = 0; k < K; k++) s += t->ub[(size_t)n * K + k];
+                t->bsum[n] = s;
+            }
+        }
+        break;
+    }
+    }
+    free(row);
+    t->ldc = (size_t)N + (size_t)pad;
+    t->csize = (size_t)M * t->ldc + 2;
+    t->cbuf = malloc(sizeof(int32_t) * t->csize);
+    t->C = t->cbuf + 1;
+}
+
+static void case_free(tcase *t)
+{
+    free(t->ua), free(t->ub), free(t->want), free(t->abuf), free(t->bbuf), free(t->bsum), free(t->cbuf);
+}
+
+static void case_run(const tcase *t, const qatrt_kernels *kt)
+{
+    for (size_t i = 0; i < t->csize; i++) t->cbuf[i] = SENTINEL;
+    int M = t->M, N = t->N, K = t->K;
+    switch (t->kernel) {
+    case K_BGEMM:
+        kt->bgemm(M, N, t->kwords, t->kbits, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_TGEMM:
+        kt->tgemm(M, N, t->kwords, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_I8TGEMM:
+        kt->i8tgemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_U8I8GEMM:
+        kt->u8i8gemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_I8I8GEMM:
+        kt->i8i8gemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->bsum, t->C, t->ldc);
+        break;
+    case K_I16GEMM:
+        kt->i16gemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_P2GEMM:
+        kt->p2gemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    }
+}
+
+/* C against want (int64, naive) or ref (another table's C); the guard
+ * elements and the padding between N and ldc must still hold the sentinel */
+static int case_check(const tcase *t, const char *isa, const int32_t *ref)
+{
+    const char *kn = kernel_names[t->kernel];
+    int bad = 0;
+    for (size_t i = 0; i < t->csize && !bad; i++) {
+        size_t off = i - 1; /* position relative to C */
+        int inside = i >= 1 && i < t->csize - 1 && off % t->ldc < (size_t)t->N;
+        if (!inside) {
+            CHECK(t->cbuf[i] == SENTINEL, "%s %s M=%d N=%d K=%d: C written outside the block at offset %ld", isa,
+                  kn, t->M, t->N, t->K, (long)off);
+            bad = t->cbuf[i] != SENTINEL;
+            continue;
+        }
+        int m = (int)(off / t->ldc), n = (int)(off % t->ldc);
+        int64_t want = ref ? ref[(size_t)m * t->ldc + n] : t->want[(size_t)m * t->N + n];
+        CHECK(t->cbuf[i] == want, "%s %s M=%d N=%d K=%d mode %d lda %zu ldb %zu%s: C[%d][%d] = %d, want %lld", isa,
+              kn, t->M, t->N, t->K, t->mode, t->lda, t->ldb, t->bsum ? " bsum" : "", m, n, t->cbuf[i],
+              (long long)want);
+        bad = t->cbuf[i] != want;
+    }
+    return !bad;
+}
+
+static const int sizes_mn[] = {1, 2, 3, 5, 7, 13, 17, 31, 33, 64, 65};
+static const int sizes_k[] = {1, 7, 63, 64, 65, 127, 128, 129, 500, 511, 513, 800, 1025};
+#define NMN ((int)(sizeof sizes_mn / sizeof *sizes_mn))
+#define NK ((int)(sizeof sizes_k / sizeof *sizes_k))
+
+static void test_kernels(void)
+{
+    const qatrt_kernels *tab[QATRT_ISA_COUNT];
+    int ncase[QATRT_ISA_COUNT] = {0}, nbad[QATRT_ISA_COUNT] = {0};
+    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+        tab[i] = qatrt_isa_supported((qatrt_isa)i) ? qatrt_kernels_for((qatrt_isa)i) : NULL;
+        if (!tab[i]) continue;
+        CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
+              "table %d names itself %s", i, tab[i]->name);
+        CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
+                  tab[i]->i16gemm && tab[i]->p2gemm,
+              "table %s has a NULL entry", tab[i]->name);
+    }
+    int variant = 0;
+    for (int kernel = 0; kernel < K_COUNT; kernel++) {
+        /* every K with every M once, N rotating; then empty operands */
+        int shapes[NK * NMN + 6][3], ns = 0;
+        for (int ki = 0; ki < NK; ki++)
+            for (int mi = 0; mi < NMN; mi++) {
+                shapes[ns][0] = sizes_mn[mi], shapes[ns][1] = sizes_mn[(mi * 7 + ki * 3) % NMN];
+                shapes[ns++][2] = sizes_k[ki];
+            }
+        /* empty operands, and K long enough for the kernels' K chunks */
+        const int extra[6][3] = {{0, 5, 7}, {3, 0, 7}, {3, 5, 0}, {65, 65, 0}, {9, 19, 8250}, {1, 3, 20000}};
+        for (int e = 0; e < 6; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
+        for (int s = 0; s < ns; s++, variant++) {
+            tcase t;
+            case_init(&t, kernel, shapes[s][0], shapes[s][1], shapes[s][2], variant % 3, variant);
+            int ok = 1;
+            for (int64_t i = 0; i < (int64_t)t.M * t.N; i++) /* test data must respect the kernels' contract */
+                ok &= t.want[i] >= INT32_MIN && t.want[i] <= INT32_MAX;
+            CHECK(ok, "%s M=%d N=%d K=%d: test data overflows int32", kernel_names[kernel], t.M, t.N, t.K);
+            case_run(&t, tab[QATRT_ISA_SCALAR]);
+            ncase[0]++;
+            if (!case_check(&t, "scalar", NULL)) nbad[0]++;
+            int32_t *ref = malloc(sizeof(int32_t) * t.csize);
+            memcpy(ref, t.C - 1, sizeof(int32_t) * t.csize);
+            for (int i = 1; i < QATRT_ISA_COUNT; i++) {
+                if (!tab[i]) continue;
+                case_run(&t, tab[i]);
+                ncase[i]++;
+                if (!case_check(&t, tab[i]->name, ref + 1)) nbad[i]++;
+            }
+            free(ref);
+            case_free(&t);
+        }
+    }
+    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+        const char *name = qatrt_isa_name((qatrt_isa)i);
+        if (!tab[i]) printf("kernels: %-6s skipped (this CPU or build lacks it)\n", name);
+        else
+            printf("kernels: %-6s %d cases against %s: %s\n", name, ncase[i], i ? "scalar" : "naive loops",
+                   nbad[i] ? "FAILED" : "ok");
+    }
+}
+
+/* a few known bit patterns, so the packing convention itself is pinned */
+static void test_packing(void)
+{
+    const int8_t x[70] = {1, -1, 0, -5, [64] = -1, [69] = -1};
+    uint64_t w[2] = {~0ull, ~0ull};
+    qatrt_pack_bits(x, 70, w);
+    CHECK(w[0] == 0xa && w[1] == 0x21, "pack_bits: %llx %llx", (unsigned long long)w[0], (unsigned long long)w[1]);
+    const int8_t t[66] = {1, -1, 0, 1, [65] = -1};
+    uint64_t p[6] = {~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
+    qatrt_pack_ternary(t, 66, 3, p);
+    CHECK(p[0] == 0xb && p[1] == 2 && p[2] == 0 && p[3] == 2 && p[4] == 2 && p[5] == 0,
+          "pack_ternary: %llx %llx %llx / %llx %llx %llx", (unsigned long long)p[0], (unsigned long long)p[1],
+          (unsigned long long)p[2], (unsigned long long)p[3], (unsigned long long)p[4], (unsigned long long)p[5]);
+
+    /* int16 limits: the first pair of products sums to 2^30 - 2^30 + 32768 */
+    const int16_t a[2] = {-32768, -32768}, b[2] = {-32768, 32767};
+    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+        if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+        int32_t c = 0;
+        qatrt_kernels_for((qatrt_isa)i)->i16gemm(1, 1, 2, a, 2, b, 2, &c, 1);
+        CHECK(c == 32768, "%s i16gemm at the int16 limits: %d", qatrt_isa_name((qatrt_isa)i), c);
+    }
+}
+
+static void test_select(void)
+{
+    CHECK(qatrt_isa_parse("scalar") == QATRT_ISA_SCALAR && qatrt_isa_parse("avx2") == QATRT_ISA_AVX2 &&
+              qatrt_isa_parse("avx512") == QATRT_ISA_AVX512,
+          "parse of the three names");
+    CHECK(qatrt_isa_parse("AVX512") == -1 && qatrt_isa_parse("avx") == -1 && qatrt_isa_parse("") == -1 &&
+              qatrt_isa_parse(NULL) == -1,
+          "parse rejects other strings");
+    CHECK(strcmp(qatrt_isa_name(QATRT_ISA_COUNT), "unknown") == 0, "name of an out-of-range isa");
+    CHECK(qatrt_kernels_for(QATRT_ISA_COUNT) == qatrt_kernels_for(QATRT_ISA_SCALAR), "out-of-range isa -> scalar");
+    CHECK(qatrt_isa_supported(QATRT_ISA_SCALAR), "scalar always supported");
+
+    qatrt_isa best = QATRT_ISA_SCALAR;
+    for (int i = 0; i < QATRT_ISA_COUNT; i++)
+        if (qatrt_isa_supported((qatrt_isa)i)) best = (qatrt_isa)i;
+    int forced = 99;
+    unsetenv("QATRT_ISA");
+    CHECK(qatrt_isa_select(&forced) == best && forced == 0, "unset: best, forced %d", forced);
+    CHECK(qatrt_isa_select(NULL) == best, "forced may be NULL");
+    setenv("QATRT_ISA", "", 1);
+    CHECK(qatrt_isa_select(&forced) == best && forced == 0, "empty counts as unset, forced %d", forced);
+    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+        const char *name = qatrt_isa_name((qatrt_isa)i);
+        setenv("QATRT_ISA", name, 1);
+        qatrt_isa got = qatrt_isa_select(&forced);
+        if (qatrt_isa_supported((qatrt_isa)i)) {
+            CHECK(got == (qatrt_isa)i && forced == 1, "QATRT_ISA=%s: got %s, forced %d", name, qatrt_isa_name(got),
+                  forced);
+        } else {
+            CHECK(got == best && forced == -1, "QATRT_ISA=%s (unsupported): got %s, forced %d", name,
+                  qatrt_isa_name(got), forced);
+            CHECK(qatrt_kernels_for((qatrt_isa)i) == qatrt_kernels_for(QATRT_ISA_SCALAR),
+                  "unsupported %s -> scalar table", name);
+            printf("kernels: QATRT_ISA=%s is unsupported here and fell back to %s\n", name, qatrt_isa_name(got));
+        }
+    }
+    setenv("QATRT_ISA", "avx1024", 1);
+    CHECK(qatrt_isa_select(&forced) == best && forced == -1, "unknown request falls back, forced %d", forced);
+    unsetenv("QATRT_ISA");
+    printf("kernels: QATRT_ISA selection ok (best here: %s)\n", qatrt_isa_name(best));
+}
+
+int main(void)
+{
+    test_packing();
+    test_select();
+    test_kernels();
+    if (failures) {
+        fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
+        return 1;
+    }
+    return 0;
+}
