@@ -62,6 +62,13 @@ size_t qatrt_workspace_size(const qatrt_model *m, int batch)
 static void gather(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row)
 {
     int k = 0;
+    if (op->pad == 0) { /* every tap inside: one copy per kernel row */
+        for (int c = 0; c < op->cin; c++)
+            for (int ky = 0; ky < op->kh; ky++, k += op->kw)
+                memcpy(row + k, in + ((size_t)c * op->h + (size_t)(oy * op->stride + ky)) * op->w + (size_t)ox * op->stride,
+                       (size_t)op->kw);
+        return;
+    }
     for (int c = 0; c < op->cin; c++) {
         const uint8_t *plane = in + (size_t)c * op->h * op->w;
         for (int ky = 0; ky < op->kh; ky++) {
@@ -80,12 +87,31 @@ static void gather(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_
     }
 }
 
+/* signs of n int8 values -> bits (1 = negative), eight at a time: the top
+ * bit of each byte, gathered by one multiply (no SIMD, no float) */
+static void pack_signs(const int8_t *x, int n, uint64_t *out)
+{
+    int words = (n + 63) / 64;
+    for (int w = 0; w < words; w++) {
+        uint64_t word = 0;
+        int base = w * 64, cnt = n - base < 64 ? n - base : 64, b = 0;
+        for (; b + 8 <= cnt; b += 8) {
+            uint64_t v;
+            memcpy(&v, x + base + b, 8);
+            v = (v >> 7) & 0x0101010101010101ull;
+            word |= ((v * 0x0102040810204080ull) >> 56) << b;
+        }
+        for (; b < cnt; b++) word |= (uint64_t)(x[base + b] < 0) << b;
+        out[w] = word;
+    }
+}
+
 /* one row of K gathered bytes -> the kernel's encoding at dst */
 static void encode(const qatrt_op *op, const uint8_t *g, void *dst)
 {
     int K = op->K;
     switch (op->kernel) {
-    case QATRT_K_BIN: qatrt_pack_bits((const int8_t *)g, K, dst); break;
+    case QATRT_K_BIN: pack_signs((const int8_t *)g, K, dst); break;
     case QATRT_K_TER: qatrt_pack_ternary((const int8_t *)g, K, (int)kwords(op), dst); break;
     case QATRT_K_I16: {
         int16_t *d = dst;
