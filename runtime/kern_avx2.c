@@ -271,7 +271,11 @@ AI uint32_t dot_wsum(int kind, const void *b, size_t kwords, int K)
     return s;
 }
 
-/* blocked like bgemm_avx2; ea, eb: element sizes of A and B in bytes */
+/* Blocks of 8 B rows; within one, pairs of B rows stay in L1 while every
+ * 4-row tile of A streams past; the M % 4 rows left take a 1 x 8 tile.
+ * Columns past N in a block repeat the last B row and are not stored.
+ * ea, eb: element sizes of A and B in bytes (B's pitch for D_I8T is in
+ * words). */
 AI void dot_gemm(int kind, dot_loop_fn *loop4x2, dot_loop_fn *loop1x8, int M, int N, int K, const void *A, size_t lda,
                  size_t ea, const void *B, size_t ldb, size_t eb, int32_t *C, size_t ldc)
 {

@@ -1,9 +1,10 @@
 /* kern_avx512.c: the AVX-512 table (F, BW, VL, VPOPCNTDQ, VNNI).
  * 8- and 16-bit kernels are dot-product tiles along K (3 rows of A x 8 rows
- * of B, 4 x 4 where B is decoded on the fly, 1 x 16 for the rows left over)
- * whose accumulators stay in registers for the whole of K and are summed
- * across lanes once, together, at the end. Binary and ternary GEMM
- * transpose a block of B instead, so that each lane is one column of C. */
+ * of B, 1 x 16 for the rows left over) whose accumulators stay in registers
+ * for the whole of K and are summed across lanes once, together, at the
+ * end; ternary and power-of-two weights are first decoded to int8. Binary
+ * and ternary GEMM transpose a block of B instead, so that each lane is one
+ * column of C. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -323,7 +324,7 @@ static void tgemm_avx512(int M, int N, int kwords, const uint64_t *A, size_t lda
  * VPDPBUSD multiplies unsigned by signed bytes. Signed activations are
  * biased by 128 into u8 and 128 * sum_k B(n, k) is taken off at the end
  * ("wsum"); ternary and power-of-two weights are decoded to int8 (-64..64)
- * on the fly. All sums wrap mod 2^32, so the result is exact whenever the
+ * first (dec_gemm). All sums wrap mod 2^32, so the result is exact whenever the
  * true sum fits in int32. Lanes of A past K are zero after the bias, so they
  * add nothing whatever B holds there. */
 
@@ -394,7 +395,7 @@ AI __m512i dot_mac(int kind, __m512i acc, __m512i a, __m512i b)
     return kind == D_I16 ? _mm512_dpwssd_epi32(acc, a, b) : _mm512_dpbusd_epi32(acc, a, b);
 }
 
-#define DTILE 24 /* accumulators of a dot tile: 3 x 8, 4 x 4 or 1 x 16 */
+#define DTILE 24 /* accumulators of a dot tile: 3 x 8 or 1 x 16 */
 
 AI void dot_step(int kind, int MR, int NR, const void *const *a, const void *const *b, size_t kwords, int k, int rem,
                  int tail, __m512i acc[DTILE])
@@ -448,39 +449,37 @@ DOT_LOOP(i8i8_loop_3x8, D_I8I8, 3, 8)
 DOT_LOOP(i8i8_loop_1x16, D_I8I8, 1, 16)
 DOT_LOOP(i16_loop_3x8, D_I16, 3, 8)
 DOT_LOOP(i16_loop_1x16, D_I16, 1, 16)
-DOT_LOOP(i8t_loop_4x4, D_I8T, 4, 4)
-DOT_LOOP(i8t_loop_1x16, D_I8T, 1, 16)
-DOT_LOOP(p2_loop_4x4, D_P2, 4, 4)
-DOT_LOOP(p2_loop_1x16, D_P2, 1, 16)
 
-/* rows of NR lanes of r (lane i NR + j = row i, column j) to C, columns in cm */
-AI void store_rows(int NR, int rows, int32_t *c, size_t ldc, unsigned cm, __m512i r)
+/* rows of NR (8 or 16) lanes of r (lane i NR + j = row i, column j) to C,
+ * columns in cm; added to what C holds when add is set */
+AI void store_rows(int NR, int rows, int32_t *c, size_t ldc, unsigned cm, int add, __m512i r)
 {
     if (NR == 16) {
+        if (add) r = _mm512_add_epi32(r, _mm512_maskz_loadu_epi32((__mmask16)cm, c));
         _mm512_mask_storeu_epi32(c, (__mmask16)cm, r);
-    } else if (NR == 8) {
-        _mm256_mask_storeu_epi32(c, (__mmask8)cm, _mm512_castsi512_si256(r));
-        if (rows > 1) _mm256_mask_storeu_epi32(c + ldc, (__mmask8)cm, _mm512_extracti64x4_epi64(r, 1));
-    } else {
-        _mm_mask_storeu_epi32(c, (__mmask8)cm, _mm512_castsi512_si128(r));
-        if (rows > 1) _mm_mask_storeu_epi32(c + ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 1));
-        if (rows > 2) _mm_mask_storeu_epi32(c + 2 * ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 2));
-        if (rows > 3) _mm_mask_storeu_epi32(c + 3 * ldc, (__mmask8)cm, _mm512_extracti32x4_epi32(r, 3));
+        return;
+    }
+    for (int i = 0; i < rows; i++) {
+        __m256i v = i ? _mm512_extracti64x4_epi64(r, 1) : _mm512_castsi512_si256(r);
+        if (add) v = _mm256_add_epi32(v, _mm256_maskz_loadu_epi32((__mmask8)cm, c + (size_t)i * ldc));
+        _mm256_mask_storeu_epi32(c + (size_t)i * ldc, (__mmask8)cm, v);
     }
 }
 
 /* An MR x NR tile of C: the K loop, sums across lanes, the bias correction
  * (corr: lane j = 128 wsum of column j of the tile), the stores. */
 AI void dot_tile(int MR, int NR, dot_loop_fn *loop, int K, const void *const *a, const void *const *b, size_t kwords,
-                 __m512i corr, int32_t *c, size_t ldc, unsigned cm)
+                 __m512i corr, int32_t *c, size_t ldc, unsigned cm, int add)
 {
     __m512i acc[DTILE];
     loop(K, a, b, kwords, acc);
     int rows0 = imin(MR, 16 / NR); /* rows in the first 16 sums */
-    store_rows(NR, rows0, c, ldc, cm, _mm512_sub_epi32(red16_epi32(acc), corr));
-    if (MR * NR == 24) /* the third row of a 3 x 8 tile */
-        _mm256_mask_storeu_epi32(c + 2 * ldc, (__mmask8)cm,
-                                 _mm256_sub_epi32(red8_epi32(acc + 16), _mm512_castsi512_si256(corr)));
+    store_rows(NR, rows0, c, ldc, cm, add, _mm512_sub_epi32(red16_epi32(acc), corr));
+    if (MR * NR == 24) { /* the third row of a 3 x 8 tile */
+        __m256i v = _mm256_sub_epi32(red8_epi32(acc + 16), _mm512_castsi512_si256(corr));
+        if (add) v = _mm256_add_epi32(v, _mm256_maskz_loadu_epi32((__mmask8)cm, c + 2 * ldc));
+        _mm256_mask_storeu_epi32(c + 2 * ldc, (__mmask8)cm, v);
+    }
 }
 
 /* sum_k B(n, k) over k < K, for the bias correction */
@@ -495,44 +494,91 @@ AI int32_t dot_wsum(int kind, const void *b, size_t kwords, int K)
     return _mm512_reduce_add_epi32(acc);
 }
 
-/* Blocks of 16 B rows, as in pop_gemm; groups of NR of them stay in L1
- * while every MR-row tile of A streams past, the M % MR rows left take a
- * 1 x 16 tile. 3 x 8 tiles load A from L2 half as often as 4 x 4 ones
- * (where L2 bandwidth bound the kernel); kinds that decode B on the fly
- * keep 4 x 4, which decodes each B vector for 4 rows instead of 3.
- * ea, eb: element sizes of A and B in bytes (B's pitch for D_I8T is in
- * words). */
-AI void dot_gemm(int kind, int MR, int NR, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M, int N, int K,
-                 const void *A, size_t lda, size_t ea, const void *B, size_t ldb, size_t eb, const int32_t *bsum,
-                 int32_t *C, size_t ldc)
+/* One block of up to 16 columns (nv of them) against all of A: groups of
+ * NR B rows stay in L1 while every MR-row tile of A streams past, the
+ * M % MR rows left take a 1 x 16 tile. corr: lane j = 128 wsum of column j
+ * (zero for unbiased kinds). ea: element size of A in bytes. */
+AI void dot_block(int MR, int NR, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M, int nv, int K,
+                  const void *A, size_t lda, size_t ea, const void *const *b, size_t kwords, __m512i corr, int32_t *C,
+                  size_t ldc, int add)
 {
-    size_t kwords = ((size_t)K + 63) / 64;
-    int biased = kind == D_I8I8 || kind == D_I8T || kind == D_P2;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int g = 0; g < nv; g += NR) {
+        unsigned cm = (1u << imin(NR, nv - g)) - 1;
+        /* lane i NR + j = column g + j */
+        __m512i cg = _mm512_permutexvar_epi32(
+            _mm512_add_epi32(_mm512_set1_epi32(g), _mm512_and_si512(lane, _mm512_set1_epi32(NR - 1))), corr);
+        for (int m0 = 0; m0 + MR <= M; m0 += MR) {
+            const void *a[4];
+            for (int i = 0; i < MR; i++) a[i] = (const char *)A + (size_t)(m0 + i) * lda * ea;
+            dot_tile(MR, NR, loop_main, K, a, b + g, kwords, cg, C + (size_t)m0 * ldc + g, ldc, cm, add);
+        }
+    }
+    for (int m = M - M % MR; m < M; m++) {
+        const void *a[1] = {(const char *)A + (size_t)m * lda * ea};
+        dot_tile(1, 16, loop_row, K, a, b, kwords, corr, C + (size_t)m * ldc, ldc, (1u << nv) - 1, add);
+    }
+}
+
+/* Blocks of 16 B rows, 3 x 8 tiles: they load A from L2 half as often as
+ * 4 x 4 ones (where L2 bandwidth bound the kernel). Columns past N in a
+ * block repeat the last B row and are not stored. ea, eb: element sizes of
+ * A and B in bytes. */
+AI void dot_gemm(int kind, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M, int N, int K, const void *A,
+                 size_t lda, size_t ea, const void *B, size_t ldb, size_t eb, const int32_t *bsum, int32_t *C,
+                 size_t ldc)
+{
     for (int n0 = 0; n0 < N; n0 += 16) {
         int nv = imin(16, N - n0);
         const void *b[16];
         for (int j = 0; j < 16; j++) b[j] = (const char *)B + (size_t)imin(n0 + j, N - 1) * ldb * eb;
-        __m512i corr = _mm512_setzero_si512(); /* 128 * wsum, lane j = column n0 + j */
-        if (biased) {
+        __m512i corr = _mm512_setzero_si512();
+        if (kind == D_I8I8) {
             int32_t ws[16] = {0};
-            for (int j = 0; j < nv; j++) ws[j] = bsum ? bsum[n0 + j] : dot_wsum(kind, b[j], kwords, K);
+            for (int j = 0; j < nv; j++) ws[j] = bsum ? bsum[n0 + j] : dot_wsum(kind, b[j], 0, K);
             corr = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
         }
-        for (int g = 0; g < nv; g += NR) {
-            unsigned cm = (1u << imin(NR, nv - g)) - 1;
-            /* lane i NR + j = column g + j */
-            __m512i cg = _mm512_permutexvar_epi32(
-                _mm512_add_epi32(_mm512_set1_epi32(g), _mm512_and_si512(lane, _mm512_set1_epi32(NR - 1))), corr);
-            for (int m0 = 0; m0 + MR <= M; m0 += MR) {
-                const void *a[4];
-                for (int i = 0; i < MR; i++) a[i] = (const char *)A + (size_t)(m0 + i) * lda * ea;
-                dot_tile(MR, NR, loop_main, K, a, b + g, kwords, cg, C + (size_t)m0 * ldc + n0 + g, ldc, cm);
+        dot_block(3, 8, loop_main, loop_row, M, nv, K, A, lda, ea, b, 0, corr, C + n0, ldc, 0);
+    }
+}
+
+/* Ternary and power-of-two weights: a block of 16 B rows is decoded to
+ * int8, DEC_K weights of K at a time, into a buffer that every row of A
+ * then shares through the int8 x int8 tiles; the decoding also gives the
+ * chunk's weight sums. Chunks after the first add into C. */
+#define DEC_K 1024 /* 16 KB on the stack */
+
+AI void dec_gemm(int kind, int M, int N, int K, const int8_t *A, size_t lda, const void *B, size_t ldb, size_t eb,
+                 int32_t *C, size_t ldc)
+{
+    size_t kwords = ((size_t)K + 63) / 64;
+    _Alignas(64) int8_t wbuf[16 * DEC_K];
+    const void *w[16];
+    for (int j = 0; j < 16; j++) w[j] = wbuf + j * DEC_K;
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int nv = imin(16, N - n0);
+        for (int k0 = 0; k0 == 0 || k0 < K; k0 += DEC_K) { /* K = 0 still writes C */
+            int kc = imin(DEC_K, K - k0);
+            int32_t ws[16];
+            for (int j = 0; j < 16; j++) {
+                const char *b = (const char *)B + (size_t)imin(n0 + j, N - 1) * ldb * eb;
+                __m512i sum = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+                int k = 0;
+                for (; k + 64 <= kc; k += 64) {
+                    __m512i v = dot_load_b(kind, b, kwords, k0 + k, 0, 0);
+                    sum = _mm512_dpbusd_epi32(sum, ones, v);
+                    _mm512_store_si512(wbuf + j * DEC_K + k, v);
+                }
+                if (k < kc) { /* zero past K */
+                    __m512i v = _mm512_maskz_mov_epi8(mask64(kc - k), dot_load_b(kind, b, kwords, k0 + k, kc - k, 1));
+                    sum = _mm512_dpbusd_epi32(sum, ones, v);
+                    _mm512_store_si512(wbuf + j * DEC_K + k, v);
+                }
+                ws[j] = _mm512_reduce_add_epi32(sum);
             }
-        }
-        for (int m = M - M % MR; m < M; m++) {
-            const void *a[1] = {(const char *)A + (size_t)m * lda * ea};
-            dot_tile(1, 16, loop_row, K, a, b, kwords, corr, C + (size_t)m * ldc + n0, ldc, (1u << nv) - 1);
+            __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
+            dot_block(3, 8, i8i8_loop_3x8, i8i8_loop_1x16, M, nv, kc, A + k0, lda, 1, w, 0, corr, C + n0, ldc,
+                      k0 > 0);
         }
     }
 }
@@ -540,31 +586,31 @@ AI void dot_gemm(int kind, int MR, int NR, dot_loop_fn *loop_main, dot_loop_fn *
 static void i8tgemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const uint64_t *B, size_t ldb,
                            int32_t *C, size_t ldc)
 {
-    dot_gemm(D_I8T, 4, 4, i8t_loop_4x4, i8t_loop_1x16, M, N, K, A, lda, 1, B, ldb, 8, NULL, C, ldc);
+    dec_gemm(D_I8T, M, N, K, A, lda, B, ldb, 8, C, ldc);
 }
 
 static void u8i8gemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             int32_t *C, size_t ldc)
 {
-    dot_gemm(D_U8I8, 3, 8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
+    dot_gemm(D_U8I8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
 }
 
 static void i8i8gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             const int32_t *bsum, int32_t *C, size_t ldc)
 {
-    dot_gemm(D_I8I8, 3, 8, i8i8_loop_3x8, i8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, bsum, C, ldc);
+    dot_gemm(D_I8I8, i8i8_loop_3x8, i8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, bsum, C, ldc);
 }
 
 static void i16gemm_avx512(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb,
                            int32_t *C, size_t ldc)
 {
-    dot_gemm(D_I16, 3, 8, i16_loop_3x8, i16_loop_1x16, M, N, K, A, lda, 2, B, ldb, 2, NULL, C, ldc);
+    dot_gemm(D_I16, i16_loop_3x8, i16_loop_1x16, M, N, K, A, lda, 2, B, ldb, 2, NULL, C, ldc);
 }
 
 static void p2gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
                           int32_t *C, size_t ldc)
 {
-    dot_gemm(D_P2, 4, 4, p2_loop_4x4, p2_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
+    dec_gemm(D_P2, M, N, K, A, lda, B, ldb, 1, C, ldc);
 }
 
 /* defined here, picked up by kern_dispatch.c */
