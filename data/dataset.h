@@ -69,6 +69,14 @@ qat_status qat_data_locate(const char *name, const char *explicit_dir, char *out
  * QAT_ERR_ARG. */
 qat_status qat_data_default_norm(const char *name, float *mean, float *std, int c);
 
+/* One pixel as every batch sees it: (p / 255 - mean) / std in float (the
+ * loader's tables, the exporter and the evaluation helpers all use this). */
+static inline float qat_data_pixel(uint8_t p, float mean, float std) { return ((float)p / 255.0f - mean) / std; }
+
+/* n CHW images of c channels and hw pixels each, normalised into out. */
+void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std,
+                        float *out);
+
 /* Moves the LAST nval images of train into val (as the papers hold out
  * validation); train->n shrinks by nval, its buffers are kept. val gets the same
  * name, path and shape; nval == 0 gives val->n == 0 with NULL buffers.

@@ -160,7 +160,7 @@ qat_status qat_loader_init(qat_loader **out, const qat_dataset *ds, const qat_lo
                                  : (int)(((long long)ds->n + cfg->batch - 1) / cfg->batch);
     for (int c = 0; c < ds->c; c++)
         for (int p = 0; p < 256; p++)
-            l->lut[c][p] = ((float)p / 255.0f - cfg->mean[c]) / cfg->std[c];
+            l->lut[c][p] = qat_data_pixel((uint8_t)p, cfg->mean[c], cfg->std[c]);
     l->perm = malloc((size_t)ds->n * sizeof *l->perm);
     if (!l->perm) {
         free(l);
@@ -261,4 +261,14 @@ int qat_loader_next(qat_loader *l, float *x, int32_t *y)
     }
     l->cursor++;
     return count;
+}
+
+void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std,
+                        float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t o = (i * (size_t)c + (size_t)ch) * hw;
+            for (size_t j = 0; j < hw; j++) out[o + j] = qat_data_pixel(images[o + j], mean[ch], std[ch]);
+        }
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "export.h"
 #include "qatrt.h"
 
@@ -15,10 +16,7 @@ qat_status qat_export_float_logits(qat_model *m, const uint8_t *images, int n, c
     if (!x) return qat_error_set(QAT_ERR_MEMORY, "out of memory");
     for (int b = 0; b < n; b += m->batch) {
         int k = n - b < m->batch ? n - b : m->batch;
-        for (size_t i = 0; i < (size_t)k * isz; i++) {
-            int c = (int)(i % isz / hw);
-            x[i] = ((float)images[(size_t)b * isz + i] / 255.0f - mean[c]) / std[c]; /* as the loader's table */
-        }
+        qat_data_normalize(images + (size_t)b * isz, (size_t)k, m->c, hw, mean, std, x);
         qat_model_forward(m, x, NULL, k, 0);
         memcpy(logits + (size_t)b * m->nclass, m->logits->x, sizeof(float) * (size_t)k * m->nclass);
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "export.h"
 #include "qatrt.h"
 #include "quantizer.h"
@@ -319,14 +320,7 @@ static int thresholds(const qat_layer *l, const chain *ch, int cout, int64_t B, 
 
 static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int K)
 {
-    size_t kw = ((size_t)K + 63) / 64, row;
-    switch (k) {
-    case QATRT_K_BIN: row = kw * 8; break;
-    case QATRT_K_TER: case QATRT_K_I8T: row = 2 * kw * 8; break;
-    case QATRT_K_I16: row = 2 * (size_t)K; break;
-    case QATRT_K_P2: row = ((size_t)K + 1) / 2; break;
-    default: row = (size_t)K; break;
-    }
+    size_t kw = ((size_t)K + 63) / 64, row = qatrt_weight_row(k, K);
     uint8_t *buf = calloc((size_t)cout, row);
     int8_t *tmp = malloc((size_t)K);
     int32_t *bsum = calloc((size_t)cout, sizeof *bsum);
@@ -699,7 +693,7 @@ static qat_status lower_lut(lowering *L, qat_layer *first, rt_tensor *t)
     for (int c = 0; c < m->c; c++)
         for (int p = 0; p < 256; p++) {
             float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
-            float x = ((float)p / 255.0f - mu) / sd, q; /* as the data loader */
+            float x = qat_data_pixel((uint8_t)p, mu, sd), q;
             qat_qnode_apply(&first->aq, &m->g, &x, &q, 1);
             lut[c * 256 + p] = (int8_t)lrint((double)q / ch.qs);
         }

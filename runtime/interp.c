@@ -87,31 +87,12 @@ static void gather(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_
     }
 }
 
-/* signs of n int8 values -> bits (1 = negative), eight at a time: the top
- * bit of each byte, gathered by one multiply (no SIMD, no float) */
-static void pack_signs(const int8_t *x, int n, uint64_t *out)
-{
-    int words = (n + 63) / 64;
-    for (int w = 0; w < words; w++) {
-        uint64_t word = 0;
-        int base = w * 64, cnt = n - base < 64 ? n - base : 64, b = 0;
-        for (; b + 8 <= cnt; b += 8) {
-            uint64_t v;
-            memcpy(&v, x + base + b, 8);
-            v = (v >> 7) & 0x0101010101010101ull;
-            word |= ((v * 0x0102040810204080ull) >> 56) << b;
-        }
-        for (; b < cnt; b++) word |= (uint64_t)(x[base + b] < 0) << b;
-        out[w] = word;
-    }
-}
-
 /* one row of K gathered bytes -> the kernel's encoding at dst */
 static void encode(const qatrt_op *op, const uint8_t *g, void *dst)
 {
     int K = op->K;
     switch (op->kernel) {
-    case QATRT_K_BIN: pack_signs((const int8_t *)g, K, dst); break;
+    case QATRT_K_BIN: qatrt_pack_bits((const int8_t *)g, K, dst); break;
     case QATRT_K_TER: qatrt_pack_ternary((const int8_t *)g, K, (int)kwords(op), dst); break;
     case QATRT_K_I16: {
         int16_t *d = dst;

@@ -2,6 +2,8 @@
  * and the bit-packing helpers. Built with -mgeneral-regs-only so it runs on
  * any x86-64 and can never touch floating point; every SIMD table is tested
  * against this one, and this one against unpacked integers. */
+#include <string.h>
+
 #include "kern.h"
 
 static int popcount64(uint64_t x) { return __builtin_popcountll(x); }
@@ -127,11 +129,23 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .p2gemm = p2gemm_scalar,
 };
 
+/* eight signs at a time: the top bit of each byte, gathered by one
+ * multiply (no SIMD, no float); the interpreter packs every binary input
+ * row through here */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out)
 {
-    for (int w = 0; w < (n + 63) / 64; w++) out[w] = 0;
-    for (int k = 0; k < n; k++)
-        if (x[k] < 0) out[k / 64] |= (uint64_t)1 << (k % 64);
+    for (int w = 0; w < (n + 63) / 64; w++) {
+        uint64_t word = 0;
+        int base = w * 64, cnt = n - base < 64 ? n - base : 64, b = 0;
+        for (; b + 8 <= cnt; b += 8) {
+            uint64_t v;
+            memcpy(&v, x + base + b, 8);
+            v = (v >> 7) & 0x0101010101010101ull;
+            word |= ((v * 0x0102040810204080ull) >> 56) << b;
+        }
+        for (; b < cnt; b++) word |= (uint64_t)(x[base + b] < 0) << b;
+        out[w] = word;
+    }
 }
 
 void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out)

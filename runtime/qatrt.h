@@ -125,6 +125,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
 /* CRC-32 (IEEE 802.3, the zlib one) of n bytes, continuing from crc (0 to start) */
 uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n);
 
+/* bytes of one output channel's weights (K of them) in kernel k's encoding */
+size_t qatrt_weight_row(qatrt_kernel k, int K);
+
 const char *qatrt_status_name(qatrt_status s);
 const char *qatrt_kernel_name(qatrt_kernel k);
 

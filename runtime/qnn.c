@@ -100,8 +100,7 @@ static int64_t weight_bound(const qatrt_op *op)
     }
 }
 
-/* bytes of one output channel's weights in the kernel's encoding */
-static size_t weight_row(qatrt_kernel k, int K)
+size_t qatrt_weight_row(qatrt_kernel k, int K)
 {
     size_t kw = ((size_t)K + 63) / 64;
     switch (k) {
@@ -236,7 +235,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
-    op->wrow = weight_row(op->kernel, op->K);
+    op->wrow = qatrt_weight_row(op->kernel, op->K);
     if ((st = blob(r, at + F_WEIGHTS, "weights", op->wrow * (size_t)op->cout, &op->weights))) return st;
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;

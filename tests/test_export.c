@@ -66,7 +66,7 @@ static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
     qat_rng_seed(&r, seed);
     for (int it = 0; it < 40; it++) {
         random_images(img, isz * 64, seed + (uint64_t)it);
-        for (size_t i = 0; i < isz * 64; i++) x[i] = ((float)img[i] / 255.0f - net->mean[0]) / net->std[0];
+        qat_data_normalize(img, 64, m->c, isz / (size_t)m->c, net->mean, net->std, x);
         qat_model_forward(m, x, NULL, 64, 1);
     }
     for (int i = 0; i < m->nlayers; i++) {
@@ -288,7 +288,7 @@ static void test_unit(void)
         uint8_t *img = malloc(isz * (size_t)n);
         random_images(img, isz * (size_t)n, 100 + ci);
         float *cx = malloc(sizeof(float) * isz * 256);
-        for (size_t i = 0; i < isz * 256; i++) cx[i] = ((float)img[i] / 255.0f - net.mean[0]) / net.std[0];
+        qat_data_normalize(img, 256, m.c, isz / (size_t)m.c, net.mean, net.std, cx);
         /* odd cases keep negative BN scales as the runtime's flip bits */
         qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .calib_x = cx, .calib_n = 256,
                              .keep_flips = (int)(ci & 1)};
@@ -381,7 +381,7 @@ static void test_data(const char *mnist)
             size_t isz = (size_t)m.c * m.h * m.w;
             int nc = 1024;
             cx = malloc(sizeof(float) * isz * nc);
-            for (size_t j = 0; j < isz * nc; j++) cx[j] = ((float)train.images[j] / 255.0f - net.mean[0]) / net.std[0];
+            qat_data_normalize(train.images, (size_t)nc, m.c, isz / (size_t)m.c, net.mean, net.std, cx);
             o.float_bits = 16;
             o.calib_x = cx;
             o.calib_n = nc;

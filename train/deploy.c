@@ -231,10 +231,7 @@ int cmd_export(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        for (size_t i = 0; i < isz * (size_t)n; i++) {
-            int c = (int)(i % isz / ((size_t)m.h * m.w));
-            cx[i] = ((float)train.images[i] / 255.0f - net.mean[c]) / net.std[c];
-        }
+        qat_data_normalize(train.images, (size_t)n, m.c, (size_t)m.h * m.w, net.mean, net.std, cx);
         o.calib_x = cx;
         o.calib_n = n;
     }
