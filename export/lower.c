@@ -318,9 +318,24 @@ static int thresholds(const qat_layer *l, const chain *ch, int cout, int64_t B, 
     return nflip;
 }
 
-static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int K)
+/* a layer's weights in the framework's order (c, ky, kx) per output channel
+ * -> the runtime's (ky, kx, c), in place (tmp: K values) */
+static void to_hwc(int32_t *wl, int cout, int cin, int kh, int kw, int32_t *tmp)
 {
-    size_t kw = ((size_t)K + 63) / 64, row = qatrt_weight_row(k, K);
+    size_t K = (size_t)cin * kh * kw;
+    for (int o = 0; o < cout; o++) {
+        int32_t *row = wl + (size_t)o * K;
+        for (int c = 0; c < cin; c++)
+            for (int y = 0; y < kh; y++)
+                for (int x = 0; x < kw; x++) tmp[((size_t)y * kw + x) * cin + c] = row[((size_t)c * kh + y) * kw + x];
+        memcpy(row, tmp, K * sizeof *row);
+    }
+}
+
+static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int taps, int cin)
+{
+    int K = taps * cin;
+    size_t kw = ((size_t)K + 63) / 64, row = qatrt_weight_row(k, taps, cin), cb = ((size_t)cin + 7) / 8;
     uint8_t *buf = calloc((size_t)cout, row);
     int8_t *tmp = malloc((size_t)K);
     int32_t *bsum = calloc((size_t)cout, sizeof *bsum);
@@ -331,11 +346,11 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
         uint8_t *d = buf + (size_t)c * row;
         for (int i = 0; i < K; i++) tmp[i] = (int8_t)(v[i] < -128 ? -128 : v[i] > 127 ? 127 : v[i]);
         switch (k) {
-        case QATRT_K_BIN: {
-            uint64_t *words = (uint64_t *)(void *)d; /* row is a multiple of 8; calloc'd storage is aligned */
-            qatrt_pack_bits(tmp, K, words);
+        case QATRT_K_BIN: /* bit c of tap t's cb bytes; padding bits 0 */
+            for (int t = 0; t < taps; t++)
+                for (int ci = 0; ci < cin; ci++)
+                    if (tmp[t * cin + ci] < 0) d[(size_t)t * cb + (size_t)ci / 8] |= (uint8_t)(1u << (ci % 8));
             break;
-        }
         case QATRT_K_TER: case QATRT_K_I8T: qatrt_pack_ternary(tmp, K, (int)kw, (uint64_t *)(void *)d); break;
         case QATRT_K_I16:
             for (int i = 0; i < K; i++) {
@@ -458,6 +473,15 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     int64_t lmax = in->u8 ? 255 : 0; /* the largest |input level| */
     for (int i = 0; !in->u8 && i < in->nlev; i++) lmax = llabs((long long)in->lev[i]) > lmax ? llabs((long long)in->lev[i]) : lmax;
     if ((st = weight_levels(L, l, cout, K, lmax ? lmax : 1, wl, sw, &approx_w))) goto done;
+    {
+        int32_t *tmp = malloc(sizeof(int32_t) * (size_t)K);
+        if (!tmp) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        to_hwc(wl, cout, cin, kh, kw, tmp);
+        free(tmp);
+    }
     size_t nw = (size_t)cout * K;
     for (int c = 0; c < cout; c++)
         for (int k = 0; k < K; k++) wsum[c] += wl[(size_t)c * K + k];
@@ -556,7 +580,7 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     put32(rec + 40, (uint32_t)stride);
     put32(rec + 44, (uint32_t)pad);
     put32(rec + 48, (uint32_t)kern);
-    if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
+    if ((st = encode_weights(L, op, kern, wl, cout, kh * kw, cin))) goto done;
     r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
     r->float_bytes += (size_t)cout * K * 4;
     rt_tensor out = {.c = cout, .h = oh, .w = ow};

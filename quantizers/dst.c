@@ -153,15 +153,22 @@ static int settle(int s, int maxs, qat_rng *rng)
 
 static float step_of(const qat_qnode *n) { return ldexpf(1.0f, n->spec.dst_p); }
 
-/* Eq. 9 rounds w / L; the paper does not say how weights start, and rounding
- * a default initialisation (|w| << L/2) gives an all-zero layer whose
- * gradients are all zero too. We round stochastically instead (unbiased:
- * E[s L] = w), which keeps a fraction |w| / L of the states nonzero. */
+/* The first states. Eq. 9 rounds "x within [-1, 1]" to a state and Eq. 10
+ * settles +-3: dst_init = uniform draws x ~ U[-1, 1] for that. dst_init =
+ * layer (the default) starts from the layer's own initialisation instead;
+ * rounding it (|w| << L/2) would give an all-zero layer whose gradients are
+ * all zero too, so it is rounded stochastically (unbiased: E[s L] = w),
+ * which keeps a fraction |w| / L of the states nonzero. */
 static void dst_init_owned(qat_qnode *n, const float *w, qat_rng *rng)
 {
     float L = step_of(n);
     int maxs = max_state(n);
     for (size_t i = 0; i < n->out->n; i++) {
+        if (n->spec.dst_init == QAT_DST_INIT_UNIFORM) {
+            float x = 2.0f * qat_rng_uniform(rng) - 1.0f;
+            n->states[i] = (int8_t)settle((int)lrintf(x / L), maxs, rng);
+            continue;
+        }
         float v = qat_clampf(w[i], -1.0f, 1.0f) / L;
         n->states[i] = (int8_t)settle((int)floorf(v + qat_rng_uniform(rng)), maxs, rng);
     }

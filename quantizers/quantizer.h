@@ -45,7 +45,13 @@ typedef struct {
     float dst_q2;                  /* DST activations: the smallest nonzero level q2 */
     int dst_p;                     /* DST weights: the smallest magnitude is 2^p (p = -2: {0, +-1/4, +-1/2, +-1}) */
     float dst_th;                  /* DST weights: th of Eq. 14 (0.5) */
+    int dst_init;                  /* DST weights: qat_dst_init, how the states start */
 } qat_qspec;
+
+/* DST weights' first states: Eq. 9 rounds "x within [-1, 1]": UNIFORM draws
+ * x ~ U[-1, 1] and rounds it (Eq. 9, then Eq. 10 for undefined states);
+ * LAYER rounds the layer's own (Kaiming) initialisation stochastically */
+typedef enum { QAT_DST_INIT_UNIFORM = 0, QAT_DST_INIT_LAYER, QAT_DST_INIT_COUNT } qat_dst_init;
 
 typedef enum { QAT_AQE_LINEAR = 0, QAT_AQE_EXP, QAT_AQE_STEP, QAT_AQE_SHAPE_COUNT } qat_aqe_shape;
 

@@ -1,50 +1,80 @@
-/* interp.c: runs a loaded .qnn model on a batch of uint8 images. Each CONV
- * lays its input out as rows of the kernel's operand encoding (im2col: one
- * row per output position of every image), runs one GEMM for the whole
- * batch and applies its stage; activations between ops are int8 levels in
- * CHW order, one image after another. Integer arithmetic only. */
+/* interp.c: runs a loaded .qnn model on a batch of uint8 images.
+ *
+ * Activations between ops are NHWC, one image after another, in one of two
+ * storages chosen per op from who reads them:
+ *   packed  the op feeding a binary layer (through any max pools) stores
+ *           signs: ceil(C / 8) bytes per pixel, bit c % 8 of byte c / 8 set
+ *           for -1 (the padding bits 0), which is the binary kernel's row
+ *           encoding pixel by pixel (docs/format.md), so a binary layer's
+ *           im2col is whole-byte copies and its THRESH writes bits directly;
+ *   int8    C levels per pixel for every other reader.
+ * Each CONV lays its input out as rows of the kernel's operand encoding (one
+ * row per output position of every image, kernel taps in (ky, kx, c) order,
+ * the weights' order), runs one GEMM for the whole batch and applies its
+ * stage to the [positions x channels] accumulators, which are already NHWC.
+ * Integer arithmetic only; no allocation (the caller's workspace). */
 #include <string.h>
 
 #include "qatrt.h"
 
 #define ALIGN_UP(x) (((x) + (size_t)QATRT_ALIGN - 1) & ~((size_t)QATRT_ALIGN - 1))
+/* bytes kept free after every buffer: copy8 reads and writes whole 8-byte
+ * words and may run up to 7 bytes past the end of what it copies */
+#define SLACK 64
 
-static size_t kwords(const qatrt_op *op) { return ((size_t)op->K + 63) / 64; }
+static size_t cbytes(int c) { return ((size_t)c + 7) / 8; }
+
+/* op i's output is packed signs: the next CONV after any max pools is binary */
+static int packed_out(const qatrt_model *m, int i)
+{
+    for (int j = i + 1; j < m->nops; j++)
+        if (m->ops[j].type != QATRT_OP_MAXPOOL) return m->ops[j].type == QATRT_OP_CONV && m->ops[j].kernel == QATRT_K_BIN;
+    return 0;
+}
+
+static int packed_in(const qatrt_model *m, int i) { return i > 0 && packed_out(m, i - 1); }
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
 static size_t a_row(const qatrt_op *op)
 {
+    size_t kw = ((size_t)op->K + 63) / 64;
     switch (op->kernel) {
-    case QATRT_K_BIN: return kwords(op) * 8;
-    case QATRT_K_TER: return 2 * kwords(op) * 8;
+    case QATRT_K_BIN: return qatrt_weight_row(QATRT_K_BIN, op->kh * op->kw, op->cin);
+    case QATRT_K_TER: return 2 * kw * 8;
     case QATRT_K_I16: return 2 * (size_t)op->K;
     default: return (size_t)op->K;
     }
 }
 
-/* a linear layer over its whole input: the input itself is the only row */
-static int whole_input(const qatrt_op *op)
+/* the input is the one row (a linear layer), already in the kernel's
+ * encoding: int8 / uint8 bytes, or packed signs that fill whole words */
+static int direct_input(const qatrt_op *op)
 {
-    return op->kh == op->h && op->kw == op->w && op->pad == 0;
+    if (op->kh != op->h || op->kw != op->w || op->pad != 0) return 0;
+    switch (op->kernel) {
+    case QATRT_K_BIN: return (size_t)op->h * op->w * cbytes(op->cin) == a_row(op);
+    case QATRT_K_TER: case QATRT_K_I16: return 0;
+    default: return 1;
+    }
 }
 
 typedef struct {
-    size_t act, col, acc, gather; /* bytes per image (col, acc) and per row (gather) */
+    size_t img, act, col, acc, gbuf; /* img, act, col, acc: bytes per image; gbuf: in all */
 } sizes;
 
 static sizes need(const qatrt_model *m)
 {
-    sizes s = {0, 0, 0, 0};
+    sizes s = {(size_t)m->c * m->h * m->w, 0, 0, 0, 0};
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
-        size_t in = (size_t)op->cin * op->h * op->w, out = (size_t)op->cout * op->oh * op->ow;
-        if (in > s.act) s.act = in;
+        size_t pix = (size_t)op->oh * op->ow;
+        size_t out = pix * (packed_out(m, i) ? cbytes(op->cout) : (size_t)op->cout);
         if (out > s.act) s.act = out;
+        if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
-        size_t P = (size_t)op->oh * op->ow;
-        if (P * a_row(op) > s.col) s.col = P * a_row(op);
-        if (P * op->cout * 4 > s.acc) s.acc = P * op->cout * 4;
-        if ((size_t)op->K > s.gather) s.gather = (size_t)op->K;
+        if (!direct_input(op) && pix * a_row(op) > s.col) s.col = pix * a_row(op);
+        if (pix * op->cout * 4 > s.acc) s.acc = pix * op->cout * 4;
+        if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
     }
     return s;
 }
@@ -54,65 +84,59 @@ size_t qatrt_workspace_size(const qatrt_model *m, int batch)
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     sizes s = need(m);
     size_t n = (size_t)batch;
-    return 2 * ALIGN_UP(n * s.act) + ALIGN_UP(n * s.col) + ALIGN_UP(n * s.acc) + ALIGN_UP(s.gather) + QATRT_ALIGN;
+    return ALIGN_UP(n * s.img + SLACK) + 2 * ALIGN_UP(n * s.act + SLACK) + ALIGN_UP(n * s.col + SLACK) +
+           ALIGN_UP(n * s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
 }
 
-/* the K input values under output position (oy, ox): channel-major, then
- * kernel row, then kernel column (the weights' order); 0 outside (padding) */
-static void gather(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row)
+/* n bytes, 8 at a time: reads and writes up to 7 bytes past the end (every
+ * buffer has SLACK after it). Rows are written in increasing address order,
+ * so an overrun lands where the next copy or memset writes anyway. */
+static inline void copy8(uint8_t *dst, const uint8_t *src, size_t n)
 {
-    int k = 0;
-    if (op->pad == 0) { /* every tap inside: one copy per kernel row */
-        for (int c = 0; c < op->cin; c++)
-            for (int ky = 0; ky < op->kh; ky++, k += op->kw)
-                memcpy(row + k, in + ((size_t)c * op->h + (size_t)(oy * op->stride + ky)) * op->w + (size_t)ox * op->stride,
-                       (size_t)op->kw);
-        return;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        memcpy(dst + i, &v, 8);
     }
-    for (int c = 0; c < op->cin; c++) {
-        const uint8_t *plane = in + (size_t)c * op->h * op->w;
-        for (int ky = 0; ky < op->kh; ky++) {
-            int iy = oy * op->stride - op->pad + ky;
-            if (iy < 0 || iy >= op->h) {
-                memset(row + k, 0, (size_t)op->kw);
-                k += op->kw;
-                continue;
-            }
-            const uint8_t *r = plane + (size_t)iy * op->w;
-            for (int kx = 0; kx < op->kw; kx++) {
-                int ix = ox * op->stride - op->pad + kx;
-                row[k++] = ix >= 0 && ix < op->w ? r[ix] : 0;
-            }
+}
+
+/* the K bytes under output position (oy, ox) of an NHWC int8/uint8 input:
+ * taps in (ky, kx, c) order, 0 outside the input (padding) */
+static void gather_bytes(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row)
+{
+    size_t C = (size_t)op->cin, run = (size_t)op->kw * C;
+    int ix0 = ox * op->stride - op->pad;
+    int lo = ix0 < 0 ? -ix0 : 0, hi = op->w - ix0 < op->kw ? op->w - ix0 : op->kw;
+    for (int ky = 0; ky < op->kh; ky++) {
+        int iy = oy * op->stride - op->pad + ky;
+        uint8_t *d = row + (size_t)ky * run;
+        if (iy < 0 || iy >= op->h || hi <= lo) {
+            memset(d, 0, run);
+            continue;
         }
+        if (lo) memset(d, 0, (size_t)lo * C);
+        copy8(d + (size_t)lo * C, in + ((size_t)iy * op->w + (size_t)(ix0 + lo)) * C, (size_t)(hi - lo) * C);
+        if (hi < op->kw) memset(d + (size_t)hi * C, 0, (size_t)(op->kw - hi) * C);
     }
 }
 
-/* one row of K gathered bytes -> the kernel's encoding at dst */
-static void encode(const qatrt_op *op, const uint8_t *g, void *dst)
+/* the binary kernel's row under (oy, ox) from packed NHWC signs (a binary
+ * layer has no padding): kh copies of kw pixels, then zero words' tail */
+static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row, size_t arow)
 {
-    int K = op->K;
-    switch (op->kernel) {
-    case QATRT_K_BIN: qatrt_pack_bits((const int8_t *)g, K, dst); break;
-    case QATRT_K_TER: qatrt_pack_ternary((const int8_t *)g, K, (int)kwords(op), dst); break;
-    case QATRT_K_I16: {
-        int16_t *d = dst;
-        if (op->in_u8)
-            for (int k = 0; k < K; k++) d[k] = (int16_t)g[k];
-        else
-            for (int k = 0; k < K; k++) d[k] = (int16_t)(int8_t)g[k];
-        break;
-    }
-    default: memcpy(dst, g, (size_t)K); break;
-    }
+    size_t cb = cbytes(op->cin), run = (size_t)op->kw * cb;
+    for (int ky = 0; ky < op->kh; ky++)
+        copy8(row + (size_t)ky * run, in + ((size_t)(oy * op->stride + ky) * op->w + (size_t)(ox * op->stride)) * cb, run);
+    memset(row + (size_t)op->kh * run, 0, arow - (size_t)op->kh * run);
 }
 
 static void gemm(const qatrt_op *op, const qatrt_kernels *k, int M, const void *A, size_t arow, int32_t *C)
 {
-    int N = op->cout, K = op->K, kw = (int)kwords(op);
+    int N = op->cout, K = op->K;
     size_t ldc = (size_t)N;
     switch (op->kernel) {
-    case QATRT_K_BIN: k->bgemm(M, N, kw, K, A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
-    case QATRT_K_TER: k->tgemm(M, N, kw, A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
+    case QATRT_K_BIN: k->bgemm(M, N, (int)(arow / 8), K, A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
+    case QATRT_K_TER: k->tgemm(M, N, (int)(arow / 16), A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
     case QATRT_K_I8T: k->i8tgemm(M, N, K, A, arow, op->weights, op->wrow / 8, C, ldc); break;
     case QATRT_K_U8I8: k->u8i8gemm(M, N, K, A, arow, op->weights, op->wrow, C, ldc); break;
     case QATRT_K_I8I8: k->i8i8gemm(M, N, K, A, arow, op->weights, op->wrow, op->bsum, C, ldc); break;
@@ -122,11 +146,64 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, int M, const void *
     }
 }
 
-/* the level of accumulator s (already negated for a flipped channel) in
- * channel row t = t_1..t_nthr: the count of thresholds <= s, by bisection */
+/* the CONV's accumulators for n images: [n * oh * ow][cout] */
+static void run_conv(const qatrt_op *op, const qatrt_kernels *k, int n, int in_packed, const uint8_t *in, uint8_t *col,
+                     uint8_t *gbuf, int32_t *acc)
+{
+    size_t P = (size_t)op->oh * op->ow, arow = a_row(op);
+    size_t isz = (size_t)op->h * op->w * (in_packed ? cbytes(op->cin) : (size_t)op->cin);
+    if (direct_input(op)) {
+        gemm(op, k, n, in, isz, acc);
+        return;
+    }
+    uint8_t *dst = col;
+    if (op->pad == 0 && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16) {
+        /* the common case in one tight loop: kh copies of kw pixels per row */
+        size_t C = (size_t)op->cin, run = (size_t)op->kw * C, pitch = (size_t)op->w * C;
+        for (int i = 0; i < n; i++)
+            for (int oy = 0; oy < op->oh; oy++) {
+                const uint8_t *src = in + (size_t)i * isz + (size_t)(oy * op->stride) * pitch;
+                for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
+                    for (int ky = 0; ky < op->kh; ky++) copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
+            }
+        gemm(op, k, (int)((size_t)n * P), col, arow, acc);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const uint8_t *x = in + (size_t)i * isz;
+        for (int oy = 0; oy < op->oh; oy++)
+            for (int ox = 0; ox < op->ow; ox++, dst += arow) {
+                if (op->kernel == QATRT_K_BIN) {
+                    gather_bits(op, x, oy, ox, dst, arow);
+                } else if (op->kernel == QATRT_K_TER) {
+                    gather_bytes(op, x, oy, ox, gbuf);
+                    qatrt_pack_ternary((const int8_t *)gbuf, op->K, (int)(arow / 16), (uint64_t *)(void *)dst);
+                } else if (op->kernel == QATRT_K_I16) {
+                    gather_bytes(op, x, oy, ox, gbuf);
+                    int16_t *d = (int16_t *)(void *)dst;
+                    if (op->in_u8)
+                        for (int j = 0; j < op->K; j++) d[j] = (int16_t)gbuf[j];
+                    else
+                        for (int j = 0; j < op->K; j++) d[j] = (int16_t)(int8_t)gbuf[j];
+                } else {
+                    gather_bytes(op, x, oy, ox, dst);
+                }
+            }
+    }
+    gemm(op, k, (int)((size_t)n * P), col, arow, acc);
+}
+
+/* C int8 levels -> ceil(C / 8) bytes of signs */
+static void pack_pixel(const int8_t *lv, int C, uint8_t *out)
+{
+    memset(out, 0, cbytes(C));
+    for (int c = 0; c < C; c++) out[c / 8] |= (uint8_t)((lv[c] < 0) << (c % 8));
+}
+
+/* the level of accumulator s in channel row t = t_1..t_nthr: the count of
+ * thresholds <= s, by bisection */
 static int8_t level_of(int32_t s, const int32_t *t, int nthr, const int8_t *levels)
 {
-    if (nthr == 1) return levels[s >= t[0]];
     int lo = 0, hi = nthr;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
@@ -136,21 +213,29 @@ static int8_t level_of(int32_t s, const int32_t *t, int nthr, const int8_t *leve
     return levels[lo];
 }
 
-static void stage_thresh(const qatrt_op *op, int n, const int32_t *C, int8_t *out)
+/* rows of C int8 levels (out, ldo bytes apart; or packed at pk) */
+static void thresh_levels(const qatrt_op *op, size_t rows, const int32_t *acc, int8_t *out, uint8_t *pk)
 {
-    size_t P = (size_t)op->oh * op->ow;
     int N = op->cout, T = op->nthr;
-    for (int i = 0; i < n; i++)
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * (size_t)N;
+        int8_t *o = pk ? out : out + r * (size_t)N;
         for (int c = 0; c < N; c++) {
-            const int32_t *t = op->thr + (size_t)c * (size_t)T;
-            int8_t *o = out + ((size_t)i * N + c) * P;
-            const int32_t *a = C + (size_t)i * P * N + c;
             /* |a| <= INT32_MAX (the reader bounds K |A| |B|), so -a is defined */
-            if (op->flip && (op->flip[c / 8] >> (c % 8) & 1))
-                for (size_t p = 0; p < P; p++) o[p] = level_of(-a[p * N], t, T, op->levels);
-            else
-                for (size_t p = 0; p < P; p++) o[p] = level_of(a[p * N], t, T, op->levels);
+            int32_t s = op->flip && (op->flip[c / 8] >> (c % 8) & 1) ? -a[c] : a[c];
+            o[c] = level_of(s, op->thr + (size_t)c * (size_t)T, T, op->levels);
         }
+        if (pk) pack_pixel(o, N, pk + r * cbytes(N));
+    }
+}
+
+static void stage_thresh(const qatrt_op *op, const qatrt_kernels *k, size_t rows, int packed, const int32_t *acc,
+                         uint8_t *out, uint8_t *gbuf)
+{
+    if (!packed) thresh_levels(op, rows, acc, (int8_t *)out, NULL);
+    else if (op->nthr == 1 && op->levels[0] == -1 && op->levels[1] == 1)
+        k->thresh_bits((int)rows, op->cout, acc, (size_t)op->cout, op->thr, op->flip, out, cbytes(op->cout));
+    else thresh_levels(op, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
 }
 
 static void stage_logits(const qatrt_op *op, int n, const int32_t *C, int32_t *logits)
@@ -166,57 +251,51 @@ static void stage_logits(const qatrt_op *op, int n, const int32_t *C, int32_t *l
         }
 }
 
-static void run_conv(const qatrt_op *op, const qatrt_kernels *k, int n, const uint8_t *in, uint8_t *col,
-                     uint8_t *gbuf, int32_t *acc)
+/* max over windows: int8 levels by value; packed signs (bit set = -1) by
+ * AND, since the max of +-1 values is -1 only when all are -1 (8 bytes at
+ * a time: pixels are written in order, so what runs past one pixel's
+ * bytes is rewritten by the next, and the last lands in the slack) */
+static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out)
 {
-    size_t P = (size_t)op->oh * op->ow, arow = a_row(op), isz = (size_t)op->cin * op->h * op->w;
-    const void *A = col;
-    if (whole_input(op) && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16)
-        A = in; /* one row per image, already laid out (CHW = the weights' order) */
-    else
-        for (int i = 0; i < n; i++)
-            for (int oy = 0; oy < op->oh; oy++)
-                for (int ox = 0; ox < op->ow; ox++) {
-                    uint8_t *dst = col + (((size_t)i * P) + (size_t)oy * op->ow + ox) * arow;
-                    if (whole_input(op)) {
-                        encode(op, in + (size_t)i * isz, dst);
-                        continue;
+    size_t bpp = packed ? cbytes(op->cin) : (size_t)op->cin;
+    size_t isz = (size_t)op->h * op->w * bpp, osz = (size_t)op->oh * op->ow * bpp;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *x = in + (size_t)i * isz;
+        uint8_t *y = out + (size_t)i * osz;
+        for (int oy = 0; oy < op->oh; oy++)
+            for (int ox = 0; ox < op->ow; ox++, y += bpp) {
+                const uint8_t *w0 = x + ((size_t)(oy * op->stride) * op->w + (size_t)(ox * op->stride)) * bpp;
+                if (packed) {
+                    for (size_t b = 0; b < bpp; b += 8) {
+                        uint64_t v = ~(uint64_t)0, t;
+                        for (int ky = 0; ky < op->kh; ky++)
+                            for (int kx = 0; kx < op->kw; kx++) {
+                                memcpy(&t, w0 + ((size_t)ky * op->w + (size_t)kx) * bpp + b, 8);
+                                v &= t;
+                            }
+                        memcpy(y + b, &v, 8);
                     }
-                    gather(op, in + (size_t)i * isz, oy, ox, gbuf);
-                    encode(op, gbuf, dst);
+                    continue;
                 }
-    gemm(op, k, (int)((size_t)n * P), A, A == (const void *)in ? isz : arow, acc);
+                memcpy(y, w0, bpp);
+                for (int ky = 0; ky < op->kh; ky++)
+                    for (int kx = 0; kx < op->kw; kx++) {
+                        const uint8_t *p = w0 + ((size_t)ky * op->w + (size_t)kx) * bpp;
+                        for (size_t b = 0; b < bpp; b++)
+                            if ((int8_t)p[b] > (int8_t)y[b]) y[b] = p[b];
+                    }
+            }
+    }
 }
 
-static void run_maxpool(const qatrt_op *op, int n, const int8_t *in, int8_t *out)
+static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out, uint8_t *gbuf)
 {
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < op->cin; c++) {
-            const int8_t *x = in + ((size_t)i * op->cin + c) * op->h * op->w;
-            int8_t *y = out + ((size_t)i * op->cout + c) * op->oh * op->ow;
-            for (int oy = 0; oy < op->oh; oy++)
-                for (int ox = 0; ox < op->ow; ox++) {
-                    int8_t best = INT8_MIN;
-                    for (int ky = 0; ky < op->kh; ky++) {
-                        const int8_t *r = x + (size_t)(oy * op->stride + ky) * op->w + (size_t)ox * op->stride;
-                        for (int kx = 0; kx < op->kw; kx++)
-                            if (r[kx] > best) best = r[kx];
-                    }
-                    y[oy * op->ow + ox] = best;
-                }
-        }
-}
-
-static void run_lut(const qatrt_op *op, int n, const uint8_t *in, int8_t *out)
-{
-    size_t hw = (size_t)op->h * op->w;
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < op->cin; c++) {
-            const int8_t *t = op->lut + (size_t)c * 256;
-            const uint8_t *x = in + ((size_t)i * op->cin + c) * hw;
-            int8_t *y = out + ((size_t)i * op->cin + c) * hw;
-            for (size_t j = 0; j < hw; j++) y[j] = t[x[j]];
-        }
+    size_t pix = (size_t)n * op->h * op->w, C = (size_t)op->cin;
+    for (size_t p = 0; p < pix; p++) {
+        int8_t *o = packed ? (int8_t *)gbuf : (int8_t *)out + p * C;
+        for (size_t c = 0; c < C; c++) o[c] = op->lut[c * 256 + in[p * C + c]];
+        if (packed) pack_pixel(o, (int)C, out + p * cbytes((int)C));
+    }
 }
 
 qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
@@ -227,27 +306,36 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
     sizes s = need(m);
-    uint8_t *base = ws;
     size_t nn = (size_t)n;
-    uint8_t *act[2] = {base, base + ALIGN_UP(nn * s.act)};
-    uint8_t *col = act[1] + ALIGN_UP(nn * s.act);
-    int32_t *acc = (int32_t *)(col + ALIGN_UP(nn * s.col));
+    uint8_t *img = ws;
+    uint8_t *act[2] = {img + ALIGN_UP(nn * s.img + SLACK), NULL};
+    act[1] = act[0] + ALIGN_UP(nn * s.act + SLACK);
+    uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
+    int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(nn * s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(nn * s.acc);
-    const uint8_t *in = images;
+    /* the images, CHW, as NHWC (with slack after them for copy8) */
+    size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
+    if (C == 1) memcpy(img, images, nn * hw);
+    else
+        for (size_t i = 0; i < nn; i++)
+            for (size_t c = 0; c < C; c++)
+                for (size_t p = 0; p < hw; p++) img[(i * hw + p) * C + c] = images[(i * C + c) * hw + p];
+    const uint8_t *in = img;
     int cur = 0;
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
-        int8_t *out = (int8_t *)act[cur];
+        uint8_t *out = act[cur];
+        int pin = packed_in(m, i), pout = packed_out(m, i);
         switch (op->type) {
-        case QATRT_OP_LUT: run_lut(op, n, in, out); break;
-        case QATRT_OP_MAXPOOL: run_maxpool(op, n, (const int8_t *)in, out); break;
+        case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
+        case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
         case QATRT_OP_CONV:
-            run_conv(op, k, n, in, col, gbuf, acc);
+            run_conv(op, k, n, pin, in, col, gbuf, acc);
             if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, n, acc, logits);
-            else stage_thresh(op, n, acc, out);
+            else stage_thresh(op, k, nn * op->oh * op->ow, pout, acc, out, gbuf);
             break;
         }
-        in = (const uint8_t *)out;
+        in = out;
         cur ^= 1;
     }
     return QATRT_OK;

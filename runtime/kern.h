@@ -59,6 +59,15 @@ typedef struct {
      * in the scalar reference */
     void (*p2gemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb, int32_t *C,
                    size_t ldc);
+    /* one threshold per channel into packed signs (what a binary layer
+     * reads): for m < M, n < N, s = C[m * ldc + n], negated where bit n % 8
+     * of flip[n / 8] is set (flip may be NULL; the caller guarantees
+     * s != INT32_MIN); bit n % 8 of out[m * ldo + n / 8] is 1 when
+     * s < thr[n] (level -1) and 0 when s >= thr[n] (level +1). The bits
+     * from N up to the end of a row's last byte are 0; no other byte of out
+     * is written. */
+    void (*thresh_bits)(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
+                        uint8_t *out, size_t ldo);
 } qatrt_kernels;
 
 /* 1 when this CPU (and this build) can run the table for isa */

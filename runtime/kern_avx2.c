@@ -339,6 +339,27 @@ static void p2gemm_avx2(int M, int N, int K, const int8_t *A, size_t lda, const 
     dot_gemm(D_P2, p2_loop_4x2, p2_loop_1x8, M, N, K, A, lda, 1, B, ldb, 1, C, ldc);
 }
 
+/* eight channels per step: the flip byte spread to lanes, the comparison's
+ * sign bits gathered by movemask */
+static void thresh_bits_avx2(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
+                             uint8_t *out, size_t ldo)
+{
+    const __m256i lanebit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), zero = _mm256_setzero_si256();
+    for (int n0 = 0; n0 < N; n0 += 8) {
+        int r = N - n0 < 8 ? N - n0 : 8;
+        __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256i t = _mm256_maskload_epi32(thr + n0, lm);
+        __m256i fm = zero;
+        if (flip) fm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(flip[n0 / 8]), lanebit), lanebit);
+        for (int m = 0; m < M; m++) {
+            __m256i v = _mm256_maskload_epi32(C + (size_t)m * ldc + n0, lm);
+            v = _mm256_blendv_epi8(v, _mm256_sub_epi32(zero, v), fm);
+            __m256i lt = _mm256_and_si256(_mm256_cmpgt_epi32(t, v), lm);
+            out[(size_t)m * ldo + (size_t)(n0 / 8)] = (uint8_t)_mm256_movemask_ps(_mm256_castsi256_ps(lt));
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_avx2;
 const qatrt_kernels qatrt_kernels_avx2 = {
@@ -351,4 +372,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .i8i8gemm = i8i8gemm_avx2,
     .i16gemm = i16gemm_avx2,
     .p2gemm = p2gemm_avx2,
+    .thresh_bits = thresh_bits_avx2,
 };

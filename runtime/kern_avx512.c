@@ -589,9 +589,73 @@ static void i8tgemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, con
     dec_gemm(D_I8T, M, N, K, A, lda, B, ldb, 8, C, ldc);
 }
 
+/* ---- small K (a first layer: a few taps of a few channels) ---------------
+ * Along-K dot tiles would spend more on their final lane sums than on the
+ * products. Instead each lane is one output channel: B is repacked, 16
+ * channels at a time, as [K / 4][16 channels][4 weights], and every 4
+ * bytes of a row of A are broadcast into one VPDPBUSD against it (SMALL_K
+ * / 4 vectors of B stay in registers; R rows of A run side by side). */
+#define SMALL_K 64
+#define SMALL_R 8
+
+AI void u8i8_small_rows(int R, int G, int K, const uint8_t *const *a, int last, const __m512i *bv, __mmask16 cm,
+                        int32_t *c, size_t ldc)
+{
+    __m512i acc[SMALL_R];
+    int gfull = K / 4;
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_si512();
+    for (int g = 0; g < gfull; g++)
+        for (int r = 0; r < R; r++) {
+            uint32_t v;
+            memcpy(&v, a[r] + 4 * g, 4);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)v), bv[g]);
+        }
+    if (gfull < G) /* the last K % 4 bytes: a whole word where the next row
+                    * follows (its bytes meet zero weights), else exactly */
+        for (int r = 0; r < R; r++) {
+            uint32_t v = 0;
+            const uint8_t *t = a[r] + 4 * gfull;
+            if (r < R - 1 || !last) memcpy(&v, t, 4);
+            else
+                for (int i = K - 4 * gfull - 1; i >= 0; i--) v = v << 8 | t[i];
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)v), bv[gfull]);
+        }
+    for (int r = 0; r < R; r++) _mm512_mask_storeu_epi32(c + (size_t)r * ldc, cm, acc[r]);
+}
+
+static void u8i8_small(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                       size_t ldc)
+{
+    int G = (K + 3) / 4;
+    __m512i bv[SMALL_K / 4];
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int nv = N - n0 < 16 ? N - n0 : 16;
+        int8_t bp[SMALL_K / 4][64];
+        memset(bp, 0, sizeof bp);
+        for (int j = 0; j < nv; j++) {
+            const int8_t *b = B + (size_t)(n0 + j) * ldb;
+            for (int g = 0; 4 * g < K; g++) memcpy(&bp[g][4 * j], b + 4 * g, (size_t)imin(4, K - 4 * g));
+        }
+        for (int g = 0; g < G; g++) bv[g] = _mm512_loadu_si512(bp[g]);
+        __mmask16 cm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)nv));
+        const uint8_t *a[SMALL_R];
+        int m = 0;
+        for (; m + SMALL_R <= M; m += SMALL_R) {
+            for (int r = 0; r < SMALL_R; r++) a[r] = A + (size_t)(m + r) * lda;
+            u8i8_small_rows(SMALL_R, G, K, a, m + SMALL_R == M, bv, cm, C + (size_t)m * ldc + n0, ldc);
+        }
+        for (int r = 0; m + r < M; r++) a[r] = A + (size_t)(m + r) * lda;
+        if (m < M) u8i8_small_rows(M - m, G, K, a, 1, bv, cm, C + (size_t)m * ldc + n0, ldc);
+    }
+}
+
 static void u8i8gemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             int32_t *C, size_t ldc)
 {
+    if (K > 0 && K <= SMALL_K && M >= 4 && lda >= 4) {
+        u8i8_small(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
     dot_gemm(D_U8I8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
 }
 
@@ -613,6 +677,30 @@ static void p2gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, cons
     dec_gemm(D_P2, M, N, K, A, lda, B, ldb, 1, C, ldc);
 }
 
+/* sixteen channels per step: the flip bits are a mask register, the
+ * comparison's mask is the output bits */
+static void thresh_bits_avx512(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
+                               uint8_t *out, size_t ldo)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int r = N - n0 < 16 ? N - n0 : 16;
+        __mmask16 lm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)r));
+        __m512i t = _mm512_maskz_loadu_epi32(lm, thr + n0);
+        unsigned f = 0;
+        if (flip) f = flip[n0 / 8] | (r > 8 ? (unsigned)flip[n0 / 8 + 1] << 8 : 0u);
+        __mmask16 fm = _cvtu32_mask16(f);
+        for (int m = 0; m < M; m++) {
+            __m512i v = _mm512_maskz_loadu_epi32(lm, C + (size_t)m * ldc + n0);
+            v = _mm512_mask_sub_epi32(v, fm, zero, v);
+            unsigned bits = _cvtmask16_u32(_mm512_mask_cmplt_epi32_mask(lm, v, t));
+            uint8_t *o = out + (size_t)m * ldo + (size_t)(n0 / 8);
+            o[0] = (uint8_t)bits;
+            if (r > 8) o[1] = (uint8_t)(bits >> 8);
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_avx512;
 const qatrt_kernels qatrt_kernels_avx512 = {
@@ -625,4 +713,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .i8i8gemm = i8i8gemm_avx512,
     .i16gemm = i16gemm_avx512,
     .p2gemm = p2gemm_avx512,
+    .thresh_bits = thresh_bits_avx512,
 };

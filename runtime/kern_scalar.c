@@ -115,6 +115,23 @@ static void p2gemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, cons
         }
 }
 
+static void thresh_bits_scalar(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
+                               uint8_t *out, size_t ldo)
+{
+    for (int m = 0; m < M; m++) {
+        const int32_t *c = C + (size_t)m * ldc;
+        uint8_t *o = out + (size_t)m * ldo;
+        for (int n0 = 0; n0 < N; n0 += 8) {
+            unsigned byte = 0, f = flip ? flip[n0 / 8] : 0;
+            for (int b = 0; b < 8 && n0 + b < N; b++) {
+                int32_t s = f >> b & 1 ? -c[n0 + b] : c[n0 + b];
+                byte |= (unsigned)(s < thr[n0 + b]) << b;
+            }
+            o[n0 / 8] = (uint8_t)byte;
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_scalar;
 const qatrt_kernels qatrt_kernels_scalar = {
@@ -127,6 +144,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .i8i8gemm = i8i8gemm_scalar,
     .i16gemm = i16gemm_scalar,
     .p2gemm = p2gemm_scalar,
+    .thresh_bits = thresh_bits_scalar,
 };
 
 /* eight signs at a time: the top bit of each byte, gathered by one

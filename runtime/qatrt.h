@@ -7,12 +7,13 @@
  * failed load fills a message that names the byte offset at fault.
  *
  * A model is a chain of ops on one image (or a batch of images, one after
- * another in memory):
+ * another in memory). Activations are NHWC: a pixel's channels together.
  *   LUT      uint8 image -> int8 levels, one 256-entry table per channel
  *            (a quantized first input: normalisation and quantizer folded)
  *   CONV     convolution / fully connected layer (a linear layer is a
  *            convolution whose kernel covers its whole input) as one integer
- *            GEMM (kern.h), followed by a stage:
+ *            GEMM (kern.h) whose K runs over the kernel taps in (ky, kx, c)
+ *            order, followed by a stage:
  *              THRESH  per output channel, the accumulator (negated when the
  *                      channel's flip bit is set: a negative BN scale the
  *                      exporter could not fold into the weights) is
@@ -22,7 +23,7 @@
  *                      HardTanh and the next quantizer are all folded in.
  *              LOGITS  int32 logits = (acc * mult[c] + bias[c]) >> shift[c],
  *                      rounded to nearest (dyadic requantization in int64)
- *   MAXPOOL  max over windows of int8 levels (exact after THRESH because the
+ *   MAXPOOL  max over windows of levels (exact after THRESH because the
  *            folded function is monotone; docs/format.md explains why)
  * The first op reads the uint8 image; the last is a CONV with LOGITS. */
 #ifndef QATRT_H
@@ -34,7 +35,7 @@
 #include "kern.h"
 
 #define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
-#define QATRT_VERSION 1
+#define QATRT_VERSION 2
 #define QATRT_HEADER_SIZE 64
 #define QATRT_OP_SIZE 128
 #define QATRT_MAX_OPS 64
@@ -56,7 +57,8 @@ typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt
 /* which GEMM a CONV runs; it fixes how weights are stored and how the
  * input is laid out for the kernel (kern.h encodings) */
 typedef enum {
-    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding) */
+    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding);
+                      * each tap's channels padded to whole bytes (docs/format.md) */
     QATRT_K_TER,     /* {-1, 0, 1} inputs x ternary or binary weights: two bit planes */
     QATRT_K_I8T,     /* int8 inputs x ternary weights (bit planes) */
     QATRT_K_U8I8,    /* uint8 image x int8 weights */
@@ -75,13 +77,13 @@ typedef struct {
 typedef struct {
     qatrt_op_type type;
     int in_u8;          /* the op reads the uint8 image (else int8 levels) */
-    int cin, h, w;      /* input shape (CHW) */
+    int cin, h, w;      /* input shape (stored HWC) */
     int cout, oh, ow;   /* output shape */
     int kh, kw, stride, pad;
     qatrt_kernel kernel;
     qatrt_stage stage;
     int nthr;           /* THRESH: thresholds per channel (levels = nthr + 1) */
-    int K;              /* cin * kh * kw */
+    int K;              /* kh * kw * cin: the products each output sums */
     /* blobs, resolved to pointers into the model's bytes */
     const void *weights;      /* per output channel, in the kernel's encoding */
     const int32_t *bsum;      /* I8I8: sum of each channel's weights (may be NULL) */
@@ -116,7 +118,8 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
  * (0 when the size would overflow). */
 size_t qatrt_workspace_size(const qatrt_model *m, int batch);
 
-/* Runs n images (n * c * h * w bytes, CHW each) into n * nclass int32
+/* Runs n images (n * c * h * w bytes, CHW each, as a framework holds them;
+ * the runtime turns them into HWC itself) into n * nclass int32
  * logits. ws: at least qatrt_workspace_size(m, n) bytes, 64-byte aligned.
  * k: the kernel table (qatrt_kernels_for(qatrt_isa_select(NULL))). */
 qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
@@ -125,8 +128,10 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
 /* CRC-32 (IEEE 802.3, the zlib one) of n bytes, continuing from crc (0 to start) */
 uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n);
 
-/* bytes of one output channel's weights (K of them) in kernel k's encoding */
-size_t qatrt_weight_row(qatrt_kernel k, int K);
+/* bytes of one output channel's weights (taps = kh * kw kernel positions
+ * of cin channels each) in kernel k's encoding; for the binary kernel each
+ * tap's cin bits are padded to whole bytes and the row to whole words */
+size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin);
 
 const char *qatrt_status_name(qatrt_status s);
 const char *qatrt_kernel_name(qatrt_kernel k);

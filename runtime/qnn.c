@@ -100,15 +100,15 @@ static int64_t weight_bound(const qatrt_op *op)
     }
 }
 
-size_t qatrt_weight_row(qatrt_kernel k, int K)
+size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
 {
-    size_t kw = ((size_t)K + 63) / 64;
+    size_t K = (size_t)taps * (size_t)cin, kw = (K + 63) / 64;
     switch (k) {
-    case QATRT_K_BIN: return kw * 8;
+    case QATRT_K_BIN: return ((size_t)taps * (((size_t)cin + 7) / 8) * 8 + 63) / 64 * 8;
     case QATRT_K_TER: case QATRT_K_I8T: return 2 * kw * 8;
-    case QATRT_K_U8I8: case QATRT_K_I8I8: return (size_t)K;
-    case QATRT_K_I16: return 2 * (size_t)K;
-    case QATRT_K_P2: return ((size_t)K + 1) / 2;
+    case QATRT_K_U8I8: case QATRT_K_I8I8: return K;
+    case QATRT_K_I16: return 2 * K;
+    case QATRT_K_P2: return (K + 1) / 2;
     default: return 0;
     }
 }
@@ -141,6 +141,29 @@ static qatrt_status blob(reader *r, size_t at, const char *what, size_t want, co
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob [%u, %u) lies outside the data area [%zu, %zu)",
                     at, what, off, off + size, r->lo, r->hi);
     *out = r->base + off;
+    return QATRT_OK;
+}
+
+/* a binary row's padding bits (after each tap's cin channels, after the
+ * last tap) must be 0: the activations have 0 there, and the dot product
+ * counts K = taps * cin bits */
+static qatrt_status bin_padding(reader *r, const qatrt_op *op)
+{
+    size_t cb = ((size_t)op->cin + 7) / 8, taps = (size_t)op->kh * op->kw;
+    const uint8_t *w = op->weights;
+    for (int c = 0; c < op->cout; c++) {
+        const uint8_t *row = w + (size_t)c * op->wrow;
+        for (size_t b = 0; b < op->wrow; b++) {
+            unsigned used = 0; /* the bits of byte b that hold a weight */
+            if (b < taps * cb) {
+                size_t ch = b % cb * 8;
+                used = ch + 8 <= (size_t)op->cin ? 0xffu : (1u << (op->cin - ch)) - 1;
+            }
+            if (row[b] & ~used)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding bits set in channel %d's binary weights (mask %02x)",
+                            (size_t)(row + b - r->base), c, row[b] & ~used & 0xffu);
+        }
+    }
     return QATRT_OK;
 }
 
@@ -229,14 +252,15 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
         return st;
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
-    op->K = op->cin * op->kh * op->kw; /* <= 2^28: kh <= h, kw <= w */
+    op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
     if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || (op->kernel == QATRT_K_I16 && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + F_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
-    op->wrow = qatrt_weight_row(op->kernel, op->K);
+    op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     if ((st = blob(r, at + F_WEIGHTS, "weights", op->wrow * (size_t)op->cout, &op->weights))) return st;
+    if (op->kernel == QATRT_K_BIN && (st = bin_padding(r, op))) return st;
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;

@@ -268,6 +268,14 @@ static const unit_case cases[] = {
             "[linear]\noutput = 10\n[batchnorm]\n", 0},
     {"mlp_float_last_int16", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = float\n"
             "[flatten]\n[linear]\noutput = 64\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n", 16},
+    /* a quantized first input whose LUT writes packed signs, channel counts
+     * that leave padding bits in each pixel's bytes, a stride, flip bits
+     * (odd index) */
+    {"bnn_lut_packed", NET
+            "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = quantized\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 12\nsize = 3\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 20\nsize = 3\nstride = 2\nbias = 0\n[batchnorm]\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0},
 };
 
 static void test_unit(void)

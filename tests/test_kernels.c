@@ -366,6 +366,56 @@ static void test_packing(void)
     }
 }
 
+/* thresh_bits: against a plain definition on every ISA; awkward channel
+ * counts, row pitches, flips, thresholds and accumulators at the int32
+ * extremes, and guard bytes around every output row that must stay */
+static void test_thresh(void)
+{
+    static const int Ns[] = {1, 7, 8, 9, 15, 16, 17, 20, 31, 33, 50, 64, 65, 500};
+    int ncase = 0, nbad = 0;
+    for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+        for (int M = 1; M <= 9; M += 4)
+            for (int withflip = 0; withflip < 2; withflip++) {
+                int N = Ns[ni];
+                size_t ldc = (size_t)N + (size_t)rnd_in(0, 3), cb = ((size_t)N + 7) / 8, ldo = cb + (size_t)rnd_in(0, 2);
+                int32_t *C = malloc(sizeof *C * ((size_t)M * ldc + 1)), *thr = malloc(sizeof *thr * (size_t)N);
+                uint8_t *flip = calloc(cb, 1), *want = malloc((size_t)M * ldo + 2), *got = malloc((size_t)M * ldo + 2);
+                for (size_t i = 0; i < (size_t)M * ldc + 1; i++) {
+                    int r = rnd_in(0, 9);
+                    C[i] = r == 0 ? INT32_MAX : r == 1 ? -INT32_MAX : r < 5 ? rnd_in(-3, 3) : (int32_t)(rnd() >> 33) - (1 << 30);
+                }
+                for (int n = 0; n < N; n++) {
+                    int r = rnd_in(0, 9);
+                    thr[n] = r == 0 ? INT32_MAX : r == 1 ? INT32_MIN : r < 6 ? rnd_in(-3, 3) : (int32_t)(rnd() >> 33) - (1 << 30);
+                    if (withflip && rnd_in(0, 1)) flip[n / 8] |= (uint8_t)(1u << (n % 8));
+                }
+                /* the definition; guard bytes hold 0xa5 */
+                memset(want, 0xa5, (size_t)M * ldo + 2);
+                for (int m = 0; m < M; m++) {
+                    memset(want + 1 + (size_t)m * ldo, 0, cb);
+                    for (int n = 0; n < N; n++) {
+                        int64_t v = C[(size_t)m * ldc + (size_t)n];
+                        if (flip[n / 8] >> (n % 8) & 1) v = -v;
+                        if (v < thr[n]) want[1 + (size_t)m * ldo + (size_t)n / 8] |= (uint8_t)(1u << (n % 8));
+                    }
+                }
+                for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                    if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                    memset(got, 0xa5, (size_t)M * ldo + 2);
+                    for (int m = 0; m < M; m++) memset(got + 1 + (size_t)m * ldo, 0xff, cb); /* every bit written */
+                    qatrt_kernels_for((qatrt_isa)i)->thresh_bits(M, N, C, ldc, thr, withflip ? flip : NULL, got + 1, ldo);
+                    ncase++;
+                    if (memcmp(got, want, (size_t)M * ldo + 2) != 0) {
+                        nbad++;
+                        CHECK(0, "thresh_bits %s M %d N %d ldc %zu ldo %zu flip %d differs from the definition",
+                              qatrt_isa_name((qatrt_isa)i), M, N, ldc, ldo, withflip);
+                    }
+                }
+                free(C), free(thr), free(flip), free(want), free(got);
+            }
+    printf("kernels: thresh_bits %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
+}
+
 static void test_select(void)
 {
     CHECK(qatrt_isa_parse("scalar") == QATRT_ISA_SCALAR && qatrt_isa_parse("avx2") == QATRT_ISA_AVX2 &&
@@ -413,6 +463,7 @@ int main(void)
     test_packing();
     test_select();
     test_kernels();
+    test_thresh();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
