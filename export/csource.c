@@ -35,36 +35,33 @@ qat_status qat_export_write_file(const char *path, const uint8_t *bytes, size_t 
 static const char *const interp_src[] = {
     "typedef struct {\n",
     "    int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;\n",
-    "    size_t wrow;\n",
     "    const uint8_t *wt, *flip;\n",
     "    const int32_t *thr, *req;\n",
     "    const int8_t *levels, *lut;\n",
     "} PFX_op;\n",
     "\n",
     "/* the weight of output channel c at input channel ci, kernel row ky,\n",
-    " * column kx, decoded from the kernel's encoding: taps in (ky, kx, ci)\n",
-    " * order; binary rows give each tap's ci bits whole bytes */\n",
+    " * column kx: weight k = (ky kw + kx) cin + ci of row c, element\n",
+    " * c K + k of the dense blob (bits, or nibbles, for the packed kernels) */\n",
     "static int32_t PFX_weight(const PFX_op *o, int c, int ci, int ky, int kx)\n",
     "{\n",
-    "    size_t tap = (size_t)ky * (size_t)o->kw + (size_t)kx, k = tap * (size_t)o->cin + (size_t)ci;\n",
-    "    size_t kw = ((size_t)o->K + 63) / 64, b;\n",
-    "    const uint8_t *r = o->wt + (size_t)c * o->wrow;\n",
+    "    size_t i = (size_t)c * (size_t)o->K + ((size_t)ky * (size_t)o->kw + (size_t)kx) * (size_t)o->cin + (size_t)ci;\n",
+    "    size_t plane = ((size_t)o->cout * (size_t)o->K + 7) / 8;\n",
+    "    int code;\n",
     "    switch (o->kernel) {\n",
     "    case 1: /* binary: bit set = -1 */\n",
-    "        b = tap * (((size_t)o->cin + 7) / 8) * 8 + (size_t)ci;\n",
-    "        return (r[b / 8] >> (b % 8) & 1) ? -1 : 1;\n",
-    "    case 2: case 3: /* ternary: mask plane, sign plane */\n",
-    "        if (!(r[k / 8] >> (k % 8) & 1)) return 0;\n",
-    "        return (r[kw * 8 + k / 8] >> (k % 8) & 1) ? -1 : 1;\n",
+    "        return (o->wt[i / 8] >> (i % 8) & 1) ? -1 : 1;\n",
+    "    case 2: case 3: /* ternary: nonzero plane, then sign plane */\n",
+    "        if (!(o->wt[i / 8] >> (i % 8) & 1)) return 0;\n",
+    "        return (o->wt[plane + i / 8] >> (i % 8) & 1) ? -1 : 1;\n",
     "    case 4: case 5: /* int8 */\n",
-    "        return (int8_t)r[k];\n",
+    "        return (int8_t)o->wt[i];\n",
     "    case 6: /* int16, little-endian */\n",
-    "        return (int16_t)(uint16_t)(r[2 * k] | r[2 * k + 1] << 8);\n",
-    "    default: { /* power-of-two code: 0, or sign bit 8 and magnitude 1 << (code & 7) - 1 */\n",
-    "        int code = r[k / 2] >> (4 * (k & 1)) & 15;\n",
+    "        return (int16_t)(uint16_t)(o->wt[2 * i] | o->wt[2 * i + 1] << 8);\n",
+    "    default: /* power-of-two code: 0, or sign bit 8 and magnitude 1 << (code & 7) - 1 */\n",
+    "        code = o->wt[i / 2] >> (4 * (i & 1)) & 15;\n",
     "        if (!(code & 7)) return 0;\n",
     "        return (code & 8) ? -(1 << ((code & 7) - 1)) : 1 << ((code & 7) - 1);\n",
-    "    }\n",
     "    }\n",
     "}\n",
     "\n",
@@ -233,7 +230,7 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
         const qatrt_op *o = &m.ops[i];
         if (o->type == QATRT_OP_CONV) {
             snprintf(name, sizeof name, "%s_w%d", prefix, i);
-            emit_bytes(f, name, o->weights, o->wrow * (size_t)o->cout);
+            emit_bytes(f, name, o->weights, o->wbytes);
             if (o->stage == QATRT_STAGE_THRESH) {
                 snprintf(name, sizeof name, "%s_t%d", prefix, i);
                 emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)o->nthr);
@@ -262,9 +259,9 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
     fprintf(f, "static const %s_op %s_ops[%d] = {\n", prefix, prefix, m.nops);
     for (int i = 0; i < m.nops; i++) {
         const qatrt_op *o = &m.ops[i];
-        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %zu, ", (int)o->type, o->in_u8, o->cin,
+        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8, o->cin,
                 o->h, o->w, o->cout, o->oh, o->ow, o->kh, o->kw, o->stride, o->pad, (int)o->kernel, (int)o->stage,
-                o->nthr, o->K, o->wrow);
+                o->nthr, o->K);
         if (o->type == QATRT_OP_CONV) {
             fprintf(f, "%s_w%d, ", prefix, i);
             if (o->flip) fprintf(f, "%s_f%d, ", prefix, i);

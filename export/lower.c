@@ -332,45 +332,38 @@ static void to_hwc(int32_t *wl, int cout, int cin, int kh, int kw, int32_t *tmp)
     }
 }
 
-static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int taps, int cin)
+/* the weights blob: cout rows of K values in the runtime's (ky, kx, c)
+ * order, dense; binary, ternary and power-of-two as bit streams in which
+ * weight k of channel c is bit (nibble) c * K + k (docs/format.md) */
+static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int32_t *wl, int cout, int K)
 {
-    int K = taps * cin;
-    size_t kw = ((size_t)K + 63) / 64, row = qatrt_weight_row(k, taps, cin), cb = ((size_t)cin + 7) / 8;
-    uint8_t *buf = calloc((size_t)cout, row);
-    int8_t *tmp = malloc((size_t)K);
+    size_t n = (size_t)cout * K, size = qatrt_weight_bytes(k, cout, K), plane = (n + 7) / 8;
+    uint8_t *buf = calloc(size ? size : 1, 1);
     int32_t *bsum = calloc((size_t)cout, sizeof *bsum);
     qat_status st = QAT_OK;
-    if (!buf || !tmp || !bsum) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
-    for (int c = 0; c < cout && !st; c++) {
-        const int32_t *v = wl + (size_t)c * K;
-        uint8_t *d = buf + (size_t)c * row;
-        for (int i = 0; i < K; i++) tmp[i] = (int8_t)(v[i] < -128 ? -128 : v[i] > 127 ? 127 : v[i]);
+    if (!buf || !bsum) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (size_t i = 0; i < n && !st; i++) {
+        int32_t v = wl[i];
         switch (k) {
-        case QATRT_K_BIN: /* bit c of tap t's cb bytes; padding bits 0 */
-            for (int t = 0; t < taps; t++)
-                for (int ci = 0; ci < cin; ci++)
-                    if (tmp[t * cin + ci] < 0) d[(size_t)t * cb + (size_t)ci / 8] |= (uint8_t)(1u << (ci % 8));
+        case QATRT_K_BIN: buf[i / 8] |= (uint8_t)((v < 0) << (i % 8)); break;
+        case QATRT_K_TER: case QATRT_K_I8T:
+            buf[i / 8] |= (uint8_t)((v != 0) << (i % 8));
+            buf[plane + i / 8] |= (uint8_t)((v < 0) << (i % 8));
             break;
-        case QATRT_K_TER: case QATRT_K_I8T: qatrt_pack_ternary(tmp, K, (int)kw, (uint64_t *)(void *)d); break;
         case QATRT_K_I16:
-            for (int i = 0; i < K; i++) {
-                d[2 * i] = (uint8_t)(v[i] & 0xff);
-                d[2 * i + 1] = (uint8_t)((uint32_t)v[i] >> 8 & 0xff);
-            }
+            buf[2 * i] = (uint8_t)(v & 0xff);
+            buf[2 * i + 1] = (uint8_t)((uint32_t)v >> 8 & 0xff);
             break;
-        case QATRT_K_P2:
-            for (int i = 0; i < K; i++) d[i / 2] |= (uint8_t)(pow2_code(v[i]) << (4 * (i & 1)));
-            break;
+        case QATRT_K_P2: buf[i / 2] |= (uint8_t)(pow2_code(v) << (4 * (i & 1))); break;
         default:
-            memcpy(d, tmp, (size_t)K);
-            for (int i = 0; i < K; i++) bsum[c] += tmp[i];
+            buf[i] = (uint8_t)(int8_t)v;
+            bsum[i / (size_t)K] += v;
             break;
         }
     }
-    if (!st) st = w_blob(&L->w, op, 64, buf, (size_t)cout * row);
+    if (!st) st = w_blob(&L->w, op, 64, buf, size);
     if (!st && k == QATRT_K_I8I8) st = w_blob(&L->w, op, 72, bsum, (size_t)cout * 4);
     free(buf);
-    free(tmp);
     free(bsum);
     return st;
 }
@@ -580,7 +573,7 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     put32(rec + 40, (uint32_t)stride);
     put32(rec + 44, (uint32_t)pad);
     put32(rec + 48, (uint32_t)kern);
-    if ((st = encode_weights(L, op, kern, wl, cout, kh * kw, cin))) goto done;
+    if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
     r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
     r->float_bytes += (size_t)cout * K * 4;
     rt_tensor out = {.c = cout, .h = oh, .w = ow};

@@ -84,8 +84,90 @@ size_t qatrt_workspace_size(const qatrt_model *m, int batch)
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     sizes s = need(m);
     size_t n = (size_t)batch;
-    return ALIGN_UP(n * s.img + SLACK) + 2 * ALIGN_UP(n * s.act + SLACK) + ALIGN_UP(n * s.col + SLACK) +
-           ALIGN_UP(n * s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
+    return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + 2 * ALIGN_UP(n * s.act + SLACK) +
+           ALIGN_UP(n * s.col + SLACK) + ALIGN_UP(n * s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
+}
+
+/* ---- the weights as the kernels read them -------------------------------
+ * The file holds bit-packed weights dense: bit (or nibble) c * K + k of a
+ * stream is weight k of channel c. The kernels want rows: binary rows of
+ * taps padded to whole bytes and the row to words, ternary rows of two
+ * word-padded planes, power-of-two rows of (K + 1) / 2 bytes. */
+
+/* n <= 56 bits of a stream of `bytes` bytes from bit `pos` on */
+static uint64_t get_bits(const uint8_t *s, size_t bytes, size_t pos, int n)
+{
+    uint64_t v = 0;
+    size_t at = pos / 8, len = bytes - at < 8 ? bytes - at : 8;
+    memcpy(&v, s + at, len);
+    return (v >> (pos % 8)) & (((uint64_t)1 << n) - 1);
+}
+
+/* ORs the n bits of v into dst from bit pos on (dst zeroed beforehand);
+ * bytes past the last of the n bits are not touched */
+static void put_bits(uint8_t *dst, size_t pos, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i += 8, pos += 8) {
+        uint32_t w = (uint32_t)(v >> i & 0xff) << (pos % 8);
+        dst[pos / 8] |= (uint8_t)w;
+        if (w >> 8) dst[pos / 8 + 1] |= (uint8_t)(w >> 8);
+    }
+}
+
+/* copies the bits [from, from + n) of a stream to bit `to` of dst */
+static void copy_bits(uint8_t *dst, size_t to, const uint8_t *s, size_t bytes, size_t from, size_t n)
+{
+    for (size_t i = 0; i < n; i += 56) {
+        int c = n - i < 56 ? (int)(n - i) : 56;
+        put_bits(dst, to + i, get_bits(s, bytes, from + i, c), c);
+    }
+}
+
+static void prepare_op(const qatrt_op *op, uint8_t *dst)
+{
+    size_t K = (size_t)op->K, cin = (size_t)op->cin, taps = (size_t)op->kh * op->kw, n = (size_t)op->cout * K;
+    const uint8_t *s = op->weights;
+    memset(dst, 0, op->wrow * (size_t)op->cout);
+    for (size_t c = 0; c < (size_t)op->cout; c++) {
+        uint8_t *row = dst + c * op->wrow;
+        switch (op->kernel) {
+        case QATRT_K_BIN:
+            for (size_t t = 0; t < taps; t++)
+                copy_bits(row, t * ((cin + 7) / 8) * 8, s, op->wbytes, c * K + t * cin, cin);
+            break;
+        case QATRT_K_TER: case QATRT_K_I8T: {
+            size_t plane = (n + 7) / 8, kw8 = (K + 63) / 64 * 8;
+            copy_bits(row, 0, s, plane, c * K, K);
+            copy_bits(row + kw8, 0, s + plane, plane, c * K, K);
+            break;
+        }
+        default: /* power-of-two nibbles */
+            copy_bits(row, 0, s, op->wbytes, 4 * c * K, 4 * K);
+            break;
+        }
+    }
+}
+
+/* the prepared weights at the start of the workspace, made once per model:
+ * the first 64 bytes say for which model (its bytes, size and CRC) */
+typedef struct {
+    uint64_t magic;
+    const void *bytes;
+    size_t size;
+    uint32_t crc;
+} prep_tag;
+
+#define PREP_MAGIC 0x7065727074617171ull /* "qqatprep" */
+
+static void prepare(const qatrt_model *m, uint8_t *ws)
+{
+    prep_tag t;
+    memcpy(&t, ws, sizeof t);
+    if (t.magic == PREP_MAGIC && t.bytes == m->data && t.size == m->size && t.crc == m->crc) return;
+    for (int i = 0; i < m->nops; i++)
+        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].prep) prepare_op(&m->ops[i], ws + QATRT_ALIGN + m->ops[i].prep_off);
+    t = (prep_tag){PREP_MAGIC, m->data, m->size, m->crc};
+    memcpy(ws, &t, sizeof t);
 }
 
 /* n bytes, 8 at a time: reads and writes up to 7 bytes past the end (every
@@ -130,30 +212,30 @@ static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, u
     memset(row + (size_t)op->kh * run, 0, arow - (size_t)op->kh * run);
 }
 
-static void gemm(const qatrt_op *op, const qatrt_kernels *k, int M, const void *A, size_t arow, int32_t *C)
+static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int M, const void *A, size_t arow, int32_t *C)
 {
     int N = op->cout, K = op->K;
     size_t ldc = (size_t)N;
     switch (op->kernel) {
-    case QATRT_K_BIN: k->bgemm(M, N, (int)(arow / 8), K, A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
-    case QATRT_K_TER: k->tgemm(M, N, (int)(arow / 16), A, arow / 8, op->weights, op->wrow / 8, C, ldc); break;
-    case QATRT_K_I8T: k->i8tgemm(M, N, K, A, arow, op->weights, op->wrow / 8, C, ldc); break;
-    case QATRT_K_U8I8: k->u8i8gemm(M, N, K, A, arow, op->weights, op->wrow, C, ldc); break;
-    case QATRT_K_I8I8: k->i8i8gemm(M, N, K, A, arow, op->weights, op->wrow, op->bsum, C, ldc); break;
-    case QATRT_K_I16: k->i16gemm(M, N, K, A, arow / 2, op->weights, op->wrow / 2, C, ldc); break;
-    case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, op->weights, op->wrow, C, ldc); break;
+    case QATRT_K_BIN: k->bgemm(M, N, (int)(arow / 8), K, A, arow / 8, W, op->wrow / 8, C, ldc); break;
+    case QATRT_K_TER: k->tgemm(M, N, (int)(arow / 16), A, arow / 8, W, op->wrow / 8, C, ldc); break;
+    case QATRT_K_I8T: k->i8tgemm(M, N, K, A, arow, W, op->wrow / 8, C, ldc); break;
+    case QATRT_K_U8I8: k->u8i8gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
+    case QATRT_K_I8I8: k->i8i8gemm(M, N, K, A, arow, W, op->wrow, op->bsum, C, ldc); break;
+    case QATRT_K_I16: k->i16gemm(M, N, K, A, arow / 2, W, op->wrow / 2, C, ldc); break;
+    case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
     default: break; /* the reader admits no other kernel */
     }
 }
 
 /* the CONV's accumulators for n images: [n * oh * ow][cout] */
-static void run_conv(const qatrt_op *op, const qatrt_kernels *k, int n, int in_packed, const uint8_t *in, uint8_t *col,
-                     uint8_t *gbuf, int32_t *acc)
+static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, int n, int in_packed, const uint8_t *in,
+                     uint8_t *col, uint8_t *gbuf, int32_t *acc)
 {
     size_t P = (size_t)op->oh * op->ow, arow = a_row(op);
     size_t isz = (size_t)op->h * op->w * (in_packed ? cbytes(op->cin) : (size_t)op->cin);
     if (direct_input(op)) {
-        gemm(op, k, n, in, isz, acc);
+        gemm(op, k, W, n, in, isz, acc);
         return;
     }
     uint8_t *dst = col;
@@ -166,7 +248,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, int n, int in_p
                 for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
                     for (int ky = 0; ky < op->kh; ky++) copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
             }
-        gemm(op, k, (int)((size_t)n * P), col, arow, acc);
+        gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -190,7 +272,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, int n, int in_p
                 }
             }
     }
-    gemm(op, k, (int)((size_t)n * P), col, arow, acc);
+    gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);
 }
 
 /* C int8 levels -> ceil(C / 8) bytes of signs */
@@ -307,7 +389,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
     sizes s = need(m);
     size_t nn = (size_t)n;
-    uint8_t *img = ws;
+    uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
+    prepare(m, ws);
+    uint8_t *img = prep + m->prep_size;
     uint8_t *act[2] = {img + ALIGN_UP(nn * s.img + SLACK), NULL};
     act[1] = act[0] + ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
@@ -330,7 +414,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
         case QATRT_OP_CONV:
-            run_conv(op, k, n, pin, in, col, gbuf, acc);
+            run_conv(op, k, op->prep ? (const void *)(prep + op->prep_off) : op->weights, n, pin, in, col, gbuf, acc);
             if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, n, acc, logits);
             else stage_thresh(op, k, nn * op->oh * op->ow, pout, acc, out, gbuf);
             break;

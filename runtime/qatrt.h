@@ -92,7 +92,11 @@ typedef struct {
     const int8_t *levels;     /* THRESH: nthr + 1 ascending levels */
     const int32_t *req;       /* LOGITS: per channel [mult, shift, bias_lo, bias_hi] */
     const int8_t *lut;        /* LUT: cin x 256 */
-    size_t wrow;              /* bytes per output channel's weights */
+    size_t wrow;              /* bytes per output channel's weights as the kernel reads them */
+    size_t wbytes;            /* bytes of the weights blob in the file */
+    int prep;                 /* 1: the file's dense bits are laid out in rows of wrow bytes in the
+                               * workspace before the first run (binary, ternary, power-of-two) */
+    size_t prep_off;          /* where, in the workspace's prepared area */
 } qatrt_op;
 
 typedef struct {
@@ -100,8 +104,10 @@ typedef struct {
     int nclass;
     int nops;
     qatrt_op ops[QATRT_MAX_OPS];
+    const void *data;   /* the file's bytes */
     size_t size;        /* bytes of the file */
     uint32_t crc;
+    size_t prep_size;   /* bytes of the prepared weights (a multiple of QATRT_ALIGN) */
 } qatrt_model;
 
 typedef struct {
@@ -115,7 +121,11 @@ typedef struct {
 qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_error *err);
 
 /* Bytes of workspace qatrt_run needs for batches of up to `batch` images
- * (0 when the size would overflow). */
+ * (0 when the size would overflow). The file keeps bit-packed weights dense
+ * (no padding); the first run on a workspace lays them out in the rows the
+ * kernels read, in the workspace, and later runs of the same model on the
+ * same workspace (any batch up to its size) reuse them: keep the workspace
+ * untouched between runs, or hand a fresh one. */
 size_t qatrt_workspace_size(const qatrt_model *m, int batch);
 
 /* Runs n images (n * c * h * w bytes, CHW each, as a framework holds them;
@@ -129,9 +139,12 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
 uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n);
 
 /* bytes of one output channel's weights (taps = kh * kw kernel positions
- * of cin channels each) in kernel k's encoding; for the binary kernel each
+ * of cin channels each) as kernel k reads them; for the binary kernel each
  * tap's cin bits are padded to whole bytes and the row to whole words */
 size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin);
+/* bytes of the weights blob in the file: cout rows of K weights, dense (bit
+ * streams for binary, ternary and power-of-two; docs/format.md) */
+size_t qatrt_weight_bytes(qatrt_kernel k, int cout, int K);
 
 const char *qatrt_status_name(qatrt_status s);
 const char *qatrt_kernel_name(qatrt_kernel k);

@@ -100,6 +100,19 @@ static int64_t weight_bound(const qatrt_op *op)
     }
 }
 
+size_t qatrt_weight_bytes(qatrt_kernel k, int cout, int K)
+{
+    size_t n = (size_t)cout * (size_t)K;
+    switch (k) {
+    case QATRT_K_BIN: return (n + 7) / 8;
+    case QATRT_K_TER: case QATRT_K_I8T: return 2 * ((n + 7) / 8);
+    case QATRT_K_U8I8: case QATRT_K_I8I8: return n;
+    case QATRT_K_I16: return 2 * n;
+    case QATRT_K_P2: return (n + 1) / 2;
+    default: return 0;
+    }
+}
+
 size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
 {
     size_t K = (size_t)taps * (size_t)cin, kw = (K + 63) / 64;
@@ -141,29 +154,6 @@ static qatrt_status blob(reader *r, size_t at, const char *what, size_t want, co
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob [%u, %u) lies outside the data area [%zu, %zu)",
                     at, what, off, off + size, r->lo, r->hi);
     *out = r->base + off;
-    return QATRT_OK;
-}
-
-/* a binary row's padding bits (after each tap's cin channels, after the
- * last tap) must be 0: the activations have 0 there, and the dot product
- * counts K = taps * cin bits */
-static qatrt_status bin_padding(reader *r, const qatrt_op *op)
-{
-    size_t cb = ((size_t)op->cin + 7) / 8, taps = (size_t)op->kh * op->kw;
-    const uint8_t *w = op->weights;
-    for (int c = 0; c < op->cout; c++) {
-        const uint8_t *row = w + (size_t)c * op->wrow;
-        for (size_t b = 0; b < op->wrow; b++) {
-            unsigned used = 0; /* the bits of byte b that hold a weight */
-            if (b < taps * cb) {
-                size_t ch = b % cb * 8;
-                used = ch + 8 <= (size_t)op->cin ? 0xffu : (1u << (op->cin - ch)) - 1;
-            }
-            if (row[b] & ~used)
-                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding bits set in channel %d's binary weights (mask %02x)",
-                            (size_t)(row + b - r->base), c, row[b] & ~used & 0xffu);
-        }
-    }
     return QATRT_OK;
 }
 
@@ -259,8 +249,10 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if (op->kernel == QATRT_K_BIN && op->pad)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
-    if ((st = blob(r, at + F_WEIGHTS, "weights", op->wrow * (size_t)op->cout, &op->weights))) return st;
-    if (op->kernel == QATRT_K_BIN && (st = bin_padding(r, op))) return st;
+    op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
+    op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
+               op->kernel == QATRT_K_P2;
+    if ((st = blob(r, at + F_WEIGHTS, "weights", op->wbytes, &op->weights))) return st;
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;
@@ -399,6 +391,13 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage != QATRT_STAGE_THRESH)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: only the last op may give logits",
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_STAGE);
+    for (int i = 0; i < m->nops; i++) {
+        qatrt_op *op = &m->ops[i];
+        if (op->type != QATRT_OP_CONV || !op->prep) continue;
+        op->prep_off = m->prep_size;
+        m->prep_size += (op->wrow * (size_t)op->cout + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
+    }
+    m->data = data;
     m->size = size;
     m->crc = crc;
     return QATRT_OK;

@@ -136,6 +136,35 @@ static int run_all_isas(const qatrt_model *rm, const uint8_t *img, int n, int32_
     return ok;
 }
 
+/* one workspace reused: the packed weights are laid out on the first run
+ * and kept; a run of another model on it lays out that model's instead.
+ * Each run must give the logits of a fresh workspace (want_a / want_b). */
+static void check_reuse(const qatrt_model *a, const int32_t *want_a, const uint8_t *img_a, const qatrt_model *b,
+                        const int32_t *want_b, const uint8_t *img_b, int n)
+{
+    const qatrt_kernels *k = qatrt_kernels_for(qatrt_isa_select(NULL));
+    size_t wa = qatrt_workspace_size(a, n), wb = qatrt_workspace_size(b, n), wsz = wa > wb ? wa : wb;
+    void *ws = aligned_alloc(QATRT_ALIGN, (wsz + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN);
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (a->nclass > b->nclass ? a->nclass : b->nclass));
+    int bad = 0;
+    for (int round = 0; round < 3; round++) {
+        const qatrt_model *m = round == 1 ? b : a;
+        const int32_t *want = round == 1 ? want_b : want_a;
+        const uint8_t *img = round == 1 ? img_b : img_a;
+        for (int at = 0, bs = 1; at < n; at += bs, bs = bs * 2 + 1) { /* batch sizes 1, 3, 7, ... */
+            int cnt = n - at < bs ? n - at : bs;
+            size_t isz = (size_t)m->c * m->h * m->w;
+            if (qatrt_run(m, k, ws, wsz, img + (size_t)at * isz, cnt, z) != QATRT_OK ||
+                memcmp(z, want + (size_t)at * m->nclass, sizeof(int32_t) * (size_t)cnt * m->nclass) != 0)
+                bad++;
+        }
+    }
+    CHECK(bad == 0, "workspace reuse: %d runs differ from fresh workspaces", bad);
+    printf("  workspace reused across two models and batch sizes 1..%d: %s\n", n, bad ? "FAILED" : "same logits");
+    free(ws);
+    free(z);
+}
+
 /* the generated C source, compiled strictly, against the runtime's logits */
 static void check_csource(const qat_export_result *r, const uint8_t *img, int n, const int32_t *want, const char *what)
 {
@@ -280,6 +309,10 @@ static const unit_case cases[] = {
 
 static void test_unit(void)
 {
+    uint8_t *keep_bytes[2] = {NULL, NULL};
+    size_t keep_size[2] = {0, 0};
+    int32_t *keep_logits[2] = {NULL, NULL};
+    uint8_t *keep_img[2] = {NULL, NULL};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const unit_case *uc = &cases[ci];
         qat_model m;
@@ -332,6 +365,15 @@ static void test_unit(void)
                 CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
             }
             if (ci < 2) check_hostile(&r, uc->name);
+            if (ci < 2) { /* kept for the workspace-reuse check: both 28x28x1 */
+                keep_bytes[ci] = malloc(r.size);
+                memcpy(keep_bytes[ci], r.bytes, r.size);
+                keep_size[ci] = r.size;
+                keep_logits[ci] = malloc(sizeof(int32_t) * (size_t)n * m.nclass);
+                memcpy(keep_logits[ci], il, sizeof(int32_t) * (size_t)n * m.nclass);
+                keep_img[ci] = malloc(isz * (size_t)n);
+                memcpy(keep_img[ci], img, isz * (size_t)n);
+            }
             free(fl);
             free(il);
             qat_export_free(&r);
@@ -341,6 +383,13 @@ static void test_unit(void)
         qat_model_free(&m);
         qat_cfg_free(&cfg);
     }
+    qatrt_model ma, mb;
+    if (keep_bytes[0] && keep_bytes[1] && qatrt_load(&ma, keep_bytes[0], keep_size[0], NULL) == QATRT_OK &&
+        qatrt_load(&mb, keep_bytes[1], keep_size[1], NULL) == QATRT_OK)
+        check_reuse(&ma, keep_logits[0], keep_img[0], &mb, keep_logits[1], keep_img[1], 500);
+    else
+        CHECK(0, "the two models for the workspace-reuse check did not export");
+    for (int i = 0; i < 2; i++) free(keep_bytes[i]), free(keep_logits[i]), free(keep_img[i]);
 }
 
 /* ---- the MNIST configs ---------------------------------------------------- */
