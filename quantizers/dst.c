@@ -4,7 +4,8 @@
  *           magnitudes are q2 2^k, k = 0..n-2, plus 0, mirrored for x < 0;
  *   forward each x goes to the nearest level: thresholds at the midpoints
  *           x_i = (q_i + q_{i+1}) / 2 (Eq. 4-5);
- *   backward (Eq. 7, symmetric for x < 0): 0 for |x| <= x_1, 1 for
+ *   backward (Eq. 7, symmetric for x < 0): 0 for |x| <= x_1 (1 with
+ *           dst_zero_grad = pass, the text's "keep the gradient"), 1 for
  *           x_1 < |x| <= x_{v-1}, 1 / (|x| - (x_{v-1} - 1)) beyond the last
  *           threshold x_{v-1}.
  * qat_dst_lloyd_error is the expected squared error of that quantizer for a
@@ -93,9 +94,10 @@ static void dst_act_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     float x1 = 0.5f * q2;
     /* x_{v-1}: the threshold below the largest level */
     float xl = n->bits >= 3 ? 1.5f * q2 * ldexpf(1.0f, n->bits - 3) : x1;
+    float pass = n->spec.dst_zero_grad == QAT_DST_GRAD_PASS ? 1.0f : 0.0f;
     for (size_t i = 0; i < t->n; i++) {
         float m = fabsf(x[i]), d;
-        if (m <= x1) d = 0;
+        if (m <= x1) d = pass; /* Eq. 7: 0; dst_zero_grad = pass: 1 */
         else if (m <= xl) d = 1;
         else d = 1.0f / (m - (xl - 1.0f));
         dx[i] += t->g[i] * d;

@@ -45,6 +45,7 @@ void qat_qspec_default(qat_qspec *s)
     s->dst_p = -2;
     s->dst_th = 0.5f;
     s->dst_init = QAT_DST_INIT_LAYER;
+    s->dst_zero_grad = QAT_DST_GRAD_ZERO;
 }
 
 int qat_qspec_bits(const qat_qspec *s)
@@ -54,6 +55,7 @@ int qat_qspec_bits(const qat_qspec *s)
 }
 
 static const char *const dst_init_names[] = {"uniform", "layer"};
+static const char *const dst_grad_names[] = {"zero", "pass"};
 
 static qat_status parse_method(qat_cfg *c, qat_cfg_section *s, const char *key, qat_qrole role, qat_qspec *out)
 {
@@ -118,7 +120,9 @@ qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qsp
         (st = qat_cfg_get_float(c, s, "dst_q2", a->dst_q2, 1e-6f, 100.0f, &a->dst_q2)) ||
         (st = qat_cfg_get_int(c, s, "dst_p", w->dst_p, -6, -1, &w->dst_p)) ||
         (st = qat_cfg_get_float(c, s, "dst_th", w->dst_th, 0.0f, 100.0f, &w->dst_th)) ||
-        (st = qat_cfg_get_enum(c, s, "dst_init", dst_init_names, QAT_DST_INIT_COUNT, w->dst_init, &w->dst_init)))
+        (st = qat_cfg_get_enum(c, s, "dst_init", dst_init_names, QAT_DST_INIT_COUNT, w->dst_init, &w->dst_init)) ||
+        (st = qat_cfg_get_enum(c, s, "dst_zero_grad", dst_grad_names, QAT_DST_GRAD_COUNT, a->dst_zero_grad,
+                               &a->dst_zero_grad)))
         return st;
     w->dst_q2 = a->dst_q2;
     a->dst_p = w->dst_p;

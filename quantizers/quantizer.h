@@ -46,12 +46,18 @@ typedef struct {
     int dst_p;                     /* DST weights: the smallest magnitude is 2^p (p = -2: {0, +-1/4, +-1/2, +-1}) */
     float dst_th;                  /* DST weights: th of Eq. 14 (0.5) */
     int dst_init;                  /* DST weights: qat_dst_init, how the states start */
+    int dst_zero_grad;             /* DST activations: qat_dst_zero_grad, backward for |x| <= x_1 */
 } qat_qspec;
 
 /* DST weights' first states: Eq. 9 rounds "x within [-1, 1]": UNIFORM draws
  * x ~ U[-1, 1] and rounds it (Eq. 9, then Eq. 10 for undefined states);
  * LAYER rounds the layer's own (Kaiming) initialisation stochastically */
 typedef enum { QAT_DST_INIT_UNIFORM = 0, QAT_DST_INIT_LAYER, QAT_DST_INIT_COUNT } qat_dst_init;
+
+/* DST activations' gradient in the zero interval |x| <= x_1: Eq. 7 as
+ * printed gives 0 (ZERO); the text beside it says "we keep the gradient of
+ * this part as it was" (PASS: 1, as a straight-through estimator) */
+typedef enum { QAT_DST_GRAD_ZERO = 0, QAT_DST_GRAD_PASS, QAT_DST_GRAD_COUNT } qat_dst_zero_grad;
 
 typedef enum { QAT_AQE_LINEAR = 0, QAT_AQE_EXP, QAT_AQE_STEP, QAT_AQE_SHAPE_COUNT } qat_aqe_shape;
 

@@ -311,10 +311,32 @@ static void thresh_levels(const qatrt_op *op, size_t rows, const int32_t *acc, i
     }
 }
 
+/* one threshold per channel, int8 levels out: the thresh_bits kernel one
+ * row at a time into gbuf, each bit then widened to its level (bit set:
+ * s < t, levels[0]; clear: levels[1]), 8 channels per 64-bit word */
+static void thresh_one(const qatrt_op *op, const qatrt_kernels *k, size_t rows, const int32_t *acc, int8_t *out,
+                       uint8_t *gbuf)
+{
+    int N = op->cout;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t hi = (uint64_t)(uint8_t)op->levels[1] * ones, diff = hi ^ (uint64_t)(uint8_t)op->levels[0] * ones;
+    for (size_t r = 0; r < rows; r++) {
+        k->thresh_bits(1, N, acc + r * (size_t)N, (size_t)N, op->thr, op->flip, gbuf, cbytes(N));
+        int8_t *o = out + r * (size_t)N;
+        for (int c = 0; c < N; c += 8) {
+            uint64_t x = (uint64_t)gbuf[c / 8] * ones & 0x8040201008040201ull; /* bit j alone in byte j */
+            uint64_t m = (((x + 0x7f7f7f7f7f7f7f7full) | x) & 0x8080808080808080ull) >> 7; /* byte j: 1 if set */
+            uint64_t v = hi ^ (m * 0xff & diff);
+            for (int j = 0; j < 8 && c + j < N; j++) o[c + j] = (int8_t)(uint8_t)(v >> 8 * j);
+        }
+    }
+}
+
 static void stage_thresh(const qatrt_op *op, const qatrt_kernels *k, size_t rows, int packed, const int32_t *acc,
                          uint8_t *out, uint8_t *gbuf)
 {
-    if (!packed) thresh_levels(op, rows, acc, (int8_t *)out, NULL);
+    if (!packed && op->nthr == 1) thresh_one(op, k, rows, acc, (int8_t *)out, gbuf);
+    else if (!packed) thresh_levels(op, rows, acc, (int8_t *)out, NULL);
     else if (op->nthr == 1 && op->levels[0] == -1 && op->levels[1] == 1)
         k->thresh_bits((int)rows, op->cout, acc, (size_t)op->cout, op->thr, op->flip, out, cbytes(op->cout));
     else thresh_levels(op, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
