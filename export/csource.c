@@ -49,7 +49,7 @@ static const char *const interp_src[] = {
     "    size_t plane = ((size_t)o->cout * (size_t)o->K + 7) / 8;\n",
     "    int code;\n",
     "    switch (o->kernel) {\n",
-    "    case 1: /* binary: bit set = -1 */\n",
+    "    case 1: case 8: /* binary, uint8 x binary: bit set = -1 */\n",
     "        return (o->wt[i / 8] >> (i % 8) & 1) ? -1 : 1;\n",
     "    case 2: case 3: /* ternary: nonzero plane, then sign plane */\n",
     "        if (!(o->wt[i / 8] >> (i % 8) & 1)) return 0;\n",

@@ -345,7 +345,7 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
     for (size_t i = 0; i < n && !st; i++) {
         int32_t v = wl[i];
         switch (k) {
-        case QATRT_K_BIN: buf[i / 8] |= (uint8_t)((v < 0) << (i % 8)); break;
+        case QATRT_K_BIN: case QATRT_K_U8B: buf[i / 8] |= (uint8_t)((v < 0) << (i % 8)); break;
         case QATRT_K_TER: case QATRT_K_I8T:
             buf[i / 8] |= (uint8_t)((v != 0) << (i % 8));
             buf[plane + i / 8] |= (uint8_t)((v < 0) << (i % 8));
@@ -371,7 +371,7 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
 static int bits_of(qatrt_kernel k)
 {
     switch (k) {
-    case QATRT_K_BIN: return 1;
+    case QATRT_K_BIN: case QATRT_K_U8B: return 1;
     case QATRT_K_TER: case QATRT_K_I8T: return 2;
     case QATRT_K_P2: return 4;
     case QATRT_K_I16: return 16;
@@ -483,7 +483,10 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     for (size_t i = 0; i < nw && w_p2; i++) w_p2 = pow2_code(wl[i]) >= 0;
     int a_pm1 = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 1), a_ter = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 0);
     qatrt_kernel kern;
-    if (in->u8) kern = w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
+    /* +-1 weights on the image: a bit each, expanded to +-1 bytes in the
+     * kernel, unless K is small, where int8 rows let the runtime broadcast
+     * whole pixels into VPDPBUSD (and the size difference is small) */
+    if (in->u8) kern = w_pm1 && K > 64 ? QATRT_K_U8B : w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
     else if (a_pm1 && w_pm1 && !pad) kern = QATRT_K_BIN;
     else if (a_ter && w_ter) kern = QATRT_K_TER;
     else if (w_ter) kern = QATRT_K_I8T;

@@ -135,6 +135,9 @@ static void prepare_op(const qatrt_op *op, uint8_t *dst)
             for (size_t t = 0; t < taps; t++)
                 copy_bits(row, t * ((cin + 7) / 8) * 8, s, op->wbytes, c * K + t * cin, cin);
             break;
+        case QATRT_K_U8B:
+            copy_bits(row, 0, s, op->wbytes, c * K, K);
+            break;
         case QATRT_K_TER: case QATRT_K_I8T: {
             size_t plane = (n + 7) / 8, kw8 = (K + 63) / 64 * 8;
             copy_bits(row, 0, s, plane, c * K, K);
@@ -224,6 +227,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int 
     case QATRT_K_I8I8: k->i8i8gemm(M, N, K, A, arow, W, op->wrow, op->bsum, C, ldc); break;
     case QATRT_K_I16: k->i16gemm(M, N, K, A, arow / 2, W, op->wrow / 2, C, ldc); break;
     case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
+    case QATRT_K_U8B: k->u8bgemm(M, N, K, A, arow, W, op->wrow / 8, C, ldc); break;
     default: break; /* the reader admits no other kernel */
     }
 }

@@ -47,6 +47,11 @@ typedef struct {
     /* uint8 x int8 (the first layer: image bytes times int8 weights) */
     void (*u8i8gemm)(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
                      size_t ldc);
+    /* uint8 x binary (a first layer whose weights are +-1: image bytes
+     * times sign bits, B rows in the binary encoding, (K + 63) / 64 words,
+     * ldb in words; bits at k >= K are ignored) */
+    void (*u8bgemm)(int M, int N, int K, const uint8_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
+                    size_t ldc);
     /* int8 x int8; bsum[n] = sum_k B(n, k) when the caller has it (weights
      * are constant), or NULL (the kernel computes what it needs) */
     void (*i8i8gemm)(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,

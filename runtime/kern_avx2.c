@@ -104,10 +104,11 @@ static void tgemm_avx2(int M, int N, int kwords, const uint64_t *A, size_t lda, 
  * 2 * 255 * 64 < 32768, and 128 * sum_k w is taken off at the end. All sums
  * wrap mod 2^32, so results are exact whenever the true sum fits in int32. */
 
-enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16 };
+enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16, D_U8B };
 
 #define BIASED(kind) ((kind) == D_I8T || (kind) == D_P2)
-#define DSTEP(kind) (BIASED(kind) ? 32 : 16) /* K elements per step */
+#define BYTES(kind) (BIASED(kind) || (kind) == D_U8B) /* unsigned x signed bytes by VPMADDUBSW */
+#define DSTEP(kind) (BYTES(kind) ? 32 : 16) /* K elements per step */
 #define ESIZE(kind) ((kind) == D_I16 ? 2 : 1) /* bytes per element of A */
 
 /* elements k .. k + step of A (rem at the tail, the rest neutral) */
@@ -126,6 +127,7 @@ AI __m256i dot_load_a(int kind, const void *a, int k, int rem, int tail)
     case D_I8I8:
         return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
     case D_I16:
+    case D_U8B:
         return _mm256_loadu_si256((const __m256i *)p);
     default:
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8(-128));
@@ -156,6 +158,11 @@ AI __m256i dot_load_b(int kind, const void *b, size_t kwords, int k, int rem, in
         __m256i nz = bytes_from_bits((uint32_t)(m >> sh)), sg = bytes_from_bits((uint32_t)(s >> sh));
         return _mm256_and_si256(nz, _mm256_or_si256(sg, _mm256_set1_epi8(1)));
     }
+    case D_U8B: { /* -1 where the bit is set, else +1; lanes past K meet A's zeros */
+        uint64_t s;
+        memcpy(&s, (const uint64_t *)b + k / 64, sizeof s);
+        return _mm256_or_si256(bytes_from_bits((uint32_t)(s >> (k % 64))), _mm256_set1_epi8(1));
+    }
     case D_P2: {
         const uint8_t *p = (const uint8_t *)b + k / 2;
         uint8_t t[16] = {0};
@@ -184,7 +191,7 @@ AI __m256i dot_load_b(int kind, const void *b, size_t kwords, int k, int rem, in
 
 AI __m256i dot_mac(int kind, __m256i acc, __m256i a, __m256i b)
 {
-    if (BIASED(kind))
+    if (BYTES(kind)) /* |pair sums| <= 2 * 255 * 128: no saturation */
         return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
 }
@@ -242,6 +249,8 @@ DOT_LOOP(i8t_loop_4x2, D_I8T, 4, 2)
 DOT_LOOP(i8t_loop_1x8, D_I8T, 1, 8)
 DOT_LOOP(p2_loop_4x2, D_P2, 4, 2)
 DOT_LOOP(p2_loop_1x8, D_P2, 1, 8)
+DOT_LOOP(u8b_loop_4x2, D_U8B, 4, 2)
+DOT_LOOP(u8b_loop_1x8, D_U8B, 1, 8)
 
 AI __m256i dot_tile(dot_loop_fn *loop, int K, const void *const *a, const void *const *b, size_t kwords)
 {
@@ -320,6 +329,12 @@ static void u8i8gemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, con
 }
 
 /* widened to int16, so the bias (and bsum) is not needed */
+static void u8bgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const uint64_t *B, size_t ldb, int32_t *C,
+                         size_t ldc)
+{
+    dot_gemm(D_U8B, u8b_loop_4x2, u8b_loop_1x8, M, N, K, A, lda, 1, B, ldb, 8, C, ldc);
+}
+
 static void i8i8gemm_avx2(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
                           const int32_t *bsum, int32_t *C, size_t ldc)
 {
@@ -369,6 +384,7 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .tgemm = tgemm_avx2,
     .i8tgemm = i8tgemm_avx2,
     .u8i8gemm = u8i8gemm_avx2,
+    .u8bgemm = u8bgemm_avx2,
     .i8i8gemm = i8i8gemm_avx2,
     .i16gemm = i16gemm_avx2,
     .p2gemm = p2gemm_avx2,

@@ -328,7 +328,7 @@ static void tgemm_avx512(int M, int N, int kwords, const uint64_t *A, size_t lda
  * true sum fits in int32. Lanes of A past K are zero after the bias, so they
  * add nothing whatever B holds there. */
 
-enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16 };
+enum { D_U8I8, D_I8I8, D_I8T, D_P2, D_I16, D_U8B };
 
 /* the first n lanes, 0 <= n <= 64 (32) */
 static inline __mmask64 mask64(int n) { return _cvtu64_mask64(_bzhi_u64(~0ull, (unsigned)n)); }
@@ -351,7 +351,7 @@ AI __m512i dot_load_a(int kind, const void *a, int k, int rem, int tail)
         return tail ? _mm512_maskz_loadu_epi16(mask32(rem), p) : _mm512_loadu_si512(p);
     }
     const uint8_t *p = (const uint8_t *)a + k;
-    if (kind == D_U8I8) return tail ? _mm512_maskz_loadu_epi8(mask64(rem), p) : _mm512_loadu_si512(p);
+    if (kind == D_U8I8 || kind == D_U8B) return tail ? _mm512_maskz_loadu_epi8(mask64(rem), p) : _mm512_loadu_si512(p);
     __m512i bias = _mm512_set1_epi8(-128);
     if (!tail) return _mm512_xor_si512(_mm512_loadu_si512(p), bias);
     __mmask64 km = mask64(rem);
@@ -372,6 +372,10 @@ AI __m512i dot_load_b(int kind, const void *b, size_t kwords, int k, int rem, in
         __mmask64 nz = _cvtu64_mask64(load_u64(p)), sg = _cvtu64_mask64(load_u64(p + kwords));
         if (tail) nz = _kand_mask64(nz, mask64(rem));
         return _mm512_maskz_mov_epi8(nz, _mm512_mask_blend_epi8(sg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1)));
+    }
+    case D_U8B: { /* -1 where the bit is set, else +1; lanes past K meet A's zeros */
+        __mmask64 sg = _cvtu64_mask64(load_u64((const uint64_t *)b + k / 64));
+        return _mm512_mask_blend_epi8(sg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1));
     }
     case D_P2: {
         /* one nibble per 16-bit lane pair: byte 2i = code 2i, byte 2i+1 = code 2i+1 */
@@ -449,6 +453,8 @@ DOT_LOOP(i8i8_loop_3x8, D_I8I8, 3, 8)
 DOT_LOOP(i8i8_loop_1x16, D_I8I8, 1, 16)
 DOT_LOOP(i16_loop_3x8, D_I16, 3, 8)
 DOT_LOOP(i16_loop_1x16, D_I16, 1, 16)
+DOT_LOOP(u8b_loop_3x8, D_U8B, 3, 8)
+DOT_LOOP(u8b_loop_1x16, D_U8B, 1, 16)
 
 /* rows of NR (8 or 16) lanes of r (lane i NR + j = row i, column j) to C,
  * columns in cm; added to what C holds when add is set */
@@ -545,10 +551,12 @@ AI void dot_gemm(int kind, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M,
 /* Ternary and power-of-two weights: a block of 16 B rows is decoded to
  * int8, DEC_K weights of K at a time, into a buffer that every row of A
  * then shares through the int8 x int8 tiles; the decoding also gives the
- * chunk's weight sums. Chunks after the first add into C. */
+ * chunk's weight sums. Chunks after the first add into C. Binary weights
+ * on uint8 inputs (D_U8B) go the same way through the uint8 x int8 tiles,
+ * which need no sums. */
 #define DEC_K 1024 /* 16 KB on the stack */
 
-AI void dec_gemm(int kind, int M, int N, int K, const int8_t *A, size_t lda, const void *B, size_t ldb, size_t eb,
+AI void dec_gemm(int kind, int M, int N, int K, const void *A, size_t lda, const void *B, size_t ldb, size_t eb,
                  int32_t *C, size_t ldc)
 {
     size_t kwords = ((size_t)K + 63) / 64;
@@ -576,9 +584,13 @@ AI void dec_gemm(int kind, int M, int N, int K, const int8_t *A, size_t lda, con
                 }
                 ws[j] = _mm512_reduce_add_epi32(sum);
             }
-            __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
-            dot_block(3, 8, i8i8_loop_3x8, i8i8_loop_1x16, M, nv, kc, A + k0, lda, 1, w, 0, corr, C + n0, ldc,
-                      k0 > 0);
+            const char *a = (const char *)A + k0;
+            if (kind == D_U8B)
+                dot_block(3, 8, u8i8_loop_3x8, u8i8_loop_1x16, M, nv, kc, a, lda, 1, w, 0, _mm512_setzero_si512(),
+                          C + n0, ldc, k0 > 0);
+            else
+                dot_block(3, 8, i8i8_loop_3x8, i8i8_loop_1x16, M, nv, kc, a, lda, 1, w, 0,
+                          _mm512_slli_epi32(_mm512_loadu_si512(ws), 7), C + n0, ldc, k0 > 0);
         }
     }
 }
@@ -659,6 +671,15 @@ static void u8i8gemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, c
     dot_gemm(D_U8I8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
 }
 
+static void u8bgemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    /* a few rows: each expands its sign bits as it goes (8x less weight
+     * traffic than int8 rows); many: a block's bits once to int8 */
+    if (M < 8) dot_gemm(D_U8B, u8b_loop_3x8, u8b_loop_1x16, M, N, K, A, lda, 1, B, ldb, 8, NULL, C, ldc);
+    else dec_gemm(D_U8B, M, N, K, A, lda, B, ldb, 8, C, ldc);
+}
+
 static void i8i8gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             const int32_t *bsum, int32_t *C, size_t ldc)
 {
@@ -710,6 +731,7 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .tgemm = tgemm_avx512,
     .i8tgemm = i8tgemm_avx512,
     .u8i8gemm = u8i8gemm_avx512,
+    .u8bgemm = u8bgemm_avx512,
     .i8i8gemm = i8i8gemm_avx512,
     .i16gemm = i16gemm_avx512,
     .p2gemm = p2gemm_avx512,

@@ -56,6 +56,19 @@ static void i8tgemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, con
         }
 }
 
+static void u8bgemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const uint64_t *B, size_t ldb,
+                           int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint8_t *a = A + (size_t)m * lda;
+            const uint64_t *b = B + (size_t)n * ldb;
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += b[k / 64] >> (k % 64) & 1 ? -(int32_t)a[k] : (int32_t)a[k];
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
 static void u8i8gemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             int32_t *C, size_t ldc)
 {
@@ -141,6 +154,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .tgemm = tgemm_scalar,
     .i8tgemm = i8tgemm_scalar,
     .u8i8gemm = u8i8gemm_scalar,
+    .u8bgemm = u8bgemm_scalar,
     .i8i8gemm = i8i8gemm_scalar,
     .i16gemm = i16gemm_scalar,
     .p2gemm = p2gemm_scalar,

@@ -65,6 +65,7 @@ typedef enum {
     QATRT_K_I8I8,    /* int8 inputs x int8 weights */
     QATRT_K_I16,     /* uint8 / int8 inputs widened x int16 weights */
     QATRT_K_P2,      /* int8 inputs x power-of-two codes (shift-add) */
+    QATRT_K_U8B,     /* uint8 image x binary weights (a bit each; a first layer with large K) */
     QATRT_K_COUNT
 } qatrt_kernel;
 

@@ -69,7 +69,7 @@ const char *qatrt_kernel_name(qatrt_kernel k)
     static const char *const names[QATRT_K_COUNT] = {
         [QATRT_K_BIN] = "binary", [QATRT_K_TER] = "ternary", [QATRT_K_I8T] = "int8 x ternary",
         [QATRT_K_U8I8] = "uint8 x int8", [QATRT_K_I8I8] = "int8 x int8", [QATRT_K_I16] = "int16",
-        [QATRT_K_P2] = "power-of-two shift-add"};
+        [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary"};
     return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
 }
 
@@ -80,7 +80,7 @@ static int64_t weight_bound(const qatrt_op *op)
     int64_t m = 0;
     size_t n = (size_t)op->K * (size_t)op->cout;
     switch (op->kernel) {
-    case QATRT_K_BIN: case QATRT_K_TER: case QATRT_K_I8T: return 1;
+    case QATRT_K_BIN: case QATRT_K_TER: case QATRT_K_I8T: case QATRT_K_U8B: return 1;
     case QATRT_K_P2: return 64;
     case QATRT_K_I16:
         for (size_t i = 0; i < n; i++) {
@@ -104,7 +104,7 @@ size_t qatrt_weight_bytes(qatrt_kernel k, int cout, int K)
 {
     size_t n = (size_t)cout * (size_t)K;
     switch (k) {
-    case QATRT_K_BIN: return (n + 7) / 8;
+    case QATRT_K_BIN: case QATRT_K_U8B: return (n + 7) / 8;
     case QATRT_K_TER: case QATRT_K_I8T: return 2 * ((n + 7) / 8);
     case QATRT_K_U8I8: case QATRT_K_I8I8: return n;
     case QATRT_K_I16: return 2 * n;
@@ -119,6 +119,7 @@ size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
     switch (k) {
     case QATRT_K_BIN: return ((size_t)taps * (((size_t)cin + 7) / 8) * 8 + 63) / 64 * 8;
     case QATRT_K_TER: case QATRT_K_I8T: return 2 * kw * 8;
+    case QATRT_K_U8B: return kw * 8;
     case QATRT_K_U8I8: case QATRT_K_I8I8: return K;
     case QATRT_K_I16: return 2 * K;
     case QATRT_K_P2: return (K + 1) / 2;
@@ -243,7 +244,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
-    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || (op->kernel == QATRT_K_I16 && op->in_u8)))
+    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B || (op->kernel == QATRT_K_I16 && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + F_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
@@ -251,7 +252,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
-               op->kernel == QATRT_K_P2;
+               op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B;
     if ((st = blob(r, at + F_WEIGHTS, "weights", op->wbytes, &op->weights))) return st;
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;

@@ -12,9 +12,9 @@
 
 #include "qat_test.h"
 
-enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_COUNT };
+enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_COUNT };
 static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",   "i8tgemm", "u8i8gemm",
-                                                  "i8i8gemm", "i16gemm", "p2gemm"};
+                                                  "i8i8gemm", "i16gemm", "p2gemm",  "u8bgemm"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) /* splitmix64 */
@@ -76,7 +76,9 @@ static int gen_value(int kernel, int side, int mode, int r16, int k)
         if (side) return mode == 2 ? -1 : rnd_in(-1, 1);
         break;
     case K_U8I8GEMM:
+    case K_U8BGEMM:
         if (!side) return mode == 2 ? 255 : mode == 1 ? (rnd() & 1 ? 255 : 0) : rnd_in(0, 255);
+        if (kernel == K_U8BGEMM) return mode == 2 ? -1 : (rnd() & 1 ? 1 : -1);
         break;
     case K_I16GEMM: {
         /* sum |a b| < 2^31 so every partial sum fits, in any order: the
@@ -170,6 +172,22 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
         }
         break;
     }
+    case K_U8BGEMM: {
+        t->lda = (size_t)K + (size_t)pad, t->ldb = (size_t)kw + (size_t)pad;
+        const void *base;
+        t->abuf = alloc_rows(M, t->lda, (size_t)K, 1, &t->A);
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++) ((uint8_t *)t->A)[(size_t)m * t->lda + k] = (uint8_t)t->ua[(size_t)m * K + k];
+        t->bbuf = alloc_rows(N, t->ldb, (size_t)kw, 8, &base);
+        t->B = base;
+        for (int n = 0; n < N; n++) {
+            uint64_t *o = (uint64_t *)base + (size_t)n * t->ldb;
+            pack_i8(t->ub + (size_t)n * K, K, row);
+            qatrt_pack_bits(row, K, o);
+            if (K % 64) o[kw - 1] |= rnd() & ~(((uint64_t)1 << (K % 64)) - 1); /* bits past K: garbage */
+        }
+        break;
+    }
     case K_I16GEMM: {
         t->lda = (size_t)K + (size_t)pad, t->ldb = (size_t)K + (size_t)pad + 2;
         t->abuf = alloc_rows(M, t->lda, (size_t)K, 2, &t->A);
@@ -253,6 +271,9 @@ static void case_run(const tcase *t, const qatrt_kernels *kt)
     case K_P2GEMM:
         kt->p2gemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
         break;
+    case K_U8BGEMM:
+        kt->u8bgemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
     }
 }
 
@@ -296,7 +317,7 @@ static void test_kernels(void)
         CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
               "table %d names itself %s", i, tab[i]->name);
         CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
-                  tab[i]->i16gemm && tab[i]->p2gemm,
+                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->thresh_bits,
               "table %s has a NULL entry", tab[i]->name);
     }
     int variant = 0;
