@@ -249,8 +249,17 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
         for (int i = 0; i < n; i++)
             for (int oy = 0; oy < op->oh; oy++) {
                 const uint8_t *src = in + (size_t)i * isz + (size_t)(oy * op->stride) * pitch;
-                for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
-                    for (int ky = 0; ky < op->kh; ky++) copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
+                if (run <= 8) /* a first layer's few pixels: one word per kernel row */
+                    for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
+                        for (int ky = 0; ky < op->kh; ky++) {
+                            uint64_t v;
+                            memcpy(&v, src + (size_t)ky * pitch, 8);
+                            memcpy(dst + (size_t)ky * run, &v, 8);
+                        }
+                else
+                    for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
+                        for (int ky = 0; ky < op->kh; ky++)
+                            copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
             }
         gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);
         return;

@@ -352,6 +352,20 @@ static void test_dst_act(void)
               lv.scale[0]);
         qat_graph_free(&r.g);
     }
+    /* dst_zero_grad = pass: the same, but 1 on the zero interval |x| <= 1/8
+     * (x = 0, 1/8, -0, -1/8); the forward is unchanged */
+    s.dst_zero_grad = QAT_DST_GRAD_PASS;
+    if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 8, 1)) {
+        double dp[16];
+        for (int i = 0; i < 16; i++) dp[i] = fabsf(x[i]) <= 0.125f ? 1 : d[i];
+        rig_set(&r, x);
+        rig_run(&r, 1, g);
+        expect("dst_act pass y", r.y->x, y, 16);
+        expect_near("dst_act pass dx", r.x->g, dp, 16, 1e-6);
+        CHECK(r.x->g[0] == 1 && r.x->g[1] == 1 && r.x->g[9] == 1 && r.x->g[2] == 1, "dst_act pass dx: %g %g %g %g",
+              r.x->g[0], r.x->g[1], r.x->g[9], r.x->g[2]);
+        qat_graph_free(&r.g);
+    }
     /* 4 bits, q2 = 1: levels 0, 1, 2, 4; thresholds 1/2, 3/2, 3 = x_{v-1}; beyond 1 / (|x| - 2).
      * 0.5 -> 0 (dx 0); 1.5 -> 1 (1); 3 -> 2 (1); above 3 -> 4 (~1); 4 -> 4 (1/2); -6 -> -4 (1/4);
      * -2.5 -> -2 (1); 1000 -> 4 (1/998); g = 1..8 */
