@@ -58,11 +58,26 @@ static int direct_input(const qatrt_op *op)
     }
 }
 
+/* A CONV runs on a batch a few images at a time: its im2col rows and
+ * accumulators for one such chunk stay within CHUNK_BYTES, so that the
+ * GEMM writes and the THRESH reads them in L2 (a whole batch of a first
+ * layer's accumulators, e.g. 128 x 576 x 20 x 4 bytes, would go through
+ * memory). Batch 1 is one chunk. */
+#define CHUNK_BYTES ((size_t)192 * 1024)
+
+static size_t chunk_images(const qatrt_op *op, size_t n)
+{
+    size_t per = (size_t)op->oh * op->ow * ((direct_input(op) ? 0 : a_row(op)) + 4 * (size_t)op->cout);
+    size_t c = per ? CHUNK_BYTES / per : n;
+    if (c < 1) c = 1;
+    return c < n ? c : n;
+}
+
 typedef struct {
-    size_t img, act, col, acc, gbuf; /* img, act, col, acc: bytes per image; gbuf: in all */
+    size_t img, act, col, acc, gbuf; /* img, act: bytes per image; col, acc: of the largest chunk; gbuf: in all */
 } sizes;
 
-static sizes need(const qatrt_model *m)
+static sizes need(const qatrt_model *m, size_t n)
 {
     sizes s = {(size_t)m->c * m->h * m->w, 0, 0, 0, 0};
     for (int i = 0; i < m->nops; i++) {
@@ -72,8 +87,9 @@ static sizes need(const qatrt_model *m)
         if (out > s.act) s.act = out;
         if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
-        if (!direct_input(op) && pix * a_row(op) > s.col) s.col = pix * a_row(op);
-        if (pix * op->cout * 4 > s.acc) s.acc = pix * op->cout * 4;
+        size_t rows = chunk_images(op, n) * pix;
+        if (!direct_input(op) && rows * a_row(op) > s.col) s.col = rows * a_row(op);
+        if (rows * op->cout * 4 > s.acc) s.acc = rows * op->cout * 4;
         if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
     }
     return s;
@@ -82,10 +98,10 @@ static sizes need(const qatrt_model *m)
 size_t qatrt_workspace_size(const qatrt_model *m, int batch)
 {
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
-    sizes s = need(m);
     size_t n = (size_t)batch;
+    sizes s = need(m, n);
     return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + 2 * ALIGN_UP(n * s.act + SLACK) +
-           ALIGN_UP(n * s.col + SLACK) + ALIGN_UP(n * s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
+           ALIGN_UP(s.col + SLACK) + ALIGN_UP(s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
 }
 
 /* ---- the weights as the kernels read them -------------------------------
@@ -422,16 +438,16 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     size_t need_bytes = qatrt_workspace_size(m, n);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
-    sizes s = need(m);
     size_t nn = (size_t)n;
+    sizes s = need(m, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
     prepare(m, ws);
     uint8_t *img = prep + m->prep_size;
     uint8_t *act[2] = {img + ALIGN_UP(nn * s.img + SLACK), NULL};
     act[1] = act[0] + ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
-    int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(nn * s.col + SLACK));
-    uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(nn * s.acc);
+    int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
+    uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
     /* the images, CHW, as NHWC (with slack after them for copy8) */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
     if (C == 1) memcpy(img, images, nn * hw);
@@ -448,11 +464,19 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
-        case QATRT_OP_CONV:
-            run_conv(op, k, op->prep ? (const void *)(prep + op->prep_off) : op->weights, n, pin, in, col, gbuf, acc);
-            if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, n, acc, logits);
-            else stage_thresh(op, k, nn * op->oh * op->ow, pout, acc, out, gbuf);
+        case QATRT_OP_CONV: {
+            const void *W = op->prep ? (const void *)(prep + op->prep_off) : op->weights;
+            size_t P = (size_t)op->oh * op->ow, ci = chunk_images(op, nn);
+            size_t isz = (size_t)op->h * op->w * (pin ? cbytes(op->cin) : (size_t)op->cin);
+            size_t osz = P * (pout ? cbytes(op->cout) : (size_t)op->cout);
+            for (size_t i0 = 0; i0 < nn; i0 += ci) {
+                int cn = (int)(nn - i0 < ci ? nn - i0 : ci);
+                run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc);
+                if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, cn, acc, logits + i0 * (size_t)op->cout);
+                else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
+            }
             break;
+        }
         }
         in = out;
         cur ^= 1;
