@@ -120,8 +120,8 @@ static void operands_free(operands *o)
     free(o->pb), free(o->ba), free(o->bb), free(o->ta), free(o->tb), free(o->bsum), free(o->c);
 }
 
-enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM, K_COUNT };
-static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",           "i8tgemm", "u8i8gemm",
+enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_U8BGEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM, K_COUNT };
+static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",    "i8tgemm",          "u8i8gemm", "u8bgemm",
                                                   "i8i8gemm", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
 
 /* one call of a kernel (kt NULL: sgemm) */
@@ -145,6 +145,9 @@ static void call(const operands *o, const qatrt_kernels *kt, int kernel)
         break;
     case K_U8I8GEMM:
         kt->u8i8gemm(M, N, K, o->ua, k, o->ib, k, o->c, N_);
+        break;
+    case K_U8BGEMM:
+        kt->u8bgemm(M, N, K, o->ua, k, o->bb, (size_t)kw, o->c, N_);
         break;
     case K_I8I8GEMM:
         kt->i8i8gemm(M, N, K, o->ia, k, o->ib, k, o->bsum, o->c, N_);
@@ -193,6 +196,8 @@ static const shape shapes[] = {
     {128, 500, 800, "LeNet fc1, batch 128"},
     {128, 1024, 1024, "MLP hidden, batch 128"},
     {1, 500, 800, "LeNet fc1, batch 1"},
+    {1, 1024, 784, "MLP fc1, batch 1"},
+    {1, 1024, 1024, "MLP hidden, batch 1"},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof *shapes))
 

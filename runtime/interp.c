@@ -260,21 +260,24 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
     }
     uint8_t *dst = col;
     if (op->pad == 0 && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16) {
-        /* the common case in one tight loop: kh copies of kw pixels per row */
+        /* the common case in one tight loop: kh copies of kw pixels per row
+         * (the shape in locals: the stores through dst could alias *op) */
         size_t C = (size_t)op->cin, run = (size_t)op->kw * C, pitch = (size_t)op->w * C;
+        size_t step = (size_t)op->stride * C, ystep = (size_t)op->stride * pitch;
+        const int kh = op->kh, oh = op->oh, ow = op->ow;
         for (int i = 0; i < n; i++)
-            for (int oy = 0; oy < op->oh; oy++) {
-                const uint8_t *src = in + (size_t)i * isz + (size_t)(oy * op->stride) * pitch;
+            for (int oy = 0; oy < oh; oy++) {
+                const uint8_t *src = in + (size_t)i * isz + (size_t)oy * ystep;
                 if (run <= 8) /* a first layer's few pixels: one word per kernel row */
-                    for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
-                        for (int ky = 0; ky < op->kh; ky++) {
+                    for (int ox = 0; ox < ow; ox++, dst += arow, src += step)
+                        for (int ky = 0; ky < kh; ky++) {
                             uint64_t v;
                             memcpy(&v, src + (size_t)ky * pitch, 8);
                             memcpy(dst + (size_t)ky * run, &v, 8);
                         }
                 else
-                    for (int ox = 0; ox < op->ow; ox++, dst += arow, src += (size_t)op->stride * C)
-                        for (int ky = 0; ky < op->kh; ky++)
+                    for (int ox = 0; ox < ow; ox++, dst += arow, src += step)
+                        for (int ky = 0; ky < kh; ky++)
                             copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
             }
         gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);

@@ -605,59 +605,93 @@ static void i8tgemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, con
  * Along-K dot tiles would spend more on their final lane sums than on the
  * products. Instead each lane is one output channel: B is repacked, 16
  * channels at a time, as [K / 4][16 channels][4 weights], and every 4
- * bytes of a row of A are broadcast into one VPDPBUSD against it (SMALL_K
- * / 4 vectors of B stay in registers; R rows of A run side by side). */
+ * bytes of a row of A are broadcast into one VPDPBUSD against it. R rows
+ * of A run side by side against NB (1 or 2) blocks of 16 channels, so one
+ * broadcast serves both blocks (LeNet's conv1: K = 25, N = 20). */
 #define SMALL_K 64
 #define SMALL_R 8
 
-AI void u8i8_small_rows(int R, int G, int K, const uint8_t *const *a, int last, const __m512i *bv, __mmask16 cm,
-                        int32_t *c, size_t ldc)
+/* VPDPBUSD in asm: with the intrinsic, gcc 12 copies each accumulator to
+ * another register and back around every one of these (twice the uops) */
+AI __m512i dpbusd_asm(__m512i acc, __m512i a, __m512i b)
 {
-    __m512i acc[SMALL_R];
-    int gfull = K / 4;
-    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_si512();
-    for (int g = 0; g < gfull; g++)
-        for (int r = 0; r < R; r++) {
-            uint32_t v;
-            memcpy(&v, a[r] + 4 * g, 4);
-            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)v), bv[g]);
-        }
-    if (gfull < G) /* the last K % 4 bytes: a whole word where the next row
-                    * follows (its bytes meet zero weights), else exactly */
-        for (int r = 0; r < R; r++) {
-            uint32_t v = 0;
-            const uint8_t *t = a[r] + 4 * gfull;
-            if (r < R - 1 || !last) memcpy(&v, t, 4);
-            else
-                for (int i = K - 4 * gfull - 1; i >= 0; i--) v = v << 8 | t[i];
-            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)v), bv[gfull]);
-        }
-    for (int r = 0; r < R; r++) _mm512_mask_storeu_epi32(c + (size_t)r * ldc, cm, acc[r]);
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
 }
 
+/* bytes 4g .. 4g + 3 of a row of A as a dword: a whole word where more of
+ * A follows (bytes past K meet zero weights), else exactly the n < 4 left */
+AI uint32_t small_word(const uint8_t *t, int n, int whole)
+{
+    uint32_t v = 0;
+    if (whole) memcpy(&v, t, 4);
+    else
+        for (int i = n - 1; i >= 0; i--) v = v << 8 | t[i];
+    return v;
+}
+
+/* rows m .. m + R of C (R <= SMALL_R), channels of NB blocks; last: these
+ * rows end A */
+AI void u8i8_small_rows(int R, int NB, int G, int K, const uint8_t *a, size_t lda, int last, const __m512i *bv,
+                        __mmask16 cm0, __mmask16 cm1, int32_t *c, size_t ldc)
+{
+    __m512i acc[2 * SMALL_R];
+    int gfull = K / 4;
+    for (int i = 0; i < NB * R; i++) acc[i] = _mm512_setzero_si512();
+    /* The last K % 4 bytes first (gcc 12 copies every accumulator between
+     * registers on each iteration of a loop that a tail step follows). */
+    if (gfull < G)
+        for (int r = 0; r < R; r++) {
+            __m512i x = _mm512_set1_epi32(
+                (int)small_word(a + (size_t)r * lda + 4 * gfull, K - 4 * gfull, r < R - 1 || !last));
+            for (int b = 0; b < NB; b++) acc[b * R + r] = dpbusd_asm(acc[b * R + r], x, bv[2 * gfull + b]);
+        }
+    for (int g = 0; g < gfull; g++) {
+        __m512i b0 = bv[2 * g], b1 = bv[2 * g + 1];
+        for (int r = 0; r < R; r++) {
+            uint32_t v;
+            memcpy(&v, a + (size_t)r * lda + 4 * g, 4);
+            __m512i x = _mm512_set1_epi32((int)v);
+            acc[r] = dpbusd_asm(acc[r], x, b0);
+            if (NB == 2) acc[R + r] = dpbusd_asm(acc[R + r], x, b1);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_epi32(c + (size_t)r * ldc, cm0, acc[r]);
+        if (NB == 2) _mm512_mask_storeu_epi32(c + (size_t)r * ldc + 16, cm1, acc[R + r]);
+    }
+}
+
+/* up to 32 channels (two blocks) per pass over A */
 static void u8i8_small(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
                        size_t ldc)
 {
     int G = (K + 3) / 4;
-    __m512i bv[SMALL_K / 4];
-    for (int n0 = 0; n0 < N; n0 += 16) {
-        int nv = N - n0 < 16 ? N - n0 : 16;
-        int8_t bp[SMALL_K / 4][64];
+    for (int n0 = 0; n0 < N; n0 += 32) {
+        int nv = imin(32, N - n0), NB = nv > 16 ? 2 : 1;
+        /* bp[g][b]: weights 4g .. 4g + 3 of the block's 16 channels, zero past K and N */
+        _Alignas(64) int8_t bp[SMALL_K / 4][2][64];
         memset(bp, 0, sizeof bp);
         for (int j = 0; j < nv; j++) {
             const int8_t *b = B + (size_t)(n0 + j) * ldb;
-            for (int g = 0; 4 * g < K; g++) memcpy(&bp[g][4 * j], b + 4 * g, (size_t)imin(4, K - 4 * g));
+            for (int k = 0; k < K; k++) bp[k / 4][j / 16][4 * (j % 16) + k % 4] = b[k];
         }
-        for (int g = 0; g < G; g++) bv[g] = _mm512_loadu_si512(bp[g]);
-        __mmask16 cm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)nv));
-        const uint8_t *a[SMALL_R];
+        const __m512i *bv = (const __m512i *)(const void *)bp;
+        __mmask16 cm0 = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)imin(nv, 16)));
+        __mmask16 cm1 = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)(nv > 16 ? nv - 16 : 0)));
+        int32_t *c = C + n0;
         int m = 0;
-        for (; m + SMALL_R <= M; m += SMALL_R) {
-            for (int r = 0; r < SMALL_R; r++) a[r] = A + (size_t)(m + r) * lda;
-            u8i8_small_rows(SMALL_R, G, K, a, m + SMALL_R == M, bv, cm, C + (size_t)m * ldc + n0, ldc);
+        if (NB == 2) {
+            for (; m + SMALL_R <= M; m += SMALL_R)
+                u8i8_small_rows(SMALL_R, 2, G, K, A + (size_t)m * lda, lda, m + SMALL_R == M, bv, cm0, cm1,
+                                c + (size_t)m * ldc, ldc);
+            if (m < M) u8i8_small_rows(M - m, 2, G, K, A + (size_t)m * lda, lda, 1, bv, cm0, cm1, c + (size_t)m * ldc, ldc);
+        } else {
+            for (; m + SMALL_R <= M; m += SMALL_R)
+                u8i8_small_rows(SMALL_R, 1, G, K, A + (size_t)m * lda, lda, m + SMALL_R == M, bv, cm0, cm1,
+                                c + (size_t)m * ldc, ldc);
+            if (m < M) u8i8_small_rows(M - m, 1, G, K, A + (size_t)m * lda, lda, 1, bv, cm0, cm1, c + (size_t)m * ldc, ldc);
         }
-        for (int r = 0; m + r < M; r++) a[r] = A + (size_t)(m + r) * lda;
-        if (m < M) u8i8_small_rows(M - m, G, K, a, 1, bv, cm, C + (size_t)m * ldc + n0, ldc);
     }
 }
 

@@ -323,7 +323,7 @@ static void test_kernels(void)
     int variant = 0;
     for (int kernel = 0; kernel < K_COUNT; kernel++) {
         /* every K with every M once, N rotating; then empty operands */
-        int shapes[NK * NMN + 6][3], ns = 0;
+        int shapes[NK * NMN + 6 + 48][3], ns = 0;
         for (int ki = 0; ki < NK; ki++)
             for (int mi = 0; mi < NMN; mi++) {
                 shapes[ns][0] = sizes_mn[mi], shapes[ns][1] = sizes_mn[(mi * 7 + ki * 3) % NMN];
@@ -332,6 +332,14 @@ static void test_kernels(void)
         /* empty operands, and K long enough for the kernels' K chunks */
         const int extra[6][3] = {{0, 5, 7}, {3, 0, 7}, {3, 5, 0}, {65, 65, 0}, {9, 19, 8250}, {1, 3, 20000}};
         for (int e = 0; e < 6; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
+        /* first layers: small K (every K % 4), up to two blocks of 16
+         * channels, rows that end inside and outside a block of 8 */
+        static const int small_k[8] = {2, 3, 4, 5, 25, 30, 36, 61}, small_n[6] = {1, 16, 17, 20, 32, 33},
+                         small_m[6] = {4, 8, 9, 17, 576, 3};
+        for (int e = 0; e < 48; e++) {
+            shapes[ns][0] = small_m[e % 6], shapes[ns][1] = small_n[(e / 6 + e) % 6];
+            shapes[ns++][2] = small_k[e / 6];
+        }
         for (int s = 0; s < ns; s++, variant++) {
             tcase t;
             case_init(&t, kernel, shapes[s][0], shapes[s][1], shapes[s][2], variant % 3, variant);
