@@ -139,18 +139,28 @@ static void copy_bits(uint8_t *dst, size_t to, const uint8_t *s, size_t bytes, s
     }
 }
 
-static void prepare_op(const qatrt_op *op, uint8_t *dst)
+/* scratch: wrow bytes (a binary row is built there, then its words go to
+ * the panels of kern.h that bgemm_pk reads) */
+static void prepare_op(const qatrt_op *op, uint8_t *dst, uint8_t *scratch)
 {
     size_t K = (size_t)op->K, cin = (size_t)op->cin, taps = (size_t)op->kh * op->kw, n = (size_t)op->cout * K;
     const uint8_t *s = op->weights;
+    if (op->kernel == QATRT_K_BIN) {
+        size_t kw = op->wrow / 8;
+        memset(dst, 0, qatrt_bpanel_words(op->cout, (int)kw) * 8);
+        for (size_t c = 0; c < (size_t)op->cout; c++) {
+            memset(scratch, 0, op->wrow);
+            for (size_t t = 0; t < taps; t++)
+                copy_bits(scratch, t * ((cin + 7) / 8) * 8, s, op->wbytes, c * K + t * cin, cin);
+            for (size_t w = 0; w < kw; w++)
+                memcpy(dst + ((c / 16 * kw + w) * 16 + c % 16) * 8, scratch + w * 8, 8);
+        }
+        return;
+    }
     memset(dst, 0, op->wrow * (size_t)op->cout);
     for (size_t c = 0; c < (size_t)op->cout; c++) {
         uint8_t *row = dst + c * op->wrow;
         switch (op->kernel) {
-        case QATRT_K_BIN:
-            for (size_t t = 0; t < taps; t++)
-                copy_bits(row, t * ((cin + 7) / 8) * 8, s, op->wbytes, c * K + t * cin, cin);
-            break;
         case QATRT_K_U8B:
             copy_bits(row, 0, s, op->wbytes, c * K, K);
             break;
@@ -178,13 +188,14 @@ typedef struct {
 
 #define PREP_MAGIC 0x7065727074617171ull /* "qqatprep" */
 
-static void prepare(const qatrt_model *m, uint8_t *ws)
+static void prepare(const qatrt_model *m, uint8_t *ws, uint8_t *scratch)
 {
     prep_tag t;
     memcpy(&t, ws, sizeof t);
     if (t.magic == PREP_MAGIC && t.bytes == m->data && t.size == m->size && t.crc == m->crc) return;
     for (int i = 0; i < m->nops; i++)
-        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].prep) prepare_op(&m->ops[i], ws + QATRT_ALIGN + m->ops[i].prep_off);
+        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].prep)
+            prepare_op(&m->ops[i], ws + QATRT_ALIGN + m->ops[i].prep_off, scratch);
     t = (prep_tag){PREP_MAGIC, m->data, m->size, m->crc};
     memcpy(ws, &t, sizeof t);
 }
@@ -236,7 +247,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int 
     int N = op->cout, K = op->K;
     size_t ldc = (size_t)N;
     switch (op->kernel) {
-    case QATRT_K_BIN: k->bgemm(M, N, (int)(arow / 8), K, A, arow / 8, W, op->wrow / 8, C, ldc); break;
+    case QATRT_K_BIN: k->bgemm_pk(M, N, (int)(arow / 8), K, A, arow / 8, W, C, ldc); break;
     case QATRT_K_TER: k->tgemm(M, N, (int)(arow / 16), A, arow / 8, W, op->wrow / 8, C, ldc); break;
     case QATRT_K_I8T: k->i8tgemm(M, N, K, A, arow, W, op->wrow / 8, C, ldc); break;
     case QATRT_K_U8I8: k->u8i8gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
@@ -444,13 +455,13 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     size_t nn = (size_t)n;
     sizes s = need(m, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
-    prepare(m, ws);
     uint8_t *img = prep + m->prep_size;
     uint8_t *act[2] = {img + ALIGN_UP(nn * s.img + SLACK), NULL};
     act[1] = act[0] + ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
     int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
+    prepare(m, ws, gbuf); /* gbuf holds K + SLACK bytes >= any op's wrow */
     /* the images, CHW, as NHWC (with slack after them for copy8) */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
     if (C == 1) memcpy(img, images, nn * hw);

@@ -64,6 +64,10 @@ typedef struct {
      * in the scalar reference */
     void (*p2gemm)(int M, int N, int K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb, int32_t *C,
                    size_t ldc);
+    /* bgemm with B pre-packed once by qatrt_pack_bpanel (constant weights):
+     * the same C as bgemm on B's rows. Pd: the panels, 64-byte aligned. */
+    void (*bgemm_pk)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
+                     int32_t *C, size_t ldc);
     /* one threshold per channel into packed signs (what a binary layer
      * reads): for m < M, n < N, s = C[m * ldc + n], negated where bit n % 8
      * of flip[n / 8] is set (flip may be NULL; the caller guarantees
@@ -91,6 +95,12 @@ int qatrt_isa_parse(const char *s);
 /* packing helpers used by the interpreter and the exporter (scalar, exact):
  * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* Binary B as panels of 16 rows (columns of C), each word-interleaved so
+ * that one vector load holds word w of 8 or 16 columns, a lane per column:
+ * panel p = rows 16p .. 16p + 15 at Pd + 16 p kwords, word w of its row j at
+ * [16 w + j]; rows past N are zero. qatrt_bpanel_words: the words of it. */
+size_t qatrt_bpanel_words(int N, int kwords);
+void qatrt_pack_bpanel(int N, int kwords, const uint64_t *B, size_t ldb, uint64_t *Pd);
 /* n int8 values in {-1, 0, +1} -> two planes of kwords words each (mask,
  * then sign), at out and out + kwords */
 void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out);

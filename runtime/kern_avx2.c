@@ -63,6 +63,33 @@ static void bgemm_avx2(int M, int N, int kwords, int kbits, const uint64_t *A, s
     }
 }
 
+/* the panel layout: 2 rows x 4 columns of scalar POPCNTs, as above */
+static void bgemm_pk_avx2(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
+                          int32_t *C, size_t ldc)
+{
+    for (int n0 = 0; n0 < N; n0 += 4) {
+        const uint64_t *p = Pd + (size_t)(n0 / 16) * 16 * (size_t)kwords + n0 % 16;
+        int nv = imin(4, N - n0);
+        for (int m0 = 0; m0 < M; m0 += 2) {
+            const uint64_t *a0 = A + (size_t)m0 * lda, *a1 = A + (size_t)imin(m0 + 1, M - 1) * lda;
+            uint64_t c0[4] = {0}, c1[4] = {0};
+            for (int w = 0; w < kwords; w++) {
+                uint64_t x0 = a0[w], x1 = a1[w];
+                const uint64_t *y = p + (size_t)16 * w;
+                for (int j = 0; j < 4; j++) {
+                    c0[j] += (uint64_t)_mm_popcnt_u64(x0 ^ y[j]);
+                    c1[j] += (uint64_t)_mm_popcnt_u64(x1 ^ y[j]);
+                }
+            }
+            int32_t *c = C + (size_t)m0 * ldc + n0;
+            for (int j = 0; j < nv; j++) {
+                c[j] = kbits - 2 * (int32_t)c0[j];
+                if (m0 + 1 < M) c[ldc + (size_t)j] = kbits - 2 * (int32_t)c1[j];
+            }
+        }
+    }
+}
+
 AI int32_t tdot(uint64_t am, uint64_t as, uint64_t bm, uint64_t bs)
 {
     uint64_t nz = am & bm;
@@ -381,6 +408,7 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .isa = QATRT_ISA_AVX2,
     .name = "avx2",
     .bgemm = bgemm_avx2,
+    .bgemm_pk = bgemm_pk_avx2,
     .tgemm = tgemm_avx2,
     .i8tgemm = i8tgemm_avx2,
     .u8i8gemm = u8i8gemm_avx2,

@@ -311,6 +311,28 @@ static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A,
         bt_gemm(POP_BIN, bin_bt_loop4, bin_bt_loop1, M, N, kwords, kbits, A, lda, B, ldb, C, ldc);
 }
 
+/* B already in panels (kern.h): the transposed loops straight on them,
+ * rows of A four at a time, then one at a time (batch 1) */
+static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
+                            int32_t *C, size_t ldc)
+{
+    if (kwords == 0) {
+        pop_gemm(POP_BIN, bin_loop_4x4, bin_loop_1x16, M, N, 0, kbits, A, lda, Pd, 0, C, ldc);
+        return;
+    }
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        unsigned cm = (1u << imin(16, N - n0)) - 1;
+        const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+        int m0 = 0;
+        for (; m0 + 4 <= M; m0 += 4)
+            bt_rows(POP_BIN, 4, bin_bt_loop4, m0, 0, kwords, 1, kwords, kbits, A, lda, pd, C + (size_t)m0 * ldc + n0,
+                    ldc, cm);
+        for (; m0 < M; m0++)
+            bt_rows(POP_BIN, 1, bin_bt_loop1, m0, 0, kwords, 1, kwords, kbits, A, lda, pd, C + (size_t)m0 * ldc + n0,
+                    ldc, cm);
+    }
+}
+
 static void tgemm_avx512(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
                          int32_t *C, size_t ldc)
 {
@@ -762,6 +784,7 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
     .name = "avx512",
     .bgemm = bgemm_avx512,
+    .bgemm_pk = bgemm_pk_avx512,
     .tgemm = tgemm_avx512,
     .i8tgemm = i8tgemm_avx512,
     .u8i8gemm = u8i8gemm_avx512,

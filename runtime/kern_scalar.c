@@ -20,6 +20,19 @@ static void bgemm_scalar(int M, int N, int kwords, int kbits, const uint64_t *A,
         }
 }
 
+/* the definition on the panel layout (kern.h) */
+static void bgemm_pk_scalar(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
+                            int32_t *C, size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint64_t *a = A + (size_t)m * lda, *p = Pd + (size_t)(n / 16) * 16 * (size_t)kwords + n % 16;
+            int32_t diff = 0;
+            for (int w = 0; w < kwords; w++) diff += popcount64(a[w] ^ p[(size_t)16 * w]);
+            C[(size_t)m * ldc + n] = kbits - 2 * diff;
+        }
+}
+
 /* product of two ternaries is nonzero where both masks are set and negative
  * where, in addition, the signs differ */
 static void tgemm_scalar(int M, int N, int kwords, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
@@ -151,6 +164,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .isa = QATRT_ISA_SCALAR,
     .name = "scalar",
     .bgemm = bgemm_scalar,
+    .bgemm_pk = bgemm_pk_scalar,
     .tgemm = tgemm_scalar,
     .i8tgemm = i8tgemm_scalar,
     .u8i8gemm = u8i8gemm_scalar,
@@ -178,6 +192,22 @@ void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out)
         for (; b < cnt; b++) word |= (uint64_t)(x[base + b] < 0) << b;
         out[w] = word;
     }
+}
+
+size_t qatrt_bpanel_words(int N, int kwords)
+{
+    return N <= 0 || kwords <= 0 ? 0 : ((size_t)N + 15) / 16 * 16 * (size_t)kwords;
+}
+
+void qatrt_pack_bpanel(int N, int kwords, const uint64_t *B, size_t ldb, uint64_t *Pd)
+{
+    size_t np = ((size_t)N + 15) / 16;
+    for (size_t p = 0; p < np; p++)
+        for (size_t w = 0; w < (size_t)kwords; w++)
+            for (size_t j = 0; j < 16; j++) {
+                size_t n = 16 * p + j;
+                Pd[(p * (size_t)kwords + w) * 16 + j] = n < (size_t)N ? B[n * ldb + w] : 0;
+            }
 }
 
 void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out)

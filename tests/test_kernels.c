@@ -12,9 +12,9 @@
 
 #include "qat_test.h"
 
-enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_COUNT };
-static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",   "i8tgemm", "u8i8gemm",
-                                                  "i8i8gemm", "i16gemm", "p2gemm",  "u8bgemm"};
+enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_BGEMM_PK, K_COUNT };
+static const char *const kernel_names[K_COUNT] = {"bgemm",   "tgemm",  "i8tgemm", "u8i8gemm", "i8i8gemm",
+                                                  "i16gemm", "p2gemm", "u8bgemm", "bgemm_pk"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) /* splitmix64 */
@@ -45,6 +45,7 @@ typedef struct {
     const void *A, *B;       /* operands (abuf / bbuf + one element) */
     size_t lda, ldb, ldc;    /* in the kernel's units */
     int32_t *bsum;           /* i8i8gemm: NULL or sum_k B(n, k) */
+    uint64_t *panel;         /* bgemm_pk: B as qatrt_pack_bpanel lays it out (64-byte aligned) */
     int32_t *cbuf, *C;       /* C = cbuf + 1; guard elements around it */
     size_t csize;
 } tcase;
@@ -69,6 +70,7 @@ static int gen_value(int kernel, int side, int mode, int r16, int k)
 {
     switch (kernel) {
     case K_BGEMM:
+    case K_BGEMM_PK:
         return mode == 2 ? (side ? 1 : -1) : (rnd() & 1 ? 1 : -1);
     case K_TGEMM:
         return mode == 2 ? -1 : mode == 1 ? (rnd() & 1 ? 1 : -1) : rnd_in(-1, 1);
@@ -129,6 +131,7 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
     int8_t *row = malloc((size_t)K + 1);
     switch (kernel) {
     case K_BGEMM:
+    case K_BGEMM_PK:
     case K_TGEMM: {
         /* bgemm and tgemm may carry extra (zero) words past the last bit */
         t->kwords = kw + (variant & 1), t->kbits = K;
@@ -144,11 +147,17 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
                 uint64_t *o = w + (size_t)r * ld;
                 memset(o, 0, rw * 8);
                 pack_i8(side ? t->ub + (size_t)r * K : t->ua + (size_t)r * K, K, row);
-                if (kernel == K_BGEMM) qatrt_pack_bits(row, K, o);
+                if (kernel != K_TGEMM) qatrt_pack_bits(row, K, o);
                 else qatrt_pack_ternary(row, K, t->kwords, o);
             }
             if (side) t->bbuf = buf, t->B = base;
             else t->abuf = buf, t->A = base;
+        }
+        if (kernel == K_BGEMM_PK) { /* garbage first: every word must be written */
+            size_t words = qatrt_bpanel_words(N, t->kwords);
+            t->panel = aligned_alloc(64, (words * 8 + 63) / 64 * 64 + 64);
+            for (size_t i = 0; i < words; i++) t->panel[i] = rnd();
+            qatrt_pack_bpanel(N, t->kwords, t->B, t->ldb, t->panel);
         }
         break;
     }
@@ -243,6 +252,7 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
 static void case_free(tcase *t)
 {
     free(t->ua), free(t->ub), free(t->want), free(t->abuf), free(t->bbuf), free(t->bsum), free(t->cbuf);
+    free(t->panel);
 }
 
 static void case_run(const tcase *t, const qatrt_kernels *kt)
@@ -273,6 +283,9 @@ static void case_run(const tcase *t, const qatrt_kernels *kt)
         break;
     case K_U8BGEMM:
         kt->u8bgemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
+        break;
+    case K_BGEMM_PK:
+        kt->bgemm_pk(M, N, t->kwords, t->kbits, t->A, t->lda, t->panel, t->C, t->ldc);
         break;
     }
 }
@@ -317,7 +330,7 @@ static void test_kernels(void)
         CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
               "table %d names itself %s", i, tab[i]->name);
         CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
-                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->thresh_bits,
+                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->thresh_bits,
               "table %s has a NULL entry", tab[i]->name);
     }
     int variant = 0;
