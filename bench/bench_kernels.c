@@ -64,6 +64,7 @@ typedef struct {
     uint8_t *ua, *pb; /* uint8 activations, p2 codes ((K + 1) / 2 per row) */
     int16_t *sa, *sb;
     int32_t *bsum, *c;
+    uint64_t *panel; /* bb as qatrt_pack_bpanel lays it out (the runtime does it once per model) */
 } operands;
 
 static void *xmalloc(size_t n)
@@ -107,6 +108,13 @@ static void operands_init(operands *o, int M, int N, int K)
         qatrt_pack_ternary(row, K, kw, tw);
     }
     free(row);
+    size_t pw = qatrt_bpanel_words(N, kw);
+    o->panel = aligned_alloc(64, (pw * 8 + 63) / 64 * 64 + 64);
+    if (!o->panel) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    qatrt_pack_bpanel(N, kw, o->bb, (size_t)kw, o->panel);
     for (int n = 0; n < N; n++) {
         int32_t s = 0;
         for (int k = 0; k < K; k++) s += o->ib[(size_t)n * K + k];
@@ -118,11 +126,15 @@ static void operands_free(operands *o)
 {
     free(o->fa), free(o->fb), free(o->fc), free(o->ia), free(o->ib), free(o->ua), free(o->sa), free(o->sb);
     free(o->pb), free(o->ba), free(o->bb), free(o->ta), free(o->tb), free(o->bsum), free(o->c);
+    free(o->panel);
 }
 
-enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_U8BGEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM, K_COUNT };
-static const char *const kernel_names[K_COUNT] = {"bgemm",    "tgemm",    "i8tgemm",          "u8i8gemm", "u8bgemm",
-                                                  "i8i8gemm", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
+enum {
+    K_BGEMM, K_BGEMM_PK, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_U8BGEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM,
+    K_COUNT
+};
+static const char *const kernel_names[K_COUNT] = {
+    "bgemm", "bgemm_pk", "tgemm", "i8tgemm", "u8i8gemm", "u8bgemm", "i8i8gemm", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
 
 /* one call of a kernel (kt NULL: sgemm) */
 static void call(const operands *o, const qatrt_kernels *kt, int kernel)
@@ -136,6 +148,9 @@ static void call(const operands *o, const qatrt_kernels *kt, int kernel)
     switch (kernel) {
     case K_BGEMM:
         kt->bgemm(M, N, kw, K, o->ba, (size_t)kw, o->bb, (size_t)kw, o->c, N_);
+        break;
+    case K_BGEMM_PK:
+        kt->bgemm_pk(M, N, kw, K, o->ba, (size_t)kw, o->panel, o->c, N_);
         break;
     case K_TGEMM:
         kt->tgemm(M, N, kw, o->ta, 2 * (size_t)kw, o->tb, 2 * (size_t)kw, o->c, N_);

@@ -63,29 +63,42 @@ static void bgemm_avx2(int M, int N, int kwords, int kbits, const uint64_t *A, s
     }
 }
 
-/* the panel layout: 2 rows x 4 columns of scalar POPCNTs, as above */
+/* the panel layout: scalar POPCNTs as above, 2 rows x 4 columns, and a
+ * last odd row (batch 1) 8 columns at a time */
 static void bgemm_pk_avx2(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                           int32_t *C, size_t ldc)
 {
-    for (int n0 = 0; n0 < N; n0 += 4) {
+    for (int n0 = 0; n0 < N; n0 += 8) {
         const uint64_t *p = Pd + (size_t)(n0 / 16) * 16 * (size_t)kwords + n0 % 16;
-        int nv = imin(4, N - n0);
-        for (int m0 = 0; m0 < M; m0 += 2) {
-            const uint64_t *a0 = A + (size_t)m0 * lda, *a1 = A + (size_t)imin(m0 + 1, M - 1) * lda;
-            uint64_t c0[4] = {0}, c1[4] = {0};
-            for (int w = 0; w < kwords; w++) {
-                uint64_t x0 = a0[w], x1 = a1[w];
-                const uint64_t *y = p + (size_t)16 * w;
-                for (int j = 0; j < 4; j++) {
-                    c0[j] += (uint64_t)_mm_popcnt_u64(x0 ^ y[j]);
-                    c1[j] += (uint64_t)_mm_popcnt_u64(x1 ^ y[j]);
+        int m0 = 0;
+        for (int h = 0; h < 8 && n0 + h < N; h += 4) /* row pairs, 4 columns at a time */
+            for (m0 = 0; m0 + 2 <= M; m0 += 2) {
+                const uint64_t *a0 = A + (size_t)m0 * lda, *a1 = a0 + lda;
+                uint64_t c0[4] = {0}, c1[4] = {0};
+                for (int w = 0; w < kwords; w++) {
+                    uint64_t x0 = a0[w], x1 = a1[w];
+                    const uint64_t *y = p + (size_t)16 * w + h;
+                    for (int j = 0; j < 4; j++) {
+                        c0[j] += (uint64_t)_mm_popcnt_u64(x0 ^ y[j]);
+                        c1[j] += (uint64_t)_mm_popcnt_u64(x1 ^ y[j]);
+                    }
+                }
+                int32_t *c = C + (size_t)m0 * ldc + n0 + h;
+                for (int j = 0; j < imin(4, N - n0 - h); j++) {
+                    c[j] = kbits - 2 * (int32_t)c0[j];
+                    c[ldc + (size_t)j] = kbits - 2 * (int32_t)c1[j];
                 }
             }
-            int32_t *c = C + (size_t)m0 * ldc + n0;
-            for (int j = 0; j < nv; j++) {
-                c[j] = kbits - 2 * (int32_t)c0[j];
-                if (m0 + 1 < M) c[ldc + (size_t)j] = kbits - 2 * (int32_t)c1[j];
+        if (M % 2) {
+            const uint64_t *a = A + (size_t)(M - 1) * lda;
+            uint64_t c0[8] = {0};
+            for (int w = 0; w < kwords; w++) {
+                uint64_t x = a[w];
+                const uint64_t *y = p + (size_t)16 * w;
+                for (int j = 0; j < 8; j++) c0[j] += (uint64_t)_mm_popcnt_u64(x ^ y[j]);
             }
+            int32_t *c = C + (size_t)(M - 1) * ldc + n0;
+            for (int j = 0; j < imin(8, N - n0); j++) c[j] = kbits - 2 * (int32_t)c0[j];
         }
     }
 }
