@@ -95,8 +95,9 @@ typedef struct {
     const int8_t *lut;        /* LUT: cin x 256 */
     size_t wrow;              /* bytes per output channel's weights as the kernel reads them */
     size_t wbytes;            /* bytes of the weights blob in the file */
-    int prep;                 /* 1: the file's dense bits are laid out in rows of wrow bytes in the
-                               * workspace before the first run (binary, ternary, power-of-two) */
+    int prep;                 /* 1: the file's dense bits are laid out in the workspace before the
+                               * first run, in rows of wrow bytes (ternary, power-of-two, uint8 x
+                               * binary) or, for binary, in the panels of kern.h (qatrt_pack_bpanel) */
     size_t prep_off;          /* where, in the workspace's prepared area */
 } qatrt_op;
 
@@ -123,8 +124,9 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
 
 /* Bytes of workspace qatrt_run needs for batches of up to `batch` images
  * (0 when the size would overflow). The file keeps bit-packed weights dense
- * (no padding); the first run on a workspace lays them out in the rows the
- * kernels read, in the workspace, and later runs of the same model on the
+ * (no padding); the first run on a workspace lays them out as the kernels
+ * read them (rows, or panels of 16 rows for binary), in the workspace, and
+ * later runs of the same model on the
  * same workspace (any batch up to its size) reuse them: keep the workspace
  * untouched between runs, or hand a fresh one. */
 size_t qatrt_workspace_size(const qatrt_model *m, int batch);
