@@ -552,10 +552,14 @@ AI void dot_block(int MR, int NR, dot_loop_fn *loop_main, dot_loop_fn *loop_row,
  * 4 x 4 ones (where L2 bandwidth bound the kernel). Columns past N in a
  * block repeat the last B row and are not stored. ea, eb: element sizes of
  * A and B in bytes. */
+#define DOT_KB 1024 /* bytes of a B row per K chunk */
+#define DOT_LD (DOT_KB + 64)
+
 AI void dot_gemm(int kind, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M, int N, int K, const void *A,
                  size_t lda, size_t ea, const void *B, size_t ldb, size_t eb, const int32_t *bsum, int32_t *C,
                  size_t ldc)
 {
+    _Alignas(64) uint8_t bpack[16][DOT_LD]; /* 17 KB */
     for (int n0 = 0; n0 < N; n0 += 16) {
         int nv = imin(16, N - n0);
         const void *b[16];
@@ -566,7 +570,26 @@ AI void dot_gemm(int kind, dot_loop_fn *loop_main, dot_loop_fn *loop_row, int M,
             for (int j = 0; j < nv; j++) ws[j] = bsum ? bsum[n0 + j] : dot_wsum(kind, b[j], 0, K);
             corr = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
         }
-        dot_block(3, 8, loop_main, loop_row, M, nv, K, A, lda, ea, b, 0, corr, C + n0, ldc, 0);
+        /* K in chunks of DOT_KB bytes of B; with enough rows of A to share
+         * it, a chunk of the 16 B rows is first copied DOT_LD bytes apart:
+         * rows a power of two apart (K = 4096) fall in one L1 set and
+         * evict each other on every step. Later chunks add into C; the
+         * weight sums go with the first. */
+        int kb = kind == D_I16 ? DOT_KB / 2 : DOT_KB, pack = M >= 16 && kind != D_U8B;
+        for (int k0 = 0; k0 == 0 || k0 < K; k0 += kb) {
+            int kc = imin(kb, K - k0);
+            size_t boff = kind == D_U8B ? (size_t)k0 / 8 : (size_t)k0 * eb;
+            const void *bk[16];
+            for (int j = 0; j < 16; j++) bk[j] = (const char *)b[j] + boff;
+            if (pack) {
+                for (int j = 0; j < 16; j++) {
+                    memcpy(bpack[j], bk[j], (size_t)kc * eb);
+                    bk[j] = bpack[j];
+                }
+            }
+            dot_block(3, 8, loop_main, loop_row, M, nv, kc, (const char *)A + (size_t)k0 * ea, lda, ea, bk, 0,
+                      k0 ? _mm512_setzero_si512() : corr, C + n0, ldc, k0 > 0);
+        }
     }
 }
 
