@@ -259,6 +259,18 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int 
     }
 }
 
+/* n kernel rows of up to 8 bytes, a word each (what runs past a row is
+ * rewritten by the next, the last lands in the slack) */
+static inline __attribute__((always_inline)) void words_rows(uint8_t *dst, const uint8_t *src, size_t run,
+                                                             size_t pitch, int n)
+{
+    for (int ky = 0; ky < n; ky++) {
+        uint64_t v;
+        memcpy(&v, src + (size_t)ky * pitch, 8);
+        memcpy(dst + (size_t)ky * run, &v, 8);
+    }
+}
+
 /* the CONV's accumulators for n images: [n * oh * ow][cout] */
 static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, int n, int in_packed, const uint8_t *in,
                      uint8_t *col, uint8_t *gbuf, int32_t *acc)
@@ -279,13 +291,12 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
         for (int i = 0; i < n; i++)
             for (int oy = 0; oy < oh; oy++) {
                 const uint8_t *src = in + (size_t)i * isz + (size_t)oy * ystep;
-                if (run <= 8) /* a first layer's few pixels: one word per kernel row */
+                if (run <= 8 && kh == 5) /* LeNet's conv1, unrolled: the loop was the cost */
                     for (int ox = 0; ox < ow; ox++, dst += arow, src += step)
-                        for (int ky = 0; ky < kh; ky++) {
-                            uint64_t v;
-                            memcpy(&v, src + (size_t)ky * pitch, 8);
-                            memcpy(dst + (size_t)ky * run, &v, 8);
-                        }
+                        words_rows(dst, src, run, pitch, 5);
+                else if (run <= 8) /* a first layer's few pixels: one word per kernel row */
+                    for (int ox = 0; ox < ow; ox++, dst += arow, src += step)
+                        words_rows(dst, src, run, pitch, kh);
                 else
                     for (int ox = 0; ox < ow; ox++, dst += arow, src += step)
                         for (int ky = 0; ky < kh; ky++)
