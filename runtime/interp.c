@@ -242,10 +242,16 @@ static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, u
     memset(row + (size_t)op->kh * run, 0, arow - (size_t)op->kh * run);
 }
 
-static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int M, const void *A, size_t arow, int32_t *C)
+/* bits != NULL: the op's signs straight from the kernel (fused_bits) */
+static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int M, const void *A, size_t arow, int32_t *C,
+                 uint8_t *bits)
 {
     int N = op->cout, K = op->K;
     size_t ldc = (size_t)N;
+    if (bits) {
+        k->u8i8gemm_bits(M, N, K, A, arow, W, op->wrow, op->thr, op->flip, bits, cbytes(N));
+        return;
+    }
     switch (op->kernel) {
     case QATRT_K_BIN: k->bgemm_pk(M, N, (int)(arow / 8), K, A, arow / 8, W, C, ldc); break;
     case QATRT_K_TER: k->tgemm(M, N, (int)(arow / 16), A, arow / 8, W, op->wrow / 8, C, ldc); break;
@@ -273,12 +279,12 @@ static inline __attribute__((always_inline)) void words_rows(uint8_t *dst, const
 
 /* the CONV's accumulators for n images: [n * oh * ow][cout] */
 static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, int n, int in_packed, const uint8_t *in,
-                     uint8_t *col, uint8_t *gbuf, int32_t *acc)
+                     uint8_t *col, uint8_t *gbuf, int32_t *acc, uint8_t *bits)
 {
     size_t P = (size_t)op->oh * op->ow, arow = a_row(op);
     size_t isz = (size_t)op->h * op->w * (in_packed ? cbytes(op->cin) : (size_t)op->cin);
     if (direct_input(op)) {
-        gemm(op, k, W, n, in, isz, acc);
+        gemm(op, k, W, n, in, isz, acc, bits);
         return;
     }
     uint8_t *dst = col;
@@ -302,7 +308,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                         for (int ky = 0; ky < kh; ky++)
                             copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
             }
-        gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);
+        gemm(op, k, W, (int)((size_t)n * P), col, arow, acc, bits);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -326,7 +332,15 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                 }
             }
     }
-    gemm(op, k, W, (int)((size_t)n * P), col, arow, acc);
+    gemm(op, k, W, (int)((size_t)n * P), col, arow, acc, bits);
+}
+
+/* a uint8 x int8 CONV whose stage gives signs to a binary layer: the
+ * kernel thresholds its accumulators itself (u8i8gemm_bits) */
+static int fused_bits(const qatrt_op *op, int packed)
+{
+    return op->kernel == QATRT_K_U8I8 && op->stage == QATRT_STAGE_THRESH && packed && op->nthr == 1 &&
+           op->levels[0] == -1 && op->levels[1] == 1;
 }
 
 /* C int8 levels -> ceil(C / 8) bytes of signs */
@@ -496,7 +510,11 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             size_t osz = P * (pout ? cbytes(op->cout) : (size_t)op->cout);
             for (size_t i0 = 0; i0 < nn; i0 += ci) {
                 int cn = (int)(nn - i0 < ci ? nn - i0 : ci);
-                run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc);
+                if (fused_bits(op, pout)) {
+                    run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc, out + i0 * osz);
+                    continue;
+                }
+                run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, cn, acc, logits + i0 * (size_t)op->cout);
                 else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
             }

@@ -68,6 +68,11 @@ typedef struct {
      * the same C as bgemm on B's rows. Pd: the panels, 64-byte aligned. */
     void (*bgemm_pk)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                      int32_t *C, size_t ldc);
+    /* u8i8gemm, then thresh_bits(M, N, C, N, thr, flip, out, ldo) on its
+     * result, fused (a first layer whose outputs are signs: the
+     * accumulators need never be stored); the same bits as the two calls */
+    void (*u8i8gemm_bits)(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                          const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo);
     /* one threshold per channel into packed signs (what a binary layer
      * reads): for m < M, n < N, s = C[m * ldc + n], negated where bit n % 8
      * of flip[n / 8] is set (flip may be NULL; the caller guarantees
@@ -95,6 +100,11 @@ int qatrt_isa_parse(const char *s);
 /* packing helpers used by the interpreter and the exporter (scalar, exact):
  * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* u8i8gemm_bits as the two calls of table kt, through a stack buffer of
+ * accumulators (what a table without a fused kernel uses) */
+void qatrt_u8i8gemm_bits_via(const qatrt_kernels *kt, int M, int N, int K, const uint8_t *A, size_t lda,
+                             const int8_t *B, size_t ldb, const int32_t *thr, const uint8_t *flip, uint8_t *out,
+                             size_t ldo);
 /* Binary B as panels of 16 rows (columns of C), each word-interleaved so
  * that one vector load holds word w of 8 or 16 columns, a lane per column:
  * panel p = rows 16p .. 16p + 15 at Pd + 16 p kwords, word w of its row j at

@@ -415,8 +415,15 @@ static void thresh_bits_avx2(int M, int N, const int32_t *C, size_t ldc, const i
     }
 }
 
-/* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_avx2;
+
+static void u8i8gemm_bits_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                               const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
+{
+    qatrt_u8i8gemm_bits_via(&qatrt_kernels_avx2, M, N, K, A, lda, B, ldb, thr, flip, out, ldo);
+}
+
+/* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx2 = {
     .isa = QATRT_ISA_AVX2,
     .name = "avx2",
@@ -429,5 +436,6 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .i8i8gemm = i8i8gemm_avx2,
     .i16gemm = i16gemm_avx2,
     .p2gemm = p2gemm_avx2,
+    .u8i8gemm_bits = u8i8gemm_bits_avx2,
     .thresh_bits = thresh_bits_avx2,
 };

@@ -675,10 +675,22 @@ AI uint32_t small_word(const uint8_t *t, int n, int whole)
     return v;
 }
 
-/* rows m .. m + R of C (R <= SMALL_R), channels of NB blocks; last: these
- * rows end A */
-AI void u8i8_small_rows(int R, int NB, int G, int K, const uint8_t *a, size_t lda, int last, const __m512i *bv,
-                        __mmask16 cm0, __mmask16 cm1, int32_t *c, size_t ldc)
+/* where the rows' results go: C (a row of int32 per row of A) or, fused
+ * with thresh_bits, packed signs */
+typedef struct {
+    int32_t *c;
+    size_t ldc;
+    uint8_t *out; /* bits: out, ldo; thr0/1 the two blocks' thresholds, */
+    size_t ldo;   /* fm0/1 their flips, nbytes the bytes of a row */
+    __m512i thr0, thr1;
+    __mmask16 fm0, fm1;
+    unsigned nbytes;
+} small_dst;
+
+/* rows m .. m + R of the result (R <= SMALL_R), channels of NB blocks
+ * (cm0 / cm1 the valid ones); last: these rows end A */
+AI void u8i8_small_rows(int R, int NB, int bits, int G, int K, const uint8_t *a, size_t lda, int last,
+                        const __m512i *bv, __mmask16 cm0, __mmask16 cm1, const small_dst *d)
 {
     __m512i acc[2 * SMALL_R];
     int gfull = K / 4;
@@ -701,15 +713,44 @@ AI void u8i8_small_rows(int R, int NB, int G, int K, const uint8_t *a, size_t ld
             if (NB == 2) acc[R + r] = dpbusd_asm(acc[R + r], x, b1);
         }
     }
+    if (!bits) {
+        for (int r = 0; r < R; r++) {
+            _mm512_mask_storeu_epi32(d->c + (size_t)r * d->ldc, cm0, acc[r]);
+            if (NB == 2) _mm512_mask_storeu_epi32(d->c + (size_t)r * d->ldc + 16, cm1, acc[R + r]);
+        }
+        return;
+    }
+    /* as thresh_bits: bit set where the (flipped) sum is below the threshold */
+    const __m512i zero = _mm512_setzero_si512();
+    __mmask16 bm = _cvtu32_mask16((1u << d->nbytes) - 1);
     for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_epi32(c + (size_t)r * ldc, cm0, acc[r]);
-        if (NB == 2) _mm512_mask_storeu_epi32(c + (size_t)r * ldc + 16, cm1, acc[R + r]);
+        __m512i s0 = _mm512_mask_sub_epi32(acc[r], d->fm0, zero, acc[r]);
+        uint32_t v = _cvtmask16_u32(_mm512_mask_cmplt_epi32_mask(cm0, s0, d->thr0));
+        if (NB == 2) {
+            __m512i s1 = _mm512_mask_sub_epi32(acc[R + r], d->fm1, zero, acc[R + r]);
+            v |= _cvtmask16_u32(_mm512_mask_cmplt_epi32_mask(cm1, s1, d->thr1)) << 16;
+        }
+        _mm_mask_storeu_epi8(d->out + (size_t)r * d->ldo, bm, _mm_cvtsi32_si128((int)v));
     }
 }
 
-/* up to 32 channels (two blocks) per pass over A */
+/* rows m0 .. M, all of a pass's channels, R = SMALL_R rows at a time */
+AI void u8i8_small_pass(int NB, int bits, int M, int G, int K, const uint8_t *A, size_t lda, const __m512i *bv,
+                        __mmask16 cm0, __mmask16 cm1, small_dst d)
+{
+    int m = 0;
+    for (; m + SMALL_R <= M; m += SMALL_R) {
+        u8i8_small_rows(SMALL_R, NB, bits, G, K, A + (size_t)m * lda, lda, m + SMALL_R == M, bv, cm0, cm1, &d);
+        if (bits) d.out += SMALL_R * d.ldo;
+        else d.c += SMALL_R * d.ldc;
+    }
+    if (m < M) u8i8_small_rows(M - m, NB, bits, G, K, A + (size_t)m * lda, lda, 1, bv, cm0, cm1, &d);
+}
+
+/* Up to 32 channels (two blocks) per pass over A; out != NULL: signs as
+ * thresh_bits gives them (thr, flip), else C */
 static void u8i8_small(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
-                       size_t ldc)
+                       size_t ldc, const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
 {
     int G = (K + 3) / 4;
     for (int n0 = 0; n0 < N; n0 += 32) {
@@ -722,29 +763,45 @@ static void u8i8_small(int M, int N, int K, const uint8_t *A, size_t lda, const 
             for (int k = 0; k < K; k++) bp[k / 4][j / 16][4 * (j % 16) + k % 4] = b[k];
         }
         const __m512i *bv = (const __m512i *)(const void *)bp;
+        unsigned n1 = (unsigned)(nv > 16 ? nv - 16 : 0);
         __mmask16 cm0 = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)imin(nv, 16)));
-        __mmask16 cm1 = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)(nv > 16 ? nv - 16 : 0)));
-        int32_t *c = C + n0;
-        int m = 0;
-        if (NB == 2) {
-            for (; m + SMALL_R <= M; m += SMALL_R)
-                u8i8_small_rows(SMALL_R, 2, G, K, A + (size_t)m * lda, lda, m + SMALL_R == M, bv, cm0, cm1,
-                                c + (size_t)m * ldc, ldc);
-            if (m < M) u8i8_small_rows(M - m, 2, G, K, A + (size_t)m * lda, lda, 1, bv, cm0, cm1, c + (size_t)m * ldc, ldc);
+        __mmask16 cm1 = _cvtu32_mask16(_bzhi_u32(0xffffu, n1));
+        small_dst d = {.c = C ? C + n0 : NULL, .ldc = ldc};
+        if (out) {
+            unsigned f = 0;
+            if (flip)
+                for (int i = 0; i < (nv + 7) / 8; i++) f |= (unsigned)flip[n0 / 8 + i] << 8 * i;
+            f &= (unsigned)(((uint64_t)1 << nv) - 1);
+            d = (small_dst){.out = out + n0 / 8, .ldo = ldo, .thr0 = _mm512_maskz_loadu_epi32(cm0, thr + n0),
+                            .thr1 = _mm512_maskz_loadu_epi32(cm1, thr + n0 + 16), .fm0 = _cvtu32_mask16(f & 0xffff),
+                            .fm1 = _cvtu32_mask16(f >> 16), .nbytes = (unsigned)(nv + 7) / 8};
+            if (NB == 2) u8i8_small_pass(2, 1, M, G, K, A, lda, bv, cm0, cm1, d);
+            else u8i8_small_pass(1, 1, M, G, K, A, lda, bv, cm0, cm1, d);
+        } else if (NB == 2) {
+            u8i8_small_pass(2, 0, M, G, K, A, lda, bv, cm0, cm1, d);
         } else {
-            for (; m + SMALL_R <= M; m += SMALL_R)
-                u8i8_small_rows(SMALL_R, 1, G, K, A + (size_t)m * lda, lda, m + SMALL_R == M, bv, cm0, cm1,
-                                c + (size_t)m * ldc, ldc);
-            if (m < M) u8i8_small_rows(M - m, 1, G, K, A + (size_t)m * lda, lda, 1, bv, cm0, cm1, c + (size_t)m * ldc, ldc);
+            u8i8_small_pass(1, 0, M, G, K, A, lda, bv, cm0, cm1, d);
         }
     }
+}
+
+/* K and lda the small path takes */
+static int small_ok(int M, int K, size_t lda) { return K > 0 && K <= SMALL_K && M >= 4 && lda >= 4; }
+
+extern const qatrt_kernels qatrt_kernels_avx512;
+
+static void u8i8gemm_bits_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                                 const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
+{
+    if (small_ok(M, K, lda)) u8i8_small(M, N, K, A, lda, B, ldb, NULL, 0, thr, flip, out, ldo);
+    else qatrt_u8i8gemm_bits_via(&qatrt_kernels_avx512, M, N, K, A, lda, B, ldb, thr, flip, out, ldo);
 }
 
 static void u8i8gemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             int32_t *C, size_t ldc)
 {
-    if (K > 0 && K <= SMALL_K && M >= 4 && lda >= 4) {
-        u8i8_small(M, N, K, A, lda, B, ldb, C, ldc);
+    if (small_ok(M, K, lda)) {
+        u8i8_small(M, N, K, A, lda, B, ldb, C, ldc, NULL, NULL, NULL, 0);
         return;
     }
     dot_gemm(D_U8I8, u8i8_loop_3x8, u8i8_loop_1x16, M, N, K, A, lda, 1, B, ldb, 1, NULL, C, ldc);
@@ -802,7 +859,6 @@ static void thresh_bits_avx512(int M, int N, const int32_t *C, size_t ldc, const
 }
 
 /* defined here, picked up by kern_dispatch.c */
-extern const qatrt_kernels qatrt_kernels_avx512;
 const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
     .name = "avx512",
@@ -815,5 +871,6 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .i8i8gemm = i8i8gemm_avx512,
     .i16gemm = i16gemm_avx512,
     .p2gemm = p2gemm_avx512,
+    .u8i8gemm_bits = u8i8gemm_bits_avx512,
     .thresh_bits = thresh_bits_avx512,
 };

@@ -158,6 +158,27 @@ static void thresh_bits_scalar(int M, int N, const int32_t *C, size_t ldc, const
     }
 }
 
+#define VIA_C 2048 /* accumulators on the stack: 8 KB */
+
+void qatrt_u8i8gemm_bits_via(const qatrt_kernels *kt, int M, int N, int K, const uint8_t *A, size_t lda,
+                             const int8_t *B, size_t ldb, const int32_t *thr, const uint8_t *flip, uint8_t *out,
+                             size_t ldo)
+{
+    int32_t C[VIA_C];
+    for (int n0 = 0; n0 < N; n0 += VIA_C) { /* chunks of whole bytes of out */
+        int nc = N - n0 < VIA_C ? N - n0 : VIA_C, rows = VIA_C / nc;
+        for (int m0 = 0; m0 < M; m0 += rows) {
+            int mc = M - m0 < rows ? M - m0 : rows;
+            kt->u8i8gemm(mc, nc, K, A + (size_t)m0 * lda, lda, B + (size_t)n0 * ldb, ldb, C, (size_t)nc);
+            kt->thresh_bits(mc, nc, C, (size_t)nc, thr + n0, flip ? flip + n0 / 8 : NULL,
+                            out + (size_t)m0 * ldo + (size_t)n0 / 8, ldo);
+        }
+    }
+}
+
+static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                                 const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo);
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_scalar;
 const qatrt_kernels qatrt_kernels_scalar = {
@@ -172,8 +193,15 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .i8i8gemm = i8i8gemm_scalar,
     .i16gemm = i16gemm_scalar,
     .p2gemm = p2gemm_scalar,
+    .u8i8gemm_bits = u8i8gemm_bits_scalar,
     .thresh_bits = thresh_bits_scalar,
 };
+
+static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                                 const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
+{
+    qatrt_u8i8gemm_bits_via(&qatrt_kernels_scalar, M, N, K, A, lda, B, ldb, thr, flip, out, ldo);
+}
 
 /* eight signs at a time: the top bit of each byte, gathered by one
  * multiply (no SIMD, no float); the interpreter packs every binary input

@@ -330,7 +330,7 @@ static void test_kernels(void)
         CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
               "table %d names itself %s", i, tab[i]->name);
         CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
-                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->thresh_bits,
+                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->u8i8gemm_bits && tab[i]->thresh_bits,
               "table %s has a NULL entry", tab[i]->name);
     }
     int variant = 0;
@@ -500,12 +500,63 @@ static void test_select(void)
     printf("kernels: QATRT_ISA selection ok (best here: %s)\n", qatrt_isa_name(best));
 }
 
+/* u8i8gemm_bits: every ISA against naive sums and the threshold
+ * definition; guard bytes around every output row must stay */
+static void test_gemm_bits(void)
+{
+    static const int Ms[] = {1, 3, 4, 8, 9, 17, 576}, Ns[] = {1, 7, 8, 16, 17, 20, 32, 33, 50},
+                     Ks[] = {1, 3, 4, 5, 25, 64, 65, 100};
+    int ncase = 0, nbad = 0;
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                int M = Ms[mi], N = Ns[ni], K = Ks[ki], withflip = (int)(rnd() & 1);
+                size_t lda = (size_t)K + (size_t)rnd_in(0, 3), ldb = (size_t)K + (size_t)rnd_in(0, 2);
+                size_t cb = ((size_t)N + 7) / 8, ldo = cb + (size_t)rnd_in(0, 2);
+                uint8_t *A = malloc((size_t)M * lda), *flip = calloc(cb, 1);
+                int8_t *B = malloc((size_t)N * ldb);
+                int32_t *thr = malloc(sizeof *thr * (size_t)N);
+                uint8_t *want = malloc((size_t)M * ldo + 2), *got = malloc((size_t)M * ldo + 2);
+                for (size_t i = 0; i < (size_t)M * lda; i++) A[i] = (uint8_t)rnd();
+                for (size_t i = 0; i < (size_t)N * ldb; i++) B[i] = (int8_t)rnd();
+                for (int n = 0; n < N; n++) {
+                    int r = rnd_in(0, 9);
+                    thr[n] = r == 0 ? INT32_MAX : r == 1 ? INT32_MIN : r < 4 ? rnd_in(-3, 3) : rnd_in(-200 * K, 200 * K);
+                    if (withflip && rnd_in(0, 1)) flip[n / 8] |= (uint8_t)(1u << (n % 8));
+                }
+                memset(want, 0xa5, (size_t)M * ldo + 2);
+                for (int m = 0; m < M; m++) {
+                    memset(want + 1 + (size_t)m * ldo, 0, cb);
+                    for (int n = 0; n < N; n++) {
+                        int64_t v = 0;
+                        for (int k = 0; k < K; k++) v += (int64_t)A[(size_t)m * lda + k] * B[(size_t)n * ldb + k];
+                        if (flip[n / 8] >> (n % 8) & 1) v = -v;
+                        if (v < thr[n]) want[1 + (size_t)m * ldo + (size_t)n / 8] |= (uint8_t)(1u << (n % 8));
+                    }
+                }
+                for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                    if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                    memset(got, 0xa5, (size_t)M * ldo + 2);
+                    qatrt_kernels_for((qatrt_isa)i)
+                        ->u8i8gemm_bits(M, N, K, A, lda, B, ldb, thr, withflip ? flip : NULL, got + 1, ldo);
+                    ncase++;
+                    int bad = memcmp(want, got, (size_t)M * ldo + 2) != 0;
+                    CHECK(!bad, "%s u8i8gemm_bits M=%d N=%d K=%d lda %zu ldo %zu%s: bits differ",
+                          qatrt_isa_name((qatrt_isa)i), M, N, K, lda, ldo, withflip ? " flip" : "");
+                    nbad += bad;
+                }
+                free(A), free(B), free(flip), free(thr), free(want), free(got);
+            }
+    printf("kernels: u8i8gemm_bits %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
+}
+
 int main(void)
 {
     test_packing();
     test_select();
     test_kernels();
     test_thresh();
+    test_gemm_bits();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
