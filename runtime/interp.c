@@ -157,13 +157,18 @@ static void prepare_op(const qatrt_op *op, uint8_t *dst, uint8_t *scratch)
         }
         return;
     }
+    if (op->kernel == QATRT_K_U8B) { /* the lookup layout of kern_u8bpk.h, a row at a time */
+        for (int c = 0; c < (op->cout + 15) / 16 * 16; c++) {
+            memset(scratch, 0, op->wrow);
+            if (c < op->cout) copy_bits(scratch, 0, s, op->wbytes, (size_t)c * K, K);
+            qatrt_u8b_pack_row(op->cout, op->K, c, c < op->cout ? (const uint64_t *)(const void *)scratch : NULL, dst);
+        }
+        return;
+    }
     memset(dst, 0, op->wrow * (size_t)op->cout);
     for (size_t c = 0; c < (size_t)op->cout; c++) {
         uint8_t *row = dst + c * op->wrow;
         switch (op->kernel) {
-        case QATRT_K_U8B:
-            copy_bits(row, 0, s, op->wbytes, c * K, K);
-            break;
         case QATRT_K_TER: case QATRT_K_I8T: {
             size_t plane = (n + 7) / 8, kw8 = (K + 63) / 64 * 8;
             copy_bits(row, 0, s, plane, c * K, K);
@@ -260,7 +265,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int 
     case QATRT_K_I8I8: k->i8i8gemm(M, N, K, A, arow, W, op->wrow, op->bsum, C, ldc); break;
     case QATRT_K_I16: k->i16gemm(M, N, K, A, arow / 2, W, op->wrow / 2, C, ldc); break;
     case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
-    case QATRT_K_U8B: k->u8bgemm(M, N, K, A, arow, W, op->wrow / 8, C, ldc); break;
+    case QATRT_K_U8B: k->u8bgemm_pk(M, N, K, A, arow, W, C, ldc); break;
     default: break; /* the reader admits no other kernel */
     }
 }

@@ -68,6 +68,9 @@ typedef struct {
      * the same C as bgemm on B's rows. Pd: the panels, 64-byte aligned. */
     void (*bgemm_pk)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                      int32_t *C, size_t ldc);
+    /* u8bgemm with B pre-packed once by qatrt_u8b_pack (kern_u8bpk.h):
+     * table lookups, for first layers with +-1 weights */
+    void (*u8bgemm_pk)(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);
     /* u8i8gemm, then thresh_bits(M, N, C, N, thr, flip, out, ldo) on its
      * result, fused (a first layer whose outputs are signs: the
      * accumulators need never be stored); the same bits as the two calls */
@@ -114,5 +117,7 @@ void qatrt_pack_bpanel(int N, int kwords, const uint64_t *B, size_t ldb, uint64_
 /* n int8 values in {-1, 0, +1} -> two planes of kwords words each (mask,
  * then sign), at out and out + kwords */
 void qatrt_pack_ternary(const int8_t *x, int n, int kwords, uint64_t *out);
+
+#include "kern_u8bpk.h"
 
 #endif

@@ -433,6 +433,7 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .i8tgemm = i8tgemm_avx2,
     .u8i8gemm = u8i8gemm_avx2,
     .u8bgemm = u8bgemm_avx2,
+    .u8bgemm_pk = qatrt_u8bgemm_pk_avx2,
     .i8i8gemm = i8i8gemm_avx2,
     .i16gemm = i16gemm_avx2,
     .p2gemm = p2gemm_avx2,

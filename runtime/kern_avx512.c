@@ -816,6 +816,15 @@ static void u8bgemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, co
     else dec_gemm(D_U8B, M, N, K, A, lda, B, ldb, 8, C, ldc);
 }
 
+/* VPERMB needs AVX512-VBMI, which the rest of this table does not (Skylake-X
+ * and Cascade Lake lack it): the AVX2 kernel there */
+static void u8bgemm_pk_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C,
+                              size_t ldc)
+{
+    if (__builtin_cpu_supports("avx512vbmi")) qatrt_u8bgemm_pk_avx512(M, N, K, A, lda, Bp, C, ldc);
+    else qatrt_u8bgemm_pk_avx2(M, N, K, A, lda, Bp, C, ldc);
+}
+
 static void i8i8gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *B, size_t ldb,
                             const int32_t *bsum, int32_t *C, size_t ldc)
 {
@@ -868,6 +877,7 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .i8tgemm = i8tgemm_avx512,
     .u8i8gemm = u8i8gemm_avx512,
     .u8bgemm = u8bgemm_avx512,
+    .u8bgemm_pk = u8bgemm_pk_avx512,
     .i8i8gemm = i8i8gemm_avx512,
     .i16gemm = i16gemm_avx512,
     .p2gemm = p2gemm_avx512,

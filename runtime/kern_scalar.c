@@ -190,6 +190,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .i8tgemm = i8tgemm_scalar,
     .u8i8gemm = u8i8gemm_scalar,
     .u8bgemm = u8bgemm_scalar,
+    .u8bgemm_pk = qatrt_u8bgemm_pk_scalar,
     .i8i8gemm = i8i8gemm_scalar,
     .i16gemm = i16gemm_scalar,
     .p2gemm = p2gemm_scalar,

@@ -96,8 +96,9 @@ typedef struct {
     size_t wrow;              /* bytes per output channel's weights as the kernel reads them */
     size_t wbytes;            /* bytes of the weights blob in the file */
     int prep;                 /* 1: the file's dense bits are laid out in the workspace before the
-                               * first run, in rows of wrow bytes (ternary, power-of-two, uint8 x
-                               * binary) or, for binary, in the panels of kern.h (qatrt_pack_bpanel) */
+                               * first run: rows of wrow bytes (ternary, power-of-two), the panels
+                               * of kern.h (binary) or the lookup layout of kern_u8bpk.h (uint8 x
+                               * binary) */
     size_t prep_off;          /* where, in the workspace's prepared area */
 } qatrt_op;
 
@@ -125,7 +126,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
 /* Bytes of workspace qatrt_run needs for batches of up to `batch` images
  * (0 when the size would overflow). The file keeps bit-packed weights dense
  * (no padding); the first run on a workspace lays them out as the kernels
- * read them (rows, or panels of 16 rows for binary), in the workspace, and
+ * read them (rows, panels or lookup units), in the workspace, and
  * later runs of the same model on the
  * same workspace (any batch up to its size) reuse them: keep the workspace
  * untouched between runs, or hand a fresh one. */

@@ -396,8 +396,9 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV || !op->prep) continue;
         op->prep_off = m->prep_size;
-        size_t bytes = op->kernel == QATRT_K_BIN ? qatrt_bpanel_words(op->cout, (int)(op->wrow / 8)) * 8
-                                                 : op->wrow * (size_t)op->cout;
+        size_t bytes = op->kernel == QATRT_K_BIN   ? qatrt_bpanel_words(op->cout, (int)(op->wrow / 8)) * 8
+                       : op->kernel == QATRT_K_U8B ? qatrt_u8b_packed_size(op->cout, op->K)
+                                                   : op->wrow * (size_t)op->cout;
         m->prep_size += (bytes + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
     }
     m->data = data;

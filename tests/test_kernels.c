@@ -12,9 +12,12 @@
 
 #include "qat_test.h"
 
-enum { K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_BGEMM_PK, K_COUNT };
+enum {
+    K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_BGEMM_PK, K_U8BGEMM_PK,
+    K_COUNT
+};
 static const char *const kernel_names[K_COUNT] = {"bgemm",   "tgemm",  "i8tgemm", "u8i8gemm", "i8i8gemm",
-                                                  "i16gemm", "p2gemm", "u8bgemm", "bgemm_pk"};
+                                                  "i16gemm", "p2gemm", "u8bgemm", "bgemm_pk", "u8bgemm_pk"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) /* splitmix64 */
@@ -45,7 +48,7 @@ typedef struct {
     const void *A, *B;       /* operands (abuf / bbuf + one element) */
     size_t lda, ldb, ldc;    /* in the kernel's units */
     int32_t *bsum;           /* i8i8gemm: NULL or sum_k B(n, k) */
-    uint64_t *panel;         /* bgemm_pk: B as qatrt_pack_bpanel lays it out (64-byte aligned) */
+    uint64_t *panel;         /* bgemm_pk / u8bgemm_pk: B packed (qatrt_pack_bpanel / qatrt_u8b_pack) */
     int32_t *cbuf, *C;       /* C = cbuf + 1; guard elements around it */
     size_t csize;
 } tcase;
@@ -79,8 +82,9 @@ static int gen_value(int kernel, int side, int mode, int r16, int k)
         break;
     case K_U8I8GEMM:
     case K_U8BGEMM:
+    case K_U8BGEMM_PK:
         if (!side) return mode == 2 ? 255 : mode == 1 ? (rnd() & 1 ? 255 : 0) : rnd_in(0, 255);
-        if (kernel == K_U8BGEMM) return mode == 2 ? -1 : (rnd() & 1 ? 1 : -1);
+        if (kernel != K_U8I8GEMM) return mode == 2 ? -1 : (rnd() & 1 ? 1 : -1);
         break;
     case K_I16GEMM: {
         /* sum |a b| < 2^31 so every partial sum fits, in any order: the
@@ -181,7 +185,8 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
         }
         break;
     }
-    case K_U8BGEMM: {
+    case K_U8BGEMM:
+    case K_U8BGEMM_PK: {
         t->lda = (size_t)K + (size_t)pad, t->ldb = (size_t)kw + (size_t)pad;
         const void *base;
         t->abuf = alloc_rows(M, t->lda, (size_t)K, 1, &t->A);
@@ -194,6 +199,11 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
             pack_i8(t->ub + (size_t)n * K, K, row);
             qatrt_pack_bits(row, K, o);
             if (K % 64) o[kw - 1] |= rnd() & ~(((uint64_t)1 << (K % 64)) - 1); /* bits past K: garbage */
+        }
+        if (kernel == K_U8BGEMM_PK) {
+            size_t bytes = qatrt_u8b_packed_size(N, K);
+            t->panel = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+            qatrt_u8b_pack(N, K, t->B, t->ldb, t->panel);
         }
         break;
     }
@@ -284,6 +294,9 @@ static void case_run(const tcase *t, const qatrt_kernels *kt)
     case K_U8BGEMM:
         kt->u8bgemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
         break;
+    case K_U8BGEMM_PK:
+        kt->u8bgemm_pk(M, N, K, t->A, t->lda, t->panel, t->C, t->ldc);
+        break;
     case K_BGEMM_PK:
         kt->bgemm_pk(M, N, t->kwords, t->kbits, t->A, t->lda, t->panel, t->C, t->ldc);
         break;
@@ -330,7 +343,7 @@ static void test_kernels(void)
         CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
               "table %d names itself %s", i, tab[i]->name);
         CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
-                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->u8i8gemm_bits && tab[i]->thresh_bits,
+                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->u8bgemm_pk && tab[i]->u8i8gemm_bits && tab[i]->thresh_bits,
               "table %s has a NULL entry", tab[i]->name);
     }
     int variant = 0;
