@@ -65,6 +65,8 @@ typedef struct {
     int16_t *sa, *sb;
     int32_t *bsum, *c;
     uint64_t *panel; /* bb as qatrt_pack_bpanel lays it out (the runtime does it once per model) */
+    int8_t *i8p;     /* ib as qatrt_pack_i8panel lays it out */
+    void *u8bp;      /* bb as qatrt_u8b_pack lays it out */
 } operands;
 
 static void *xmalloc(size_t n)
@@ -115,6 +117,14 @@ static void operands_init(operands *o, int M, int N, int K)
         exit(1);
     }
     qatrt_pack_bpanel(N, kw, o->bb, (size_t)kw, o->panel);
+    o->i8p = aligned_alloc(64, qatrt_i8panel_bytes(N, K) + 64);
+    o->u8bp = aligned_alloc(64, qatrt_u8b_packed_size(N, K) + 64);
+    if (!o->i8p || !o->u8bp) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    qatrt_pack_i8panel(N, K, o->ib, (size_t)K, o->i8p);
+    qatrt_u8b_pack(N, K, o->bb, (size_t)kw, o->u8bp);
     for (int n = 0; n < N; n++) {
         int32_t s = 0;
         for (int k = 0; k < K; k++) s += o->ib[(size_t)n * K + k];
@@ -126,15 +136,16 @@ static void operands_free(operands *o)
 {
     free(o->fa), free(o->fb), free(o->fc), free(o->ia), free(o->ib), free(o->ua), free(o->sa), free(o->sb);
     free(o->pb), free(o->ba), free(o->bb), free(o->ta), free(o->tb), free(o->bsum), free(o->c);
-    free(o->panel);
+    free(o->panel), free(o->i8p), free(o->u8bp);
 }
 
 enum {
-    K_BGEMM, K_BGEMM_PK, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_U8BGEMM, K_I8I8GEMM, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM,
-    K_COUNT
+    K_BGEMM, K_BGEMM_PK, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_U8I8GEMM_PK, K_U8BGEMM, K_U8BGEMM_PK, K_I8I8GEMM,
+    K_I8I8GEMM_PK, K_I8I8_NOBSUM, K_I16GEMM, K_P2GEMM, K_COUNT
 };
 static const char *const kernel_names[K_COUNT] = {
-    "bgemm", "bgemm_pk", "tgemm", "i8tgemm", "u8i8gemm", "u8bgemm", "i8i8gemm", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
+    "bgemm",       "bgemm_pk",         "tgemm",   "i8tgemm", "u8i8gemm", "u8i8gemm_pk", "u8bgemm", "u8bgemm_pk", "i8i8gemm",
+    "i8i8gemm_pk", "i8i8gemm(nobsum)", "i16gemm", "p2gemm"};
 
 /* one call of a kernel (kt NULL: sgemm) */
 static void call(const operands *o, const qatrt_kernels *kt, int kernel)
@@ -163,6 +174,15 @@ static void call(const operands *o, const qatrt_kernels *kt, int kernel)
         break;
     case K_U8BGEMM:
         kt->u8bgemm(M, N, K, o->ua, k, o->bb, (size_t)kw, o->c, N_);
+        break;
+    case K_U8I8GEMM_PK:
+        kt->u8i8gemm_pk(M, N, K, o->ua, k, o->i8p, o->c, N_);
+        break;
+    case K_U8BGEMM_PK:
+        kt->u8bgemm_pk(M, N, K, o->ua, k, o->u8bp, o->c, N_);
+        break;
+    case K_I8I8GEMM_PK:
+        kt->i8i8gemm_pk(M, N, K, o->ia, k, o->i8p, o->bsum, o->c, N_);
         break;
     case K_I8I8GEMM:
         kt->i8i8gemm(M, N, K, o->ia, k, o->ib, k, o->bsum, o->c, N_);

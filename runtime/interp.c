@@ -198,9 +198,12 @@ static void prepare(const qatrt_model *m, uint8_t *ws, uint8_t *scratch)
     prep_tag t;
     memcpy(&t, ws, sizeof t);
     if (t.magic == PREP_MAGIC && t.bytes == m->data && t.size == m->size && t.crc == m->crc) return;
-    for (int i = 0; i < m->nops; i++)
-        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].prep)
-            prepare_op(&m->ops[i], ws + QATRT_ALIGN + m->ops[i].prep_off, scratch);
+    for (int i = 0; i < m->nops; i++) {
+        const qatrt_op *op = &m->ops[i];
+        if (op->type != QATRT_OP_CONV) continue;
+        if (op->prep) prepare_op(op, ws + QATRT_ALIGN + op->prep_off, scratch);
+        if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(ws + QATRT_ALIGN + op->pan_off));
+    }
     t = (prep_tag){PREP_MAGIC, m->data, m->size, m->crc};
     memcpy(ws, &t, sizeof t);
 }
@@ -248,13 +251,18 @@ static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, u
 }
 
 /* bits != NULL: the op's signs straight from the kernel (fused_bits) */
-static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, int M, const void *A, size_t arow, int32_t *C,
-                 uint8_t *bits)
+static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, const void *pan, int M, const void *A,
+                 size_t arow, int32_t *C, uint8_t *bits)
 {
     int N = op->cout, K = op->K;
     size_t ldc = (size_t)N;
     if (bits) {
         k->u8i8gemm_bits(M, N, K, A, arow, W, op->wrow, op->thr, op->flip, bits, cbytes(N));
+        return;
+    }
+    if (pan && k->i8panel && K > QATRT_I8_SMALL_K) { /* int8 weights from their panels */
+        if (op->kernel == QATRT_K_U8I8) k->u8i8gemm_pk(M, N, K, A, arow, pan, C, ldc);
+        else k->i8i8gemm_pk(M, N, K, A, arow, pan, op->bsum, C, ldc);
         return;
     }
     switch (op->kernel) {
@@ -283,13 +291,14 @@ static inline __attribute__((always_inline)) void words_rows(uint8_t *dst, const
 }
 
 /* the CONV's accumulators for n images: [n * oh * ow][cout] */
-static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, int n, int in_packed, const uint8_t *in,
+static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, const void *pan, int n, int in_packed,
+                     const uint8_t *in,
                      uint8_t *col, uint8_t *gbuf, int32_t *acc, uint8_t *bits)
 {
     size_t P = (size_t)op->oh * op->ow, arow = a_row(op);
     size_t isz = (size_t)op->h * op->w * (in_packed ? cbytes(op->cin) : (size_t)op->cin);
     if (direct_input(op)) {
-        gemm(op, k, W, n, in, isz, acc, bits);
+        gemm(op, k, W, pan, n, in, isz, acc, bits);
         return;
     }
     uint8_t *dst = col;
@@ -313,7 +322,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                         for (int ky = 0; ky < kh; ky++)
                             copy8(dst + (size_t)ky * run, src + (size_t)ky * pitch, run);
             }
-        gemm(op, k, W, (int)((size_t)n * P), col, arow, acc, bits);
+        gemm(op, k, W, pan, (int)((size_t)n * P), col, arow, acc, bits);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -337,7 +346,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                 }
             }
     }
-    gemm(op, k, W, (int)((size_t)n * P), col, arow, acc, bits);
+    gemm(op, k, W, pan, (int)((size_t)n * P), col, arow, acc, bits);
 }
 
 /* a uint8 x int8 CONV whose stage gives signs to a binary layer: the
@@ -355,32 +364,19 @@ static void pack_pixel(const int8_t *lv, int C, uint8_t *out)
     for (int c = 0; c < C; c++) out[c / 8] |= (uint8_t)((lv[c] < 0) << (c % 8));
 }
 
-/* the level of accumulator s in channel row t = t_1..t_nthr: the count of
- * thresholds <= s, by bisection */
-static int8_t level_of(int32_t s, const int32_t *t, int nthr, const int8_t *levels)
+/* rows of C int8 levels (out, N bytes apart), by the thresh_levels kernel;
+ * or packed at pk, a row at a time through out */
+static void thresh_levels(const qatrt_op *op, const qatrt_kernels *k, size_t rows, const int32_t *acc, int8_t *out,
+                          uint8_t *pk)
 {
-    int lo = 0, hi = nthr;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (t[mid] <= s) lo = mid + 1;
-        else hi = mid;
+    int N = op->cout;
+    if (!pk) {
+        k->thresh_levels((int)rows, N, acc, (size_t)N, op->thr, op->nthr, op->flip, op->levels, out, (size_t)N);
+        return;
     }
-    return levels[lo];
-}
-
-/* rows of C int8 levels (out, ldo bytes apart; or packed at pk) */
-static void thresh_levels(const qatrt_op *op, size_t rows, const int32_t *acc, int8_t *out, uint8_t *pk)
-{
-    int N = op->cout, T = op->nthr;
     for (size_t r = 0; r < rows; r++) {
-        const int32_t *a = acc + r * (size_t)N;
-        int8_t *o = pk ? out : out + r * (size_t)N;
-        for (int c = 0; c < N; c++) {
-            /* |a| <= INT32_MAX (the reader bounds K |A| |B|), so -a is defined */
-            int32_t s = op->flip && (op->flip[c / 8] >> (c % 8) & 1) ? -a[c] : a[c];
-            o[c] = level_of(s, op->thr + (size_t)c * (size_t)T, T, op->levels);
-        }
-        if (pk) pack_pixel(o, N, pk + r * cbytes(N));
+        k->thresh_levels(1, N, acc + r * (size_t)N, (size_t)N, op->thr, op->nthr, op->flip, op->levels, out, (size_t)N);
+        pack_pixel(out, N, pk + r * cbytes(N));
     }
 }
 
@@ -409,10 +405,10 @@ static void stage_thresh(const qatrt_op *op, const qatrt_kernels *k, size_t rows
                          uint8_t *out, uint8_t *gbuf)
 {
     if (!packed && op->nthr == 1) thresh_one(op, k, rows, acc, (int8_t *)out, gbuf);
-    else if (!packed) thresh_levels(op, rows, acc, (int8_t *)out, NULL);
+    else if (!packed) thresh_levels(op, k, rows, acc, (int8_t *)out, NULL);
     else if (op->nthr == 1 && op->levels[0] == -1 && op->levels[1] == 1)
         k->thresh_bits((int)rows, op->cout, acc, (size_t)op->cout, op->thr, op->flip, out, cbytes(op->cout));
-    else thresh_levels(op, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
+    else thresh_levels(op, k, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
 }
 
 static void stage_logits(const qatrt_op *op, int n, const int32_t *C, int32_t *logits)
@@ -510,16 +506,17 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
         case QATRT_OP_CONV: {
             const void *W = op->prep ? (const void *)(prep + op->prep_off) : op->weights;
+            const void *pan = op->pan ? (const void *)(prep + op->pan_off) : NULL;
             size_t P = (size_t)op->oh * op->ow, ci = chunk_images(op, nn);
             size_t isz = (size_t)op->h * op->w * (pin ? cbytes(op->cin) : (size_t)op->cin);
             size_t osz = P * (pout ? cbytes(op->cout) : (size_t)op->cout);
             for (size_t i0 = 0; i0 < nn; i0 += ci) {
                 int cn = (int)(nn - i0 < ci ? nn - i0 : ci);
                 if (fused_bits(op, pout)) {
-                    run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc, out + i0 * osz);
+                    run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, out + i0 * osz);
                     continue;
                 }
-                run_conv(op, k, W, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
+                run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, cn, acc, logits + i0 * (size_t)op->cout);
                 else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
             }

@@ -30,9 +30,13 @@
 
 typedef enum { QATRT_ISA_SCALAR = 0, QATRT_ISA_AVX2, QATRT_ISA_AVX512, QATRT_ISA_COUNT } qatrt_isa;
 
+/* u8i8gemm takes K up to this with all of B in registers (first layers) */
+#define QATRT_I8_SMALL_K 64
+
 typedef struct {
     qatrt_isa isa;
     const char *name; /* "scalar", "avx2", "avx512" */
+    int i8panel;      /* 1: u8i8gemm_pk / i8i8gemm_pk beat u8i8gemm / i8i8gemm for K > QATRT_I8_SMALL_K */
     /* binary x binary: lda/ldb in 64-bit words (>= kwords) */
     void (*bgemm)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *B, size_t ldb,
                   int32_t *C, size_t ldc);
@@ -68,6 +72,11 @@ typedef struct {
      * the same C as bgemm on B's rows. Pd: the panels, 64-byte aligned. */
     void (*bgemm_pk)(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                      int32_t *C, size_t ldc);
+    /* u8i8gemm / i8i8gemm with B pre-packed once by qatrt_pack_i8panel
+     * (constant weights); bsum as for i8i8gemm */
+    void (*u8i8gemm_pk)(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C, size_t ldc);
+    void (*i8i8gemm_pk)(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *Pd, const int32_t *bsum,
+                        int32_t *C, size_t ldc);
     /* u8bgemm with B pre-packed once by qatrt_u8b_pack (kern_u8bpk.h):
      * table lookups, for first layers with +-1 weights */
     void (*u8bgemm_pk)(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);
@@ -85,6 +94,12 @@ typedef struct {
      * is written. */
     void (*thresh_bits)(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
                         uint8_t *out, size_t ldo);
+    /* several thresholds per channel into int8 levels: for m < M, n < N,
+     * s = C[m * ldc + n] (negated where flip bit n is set, as above) and
+     * out[m * ldo + n] = levels[the count of t < T with thr[n T + t] <= s];
+     * each channel's T thresholds ascend (the .qnn reader checks it) */
+    void (*thresh_levels)(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
+                          const int8_t *levels, int8_t *out, size_t ldo);
 } qatrt_kernels;
 
 /* 1 when this CPU (and this build) can run the table for isa */
@@ -103,6 +118,16 @@ int qatrt_isa_parse(const char *s);
 /* packing helpers used by the interpreter and the exporter (scalar, exact):
  * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* the reference thresh_levels (a bisection per value), for every table */
+void qatrt_thresh_levels_ref(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
+                             const int8_t *levels, int8_t *out, size_t ldo);
+/* int8 B as panels of 16 rows (columns of C), K in groups of 4: unit (b, g)
+ * is 64 bytes at Pd + (b ceil(K / 4) + g) 64, byte 4 i + j of it weight
+ * 4 g + j of row 16 b + i (0 past K and N), so that one vector holds 4
+ * weights of 16 columns, a lane per column, against 4 broadcast bytes of
+ * A. qatrt_i8panel_bytes: its size (a multiple of 64). */
+size_t qatrt_i8panel_bytes(int N, int K);
+void qatrt_pack_i8panel(int N, int K, const int8_t *B, size_t ldb, int8_t *Pd);
 /* u8i8gemm_bits as the two calls of table kt, through a stack buffer of
  * accumulators (what a table without a fused kernel uses) */
 void qatrt_u8i8gemm_bits_via(const qatrt_kernels *kt, int M, int N, int K, const uint8_t *A, size_t lda,

@@ -417,6 +417,54 @@ static void thresh_bits_avx2(int M, int N, const int32_t *C, size_t ldc, const i
 
 extern const qatrt_kernels qatrt_kernels_avx2;
 
+/* int8 panels (kern.h), no VPDPBUSD: per group of 4 weights, 4 columns
+ * widened to int16 against A's 4 bytes (widened, broadcast) by VPMADDWD,
+ * two partial sums per column until the end */
+AI void i8pk_avx2(int sgn, int M, int N, int K, const void *A, size_t lda, const int8_t *Pd, int32_t *C, size_t ldc)
+{
+    size_t G = ((size_t)K + 3) / 4;
+    for (int m = 0; m < M; m++) {
+        const uint8_t *a = (const uint8_t *)A + (size_t)m * lda;
+        for (int n0 = 0; n0 < N; n0 += 16) {
+            const int8_t *p = Pd + (size_t)(n0 / 16) * G * 64;
+            __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                              _mm256_setzero_si256()};
+            for (size_t g = 0; g < G; g++) {
+                uint32_t v = 0;
+                if (4 * g + 4 <= (size_t)K) memcpy(&v, a + 4 * g, 4);
+                else /* the last K % 4 bytes; the weights past K are zero */
+                    for (size_t k = (size_t)K; k-- > 4 * g;) v = v << 8 | a[k];
+                __m128i x = _mm_set1_epi32((int)v);
+                __m256i av = sgn ? _mm256_cvtepi8_epi16(x) : _mm256_cvtepu8_epi16(x);
+                for (int q = 0; q < 4; q++) {
+                    __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(p + g * 64 + 16 * (size_t)q)));
+                    acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(w, av));
+                }
+            }
+            /* acc[q]: columns 4q .. 4q + 3, two sums each */
+            __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[0], acc[1]), 0xd8);
+            __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[2], acc[3]), 0xd8);
+            int32_t tmp[16];
+            _mm256_storeu_si256((__m256i *)(void *)tmp, lo);
+            _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi);
+            memcpy(C + (size_t)m * ldc + n0, tmp, sizeof(int32_t) * (size_t)imin(16, N - n0));
+        }
+    }
+}
+
+static void u8i8gemm_pk_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C,
+                             size_t ldc)
+{
+    i8pk_avx2(0, M, N, K, A, lda, Pd, C, ldc);
+}
+
+static void i8i8gemm_pk_avx2(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *Pd, const int32_t *bsum,
+                             int32_t *C, size_t ldc)
+{
+    (void)bsum;
+    i8pk_avx2(1, M, N, K, A, lda, Pd, C, ldc);
+}
+
 static void u8i8gemm_bits_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                                const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
 {
@@ -434,9 +482,12 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .u8i8gemm = u8i8gemm_avx2,
     .u8bgemm = u8bgemm_avx2,
     .u8bgemm_pk = qatrt_u8bgemm_pk_avx2,
+    .u8i8gemm_pk = u8i8gemm_pk_avx2,
+    .i8i8gemm_pk = i8i8gemm_pk_avx2,
     .i8i8gemm = i8i8gemm_avx2,
     .i16gemm = i16gemm_avx2,
     .p2gemm = p2gemm_avx2,
     .u8i8gemm_bits = u8i8gemm_bits_avx2,
     .thresh_bits = thresh_bits_avx2,
+    .thresh_levels = qatrt_thresh_levels_ref,
 };

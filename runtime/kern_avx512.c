@@ -653,7 +653,7 @@ static void i8tgemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, con
  * bytes of a row of A are broadcast into one VPDPBUSD against it. R rows
  * of A run side by side against NB (1 or 2) blocks of 16 channels, so one
  * broadcast serves both blocks (LeNet's conv1: K = 25, N = 20). */
-#define SMALL_K 64
+#define SMALL_K QATRT_I8_SMALL_K
 #define SMALL_R 8
 
 /* VPDPBUSD in asm: with the intrinsic, gcc 12 copies each accumulator to
@@ -816,6 +816,111 @@ static void u8bgemm_avx512(int M, int N, int K, const uint8_t *A, size_t lda, co
     else dec_gemm(D_U8B, M, N, K, A, lda, B, ldb, 8, C, ldc);
 }
 
+/* ---- int8 panels (kern.h): a lane per column -----------------------------
+ * B is packed once, 16 columns x 4 weights per 64-byte unit; every 4 bytes
+ * of a row of A are broadcast into one VPDPBUSD per unit. R rows x NB
+ * blocks of 16 columns per tile (4 x 4; a lone row 1 x 8, so that 8
+ * accumulators hide VPDPBUSD's latency): no sums across lanes, one stream
+ * of B. Signed A is biased by 128 into u8 and 128 bsum taken off. */
+#define PK_NB 8
+
+AI void i8pk_tile(int sgn, int R, int NB, int nb, int G, int K, const uint8_t *a, size_t lda, int last,
+                  const int8_t *p, size_t bstride, const __m512i *corr, __mmask16 cml, int32_t *c, size_t ldc)
+{
+    __m512i acc[4 * PK_NB / 2];
+    const __m512i bias = _mm512_set1_epi8(-128);
+    int gfull = K / 4;
+    for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
+    if (gfull < G) /* the last K % 4 bytes first, as in u8i8_small_rows */
+        for (int r = 0; r < R; r++) {
+            __m512i x = _mm512_set1_epi32(
+                (int)small_word(a + (size_t)r * lda + 4 * gfull, K - 4 * gfull, r < R - 1 || !last));
+            if (sgn) x = _mm512_xor_si512(x, bias);
+            for (int j = 0; j < NB; j++)
+                if (j < nb)
+                    acc[r * NB + j] = dpbusd_asm(acc[r * NB + j], x,
+                                                 _mm512_load_si512(p + (size_t)j * bstride + (size_t)gfull * 64));
+        }
+    for (int g = 0; g < gfull; g++) {
+        __m512i bv[PK_NB];
+        for (int j = 0; j < NB; j++) /* blocks past nb: block 0 again, unused */
+            bv[j] = _mm512_load_si512(p + (size_t)(j < nb ? j : 0) * bstride + (size_t)g * 64);
+        for (int r = 0; r < R; r++) {
+            uint32_t v;
+            memcpy(&v, a + (size_t)r * lda + 4 * g, 4);
+            __m512i x = _mm512_set1_epi32((int)v);
+            if (sgn) x = _mm512_xor_si512(x, bias);
+            for (int j = 0; j < NB; j++)
+                if (j < nb) acc[r * NB + j] = dpbusd_asm(acc[r * NB + j], x, bv[j]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < NB; j++)
+            if (j < nb) {
+                __m512i v = acc[r * NB + j];
+                if (sgn) v = _mm512_sub_epi32(v, corr[j]);
+                _mm512_mask_storeu_epi32(c + (size_t)r * ldc + 16 * (size_t)j, j == nb - 1 ? cml : 0xffff, v);
+            }
+}
+
+AI void i8pk_gemm(int sgn, int M, int N, int K, const void *A_, size_t lda, const int8_t *Pd, const int32_t *bsum,
+                  int32_t *C, size_t ldc)
+{
+    const uint8_t *A = A_;
+    int G = (K + 3) / 4, nbk = (N + 15) / 16;
+    size_t bstride = (size_t)G * 64;
+    if (K == 0) {
+        for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, sizeof(int32_t) * (size_t)N);
+        return;
+    }
+    int NB = M >= 4 ? 4 : PK_NB;
+    for (int b0 = 0; b0 < nbk; b0 += NB) {
+        int nb = imin(NB, nbk - b0);
+        int nlast = imin(16, N - 16 * (b0 + nb - 1)); /* columns of the tile's last block (BZHI reads 8 bits) */
+        __mmask16 cml = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)nlast));
+        __m512i corr[PK_NB];
+        if (sgn)
+            for (int j = 0; j < nb; j++) {
+                int32_t ws[16] = {0};
+                for (int i = 0; i < 16 && 16 * (b0 + j) + i < N; i++) {
+                    int n = 16 * (b0 + j) + i;
+                    if (bsum) ws[i] = bsum[n];
+                    else
+                        for (int g = 0; g < G; g++)
+                            for (int t = 0; t < 4; t++) ws[i] += Pd[((size_t)(n / 16) * G + (size_t)g) * 64 + 4 * (size_t)i + (size_t)t];
+                }
+                corr[j] = _mm512_slli_epi32(_mm512_loadu_si512(ws), 7);
+            }
+        const int8_t *p = Pd + (size_t)b0 * bstride;
+        int32_t *c = C + 16 * (size_t)b0;
+        int m = 0;
+        if (NB == 4) {
+            for (; m + 4 <= M; m += 4)
+                i8pk_tile(sgn, 4, 4, nb, G, K, A + (size_t)m * lda, lda, m + 4 == M, p, bstride, corr, cml,
+                          c + (size_t)m * ldc, ldc);
+            for (; m < M; m++)
+                i8pk_tile(sgn, 1, 4, nb, G, K, A + (size_t)m * lda, lda, m + 1 == M, p, bstride, corr, cml,
+                          c + (size_t)m * ldc, ldc);
+        } else {
+            for (; m < M; m++)
+                i8pk_tile(sgn, 1, PK_NB, nb, G, K, A + (size_t)m * lda, lda, m + 1 == M, p, bstride, corr, cml,
+                          c + (size_t)m * ldc, ldc);
+        }
+    }
+}
+
+static void u8i8gemm_pk_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C,
+                               size_t ldc)
+{
+    i8pk_gemm(0, M, N, K, A, lda, Pd, NULL, C, ldc);
+}
+
+static void i8i8gemm_pk_avx512(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *Pd,
+                               const int32_t *bsum, int32_t *C, size_t ldc)
+{
+    i8pk_gemm(1, M, N, K, A, lda, Pd, bsum, C, ldc);
+}
+
 /* VPERMB needs AVX512-VBMI, which the rest of this table does not (Skylake-X
  * and Cascade Lake lack it): the AVX2 kernel there */
 static void u8bgemm_pk_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C,
@@ -867,10 +972,48 @@ static void thresh_bits_avx512(int M, int N, const int32_t *C, size_t ldc, const
     }
 }
 
+/* Up to 15 thresholds (16 levels, 4-bit activations): 16 channels per
+ * vector, their thresholds transposed into registers once; the count of
+ * those <= s by compares, the level by a permute of the 16 levels. More
+ * thresholds: the reference's bisection. */
+static void thresh_levels_avx512(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T,
+                                 const uint8_t *flip, const int8_t *levels, int8_t *out, size_t ldo)
+{
+    if (T > 15) {
+        qatrt_thresh_levels_ref(M, N, C, ldc, thr, T, flip, levels, out, ldo);
+        return;
+    }
+    int32_t lv[16] = {0};
+    for (int i = 0; i <= T; i++) lv[i] = levels[i];
+    const __m512i ltab = _mm512_loadu_si512(lv), zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int r = imin(16, N - n0);
+        __mmask16 lm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)r));
+        __m512i tv[15];
+        for (int t = 0; t < 15; t++) {
+            int32_t col[16] = {0};
+            for (int i = 0; i < r && t < T; i++) col[i] = thr[(size_t)(n0 + i) * (size_t)T + (size_t)t];
+            tv[t] = _mm512_loadu_si512(col);
+        }
+        unsigned f = 0;
+        if (flip) f = flip[n0 / 8] | (r > 8 ? (unsigned)flip[n0 / 8 + 1] << 8 : 0u);
+        __mmask16 fm = _cvtu32_mask16(f);
+        for (int m = 0; m < M; m++) {
+            __m512i v = _mm512_maskz_loadu_epi32(lm, C + (size_t)m * ldc + n0);
+            v = _mm512_mask_sub_epi32(v, fm, zero, v);
+            __m512i cnt = zero;
+            for (int t = 0; t < 15; t++)
+                if (t < T) cnt = _mm512_mask_add_epi32(cnt, _mm512_cmple_epi32_mask(tv[t], v), cnt, one);
+            _mm_mask_storeu_epi8(out + (size_t)m * ldo + n0, lm, _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(cnt, ltab)));
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
     .name = "avx512",
+    .i8panel = 1,
     .bgemm = bgemm_avx512,
     .bgemm_pk = bgemm_pk_avx512,
     .tgemm = tgemm_avx512,
@@ -878,9 +1021,12 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .u8i8gemm = u8i8gemm_avx512,
     .u8bgemm = u8bgemm_avx512,
     .u8bgemm_pk = u8bgemm_pk_avx512,
+    .u8i8gemm_pk = u8i8gemm_pk_avx512,
+    .i8i8gemm_pk = i8i8gemm_pk_avx512,
     .i8i8gemm = i8i8gemm_avx512,
     .i16gemm = i16gemm_avx512,
     .p2gemm = p2gemm_avx512,
     .u8i8gemm_bits = u8i8gemm_bits_avx512,
     .thresh_bits = thresh_bits_avx512,
+    .thresh_levels = thresh_levels_avx512,
 };

@@ -108,6 +108,35 @@ static void i8i8gemm_scalar(int M, int N, int K, const int8_t *A, size_t lda, co
         }
 }
 
+/* the definitions on the int8 panel layout (kern.h) */
+static int32_t i8panel_at(const int8_t *Pd, int K, int n, int k)
+{
+    return Pd[((size_t)(n / 16) * (((size_t)K + 3) / 4) + (size_t)k / 4) * 64 + 4 * (size_t)(n % 16) + (size_t)k % 4];
+}
+
+static void u8i8gemm_pk_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C,
+                               size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int32_t)A[(size_t)m * lda + k] * i8panel_at(Pd, K, n, k);
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
+static void i8i8gemm_pk_scalar(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *Pd,
+                               const int32_t *bsum, int32_t *C, size_t ldc)
+{
+    (void)bsum;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int32_t)A[(size_t)m * lda + k] * i8panel_at(Pd, K, n, k);
+            C[(size_t)m * ldc + n] = dot;
+        }
+}
+
 static void i16gemm_scalar(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb,
                            int32_t *C, size_t ldc)
 {
@@ -158,6 +187,24 @@ static void thresh_bits_scalar(int M, int N, const int32_t *C, size_t ldc, const
     }
 }
 
+void qatrt_thresh_levels_ref(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
+                             const int8_t *levels, int8_t *out, size_t ldo)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t s = C[(size_t)m * ldc + n];
+            if (flip && (flip[n / 8] >> (n % 8) & 1)) s = -s;
+            const int32_t *t = thr + (size_t)n * (size_t)T;
+            int lo = 0, hi = T; /* the count of t <= s, by bisection */
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (t[mid] <= s) lo = mid + 1;
+                else hi = mid;
+            }
+            out[(size_t)m * ldo + n] = levels[lo];
+        }
+}
+
 #define VIA_C 2048 /* accumulators on the stack: 8 KB */
 
 void qatrt_u8i8gemm_bits_via(const qatrt_kernels *kt, int M, int N, int K, const uint8_t *A, size_t lda,
@@ -191,11 +238,14 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .u8i8gemm = u8i8gemm_scalar,
     .u8bgemm = u8bgemm_scalar,
     .u8bgemm_pk = qatrt_u8bgemm_pk_scalar,
+    .u8i8gemm_pk = u8i8gemm_pk_scalar,
+    .i8i8gemm_pk = i8i8gemm_pk_scalar,
     .i8i8gemm = i8i8gemm_scalar,
     .i16gemm = i16gemm_scalar,
     .p2gemm = p2gemm_scalar,
     .u8i8gemm_bits = u8i8gemm_bits_scalar,
     .thresh_bits = thresh_bits_scalar,
+    .thresh_levels = qatrt_thresh_levels_ref,
 };
 
 static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
@@ -221,6 +271,23 @@ void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out)
         for (; b < cnt; b++) word |= (uint64_t)(x[base + b] < 0) << b;
         out[w] = word;
     }
+}
+
+size_t qatrt_i8panel_bytes(int N, int K)
+{
+    return N <= 0 || K <= 0 ? 0 : ((size_t)N + 15) / 16 * (((size_t)K + 3) / 4) * 64;
+}
+
+void qatrt_pack_i8panel(int N, int K, const int8_t *B, size_t ldb, int8_t *Pd)
+{
+    size_t G = ((size_t)K + 3) / 4, nb = ((size_t)N + 15) / 16;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t g = 0; g < G; g++)
+            for (size_t i = 0; i < 16; i++)
+                for (size_t j = 0; j < 4; j++) {
+                    size_t n = 16 * b + i, k = 4 * g + j;
+                    Pd[(b * G + g) * 64 + 4 * i + j] = n < (size_t)N && k < (size_t)K ? B[n * ldb + k] : 0;
+                }
 }
 
 size_t qatrt_bpanel_words(int N, int kwords)

@@ -272,6 +272,14 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
         if ((st = blob(r, at + F_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
         op->levels = b;
         if ((st = blob(r, at + F_REQ, "requantization", 0, &b))) return st;
+        /* per channel ascending, as the kernels count them (thresh_levels) */
+        for (int c = 0; c < op->cout; c++)
+            for (int j = 1; j < op->nthr; j++) {
+                const int32_t *t = op->thr + (size_t)c * (size_t)op->nthr;
+                if (t[j] < t[j - 1])
+                    return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: thresholds of channel %d must ascend (%d after %d)",
+                                (size_t)((const uint8_t *)(t + j) - r->base), c, t[j], t[j - 1]);
+            }
         for (int j = 1; j <= op->nthr; j++)
             if (op->levels[j] < op->levels[j - 1])
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
@@ -394,7 +402,13 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_STAGE);
     for (int i = 0; i < m->nops; i++) {
         qatrt_op *op = &m->ops[i];
-        if (op->type != QATRT_OP_CONV || !op->prep) continue;
+        if (op->type != QATRT_OP_CONV) continue;
+        if (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_I8I8) {
+            op->pan = 1;
+            op->pan_off = m->prep_size;
+            m->prep_size += (qatrt_i8panel_bytes(op->cout, op->K) + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
+        }
+        if (!op->prep) continue;
         op->prep_off = m->prep_size;
         size_t bytes = op->kernel == QATRT_K_BIN   ? qatrt_bpanel_words(op->cout, (int)(op->wrow / 8)) * 8
                        : op->kernel == QATRT_K_U8B ? qatrt_u8b_packed_size(op->cout, op->K)

@@ -259,6 +259,37 @@ static void check_hostile(const qat_export_result *r, const char *what)
     free(b);
 }
 
+/* a channel whose thresholds do not ascend (two swapped, checksum
+ * repaired) is refused by name: the kernels count thresholds <= s */
+static int check_ascending(const qat_export_result *r, const char *what)
+{
+    size_t n = r->size;
+    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    memcpy(b, r->bytes, n);
+    qatrt_model m;
+    qatrt_error err;
+    int tried = 0;
+    if (qatrt_load(&m, b, n, &err) == QATRT_OK)
+        for (int i = 0; i < m.nops && !tried; i++) {
+            const qatrt_op *op = &m.ops[i];
+            if (op->type != QATRT_OP_CONV || op->stage != QATRT_STAGE_THRESH || op->nthr < 2) continue;
+            for (int c = 0; c < op->cout && !tried; c++) {
+                const int32_t *t = op->thr + (size_t)c * (size_t)op->nthr;
+                if (t[0] == t[1]) continue;
+                size_t at = (size_t)((const uint8_t *)t - b);
+                uint8_t tmp[4];
+                memcpy(tmp, b + at, 4), memcpy(b + at, b + at + 4, 4), memcpy(b + at + 4, tmp, 4);
+                uint32_t crc = qatrt_crc32(0, b, n - 4);
+                for (int k = 0; k < 4; k++) b[n - 4 + k] = (uint8_t)(crc >> (8 * k));
+                CHECK(qatrt_load(&m, b, n, &err) == QATRT_ERR_FORMAT && strstr(err.msg, "must ascend"),
+                      "%s: descending thresholds of channel %d: '%s'", what, c, err.msg);
+                tried = 1;
+            }
+        }
+    free(b);
+    return tried;
+}
+
 typedef struct {
     const char *name, *text;
     int float_bits; /* export with --float-layers */
@@ -313,6 +344,7 @@ static void test_unit(void)
     size_t keep_size[2] = {0, 0};
     int32_t *keep_logits[2] = {NULL, NULL};
     uint8_t *keep_img[2] = {NULL, NULL};
+    int ascend_checked = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const unit_case *uc = &cases[ci];
         qat_model m;
@@ -365,6 +397,7 @@ static void test_unit(void)
                 CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
             }
             if (ci < 2) check_hostile(&r, uc->name);
+            ascend_checked += check_ascending(&r, uc->name);
             if (ci < 2) { /* kept for the workspace-reuse check: both 28x28x1 */
                 keep_bytes[ci] = malloc(r.size);
                 memcpy(keep_bytes[ci], r.bytes, r.size);
@@ -390,6 +423,8 @@ static void test_unit(void)
     else
         CHECK(0, "the two models for the workspace-reuse check did not export");
     for (int i = 0; i < 2; i++) free(keep_bytes[i]), free(keep_logits[i]), free(keep_img[i]);
+    CHECK(ascend_checked > 0, "no model had a channel with two distinct thresholds to swap");
+    printf("  descending thresholds refused by name in %d models\n", ascend_checked);
 }
 
 /* ---- the MNIST configs ---------------------------------------------------- */

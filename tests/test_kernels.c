@@ -14,10 +14,11 @@
 
 enum {
     K_BGEMM, K_TGEMM, K_I8TGEMM, K_U8I8GEMM, K_I8I8GEMM, K_I16GEMM, K_P2GEMM, K_U8BGEMM, K_BGEMM_PK, K_U8BGEMM_PK,
-    K_COUNT
+    K_U8I8GEMM_PK, K_I8I8GEMM_PK, K_COUNT
 };
-static const char *const kernel_names[K_COUNT] = {"bgemm",   "tgemm",  "i8tgemm", "u8i8gemm", "i8i8gemm",
-                                                  "i16gemm", "p2gemm", "u8bgemm", "bgemm_pk", "u8bgemm_pk"};
+static const char *const kernel_names[K_COUNT] = {"bgemm",      "tgemm",       "i8tgemm",    "u8i8gemm",
+                                                  "i8i8gemm",   "i16gemm",     "p2gemm",     "u8bgemm",
+                                                  "bgemm_pk",   "u8bgemm_pk",  "u8i8gemm_pk", "i8i8gemm_pk"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) /* splitmix64 */
@@ -81,10 +82,11 @@ static int gen_value(int kernel, int side, int mode, int r16, int k)
         if (side) return mode == 2 ? -1 : rnd_in(-1, 1);
         break;
     case K_U8I8GEMM:
+    case K_U8I8GEMM_PK:
     case K_U8BGEMM:
     case K_U8BGEMM_PK:
         if (!side) return mode == 2 ? 255 : mode == 1 ? (rnd() & 1 ? 255 : 0) : rnd_in(0, 255);
-        if (kernel != K_U8I8GEMM) return mode == 2 ? -1 : (rnd() & 1 ? 1 : -1);
+        if (kernel == K_U8BGEMM || kernel == K_U8BGEMM_PK) return mode == 2 ? -1 : (rnd() & 1 ? 1 : -1);
         break;
     case K_I16GEMM: {
         /* sum |a b| < 2^31 so every partial sum fits, in any order: the
@@ -241,7 +243,12 @@ static void case_init(tcase *t, int kernel, int M, int N, int K, int mode, int v
             for (int k = 0; k < K; k++)
                 ((uint8_t *)t->A)[(size_t)m * t->lda + k] = (uint8_t)t->ua[(size_t)m * K + k]; /* two's complement */
         for (int n = 0; n < N; n++) pack_i8(t->ub + (size_t)n * K, K, (int8_t *)t->B + (size_t)n * t->ldb);
-        if (kernel == K_I8I8GEMM && variant % 2) {
+        if (kernel == K_U8I8GEMM_PK || kernel == K_I8I8GEMM_PK) {
+            size_t bytes = qatrt_i8panel_bytes(N, K);
+            t->panel = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+            qatrt_pack_i8panel(N, K, t->B, t->ldb, (int8_t *)(void *)t->panel);
+        }
+        if ((kernel == K_I8I8GEMM || kernel == K_I8I8GEMM_PK) && variant % 2) {
             t->bsum = malloc(sizeof(int32_t) * ((size_t)N + 1));
             for (int n = 0; n < N; n++) {
                 int32_t s = 0;
@@ -294,6 +301,12 @@ static void case_run(const tcase *t, const qatrt_kernels *kt)
     case K_U8BGEMM:
         kt->u8bgemm(M, N, K, t->A, t->lda, t->B, t->ldb, t->C, t->ldc);
         break;
+    case K_U8I8GEMM_PK:
+        kt->u8i8gemm_pk(M, N, K, t->A, t->lda, (const int8_t *)(const void *)t->panel, t->C, t->ldc);
+        break;
+    case K_I8I8GEMM_PK:
+        kt->i8i8gemm_pk(M, N, K, t->A, t->lda, (const int8_t *)(const void *)t->panel, t->bsum, t->C, t->ldc);
+        break;
     case K_U8BGEMM_PK:
         kt->u8bgemm_pk(M, N, K, t->A, t->lda, t->panel, t->C, t->ldc);
         break;
@@ -343,21 +356,25 @@ static void test_kernels(void)
         CHECK(tab[i]->isa == (qatrt_isa)i && strcmp(tab[i]->name, qatrt_isa_name((qatrt_isa)i)) == 0,
               "table %d names itself %s", i, tab[i]->name);
         CHECK(tab[i]->bgemm && tab[i]->tgemm && tab[i]->i8tgemm && tab[i]->u8i8gemm && tab[i]->i8i8gemm &&
-                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->u8bgemm_pk && tab[i]->u8i8gemm_bits && tab[i]->thresh_bits,
+                  tab[i]->i16gemm && tab[i]->p2gemm && tab[i]->u8bgemm && tab[i]->bgemm_pk && tab[i]->u8bgemm_pk && tab[i]->u8i8gemm_pk &&
+                  tab[i]->i8i8gemm_pk && tab[i]->u8i8gemm_bits && tab[i]->thresh_bits &&
+                  tab[i]->thresh_levels,
               "table %s has a NULL entry", tab[i]->name);
     }
     int variant = 0;
     for (int kernel = 0; kernel < K_COUNT; kernel++) {
         /* every K with every M once, N rotating; then empty operands */
-        int shapes[NK * NMN + 6 + 48][3], ns = 0;
+        int shapes[NK * NMN + 10 + 48][3], ns = 0;
         for (int ki = 0; ki < NK; ki++)
             for (int mi = 0; mi < NMN; mi++) {
                 shapes[ns][0] = sizes_mn[mi], shapes[ns][1] = sizes_mn[(mi * 7 + ki * 3) % NMN];
                 shapes[ns++][2] = sizes_k[ki];
             }
         /* empty operands, and K long enough for the kernels' K chunks */
-        const int extra[6][3] = {{0, 5, 7}, {3, 0, 7}, {3, 5, 0}, {65, 65, 0}, {9, 19, 8250}, {1, 3, 20000}};
-        for (int e = 0; e < 6; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
+        /* and LeNet's layers at batch 1 and 2 (columns past 8 blocks of 16) */
+        const int extra[10][3] = {{0, 5, 7},   {3, 0, 7},   {3, 5, 0},     {65, 65, 0},  {9, 19, 8250},
+                                  {1, 3, 20000}, {1, 500, 800}, {64, 50, 500}, {2, 500, 800}, {1, 10, 500}};
+        for (int e = 0; e < 10; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
         /* first layers: small K (every K % 4), up to two blocks of 16
          * channels, rows that end inside and outside a block of 8 */
         static const int small_k[8] = {2, 3, 4, 5, 25, 30, 36, 61}, small_n[6] = {1, 16, 17, 20, 32, 33},
@@ -563,6 +580,58 @@ static void test_gemm_bits(void)
     printf("kernels: u8i8gemm_bits %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
 }
 
+/* thresh_levels: every ISA against counting thresholds (each channel's
+ * ascending, ties and extremes included); guard bytes around the rows */
+static void test_thresh_levels(void)
+{
+    static const int Ns[] = {1, 7, 16, 17, 20, 33, 50}, Ts[] = {1, 2, 3, 7, 15, 16, 255};
+    int ncase = 0, nbad = 0;
+    for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+        for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
+            for (int M = 1; M <= 9; M += 4) {
+                int N = Ns[ni], T = Ts[ti], withflip = (int)(rnd() & 1);
+                size_t ldc = (size_t)N + (size_t)rnd_in(0, 3), ldo = (size_t)N + (size_t)rnd_in(0, 2);
+                int32_t *C = malloc(sizeof *C * (size_t)M * ldc), *thr = malloc(sizeof *thr * (size_t)N * (size_t)T);
+                int8_t *lv = malloc((size_t)T + 1), *want = malloc((size_t)M * ldo + 2), *got = malloc((size_t)M * ldo + 2);
+                uint8_t *flip = calloc(((size_t)N + 7) / 8, 1);
+                for (int t = 0; t <= T; t++) lv[t] = (int8_t)(t - T / 2);
+                for (int n = 0; n < N; n++) {
+                    int32_t v = rnd_in(0, 9) == 0 ? INT32_MIN : rnd_in(-1000, 0);
+                    for (int t = 0; t < T; t++) { /* ascending, with ties */
+                        thr[(size_t)n * T + t] = v;
+                        if (v < INT32_MAX - 100) v += rnd_in(0, 3) == 0 ? 0 : rnd_in(1, 40);
+                    }
+                    if (withflip && rnd_in(0, 1)) flip[n / 8] |= (uint8_t)(1u << (n % 8));
+                }
+                for (size_t i = 0; i < (size_t)M * ldc; i++) {
+                    int r = rnd_in(0, 9);
+                    C[i] = r == 0 ? INT32_MAX : r == 1 ? -INT32_MAX : rnd_in(-1200, 1200);
+                }
+                memset(want, 0x5a, (size_t)M * ldo + 2);
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++) {
+                        int64_t v = C[(size_t)m * ldc + (size_t)n];
+                        if (flip[n / 8] >> (n % 8) & 1) v = -v;
+                        int cnt = 0;
+                        for (int t = 0; t < T; t++) cnt += thr[(size_t)n * T + t] <= v;
+                        want[1 + (size_t)m * ldo + (size_t)n] = (int8_t)lv[cnt];
+                    }
+                for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                    if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                    memset(got, 0x5a, (size_t)M * ldo + 2);
+                    qatrt_kernels_for((qatrt_isa)i)
+                        ->thresh_levels(M, N, C, ldc, thr, T, withflip ? flip : NULL, lv, got + 1, ldo);
+                    ncase++;
+                    int bad = memcmp(want, got, (size_t)M * ldo + 2) != 0;
+                    CHECK(!bad, "%s thresh_levels M=%d N=%d T=%d%s: levels differ", qatrt_isa_name((qatrt_isa)i), M, N,
+                          T, withflip ? " flip" : "");
+                    nbad += bad;
+                }
+                free(C), free(thr), free(lv), free(want), free(got), free(flip);
+            }
+    printf("kernels: thresh_levels %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
+}
+
 int main(void)
 {
     test_packing();
@@ -570,6 +639,7 @@ int main(void)
     test_kernels();
     test_thresh();
     test_gemm_bits();
+    test_thresh_levels();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
