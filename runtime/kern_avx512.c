@@ -833,8 +833,8 @@ AI void i8pk_tile(int sgn, int R, int NB, int nb, int G, int K, const uint8_t *a
     for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
     if (gfull < G) /* the last K % 4 bytes first, as in u8i8_small_rows */
         for (int r = 0; r < R; r++) {
-            __m512i x = _mm512_set1_epi32(
-                (int)small_word(a + (size_t)r * lda + 4 * gfull, K - 4 * gfull, r < R - 1 || !last));
+            int whole = (r < R - 1 || !last) && lda >= 4; /* a next row holds what a word reads past K */
+            __m512i x = _mm512_set1_epi32((int)small_word(a + (size_t)r * lda + 4 * gfull, K - 4 * gfull, whole));
             if (sgn) x = _mm512_xor_si512(x, bias);
             for (int j = 0; j < NB; j++)
                 if (j < nb)
