@@ -948,22 +948,32 @@ static void p2gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, cons
     dec_gemm(D_P2, M, N, K, A, lda, B, ldb, 1, C, ldc);
 }
 
+/* the flip bits of channels n0 .. n0 + r (r <= 16) as a mask */
+AI __mmask16 flip16(const uint8_t *flip, int n0, int r)
+{
+    unsigned f = 0;
+    if (flip) f = flip[n0 / 8] | (r > 8 ? (unsigned)flip[n0 / 8 + 1] << 8 : 0u);
+    return _cvtu32_mask16(f);
+}
+
+/* 16 accumulators (the lm ones), negated where fm is set */
+AI __m512i load_flipped(const int32_t *c, __mmask16 lm, __mmask16 fm)
+{
+    __m512i v = _mm512_maskz_loadu_epi32(lm, c);
+    return _mm512_mask_sub_epi32(v, fm, _mm512_setzero_si512(), v);
+}
+
 /* sixteen channels per step: the flip bits are a mask register, the
  * comparison's mask is the output bits */
 static void thresh_bits_avx512(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, const uint8_t *flip,
                                uint8_t *out, size_t ldo)
 {
-    const __m512i zero = _mm512_setzero_si512();
     for (int n0 = 0; n0 < N; n0 += 16) {
         int r = N - n0 < 16 ? N - n0 : 16;
-        __mmask16 lm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)r));
+        __mmask16 lm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)r)), fm = flip16(flip, n0, r);
         __m512i t = _mm512_maskz_loadu_epi32(lm, thr + n0);
-        unsigned f = 0;
-        if (flip) f = flip[n0 / 8] | (r > 8 ? (unsigned)flip[n0 / 8 + 1] << 8 : 0u);
-        __mmask16 fm = _cvtu32_mask16(f);
         for (int m = 0; m < M; m++) {
-            __m512i v = _mm512_maskz_loadu_epi32(lm, C + (size_t)m * ldc + n0);
-            v = _mm512_mask_sub_epi32(v, fm, zero, v);
+            __m512i v = load_flipped(C + (size_t)m * ldc + n0, lm, fm);
             unsigned bits = _cvtmask16_u32(_mm512_mask_cmplt_epi32_mask(lm, v, t));
             uint8_t *o = out + (size_t)m * ldo + (size_t)(n0 / 8);
             o[0] = (uint8_t)bits;
@@ -985,7 +995,7 @@ static void thresh_levels_avx512(int M, int N, const int32_t *C, size_t ldc, con
     }
     int32_t lv[16] = {0};
     for (int i = 0; i <= T; i++) lv[i] = levels[i];
-    const __m512i ltab = _mm512_loadu_si512(lv), zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i ltab = _mm512_loadu_si512(lv), one = _mm512_set1_epi32(1);
     for (int n0 = 0; n0 < N; n0 += 16) {
         int r = imin(16, N - n0);
         __mmask16 lm = _cvtu32_mask16(_bzhi_u32(0xffffu, (unsigned)r));
@@ -995,13 +1005,9 @@ static void thresh_levels_avx512(int M, int N, const int32_t *C, size_t ldc, con
             for (int i = 0; i < r && t < T; i++) col[i] = thr[(size_t)(n0 + i) * (size_t)T + (size_t)t];
             tv[t] = _mm512_loadu_si512(col);
         }
-        unsigned f = 0;
-        if (flip) f = flip[n0 / 8] | (r > 8 ? (unsigned)flip[n0 / 8 + 1] << 8 : 0u);
-        __mmask16 fm = _cvtu32_mask16(f);
+        __mmask16 fm = flip16(flip, n0, r);
         for (int m = 0; m < M; m++) {
-            __m512i v = _mm512_maskz_loadu_epi32(lm, C + (size_t)m * ldc + n0);
-            v = _mm512_mask_sub_epi32(v, fm, zero, v);
-            __m512i cnt = zero;
+            __m512i v = load_flipped(C + (size_t)m * ldc + n0, lm, fm), cnt = _mm512_setzero_si512();
             for (int t = 0; t < 15; t++)
                 if (t < T) cnt = _mm512_mask_add_epi32(cnt, _mm512_cmple_epi32_mask(tv[t], v), cnt, one);
             _mm_mask_storeu_epi8(out + (size_t)m * ldo + n0, lm, _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(cnt, ltab)));
