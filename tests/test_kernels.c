@@ -364,17 +364,20 @@ static void test_kernels(void)
     int variant = 0;
     for (int kernel = 0; kernel < K_COUNT; kernel++) {
         /* every K with every M once, N rotating; then empty operands */
-        int shapes[NK * NMN + 10 + 48][3], ns = 0;
+        int shapes[NK * NMN + 13 + 48][3], ns = 0;
         for (int ki = 0; ki < NK; ki++)
             for (int mi = 0; mi < NMN; mi++) {
                 shapes[ns][0] = sizes_mn[mi], shapes[ns][1] = sizes_mn[(mi * 7 + ki * 3) % NMN];
                 shapes[ns++][2] = sizes_k[ki];
             }
         /* empty operands, and K long enough for the kernels' K chunks */
-        /* and LeNet's layers at batch 1 and 2 (columns past 8 blocks of 16) */
-        const int extra[10][3] = {{0, 5, 7},   {3, 0, 7},   {3, 5, 0},     {65, 65, 0},  {9, 19, 8250},
-                                  {1, 3, 20000}, {1, 500, 800}, {64, 50, 500}, {2, 500, 800}, {1, 10, 500}};
-        for (int e = 0; e < 10; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
+        /* and LeNet's layers at batch 1 and 2 (columns past 8 blocks of 16);
+         * rows that fill 6-row tiles of a long K (bgemm_pk) with 1, 0 and 4
+         * rows left */
+        const int extra[13][3] = {{0, 5, 7},     {3, 0, 7},     {3, 5, 0},      {65, 65, 0},  {9, 19, 8250},
+                                  {1, 3, 20000}, {1, 500, 800}, {64, 50, 500},  {2, 500, 800}, {1, 10, 500},
+                                  {13, 37, 2100}, {6, 17, 2048}, {16, 20, 4100}};
+        for (int e = 0; e < 13; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
         /* first layers: small K (every K % 4), up to two blocks of 16
          * channels, rows that end inside and outside a block of 8 */
         static const int small_k[8] = {2, 3, 4, 5, 25, 30, 36, 61}, small_n[6] = {1, 16, 17, 20, 32, 33},
