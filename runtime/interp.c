@@ -260,7 +260,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, cons
         k->u8i8gemm_bits(M, N, K, A, arow, W, op->wrow, op->thr, op->flip, bits, cbytes(N));
         return;
     }
-    if (pan && k->i8panel && K > QATRT_I8_SMALL_K) { /* int8 weights from their panels */
+    if (pan && k->i8panel) { /* int8 weights from their panels (K > QATRT_I8_SMALL_K) */
         if (op->kernel == QATRT_K_U8I8) k->u8i8gemm_pk(M, N, K, A, arow, pan, C, ldc);
         else k->i8i8gemm_pk(M, N, K, A, arow, pan, op->bsum, C, ldc);
         return;

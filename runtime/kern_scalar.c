@@ -114,27 +114,30 @@ static int32_t i8panel_at(const int8_t *Pd, int K, int n, int k)
     return Pd[((size_t)(n / 16) * (((size_t)K + 3) / 4) + (size_t)k / 4) * 64 + 4 * (size_t)(n % 16) + (size_t)k % 4];
 }
 
-static void u8i8gemm_pk_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C,
-                               size_t ldc)
+/* A's bytes as uint8 or (sgn) int8 */
+static void i8pk_scalar(int sgn, int M, int N, int K, const void *A, size_t lda, const int8_t *Pd, int32_t *C,
+                        size_t ldc)
 {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
+            const uint8_t *a = (const uint8_t *)A + (size_t)m * lda;
             int32_t dot = 0;
-            for (int k = 0; k < K; k++) dot += (int32_t)A[(size_t)m * lda + k] * i8panel_at(Pd, K, n, k);
+            for (int k = 0; k < K; k++) dot += (sgn ? (int32_t)(int8_t)a[k] : (int32_t)a[k]) * i8panel_at(Pd, K, n, k);
             C[(size_t)m * ldc + n] = dot;
         }
+}
+
+static void u8i8gemm_pk_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *Pd, int32_t *C,
+                               size_t ldc)
+{
+    i8pk_scalar(0, M, N, K, A, lda, Pd, C, ldc);
 }
 
 static void i8i8gemm_pk_scalar(int M, int N, int K, const int8_t *A, size_t lda, const int8_t *Pd,
                                const int32_t *bsum, int32_t *C, size_t ldc)
 {
     (void)bsum;
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            int32_t dot = 0;
-            for (int k = 0; k < K; k++) dot += (int32_t)A[(size_t)m * lda + k] * i8panel_at(Pd, K, n, k);
-            C[(size_t)m * ldc + n] = dot;
-        }
+    i8pk_scalar(1, M, N, K, A, lda, Pd, C, ldc);
 }
 
 static void i16gemm_scalar(int M, int N, int K, const int16_t *A, size_t lda, const int16_t *B, size_t ldb,

@@ -100,8 +100,9 @@ typedef struct {
                                * of kern.h (binary) or the lookup layout of kern_u8bpk.h (uint8 x
                                * binary) */
     size_t prep_off;          /* where, in the workspace's prepared area */
-    int pan;                  /* 1: int8 weights (uint8 / int8 x int8) also laid out as the panels
-                               * of kern.h, at pan_off, for tables that prefer them (i8panel) */
+    int pan;                  /* 1: int8 weights (uint8 / int8 x int8, K > QATRT_I8_SMALL_K) also laid
+                               * out as the panels of kern.h, at pan_off, for tables that prefer
+                               * them (i8panel) */
     size_t pan_off;
 } qatrt_op;
 

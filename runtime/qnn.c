@@ -403,7 +403,9 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     for (int i = 0; i < m->nops; i++) {
         qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;
-        if (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_I8I8) {
+        /* panels for the int8 kernels that read them: not for a small K,
+         * which u8i8gemm runs with all of B in registers */
+        if ((op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_I8I8) && op->K > QATRT_I8_SMALL_K) {
             op->pan = 1;
             op->pan_off = m->prep_size;
             m->prep_size += (qatrt_i8panel_bytes(op->cout, op->K) + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
