@@ -39,6 +39,7 @@ static void *run_job(void *arg)
 {
     job *j = arg;
     size_t isz = (size_t)j->m->c * j->m->h * j->m->w;
+    j->st = qatrt_prepare(j->m, j->ws, j->wsz); /* a new allocation may still carry an old workspace's mark */
     for (int b = j->begin; b < j->end && j->st == QATRT_OK; b += j->batch) {
         int k = j->end - b < j->batch ? j->end - b : j->batch;
         j->st = qatrt_run(j->m, j->k, j->ws, j->wsz, j->images + (size_t)b * isz, k,

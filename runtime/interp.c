@@ -193,19 +193,11 @@ typedef struct {
 
 #define PREP_MAGIC 0x7065727074617171ull /* "qqatprep" */
 
-static void prepare(const qatrt_model *m, uint8_t *ws, uint8_t *scratch)
+static int prepared(const qatrt_model *m, const uint8_t *ws)
 {
     prep_tag t;
     memcpy(&t, ws, sizeof t);
-    if (t.magic == PREP_MAGIC && t.bytes == m->data && t.size == m->size && t.crc == m->crc) return;
-    for (int i = 0; i < m->nops; i++) {
-        const qatrt_op *op = &m->ops[i];
-        if (op->type != QATRT_OP_CONV) continue;
-        if (op->prep) prepare_op(op, ws + QATRT_ALIGN + op->prep_off, scratch);
-        if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(ws + QATRT_ALIGN + op->pan_off));
-    }
-    t = (prep_tag){PREP_MAGIC, m->data, m->size, m->crc};
-    memcpy(ws, &t, sizeof t);
+    return t.magic == PREP_MAGIC && t.bytes == m->data && t.size == m->size && t.crc == m->crc;
 }
 
 /* n bytes, 8 at a time: reads and writes up to 7 bytes past the end (every
@@ -471,6 +463,27 @@ static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, ui
     }
 }
 
+qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
+{
+    if (!m || m->nops < 1) return QATRT_ERR_ARG;
+    size_t need_bytes = qatrt_workspace_size(m, 1);
+    if (need_bytes == 0) return QATRT_ERR_ARG;
+    if (!ws_ || ws_size < need_bytes || (uintptr_t)ws_ % QATRT_ALIGN) return QATRT_ERR_SPACE;
+    uint8_t *ws = ws_, *prep = ws + QATRT_ALIGN;
+    /* scratch for a row: the last area of a one-image workspace (K + SLACK
+     * bytes >= any op's wrow), past the prepared weights */
+    uint8_t *scratch = ws + need_bytes - QATRT_ALIGN - ALIGN_UP(need(m, 1).gbuf + SLACK);
+    for (int i = 0; i < m->nops; i++) {
+        const qatrt_op *op = &m->ops[i];
+        if (op->type != QATRT_OP_CONV) continue;
+        if (op->prep) prepare_op(op, prep + op->prep_off, scratch);
+        if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(prep + op->pan_off));
+    }
+    prep_tag t = {PREP_MAGIC, m->data, m->size, m->crc};
+    memcpy(ws, &t, sizeof t);
+    return QATRT_OK;
+}
+
 qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
                        int n, int32_t *logits)
 {
@@ -478,6 +491,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     size_t need_bytes = qatrt_workspace_size(m, n);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
+    if (!prepared(m, ws)) return QATRT_ERR_UNPREPARED;
     size_t nn = (size_t)n;
     sizes s = need(m, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
@@ -487,7 +501,6 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
     int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
-    prepare(m, ws, gbuf); /* gbuf holds K + SLACK bytes >= any op's wrow */
     /* the images, CHW, as NHWC (with slack after them for copy8) */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
     if (C == 1) memcpy(img, images, nn * hw);

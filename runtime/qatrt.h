@@ -49,7 +49,8 @@ typedef enum {
     QATRT_ERR_CHECKSUM, /* the CRC32 does not match */
     QATRT_ERR_VERSION,  /* a .qnn version this runtime does not read */
     QATRT_ERR_ARG,      /* a bad argument (size, NULL, batch) */
-    QATRT_ERR_SPACE     /* the workspace is too small or misaligned */
+    QATRT_ERR_SPACE,    /* the workspace is too small or misaligned */
+    QATRT_ERR_UNPREPARED /* the workspace was not prepared for this model (qatrt_prepare) */
 } qatrt_status;
 
 typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt_op_type;
@@ -129,16 +130,23 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
 
 /* Bytes of workspace qatrt_run needs for batches of up to `batch` images
  * (0 when the size would overflow). The file keeps bit-packed weights dense
- * (no padding); the first run on a workspace lays them out as the kernels
- * read them (rows, panels or lookup units), in the workspace, and
- * later runs of the same model on the
- * same workspace (any batch up to its size) reuse them: keep the workspace
- * untouched between runs, or hand a fresh one. */
+ * (no padding); qatrt_prepare lays them out in the workspace as the kernels
+ * read them (rows, panels or lookup units), and every run on that
+ * workspace (any batch up to its size) reads them there. */
 size_t qatrt_workspace_size(const qatrt_model *m, int batch);
+
+/* Lays out m's weights at the start of ws (at least
+ * qatrt_workspace_size(m, 1) bytes, 64-byte aligned) and marks ws as
+ * prepared for m. Call it on every workspace before its first run, and
+ * again whenever the memory has held anything else since (another model,
+ * other data, a free and a new allocation): qatrt_run only checks the mark,
+ * and memory that once held a prepared workspace may still carry one. */
+qatrt_status qatrt_prepare(const qatrt_model *m, void *ws, size_t ws_size);
 
 /* Runs n images (n * c * h * w bytes, CHW each, as a framework holds them;
  * the runtime turns them into HWC itself) into n * nclass int32
- * logits. ws: at least qatrt_workspace_size(m, n) bytes, 64-byte aligned.
+ * logits. ws: at least qatrt_workspace_size(m, n) bytes, 64-byte aligned,
+ * prepared for m by qatrt_prepare (else QATRT_ERR_UNPREPARED).
  * k: the kernel table (qatrt_kernels_for(qatrt_isa_select(NULL))). */
 qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
                        int n, int32_t *logits);

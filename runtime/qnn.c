@@ -60,6 +60,7 @@ const char *qatrt_status_name(qatrt_status s)
     case QATRT_ERR_VERSION: return "unsupported version";
     case QATRT_ERR_ARG: return "bad argument";
     case QATRT_ERR_SPACE: return "workspace too small";
+    case QATRT_ERR_UNPREPARED: return "workspace not prepared for this model (qatrt_prepare)";
     }
     return "unknown status";
 }

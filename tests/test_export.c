@@ -136,9 +136,13 @@ static int run_all_isas(const qatrt_model *rm, const uint8_t *img, int n, int32_
     return ok;
 }
 
-/* one workspace reused: the packed weights are laid out on the first run
- * and kept; a run of another model on it lays out that model's instead.
- * Each run must give the logits of a fresh workspace (want_a / want_b). */
+/* One workspace for two models in turn, batch sizes 1, 3, 7, ...: every
+ * run must give the logits of a fresh workspace (want_a / want_b). A
+ * workspace that is not prepared for the model at hand is refused
+ * (QATRT_ERR_UNPREPARED): never prepared, or prepared for the other model.
+ * Prepared weights that were overwritten (memory that served something
+ * else, as a freed and reallocated workspace may have: the mark survives
+ * while the weights do not) are right again after qatrt_prepare. */
 static void check_reuse(const qatrt_model *a, const int32_t *want_a, const uint8_t *img_a, const qatrt_model *b,
                         const int32_t *want_b, const uint8_t *img_b, int n)
 {
@@ -146,11 +150,19 @@ static void check_reuse(const qatrt_model *a, const int32_t *want_a, const uint8
     size_t wa = qatrt_workspace_size(a, n), wb = qatrt_workspace_size(b, n), wsz = wa > wb ? wa : wb;
     void *ws = aligned_alloc(QATRT_ALIGN, (wsz + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN);
     int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (a->nclass > b->nclass ? a->nclass : b->nclass));
-    int bad = 0;
-    for (int round = 0; round < 3; round++) {
-        const qatrt_model *m = round == 1 ? b : a;
+    int bad = 0, refused = 0;
+    memset(ws, 0, wsz);
+    refused += qatrt_run(a, k, ws, wsz, img_a, 1, z) == QATRT_ERR_UNPREPARED;
+    for (int round = 0; round < 4; round++) {
+        const qatrt_model *m = round == 1 ? b : a, *other = round == 1 ? a : b;
         const int32_t *want = round == 1 ? want_b : want_a;
         const uint8_t *img = round == 1 ? img_b : img_a;
+        CHECK(qatrt_prepare(m, ws, wsz) == QATRT_OK, "prepare");
+        refused += qatrt_run(other, k, ws, wsz, img, 1, z) == QATRT_ERR_UNPREPARED;
+        if (round == 3) { /* the weights scribbled over, the mark kept: then prepared again */
+            memset((uint8_t *)ws + QATRT_ALIGN, 0x5a, wsz - QATRT_ALIGN);
+            CHECK(qatrt_prepare(m, ws, wsz) == QATRT_OK, "prepare");
+        }
         for (int at = 0, bs = 1; at < n; at += bs, bs = bs * 2 + 1) { /* batch sizes 1, 3, 7, ... */
             int cnt = n - at < bs ? n - at : bs;
             size_t isz = (size_t)m->c * m->h * m->w;
@@ -160,7 +172,9 @@ static void check_reuse(const qatrt_model *a, const int32_t *want_a, const uint8
         }
     }
     CHECK(bad == 0, "workspace reuse: %d runs differ from fresh workspaces", bad);
-    printf("  workspace reused across two models and batch sizes 1..%d: %s\n", n, bad ? "FAILED" : "same logits");
+    CHECK(refused == 5, "workspace not prepared for the model: %d of 5 runs refused", refused);
+    printf("  workspace reused across two models and batch sizes 1..%d: %s; unprepared runs refused: %d of 5\n", n,
+           bad ? "FAILED" : "same logits", refused);
     free(ws);
     free(z);
 }
@@ -249,7 +263,8 @@ static void check_hostile(const qat_export_result *r, const char *what)
                 size_t ws = qatrt_workspace_size(&m, 1);
                 void *w = ws ? aligned_alloc(64, (ws + 63) / 64 * 64) : NULL;
                 int32_t z[256];
-                if (w && m.nclass <= 256 && qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, 1, z) == QATRT_OK)
+                if (w && m.nclass <= 256 && qatrt_prepare(&m, w, ws) == QATRT_OK &&
+                    qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, 1, z) == QATRT_OK)
                     ran++;
                 free(w);
             }

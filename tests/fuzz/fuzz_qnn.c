@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int32_t *z = malloc(sizeof(int32_t) * 2 * (size_t)m.nclass);
             if (img && w && z) {
                 for (size_t i = 0; i < 2 * isz; i++) img[i] = (uint8_t)(i * 37);
-                qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, 2, z);
+                if (qatrt_prepare(&m, w, ws) == QATRT_OK)
+                    qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, 2, z);
             }
             free(img);
             free(w);
