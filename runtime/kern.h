@@ -10,8 +10,10 @@
  * Encodings
  *   binary   one bit per element, packed little-endian in 64-bit words
  *            (element k is bit k % 64 of word k / 64); bit 0 = +1, bit 1 = -1.
- *            A row holds kwords words; bits at k >= kbits are 0 in both
- *            operands, so dot = kbits - 2 popcount(a XOR b).
+ *            A row holds kwords words, kbits of whose bits are elements;
+ *            every other bit is 0 in both operands, so dot = kbits - 2
+ *            popcount(a XOR b). The zeros need not all be at the end (the
+ *            runtime starts each tap of a convolution on a whole byte).
  *   ternary  two bit planes per row, each kwords words: first the nonzero
  *            mask, then the sign plane (1 = negative; 0 where the mask is 0):
  *            value = mask ? (sign ? -1 : +1) : 0. A row is 2 * kwords words

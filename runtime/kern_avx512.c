@@ -250,7 +250,7 @@ typedef void bt_loop_fn(int kc, const uint64_t *const *a, size_t pl, const uint6
     {                                                                                                              \
         bt_loop(kind, MR, kc, a, pl, bt, io);                                                                      \
     }
-BT_LOOP(bin_bt_loop6, POP_BIN, 6)
+
 BT_LOOP(bin_bt_loop4, POP_BIN, 4)
 BT_LOOP(bin_bt_loop1, POP_BIN, 1)
 BT_LOOP(tern_bt_loop4, POP_TERN, 4)
@@ -312,8 +312,107 @@ static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A,
         bt_gemm(POP_BIN, bin_bt_loop4, bin_bt_loop1, M, N, kwords, kbits, A, lda, B, ldb, C, ldc);
 }
 
-/* B already in panels (kern.h): the transposed loops straight on them,
- * rows of A four at a time, then one at a time (batch 1) */
+/* MR rows x 8 NV columns of C straight from the panels (kern.h), in one
+ * function: the counts stay in registers from the first word to the store.
+ * acc[NV i + v] counts columns 8v .. 8v + 7 of row i in 64-bit lanes
+ * (v = 2, 3: the next panel); one VPERMT2D gathers the low halves of a
+ * pair, so each row costs three vector operations per 16 columns after the
+ * loop, and nothing goes through memory. NV = 1 for a last panel of 8
+ * columns or fewer; NV = 4 (two panels) for a single row, which has too
+ * little work per panel otherwise. When the last word is half empty, it
+ * is counted in 32-bit lanes, 16 columns to a vector, at half the cost. */
+AI void pk_tile(int MR, int NV, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd,
+                int32_t *c, size_t ldc, uint32_t cm)
+{
+    const uint64_t *a[8];
+    __m512i acc[16], bm[4];
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8}; /* vector v of a word */
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) a[i] = A + (size_t)i * lda;
+    /* the last word is half empty when its high halves are 0 in the tile's
+     * rows of A and in the panel: kbits cannot tell, since a row may have
+     * gaps of zeros inside (the runtime's taps start on whole bytes) */
+    uint64_t hi = 0;
+    __m512i bh = _mm512_setzero_si512();
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) hi |= a[i][kwords - 1] >> 32;
+    #pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bh = _mm512_or_si512(bh, _mm512_load_si512(pd + (size_t)16 * (kwords - 1) + po[v]));
+    int half = !hi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa), full = kwords - half;
+    if (full) { /* the first word sets the counts */
+        #pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bm[v] = _mm512_load_si512(pd + po[v]);
+        #pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512i am = _mm512_set1_epi64((long long)a[i][0]);
+            #pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[NV * i + v] = _mm512_popcnt_epi64(_mm512_xor_si512(am, bm[v]));
+        }
+    } else {
+        #pragma GCC unroll 16
+        for (int i = 0; i < NV * MR; i++) acc[i] = _mm512_setzero_si512();
+    }
+    for (int w = 1; w < full; w++) {
+        const uint64_t *t = pd + (size_t)16 * w;
+        #pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bm[v] = _mm512_load_si512(t + po[v]);
+        #pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512i am = _mm512_set1_epi64((long long)a[i][w]);
+            #pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[NV * i + v] = _mm512_add_epi64(acc[NV * i + v], _mm512_popcnt_epi64(_mm512_xor_si512(am, bm[v])));
+        }
+    }
+    __m512i bt[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* the half word, a 32-bit lane per column */
+    if (half) {
+        const uint64_t *t = pd + (size_t)16 * full;
+        if (NV == 1) bt[0] = _mm512_permutexvar_epi32(even, _mm512_load_si512(t));
+        #pragma GCC unroll 2
+        for (int v = 0; v + 1 < NV; v += 2)
+            bt[v / 2] = _mm512_permutex2var_epi32(_mm512_load_si512(t + po[v]), even, _mm512_load_si512(t + po[v + 1]));
+    }
+    const __m512i kb = _mm512_set1_epi32(kbits);
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        #pragma GCC unroll 2
+        for (int v = 0; v < (NV + 1) / 2; v++) {
+            __m512i s = NV == 1 ? _mm512_permutexvar_epi32(even, acc[i])
+                                : _mm512_permutex2var_epi32(acc[NV * i + 2 * v], even, acc[NV * i + 2 * v + 1]);
+            if (half) {
+                __m512i am = _mm512_set1_epi32((int)(uint32_t)a[i][full]);
+                s = _mm512_add_epi32(s, _mm512_popcnt_epi32(_mm512_xor_si512(am, bt[v])));
+            }
+            _mm512_mask_storeu_epi32(c + (size_t)i * ldc + 16 * v, (__mmask16)(cm >> 16 * v),
+                                     _mm512_sub_epi32(kb, _mm512_add_epi32(s, s)));
+        }
+    }
+}
+
+typedef void pk_tile_fn(int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd, int32_t *c,
+                        size_t ldc, uint32_t cm);
+#define PK_TILE(MR, NV)                                                                                            \
+    static __attribute__((noinline)) void pk_tile##MR##x##NV(int kwords, int kbits, const uint64_t *A, size_t lda, \
+                                                             const uint64_t *pd, int32_t *c, size_t ldc,           \
+                                                             uint32_t cm)                                          \
+    {                                                                                                              \
+        pk_tile(MR, NV, kwords, kbits, A, lda, pd, c, ldc, cm);                                                    \
+    }
+PK_TILE(8, 2)
+PK_TILE(4, 2)
+PK_TILE(1, 2)
+PK_TILE(8, 1)
+PK_TILE(4, 1)
+PK_TILE(1, 1)
+PK_TILE(1, 4)
+
+/* B already in panels (kern.h): a panel at a time, all the rows of A
+ * against it while it sits in L1, 8 rows to a tile (4 rows and then single
+ * ones for what is left: 128 x 500 x 800 went from 812 to 875 GMAC/s and
+ * 256 x 256 x 4096 kept its 950 against the 6-row tiles through memory
+ * before); a lone row (batch 1) takes two panels at a time (1 x 500 x 800:
+ * 590 -> 650 GMAC/s) */
 static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                             int32_t *C, size_t ldc)
 {
@@ -321,25 +420,21 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
         pop_gemm(POP_BIN, bin_loop_4x4, bin_loop_1x16, M, N, 0, kbits, A, lda, Pd, 0, C, ldc);
         return;
     }
-    for (int n0 = 0; n0 < N; n0 += 16) {
-        unsigned cm = (1u << imin(16, N - n0)) - 1;
+    int n0 = 0;
+    if (M == 1)
+        for (; n0 + 16 < N; n0 += 32)
+            pk_tile1x4(kwords, kbits, A, lda, Pd + (size_t)n0 * (size_t)kwords, C + n0, ldc,
+                       (uint32_t)(((uint64_t)1 << imin(32, N - n0)) - 1));
+    for (; n0 < N; n0 += 16) {
+        int nv = imin(16, N - n0), one = nv <= 8;
+        uint32_t cm = (1u << nv) - 1;
         const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
-        /* A long K (32 words or more) takes 6-row tiles, which load B a third
-         * less often (256 x 256 x 4096: 900 -> 940 GMAC/s; with a short K
-         * their longer setup costs more than that), then 4-row ones for what
-         * is left (2 or 3 rows left become 8 or 9 with one 6-row tile fewer,
-         * so no lone rows) */
-        int m0 = 0, m6 = kwords >= 32 ? M / 6 * 6 : 0;
-        if (m6 >= 6 && (M % 6 == 2 || M % 6 == 3)) m6 -= 6;
-        for (; m0 < m6; m0 += 6)
-            bt_rows(POP_BIN, 6, bin_bt_loop6, m0, 0, kwords, 1, kwords, kbits, A, lda, pd, C + (size_t)m0 * ldc + n0,
-                    ldc, cm);
-        for (; m0 + 4 <= M; m0 += 4)
-            bt_rows(POP_BIN, 4, bin_bt_loop4, m0, 0, kwords, 1, kwords, kbits, A, lda, pd, C + (size_t)m0 * ldc + n0,
-                    ldc, cm);
-        for (; m0 < M; m0++)
-            bt_rows(POP_BIN, 1, bin_bt_loop1, m0, 0, kwords, 1, kwords, kbits, A, lda, pd, C + (size_t)m0 * ldc + n0,
-                    ldc, cm);
+        pk_tile_fn *f8 = one ? pk_tile8x1 : pk_tile8x2, *f4 = one ? pk_tile4x1 : pk_tile4x2,
+                   *f1 = one ? pk_tile1x1 : pk_tile1x2;
+        int m0 = 0;
+        for (; m0 + 8 <= M; m0 += 8) f8(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
+        for (; m0 + 4 <= M; m0 += 4) f4(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
+        for (; m0 < M; m0++) f1(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
     }
 }
 

@@ -342,7 +342,7 @@ static int case_check(const tcase *t, const char *isa, const int32_t *ref)
 }
 
 static const int sizes_mn[] = {1, 2, 3, 5, 7, 13, 17, 31, 33, 64, 65};
-static const int sizes_k[] = {1, 7, 63, 64, 65, 127, 128, 129, 500, 511, 513, 800, 1025};
+static const int sizes_k[] = {1, 7, 63, 64, 65, 97, 127, 128, 129, 500, 511, 513, 800, 1025};
 #define NMN ((int)(sizeof sizes_mn / sizeof *sizes_mn))
 #define NK ((int)(sizeof sizes_k / sizeof *sizes_k))
 
@@ -364,7 +364,7 @@ static void test_kernels(void)
     int variant = 0;
     for (int kernel = 0; kernel < K_COUNT; kernel++) {
         /* every K with every M once, N rotating; then empty operands */
-        int shapes[NK * NMN + 13 + 48][3], ns = 0;
+        int shapes[NK * NMN + 14 + 48][3], ns = 0;
         for (int ki = 0; ki < NK; ki++)
             for (int mi = 0; mi < NMN; mi++) {
                 shapes[ns][0] = sizes_mn[mi], shapes[ns][1] = sizes_mn[(mi * 7 + ki * 3) % NMN];
@@ -372,12 +372,13 @@ static void test_kernels(void)
             }
         /* empty operands, and K long enough for the kernels' K chunks */
         /* and LeNet's layers at batch 1 and 2 (columns past 8 blocks of 16);
-         * rows that fill 6-row tiles of a long K (bgemm_pk) with 1, 0 and 4
-         * rows left */
-        const int extra[13][3] = {{0, 5, 7},     {3, 0, 7},     {3, 5, 0},      {65, 65, 0},  {9, 19, 8250},
+         * bgemm_pk's 8-row tiles with 5, 6, 0, 7 rows left after them, a
+         * last panel of 8 columns or fewer, and a K whose last word is at
+         * most half full (counted 16 columns to a vector) */
+        const int extra[14][3] = {{0, 5, 7},     {3, 0, 7},     {3, 5, 0},      {65, 65, 0},  {9, 19, 8250},
                                   {1, 3, 20000}, {1, 500, 800}, {64, 50, 500},  {2, 500, 800}, {1, 10, 500},
-                                  {13, 37, 2100}, {6, 17, 2048}, {16, 20, 4100}};
-        for (int e = 0; e < 13; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
+                                  {13, 37, 2100}, {6, 17, 2048}, {16, 24, 4100}, {15, 25, 4128}};
+        for (int e = 0; e < 14; e++) memcpy(shapes[ns++], extra[e], sizeof extra[e]);
         /* first layers: small K (every K % 4), up to two blocks of 16
          * channels, rows that end inside and outside a block of 8 */
         static const int small_k[8] = {2, 3, 4, 5, 25, 30, 36, 61}, small_n[6] = {1, 16, 17, 20, 32, 33},
@@ -386,9 +387,14 @@ static void test_kernels(void)
             shapes[ns][0] = small_m[e % 6], shapes[ns][1] = small_n[(e / 6 + e) % 6];
             shapes[ns++][2] = small_k[e / 6];
         }
-        for (int s = 0; s < ns; s++, variant++) {
+        /* the rotating mode (uniform, extremes, constant) for every shape;
+         * the shapes after the grid, which aim at particular tiles and
+         * edges, also with uniform data, where every column differs */
+        for (int s = 0, again = 0; s < ns; s += !again, variant++) {
+            int mode = again ? 0 : variant % 3;
+            again = !again && s >= NK * NMN && mode != 0;
             tcase t;
-            case_init(&t, kernel, shapes[s][0], shapes[s][1], shapes[s][2], variant % 3, variant);
+            case_init(&t, kernel, shapes[s][0], shapes[s][1], shapes[s][2], mode, variant);
             int ok = 1;
             for (int64_t i = 0; i < (int64_t)t.M * t.N; i++) /* test data must respect the kernels' contract */
                 ok &= t.want[i] >= INT32_MIN && t.want[i] <= INT32_MAX;
@@ -635,11 +641,68 @@ static void test_thresh_levels(void)
     printf("kernels: thresh_levels %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
 }
 
+/* Binary rows as the runtime lays out a convolution: each of taps taps
+ * starts on a whole byte, so a row of kbits = taps x cin elements has zero
+ * gaps inside and may reach past bit kbits. The kernels must count only
+ * what is there (gaps are 0 in A and B); a kernel that took kbits for the
+ * end of the data would get these wrong (cin = 60: a last word of 64 real
+ * bits while kbits leaves it "half empty"). */
+static void test_gaps(void)
+{
+    static const int shapes[][4] = {/* M, N, taps, cin */
+                                    {1, 50, 25, 20},  {2, 33, 9, 60},  {8, 16, 9, 60}, {13, 24, 9, 60},
+                                    {64, 50, 25, 20}, {1, 17, 9, 30}, {5, 9, 1, 96},  {9, 40, 4, 100}};
+    int n = 0, bad = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int M = shapes[s][0], N = shapes[s][1], taps = shapes[s][2], cin = shapes[s][3];
+        int stride = (cin + 7) / 8 * 8, kwords = (taps * stride + 63) / 64, kbits = taps * cin;
+        uint64_t *A = calloc((size_t)M * kwords, 8), *B = calloc((size_t)N * kwords, 8);
+        int8_t *ua = malloc((size_t)M * kbits), *ub = malloc((size_t)N * kbits);
+        for (int side = 0; side < 2; side++)
+            for (int r = 0; r < (side ? N : M); r++)
+                for (int t = 0; t < taps; t++)
+                    for (int c = 0; c < cin; c++) {
+                        int neg = (int)(rnd() & 1), bit = t * stride + c;
+                        (side ? ub : ua)[(size_t)r * kbits + t * cin + c] = (int8_t)(neg ? -1 : 1);
+                        if (neg) (side ? B : A)[(size_t)r * kwords + bit / 64] |= 1ull << bit % 64;
+                    }
+        uint64_t *panel = aligned_alloc(64, qatrt_bpanel_words(N, kwords) * 8 + 64);
+        qatrt_pack_bpanel(N, kwords, B, (size_t)kwords, panel);
+        int32_t *C = malloc(sizeof(int32_t) * (size_t)M * N);
+        for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+            if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+            const qatrt_kernels *kt = qatrt_kernels_for((qatrt_isa)i);
+            for (int pk = 0; pk < 2; pk++) {
+                memset(C, 0x5a, sizeof(int32_t) * (size_t)M * N);
+                if (pk) kt->bgemm_pk(M, N, kwords, kbits, A, (size_t)kwords, panel, C, (size_t)N);
+                else kt->bgemm(M, N, kwords, kbits, A, (size_t)kwords, B, (size_t)kwords, C, (size_t)N);
+                n++;
+                int first = 1;
+                for (int m = 0; m < M; m++)
+                    for (int j = 0; j < N; j++) {
+                        int32_t want = 0;
+                        for (int k = 0; k < kbits; k++) want += ua[(size_t)m * kbits + k] * ub[(size_t)j * kbits + k];
+                        int32_t got = C[(size_t)m * N + j];
+                        if (got != want && first) {
+                            CHECK(got == want, "%s %s M=%d N=%d taps=%d cin=%d: C[%d][%d] = %d, want %d", kt->name,
+                                  pk ? "bgemm_pk" : "bgemm", M, N, taps, cin, m, j, got, want);
+                            first = 0, bad++;
+                        }
+                    }
+            }
+        }
+        free(A), free(B), free(ua), free(ub), free(panel), free(C);
+    }
+    printf("kernels: binary rows with zero gaps (taps on whole bytes), %d runs on every ISA: %s\n", n,
+           bad ? "FAILED" : "ok");
+}
+
 int main(void)
 {
     test_packing();
     test_select();
     test_kernels();
+    test_gaps();
     test_thresh();
     test_gemm_bits();
     test_thresh_levels();
