@@ -250,7 +250,6 @@ typedef void bt_loop_fn(int kc, const uint64_t *const *a, size_t pl, const uint6
     {                                                                                                              \
         bt_loop(kind, MR, kc, a, pl, bt, io);                                                                      \
     }
-
 BT_LOOP(bin_bt_loop4, POP_BIN, 4)
 BT_LOOP(bin_bt_loop1, POP_BIN, 1)
 BT_LOOP(tern_bt_loop4, POP_TERN, 4)
