@@ -207,13 +207,13 @@ AI void pop_gemm(int kind, pop_loop_fn *loop4x4, pop_loop_fn *loop1x16, int M, i
  * tiles above stay for M < 4. acc[2i + v]: row i, columns 8v .. 8v + 7. */
 #define BT_WORDS 1024 /* words of the transposed chunk: 8 KB on the stack */
 
-AI void bt_loop(int kind, int MR, int kc, const uint64_t *const *a_, size_t pl, const uint64_t *bt, __m512i io[12])
+AI void bt_loop(int kind, int MR, int kc, const uint64_t *const *a_, size_t pl, const uint64_t *bt, __m512i io[8])
 {
-    const uint64_t *a[6];
-    __m512i acc[12];
-    #pragma GCC unroll 6
+    const uint64_t *a[4];
+    __m512i acc[8];
+    #pragma GCC unroll 4
     for (int i = 0; i < MR; i++) a[i] = a_[i];
-    #pragma GCC unroll 12
+    #pragma GCC unroll 8
     for (int i = 0; i < 2 * MR; i++) acc[i] = io[i];
     int stride = kind == POP_BIN ? 16 : 32;
     for (int w = 0; w < kc; w++) {
@@ -221,7 +221,7 @@ AI void bt_loop(int kind, int MR, int kc, const uint64_t *const *a_, size_t pl, 
         __m512i bm0 = _mm512_load_si512(t), bm1 = _mm512_load_si512(t + 8);
         __m512i bs0 = _mm512_setzero_si512(), bs1 = _mm512_setzero_si512();
         if (kind == POP_TERN) bs0 = _mm512_load_si512(t + 16), bs1 = _mm512_load_si512(t + 24);
-        #pragma GCC unroll 6
+        #pragma GCC unroll 4
         for (int i = 0; i < MR; i++) {
             __m512i am = _mm512_set1_epi64((long long)a[i][w]);
             if (kind == POP_BIN) {
@@ -239,14 +239,14 @@ AI void bt_loop(int kind, int MR, int kc, const uint64_t *const *a_, size_t pl, 
             }
         }
     }
-    #pragma GCC unroll 12
+    #pragma GCC unroll 8
     for (int i = 0; i < 2 * MR; i++) io[i] = acc[i];
 }
 
-typedef void bt_loop_fn(int kc, const uint64_t *const *a, size_t pl, const uint64_t *bt, __m512i io[12]);
+typedef void bt_loop_fn(int kc, const uint64_t *const *a, size_t pl, const uint64_t *bt, __m512i io[8]);
 #define BT_LOOP(name, kind, MR)                                                                                    \
     static __attribute__((noinline)) void name(int kc, const uint64_t *const *a, size_t pl, const uint64_t *bt,   \
-                                               __m512i io[12])                                                     \
+                                               __m512i io[8])                                                     \
     {                                                                                                              \
         bt_loop(kind, MR, kc, a, pl, bt, io);                                                                      \
     }
@@ -260,8 +260,8 @@ BT_LOOP(tern_bt_loop1, POP_TERN, 1)
 AI void bt_rows(int kind, int MR, bt_loop_fn *loop, int m0, int w0, int kc, int last, int kwords, int kbits,
                 const uint64_t *A, size_t lda, const uint64_t *bt, int32_t *c, size_t ldc, unsigned cm)
 {
-    const uint64_t *a[6];
-    __m512i acc[12];
+    const uint64_t *a[4];
+    __m512i acc[8];
     for (int i = 0; i < MR; i++) a[i] = A + (size_t)(m0 + i) * lda + w0;
     for (int i = 0; i < MR; i++)
         for (int v = 0; v < 2; v++)

@@ -32,6 +32,15 @@ void qatrt_u8b_pack(int N, int K, const uint64_t *B, size_t ldb, void *dst)
     for (int n = 0; n < (N + 15) / 16 * 16; n++) qatrt_u8b_pack_row(N, K, n, n < N ? B + (size_t)n * ldb : NULL, dst);
 }
 
+int qatrt_u8b_trivial(int M, int N, int K, int32_t *C, size_t ldc)
+{
+    if (M <= 0 || N <= 0) return 1;
+    if (K > 0) return 0;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] = 0;
+    return 1;
+}
+
 void qatrt_u8bgemm_pk_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc)
 {
     const unsigned char *p = Bp;

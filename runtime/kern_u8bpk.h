@@ -54,6 +54,9 @@ void qatrt_u8b_pack_row(int N, int K, int n, const uint64_t *row, void *dst);
 /* C = A x packed B as above; Bp from qatrt_u8b_pack with the same N and K.
  * _scalar is the plain reference; _avx2 needs what the avx2 table of kern.h
  * needs; _avx512 what the avx512 table needs plus AVX512-VBMI (VPERMB). */
+/* for the SIMD kernels: 1 when there is nothing to look up (M, N or K not
+ * positive), after writing C's zeros for K <= 0 */
+int qatrt_u8b_trivial(int M, int N, int K, int32_t *C, size_t ldc);
 void qatrt_u8bgemm_pk_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);
 void qatrt_u8bgemm_pk_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);
 void qatrt_u8bgemm_pk_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);

@@ -122,12 +122,7 @@ static __attribute__((noinline)) void block16(int gn, const uint8_t *x, const __
 
 void qatrt_u8bgemm_pk_avx2(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc)
 {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] = 0;
-        return;
-    }
+    if (qatrt_u8b_trivial(M, N, K, C, ldc)) return;
     __m256i tab[KB * 2];
     int G = (K + 15) / 16, nb = (N + 15) / 16;
     size_t bstride = (size_t)G * 64;

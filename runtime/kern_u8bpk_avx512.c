@@ -152,12 +152,7 @@ static const int nb_max[MR_MAX] = {8, 4, 3};
 
 void qatrt_u8bgemm_pk_avx512(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc)
 {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] = 0;
-        return;
-    }
+    if (qatrt_u8b_trivial(M, N, K, C, ldc)) return;
     __m512i tab[MR_MAX * KB * 2];
     int G = (K + 15) / 16, nb = (N + 15) / 16;
     size_t bstride = (size_t)G * 64;

@@ -21,13 +21,7 @@ static const char *const kernel_names[K_COUNT] = {"bgemm",      "tgemm",       "
                                                   "bgemm_pk",   "u8bgemm_pk",  "u8i8gemm_pk", "i8i8gemm_pk"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return qat_test_splitmix64(&rng_state); }
 static int rnd_in(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
 
 /* p2 code -> weight, written differently from the kernels on purpose */

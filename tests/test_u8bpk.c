@@ -12,6 +12,8 @@
 #include "kern.h"
 #include "kern_u8bpk.h"
 
+#include "qat_test.h"
+
 typedef void pk_fn(int M, int N, int K, const uint8_t *A, size_t lda, const void *Bp, int32_t *C, size_t ldc);
 
 typedef struct {
@@ -24,13 +26,7 @@ static kernel kernels[3];
 static int nkernels;
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t rnd(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return qat_test_splitmix64(&rng_state); }
 
 static void *xmalloc(size_t n)
 {
