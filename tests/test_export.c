@@ -535,12 +535,13 @@ static void test_data(const char *mnist)
                     if (il[(size_t)j * K + k] > il[(size_t)j * K + b]) b = k;
                 correct += b == test.labels[j];
             }
+            double acc = (double)correct / n;
             printf("%-20s %s: %d of %d predictions differ (%d where the float logits tie within 1e-5; %d near-ties); "
                    "integer accuracy %.4f; %zu bytes%s%s\n",
                    name, r.exact ? "parity" : "agreement", p.differ, n, p.differ - p.differ_far, p.near_tie,
-                   (double)correct / n, r.size, r.exact ? "" : "; quantized after training: ", r.exact ? "" : r.approx);
-            CHECK((double)correct / n >= MIN_ACCURACY, "%s: integer accuracy %.4f after %d steps: too little to test parity on",
-                  name, (double)correct / n, mnist_configs[i].steps);
+                   acc, r.size, r.exact ? "" : "; quantized after training: ", r.exact ? "" : r.approx);
+            CHECK(acc >= MIN_ACCURACY, "%s: integer accuracy %.4f after %d steps: too little to test parity on", name,
+                  acc, mnist_configs[i].steps);
             if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ", name, p.differ_far);
             else CHECK(p.differ <= n / 100, "%s: agreement below 99%% (%d differ)", name, p.differ);
             free(fl);
