@@ -3,8 +3,8 @@
  * reported with the offset where it went wrong, and the buffer only grows as
  * real data arrives, so a lying header cannot make us reserve gigabytes. */
 #include "dataset.h"
+#include "datautil.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,6 @@
 /* First buffer size: MNIST's 47 MB train images fit in one allocation, a
  * header that claims 16 GiB costs at most this much before the data runs out. */
 #define IDX_FIRST_CAP ((size_t)64 << 20)
-#define IDX_CHUNK ((size_t)1 << 30) /* gzread takes an unsigned int length */
 
 typedef struct {
     const char *path;
@@ -29,52 +28,10 @@ typedef struct {
 static const char *idx_where_gz(int gz) { return gz ? " (uncompressed)" : ""; }
 static const char *idx_where(const idx_file *r) { return idx_where_gz(r->gz); }
 
-/* A zlib error after a short read, turned into our message; QAT_OK if there
- * was none (the read simply reached the end of the file). */
-static qat_status idx_gz_error(idx_file *r, int saved_errno)
-{
-    int errnum = Z_OK;
-    const char *m = gzerror(r->f, &errnum);
-    if (errnum == Z_OK || errnum == Z_STREAM_END)
-        return QAT_OK;
-    if (errnum == Z_ERRNO)
-        return qat_error_set(QAT_ERR_IO, "%s: byte %llu: cannot read: %s, expected a readable file",
-                             r->path, (unsigned long long)r->pos, strerror(saved_errno));
-    if (errnum == Z_MEM_ERROR)
-        return qat_error_set(QAT_ERR_MEMORY, "%s: byte %llu: zlib is out of memory", r->path,
-                             (unsigned long long)r->pos);
-    /* zlib's message starts with the path; we already say it. */
-    size_t pl = strlen(r->path);
-    if (m && strncmp(m, r->path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
-        m += pl + 2;
-    /* Where the inflater stopped in the compressed file is what locates the
-     * damage; zlib may have decoded ahead of what it handed us. */
-    z_off_t at = gzoffset(r->f);
-    return qat_error_set(QAT_ERR_FORMAT,
-                         "%s: byte %lld (compressed): gzip data is damaged or cut short (zlib: %s) "
-                         "after %llu bytes of data, expected a complete gzip stream (download "
-                         "the file again)",
-                         r->path, (long long)at, m ? m : "unknown error",
-                         (unsigned long long)r->pos);
-}
-
 /* Reads up to len bytes; *got < len only at the end of the file. */
 static qat_status idx_fill(idx_file *r, uint8_t *p, size_t len, size_t *got)
 {
-    *got = 0;
-    while (*got < len) {
-        size_t want = len - *got < IDX_CHUNK ? len - *got : IDX_CHUNK;
-        errno = 0;
-        int n = gzread(r->f, p + *got, (unsigned)want);
-        int saved = errno;
-        if (n > 0) {
-            *got += (size_t)n;
-            r->pos += (uint64_t)n;
-            continue;
-        }
-        return idx_gz_error(r, saved);
-    }
-    return QAT_OK;
+    return qat_data_gzread(r->f, r->path, &r->pos, p, len, got);
 }
 
 static const char *const idx_magic_why[4] = {
@@ -100,19 +57,17 @@ static qat_status idx_open(idx_file *r, const char *path, const char *kind, int 
     r->path = path;
     r->kind = kind;
     r->ndim = ndim;
-    errno = 0;
-    r->f = gzopen(path, "rb");
-    if (!r->f)
-        return qat_error_set(errno == ENOMEM ? QAT_ERR_MEMORY : QAT_ERR_IO,
-                             "%s: cannot open: %s, expected a readable IDX %s file", path,
-                             errno ? strerror(errno) : "zlib could not start", kind);
-    gzbuffer(r->f, 1u << 17);
+    char what[48];
+    snprintf(what, sizeof what, "a readable IDX %s file", kind);
+    qat_status s = qat_data_gzopen(&r->f, path, what);
+    if (s)
+        return s;
 
     /* The magic first: a wrong file is better named by its magic than by
      * where its too-short header ends. */
     uint8_t h[16];
     size_t hlen = 4 + 4 * (size_t)ndim, got;
-    qat_status s = idx_fill(r, h, 4, &got);
+    s = idx_fill(r, h, 4, &got);
     r->gz = !gzdirect(r->f);
     if (s)
         return s;
@@ -291,9 +246,12 @@ qat_status qat_data_load_idx(qat_dataset *ds, const char *images_path, const cha
             break;
         }
     }
+    if (s == QAT_OK)
+        s = qat_data_names_numbered(&d, nclass);
     if (s != QAT_OK) {
         free(d.images);
         free(d.labels);
+        free(d.class_names);
         return s;
     }
     d.n = (int)im.dims[0];

@@ -1,7 +1,8 @@
-/* loader.c: turns a qat_dataset into normalised float batches. The order of an
- * epoch depends only on (seed, epoch); one function fills a batch, whether the
- * caller's thread or the worker runs it, so background and foreground agree
- * bit for bit. Everything is allocated in qat_loader_init. */
+/* loader.c: turns a qat_dataset into normalised, optionally augmented float
+ * batches. The order of an epoch depends only on (seed, epoch), an image's crop
+ * and flip only on (seed, epoch, its index); one function fills a batch,
+ * whether the caller's thread or the worker runs it, so background and
+ * foreground agree bit for bit. Everything is allocated in qat_loader_init. */
 #include "dataset.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@ struct qat_loader {
     uint32_t *perm;     /* order of the current epoch */
     float lut[3][256];  /* pixel -> normalised value, per channel */
     int begun;
+    int epoch;          /* of the current order, for the augmentation streams */
     int cursor;         /* next batch to hand out */
 
     /* background: the worker fills bx/by with batch job_batch */
@@ -45,24 +47,77 @@ uint64_t qat_loader_epoch_seed(uint64_t seed, int epoch)
     return z ^ (z >> 31);
 }
 
+void qat_loader_augment_draw(uint64_t seed, int epoch, uint32_t index, int crop_pad, int flip,
+                             int *oy, int *ox, int *flipped)
+{
+    /* the epoch's stream (salted apart from the shuffle's), then the index
+     * folded in by one more splitmix round: neighbouring images get
+     * unrelated draws */
+    uint64_t z = qat_loader_epoch_seed(seed ^ 0x6A09E667F3BCC909ull, epoch) +
+                 ((uint64_t)index + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    qat_rng r;
+    qat_rng_seed(&r, z ^ (z >> 31));
+    /* always three draws, so one setting never shifts another's stream */
+    uint32_t span = 2u * (uint32_t)(crop_pad > 0 ? crop_pad : 0) + 1u;
+    *oy = (int)qat_rng_below(&r, span);
+    *ox = (int)qat_rng_below(&r, span);
+    int f = (int)qat_rng_below(&r, 2);
+    *flipped = flip ? f : 0;
+}
+
+/* One image cropped from its zero-padded copy and maybe mirrored: padding
+ * is pixel 0, i.e. lut[0] = -mean/std after normalisation, as torchvision pads
+ * the image before ToTensor and Normalize. */
+static void loader_augment(const qat_loader *l, uint32_t idx, const uint8_t *src, float *dst)
+{
+    const qat_dataset *ds = l->ds;
+    int oy, ox, flipped, pad = l->cfg.crop_pad, h = ds->h, w = ds->w;
+    qat_loader_augment_draw(l->cfg.seed, l->epoch, idx, pad, l->cfg.flip, &oy, &ox, &flipped);
+    for (int c = 0; c < ds->c; c++) {
+        const float *lut = l->lut[c];
+        const uint8_t *s = src + (size_t)c * l->plane;
+        float *d = dst + (size_t)c * l->plane;
+        for (int yy = 0; yy < h; yy++, d += w) {
+            int sy = yy + oy - pad;
+            if (sy < 0 || sy >= h) {
+                for (int xx = 0; xx < w; xx++)
+                    d[xx] = lut[0];
+                continue;
+            }
+            const uint8_t *row = s + (size_t)sy * (size_t)w;
+            for (int xx = 0; xx < w; xx++) {
+                int sx = (flipped ? w - 1 - xx : xx) + ox - pad;
+                d[xx] = sx >= 0 && sx < w ? lut[row[sx]] : lut[0];
+            }
+        }
+    }
+}
+
 /* Fills x, y with batch b of the current epoch; returns its image count. */
 static int loader_fill(const qat_loader *l, int b, float *x, int32_t *y)
 {
     const qat_dataset *ds = l->ds;
     size_t first = (size_t)b * (size_t)l->cfg.batch;
     size_t count = (size_t)ds->n - first;
+    int augment = l->cfg.crop_pad > 0 || l->cfg.flip;
     if (count > (size_t)l->cfg.batch)
         count = (size_t)l->cfg.batch;
     for (size_t i = 0; i < count; i++) {
         uint32_t idx = l->perm[first + i];
         const uint8_t *src = ds->images + (size_t)idx * l->per;
         float *dst = x + i * l->per;
-        for (int c = 0; c < ds->c; c++) {
-            const float *lut = l->lut[c];
-            const uint8_t *s = src + (size_t)c * l->plane;
-            float *d = dst + (size_t)c * l->plane;
-            for (size_t p = 0; p < l->plane; p++)
-                d[p] = lut[s[p]];
+        if (augment) {
+            loader_augment(l, idx, src, dst);
+        } else {
+            for (int c = 0; c < ds->c; c++) {
+                const float *lut = l->lut[c];
+                const uint8_t *s = src + (size_t)c * l->plane;
+                float *d = dst + (size_t)c * l->plane;
+                for (size_t p = 0; p < l->plane; p++)
+                    d[p] = lut[s[p]];
+            }
         }
         y[i] = ds->labels[idx];
     }
@@ -127,6 +182,9 @@ static qat_status loader_check(const qat_dataset *ds, const qat_loader_cfg *cfg)
                              ds->name, ds->c, ds->h, ds->w);
     if (cfg->batch < 1)
         return qat_error_set(QAT_ERR_ARG, "%s: batch %d, expected > 0", ds->name, cfg->batch);
+    if (cfg->crop_pad < 0 || cfg->crop_pad > QAT_LOADER_MAX_PAD || (cfg->flip != 0 && cfg->flip != 1))
+        return qat_error_set(QAT_ERR_ARG, "%s: crop_pad %d, flip %d, expected 0..%d and 0 or 1",
+                             ds->name, cfg->crop_pad, cfg->flip, QAT_LOADER_MAX_PAD);
     if (cfg->drop_last && cfg->batch > ds->n)
         return qat_error_set(QAT_ERR_ARG,
                              "%s: batch %d with drop_last over %d images gives no batch, "
@@ -237,6 +295,7 @@ void qat_loader_begin(qat_loader *l, int epoch)
         for (uint32_t i = 0; i < n; i++)
             l->perm[i] = i;
     }
+    l->epoch = epoch;
     l->cursor = 0;
     l->begun = 1;
     if (l->background && l->nbatches > 0)

@@ -1,34 +1,93 @@
 /* netcfg.c: reads [net] and the layer sections of a model config. Layer
- * keys are read by each layer type's parse function (layers/). */
+ * keys are read by each layer type's parse function (layers/); what a
+ * dataset is (shape, classes, normalisation) comes from data/'s table. */
 #include "netcfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-
-typedef struct {
-    const char *name;
-    int c, h, w, nclass;
-} dataset_shape;
-
-static const dataset_shape datasets[] = {
-    {"mnist", 1, 28, 28, 10},
-    {"fashion-mnist", 1, 28, 28, 10},
-};
-
-qat_status qat_netcfg_dataset(const char *name, int *c, int *h, int *w, int *nclass)
+static int key_line(const qat_cfg_section *s, const char *key)
 {
-    for (size_t i = 0; i < sizeof datasets / sizeof datasets[0]; i++)
-        if (strcmp(datasets[i].name, name) == 0) {
-            *c = datasets[i].c;
-            *h = datasets[i].h;
-            *w = datasets[i].w;
-            *nclass = datasets[i].nclass;
-            return QAT_OK;
-        }
-    return qat_error_set(QAT_ERR_CONFIG, "unknown dataset '%s' (known: mnist, fashion-mnist)", name);
+    for (int i = 0; i < s->nkv; i++)
+        if (strcmp(s->kv[i].key, key) == 0) return s->kv[i].line;
+    return s->line;
+}
+
+static const char *const label_names[2] = {"fine", "coarse"};
+/* keys that describe the images of a folder; other sets fix their own */
+static const char *const shape_keys[5] = {"image_size", "width", "height", "channels", "resize"};
+
+/* dataset, labels and the folder's image keys: what data/ needs to read the
+ * set, and the shape the model is built for */
+static qat_status read_dataset(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
+{
+    qat_status st;
+    const char *ds;
+    qat_dataset_info info;
+    if ((st = qat_cfg_get_str(c, s, "dataset", "mnist", &ds))) return st;
+    if (qat_data_info(ds, NULL, &info) != QAT_OK) { /* known names fit n->dataset */
+        const char *why = qat_last_error(), *u = strstr(why, "unknown dataset");
+        return qat_cfg_error_at(c, key_line(s, "dataset"), "[net] dataset '%s' is not known (%s)", ds,
+                                u ? u : why);
+    }
+    snprintf(n->dataset, sizeof n->dataset, "%s", ds);
+    int labels = 0;
+    if ((st = qat_cfg_get_enum(c, s, "labels", label_names, 2, 0, &labels))) return st;
+    if (labels && !info.coarse_nclass)
+        return qat_cfg_error_at(c, key_line(s, "labels"),
+                                "[net] labels = coarse: %s has one set of labels (only cifar100 has coarse ones)", ds);
+    n->data.coarse = labels;
+    if (info.shape_from_opts) {
+        int size, ch;
+        if ((st = qat_cfg_get_int(c, s, "image_size", 32, 1, 4096, &size)) ||
+            (st = qat_cfg_get_int(c, s, "width", size, 1, 4096, &n->data.w)) ||
+            (st = qat_cfg_get_int(c, s, "height", size, 1, 4096, &n->data.h)) ||
+            (st = qat_cfg_get_int(c, s, "channels", 3, 1, 3, &ch)) ||
+            (st = qat_cfg_get_bool(c, s, "resize", 0, &n->data.resize)))
+            return st;
+        if (ch == 2) return qat_cfg_error_at(c, key_line(s, "channels"), "[net] channels = 2: expected 1 (grey) or 3 (RGB)");
+        n->data.c = ch;
+    } else {
+        for (int i = 0; i < 5; i++)
+            if (qat_cfg_has(s, shape_keys[i]))
+                return qat_cfg_error_at(c, key_line(s, shape_keys[i]),
+                                        "[net] %s applies to dataset = folder only (%s images are %dx%dx%d)",
+                                        shape_keys[i], ds, info.c, info.h, info.w);
+    }
+    if (qat_data_info(ds, &n->data, &info) != QAT_OK)
+        return qat_cfg_error_at(c, s->line, "[net] %s", qat_last_error());
+    n->c = info.c;
+    n->h = info.h;
+    n->w = info.w;
+    n->nclass = info.nclass;
+    return QAT_OK;
+}
+
+/* mean = r, g, b (or one value for every channel), the same for std */
+static qat_status read_norm(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
+{
+    qat_status st;
+    if ((st = qat_data_default_norm(n->dataset, n->mean, n->std, n->c))) return st;
+    for (int i = n->c; i < 3; i++) {
+        n->mean[i] = n->mean[0];
+        n->std[i] = n->std[0];
+    }
+    static const char *const keys[2] = {"mean", "std"};
+    const float lo[2] = {-1e3f, 1e-6f};
+    float *dst[2] = {n->mean, n->std};
+    for (int k = 0; k < 2; k++) {
+        float v[3];
+        int got;
+        if ((st = qat_cfg_get_float_list(c, s, keys[k], lo[k], 1e3f, v, 3, &got))) return st;
+        if (got == 0) continue;
+        if (got != 1 && got != n->c)
+            return qat_cfg_error_at(c, key_line(s, keys[k]),
+                                    "[net] %s has %d values, expected 1 (every channel) or %d (one per channel)",
+                                    keys[k], got, n->c);
+        for (int i = 0; i < 3; i++) dst[k][i] = v[got == 1 || i >= got ? 0 : i];
+    }
+    return QAT_OK;
 }
 
 static const char *const optim_names[QAT_OPTIM_COUNT] = {"sgd", "adam", "adamw", "amsgrad"};
@@ -37,16 +96,8 @@ static const char *const sched_names[QAT_SCHED_COUNT] = {"constant", "step", "mu
 static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
 {
     qat_status st;
-    const char *ds;
     memset(n, 0, sizeof *n);
-    if ((st = qat_cfg_get_str(c, s, "dataset", "mnist", &ds))) return st;
-    if (qat_netcfg_dataset(ds, &n->c, &n->h, &n->w, &n->nclass) != QAT_OK) {
-        int line = s->line;
-        for (int i = 0; i < s->nkv; i++)
-            if (strcmp(s->kv[i].key, "dataset") == 0) line = s->kv[i].line;
-        return qat_cfg_error_at(c, line, "[net] dataset '%s' is not known (known: mnist, fashion-mnist)", ds);
-    }
-    snprintf(n->dataset, sizeof n->dataset, "%s", ds);
+    if ((st = read_dataset(c, s, n))) return st;
     int optim = QAT_OPTIM_ADAM, sched = QAT_SCHED_CONSTANT, seed = 1;
     float lr;
     if ((st = qat_cfg_get_int(c, s, "batch", 128, 1, 65536, &n->batch)) ||
@@ -87,21 +138,10 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
         return st;
     if (qat_sched_check(&n->sched) != QAT_OK) return qat_cfg_error_at(c, s->line, "[net] %s", qat_last_error());
 
-    float dm[3], dsd[3];
-    if (qat_data_default_norm(n->dataset, dm, dsd, n->c) != QAT_OK) {
-        for (int i = 0; i < 3; i++) dm[i] = 0, dsd[i] = 1;
-    }
-    for (int i = 0; i < 3; i++) {
-        n->mean[i] = dm[i];
-        n->std[i] = dsd[i];
-    }
-    if ((st = qat_cfg_get_float(c, s, "mean", n->mean[0], -1e3f, 1e3f, &n->mean[0])) ||
-        (st = qat_cfg_get_float(c, s, "std", n->std[0], 1e-6f, 1e3f, &n->std[0])))
+    if ((st = read_norm(c, s, n)) ||
+        (st = qat_cfg_get_int(c, s, "crop_pad", 0, 0, QAT_LOADER_MAX_PAD, &n->crop_pad)) ||
+        (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)))
         return st;
-    for (int i = 1; i < n->c; i++)
-        if (qat_cfg_has(s, "mean")) n->mean[i] = n->mean[0];
-    for (int i = 1; i < n->c; i++)
-        if (qat_cfg_has(s, "std")) n->std[i] = n->std[0];
     return qat_cfg_check_unused(c, s);
 }
 

@@ -6,12 +6,15 @@
 #define QAT_NETCFG_H
 
 #include "cfg.h"
+#include "dataset.h"
 #include "layer.h"
 #include "optim.h"
 
 typedef struct {
-    char dataset[32];  /* mnist, fashion-mnist */
-    int c, h, w, nclass; /* input shape and classes (from the dataset) */
+    char dataset[32];  /* a name of data/'s table: mnist, fashion-mnist, cifar10, cifar100, folder */
+    qat_data_opts data; /* labels = coarse (cifar100); channels, image size, resize (folder) */
+    int c, h, w, nclass; /* input shape and classes (qat_data_info); nclass is 0 for a
+                            folder, whose class folders decide */
     int batch, epochs, val, shuffle;
     uint64_t seed;
     qat_optim_cfg optim;
@@ -20,6 +23,7 @@ typedef struct {
     qat_sched sched;
     int init;          /* default initialiser for conv/linear */
     float mean[3], std[3]; /* input normalisation */
+    int crop_pad, flip;    /* augmentation of the training loader (never val or test) */
     /* [quant]: defaults for every conv2d/linear layer, and the policies for
      * the first layer's input and the last layer's weights and output */
     qat_qspec qw, qa;
@@ -35,8 +39,5 @@ typedef struct {
  * On success *layers (owned by the caller, or handed to qat_model_build) has
  * *nlayers entries. epochs_override/seed_override < 0 keep the cfg's values. */
 qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int *nlayers);
-
-/* Input shape, classes and normalisation of a known dataset name. */
-qat_status qat_netcfg_dataset(const char *name, int *c, int *h, int *w, int *nclass);
 
 #endif

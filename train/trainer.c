@@ -155,6 +155,10 @@ static qat_status eval_loader_init(qat_loader **l, const qat_dataset *ds, int ba
 qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
                         float *acc)
 {
+    if (ds->c != m->c || ds->h != m->h || ds->w != m->w || ds->nclass != m->nclass)
+        return qat_error_set(QAT_ERR_SHAPE, "%s: %dx%dx%d images in %d classes, the model takes %dx%dx%d and gives %d "
+                             "logits; expected the same",
+                             ds->path, ds->c, ds->h, ds->w, ds->nclass, m->c, m->h, m->w, m->nclass);
     qat_loader *l;
     qat_status st = eval_loader_init(&l, ds, m->batch, mean, std);
     if (st != QAT_OK) return st;
@@ -303,11 +307,13 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
     if (o->seed >= 0) net->seed = (uint64_t)o->seed;
     if (o->dataset) {
-        int c, h, w, k;
-        if ((st = qat_netcfg_dataset(o->dataset, &c, &h, &w, &k))) goto done;
-        if (c != net->c || h != net->h || w != net->w || k != net->nclass) {
+        qat_dataset_info info;
+        if ((st = qat_data_info(o->dataset, &net->data, &info))) goto done;
+        if (info.c != net->c || info.h != net->h || info.w != net->w ||
+            (info.nclass && net->nclass && info.nclass != net->nclass)) {
             st = qat_error_set(QAT_ERR_ARG, "dataset '%s' has %dx%dx%d images in %d classes; %s is built for %dx%dx%d in %d",
-                               o->dataset, c, h, w, k, o->cfg_path, net->c, net->h, net->w, net->nclass);
+                               o->dataset, info.c, info.h, info.w, info.nclass, o->cfg_path, net->c, net->h, net->w,
+                               net->nclass);
             goto done;
         }
         snprintf(net->dataset, sizeof net->dataset, "%s", o->dataset);
@@ -319,13 +325,21 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
 
     char dir[512];
     if ((st = qat_data_locate(net->dataset, o->data_dir, dir, sizeof dir)) ||
-        (st = qat_data_load(&s.train, &s.test, net->dataset, dir)))
+        (st = qat_data_load_opts(&s.train, &s.test, net->dataset, dir, &net->data)))
         goto done;
     snprintf(res->dataset, sizeof res->dataset, "%s", net->dataset);
     snprintf(res->data_dir, sizeof res->data_dir, "%s", dir);
     if (s.train.c != net->c || s.train.h != net->h || s.train.w != net->w) {
         st = qat_error_set(QAT_ERR_SHAPE, "%s: images are %dx%dx%d, the model expects %dx%dx%d", dir, s.train.c,
                            s.train.h, s.train.w, net->c, net->h, net->w);
+        goto done;
+    }
+    /* a label past the last logit would be read out of bounds by the loss */
+    net->nclass = s.train.nclass;
+    if (s.model.nclass != s.train.nclass) {
+        st = qat_error_set(QAT_ERR_SHAPE, "%s: %s has %d classes, the model's last layer gives %d logits; expected "
+                           "the same (set the last layer's output = %d)",
+                           o->cfg_path, dir, s.train.nclass, s.model.nclass, s.train.nclass);
         goto done;
     }
     if (net->val >= s.train.n) {
@@ -345,8 +359,9 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         if (st != QAT_OK) goto done;
     }
 
+    /* augmentation in the training loader only; eval_loader_init leaves it off */
     qat_loader_cfg lc = {.batch = net->batch, .shuffle = net->shuffle, .seed = net->seed, .drop_last = 0,
-                         .background = 1};
+                         .background = 1, .crop_pad = net->crop_pad, .flip = net->flip};
     for (int i = 0; i < 3; i++) {
         lc.mean[i] = net->mean[i];
         lc.std[i] = net->std[i];

@@ -455,6 +455,54 @@ qat_status qat_cfg_get_int_list(qat_cfg *c, qat_cfg_section *s, const char *key,
     return QAT_OK;
 }
 
+qat_status qat_cfg_get_float_list(qat_cfg *c, qat_cfg_section *s, const char *key, float lo,
+                                  float hi, float *out, int cap, int *n)
+{
+    QAT_ASSERT(n != NULL && cap >= 0);
+    qat_cfg_kv *kv = lookup(c, s, key, out);
+    *n = 0;
+    if (!kv) return QAT_OK;
+    float vals[64];
+    const char *p = kv->val;
+    int count = 0;
+    for (int item = 1;; item++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *q = p;
+        trim(&q, &len);
+        if (len == 0)
+            return bad_value(c, s, kv, "item %d of '%.80s' is empty (expected numbers like '0.5, 0.5, 0.5')",
+                             item, kv->val);
+        char tmp[64];
+        char *end;
+        float v = 0;
+        int ok = len < sizeof tmp;
+        if (ok) {
+            memcpy(tmp, q, len);
+            tmp[len] = '\0';
+            errno = 0;
+            v = strtof(tmp, &end);
+            ok = end == tmp + len;
+        }
+        if (!ok)
+            return bad_value(c, s, kv, "item %d: expected a number, got '%.*s'", item,
+                             (int)(len > 80 ? 80 : len), q);
+        if (errno == ERANGE || !isfinite(v))
+            return bad_value(c, s, kv, "item %d: expected a finite float, got '%s'", item, tmp);
+        if (!(v >= lo && v <= hi))
+            return bad_value(c, s, kv, "item %d: %g is out of range [%g, %g]", item, (double)v,
+                             (double)lo, (double)hi);
+        if (count == cap || count == 64)
+            return bad_value(c, s, kv, "at most %d values are allowed", cap < 64 ? cap : 64);
+        vals[count++] = v;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    for (int i = 0; i < count; i++) out[i] = vals[i];
+    *n = count;
+    return QAT_OK;
+}
+
 int qat_cfg_has(const qat_cfg_section *s, const char *key)
 {
     QAT_ASSERT(s != NULL && key != NULL);

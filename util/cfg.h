@@ -87,6 +87,12 @@ qat_status qat_cfg_get_enum(qat_cfg *c, qat_cfg_section *s, const char *key,
  * (0 when the key is absent). Empty items and more than cap items are errors. */
 qat_status qat_cfg_get_int_list(qat_cfg *c, qat_cfg_section *s, const char *key, int *out,
                                 int cap, int *n);
+/* Comma-separated finite floats ("0.4914, 0.4822, 0.4465") into out[0..cap),
+ * each in [lo, hi]; *n is the count (0 when the key is absent, and out is
+ * then untouched). Empty items, items that are not numbers or out of range,
+ * and more than cap items are errors naming the item. */
+qat_status qat_cfg_get_float_list(qat_cfg *c, qat_cfg_section *s, const char *key, float lo,
+                                  float hi, float *out, int cap, int *n);
 /* 1 when the key is present in the section. Does not mark it used. */
 int qat_cfg_has(const qat_cfg_section *s, const char *key);
 
