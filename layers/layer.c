@@ -16,7 +16,7 @@ const char *const qat_init_names[QAT_INIT_COUNT] = {
 const qat_layer_type *const qat_layer_types[] = {
     &qat_layer_conv2d, &qat_layer_linear, &qat_layer_batchnorm, &qat_layer_maxpool,
     &qat_layer_avgpool, &qat_layer_gap, &qat_layer_relu, &qat_layer_hardtanh,
-    &qat_layer_dropout, &qat_layer_flatten, &qat_layer_shortcut,
+    &qat_layer_dropout, &qat_layer_flatten, &qat_layer_shortcut, &qat_layer_route,
 };
 const int qat_layer_type_count = (int)(sizeof qat_layer_types / sizeof qat_layer_types[0]);
 
