@@ -197,6 +197,10 @@ void qat_graph_elementwise(qat_graph *g, const qat_tensor *t, size_t n,
  * threads (OpenBLAS itself always runs on one thread) */
 void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);
+/* A conv keeps its im2col columns from the forward for the backward when
+ * they take at most this many bytes at the largest batch (default 32 MiB),
+ * else builds them again; read by compile (tests set 0 to cover rebuilding). */
+extern size_t qat_conv_keep_bytes;
 /* per-op scratch size in bytes, used by compile */
 size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads);
 

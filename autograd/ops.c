@@ -371,13 +371,18 @@ static void col2im_add(const conv_geom *c, const float *restrict cols, size_t ld
             }
 }
 
-/* The columns of an image are never kept: a batch of VGG-small's would take
- * over a gigabyte. Each thread im2cols a group of images side by side into
- * its own scratch and runs one GEMM over the group (an 8x8 map alone gives a
- * GEMM too thin for OpenBLAS, so images are grouped until a GEMM has about
- * CONV_GROUP_COLS columns); the backward builds the columns again, which
- * costs one pass over memory against the GEMMs' K passes. */
-#define CONV_GROUP_COLS 256
+/* The columns of a whole batch are not kept: VGG-small's would take over a
+ * gigabyte. Each thread im2cols a group of images side by side into its own
+ * scratch and runs one GEMM over the group, and the backward builds the
+ * columns again (one pass over memory against the GEMMs' K passes). Maps
+ * smaller than CONV_GROUP_COLS pixels (4x4, 2x2) are grouped up to that
+ * many columns, as a GEMM that thin starves OpenBLAS; grouping 8x8 or
+ * larger maps measured no faster (vgg_small_q) or 3 % slower (LeNet). */
+#define CONV_GROUP_COLS 64
+/* Columns are kept from the forward for the backward when a layer's fit in
+ * qat_conv_keep_bytes (LeNet's: 7 and 16 MB at batch 128; building them twice cost 5 % of
+ * its step); a CIFAR layer's are 14 MB to 600 MB. */
+size_t qat_conv_keep_bytes = (size_t)32 << 20;
 
 /* images per GEMM for a map of P columns, at most the images a thread gets */
 static int conv_group(const conv_geom *c, int batch, int threads)
@@ -391,10 +396,15 @@ static int conv_group(const conv_geom *c, int batch, int threads)
 /* A stride-1 conv's input gradient is itself a convolution: of dy, padded by
  * KH-1-ph, with the kernel flipped and its two channel axes swapped. Run as
  * im2col of dy + one GEMM with an F*KH*KW-deep reduction, it beats the
- * F-deep GEMM + col2im scatter that the general case needs. */
+ * F-deep GEMM + col2im scatter that the general case needs (when both have
+ * the same multiplies). */
 static int conv_transposed_dx(const conv_geom *c)
 {
-    return c->sh == 1 && c->sw == 1 && c->ph <= c->KH - 1 && c->pw <= c->KW - 1 && !conv_direct(c);
+    /* only where dx is no larger than y ('same' padding): an unpadded conv's
+     * dy, padded by KH-1, would be mostly zeros (LeNet's conv2: 2.25x the
+     * multiplies) */
+    return c->sh == 1 && c->sw == 1 && c->ph <= c->KH - 1 && c->pw <= c->KW - 1 && !conv_direct(c) &&
+           (size_t)c->H * c->W <= c->P;
 }
 
 /* the geometry of that convolution: dy (F x OH x OW) to dx (C x H x W) */
@@ -488,7 +498,9 @@ static void conv_fwd_task(void *ctx, int b, int e, int tid)
     for (int n = b; n < e; n += k->gsz) {
         int m = e - n < k->gsz ? e - n : k->gsz;
         size_t ld = (size_t)m * c->P;
-        const float *cm = conv_cols_of(c, t->src[0]->x, n, m, cols);
+        /* kept columns: the group's block at the offset of its first image */
+        float *dst = t->state_bytes ? (float *)t->state + (size_t)n * c->K * c->P : cols;
+        const float *cm = conv_cols_of(c, t->src[0]->x, n, m, dst);
         float *y = t->x + (size_t)n * FP;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->F, (int)ld, (int)c->K, 1.0f, t->src[1]->x,
                     (int)c->K, cm, (int)ld, 0.0f, m == 1 ? y : out, (int)ld);
@@ -565,9 +577,12 @@ static void conv_bwd_task(void *ctx, int b, int e, int tid)
                     memcpy(dyg + (size_t)f * ld + (size_t)i * P, dy + (size_t)i * FP + (size_t)f * P, sizeof(float) * P);
             dy = dyg;
         }
-        if (w->g)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, ld, 1.0f, dy, ld,
-                        conv_cols_of(c, x->x, n, m, cols), ld, 1.0f, dw, K);
+        if (w->g) {
+            /* the same groups as the forward's (same batch and threads) */
+            const float *cm = t->state_bytes ? (const float *)t->state + (size_t)n * c->K * P
+                                             : conv_cols_of(c, x->x, n, m, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, ld, 1.0f, dy, ld, cm, ld, 1.0f, dw, K);
+        }
         if (db)
             for (int f = 0; f < F; f++) {
                 float s = 0;
@@ -615,12 +630,24 @@ static void conv_bwd(qat_tensor *t, qat_graph *g)
     }
 }
 
+static int conv_batch_dim(const qat_tensor *t, int max_batch)
+{
+    /* a batched output follows max_batch; an unbatched one keeps its dim 0 */
+    return t->shape[0] > max_batch ? t->shape[0] : max_batch;
+}
+
+static size_t conv_state(const qat_tensor *t, int max_batch)
+{
+    conv_geom c = conv_geometry(t);
+    size_t bytes = sizeof(float) * c.K * c.P * (size_t)conv_batch_dim(t, max_batch);
+    return conv_direct(&c) || bytes > qat_conv_keep_bytes ? 0 : bytes;
+}
+
 /* scratch for the largest batch; a smaller batch groups fewer images */
 static size_t conv_scratch(const qat_tensor *t, int max_batch, int threads)
 {
     conv_geom c = conv_geometry(t);
-    /* a batched output follows max_batch; an unbatched one keeps its dim 0 */
-    int gsz = conv_group(&c, t->shape[0] > max_batch ? t->shape[0] : max_batch, threads);
+    int gsz = conv_group(&c, conv_batch_dim(t, max_batch), threads);
     return sizeof(float) * ((size_t)threads * (conv_thread_floats(&c, gsz) + conv_dw_stride(&c)) + c.K * (size_t)c.F) +
            256;
 }
@@ -1358,7 +1385,7 @@ const qat_op_def qat_ops[] = {
     [QAT_OP_MUL] = {"mul", 2, 2, shape_binary, NULL, NULL, mul_fwd, mul_bwd, 0},
     [QAT_OP_BIAS] = {"bias", 2, 2, shape_bias, NULL, NULL, bias_fwd, bias_bwd, 0},
     [QAT_OP_LINEAR] = {"linear", 2, 3, shape_linear, NULL, NULL, linear_fwd, linear_bwd, 0},
-    [QAT_OP_CONV2D] = {"conv2d", 2, 3, shape_conv2d, NULL, conv_scratch, conv_fwd, conv_bwd, 0},
+    [QAT_OP_CONV2D] = {"conv2d", 2, 3, shape_conv2d, conv_state, conv_scratch, conv_fwd, conv_bwd, 0},
     [QAT_OP_MAXPOOL2D] = {"maxpool2d", 1, 1, shape_pool, maxpool_state, NULL, maxpool_fwd, maxpool_bwd, 0},
     [QAT_OP_AVGPOOL2D] = {"avgpool2d", 1, 1, shape_pool, NULL, NULL, avgpool_fwd, avgpool_bwd, 0},
     [QAT_OP_GAP] = {"global_avgpool", 1, 1, shape_gap, NULL, NULL, gap_fwd, gap_bwd, 0},

@@ -123,6 +123,14 @@ static void test_conv(void)
     conv_case(2, 7, 2, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1);   /* groups of 4 and a remainder of 3 */
     conv_case(2, 5, 3, 5, 4, 4, 3, 2, 1, 1, 1, 0, 1);   /* stride 1: dx as a conv of dy, grouped */
     conv_case(1, 3, 2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 0);   /* ... unpadded (dy padded by 2) */
+    /* the columns built again in the backward instead of kept */
+    size_t keep = qat_conv_keep_bytes;
+    qat_conv_keep_bytes = 0;
+    conv_case(2, 7, 2, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1);
+    conv_case(2, 5, 3, 5, 4, 4, 3, 2, 1, 1, 1, 0, 1);
+    conv_case(1, 3, 2, 16, 17, 2, 3, 3, 1, 1, 1, 1, 1);
+    conv_case(2, 3, 4, 4, 4, 5, 1, 1, 1, 1, 0, 0, 1);
+    qat_conv_keep_bytes = keep;
 }
 
 /* max pooling has no derivative at ties: distinct values, spaced > 2 eps */
