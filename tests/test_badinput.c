@@ -1,11 +1,13 @@
 /* test_badinput.c: bad configs and checkpoints end in a clear error (file
  * and line, or the first mismatching tensor, or a checksum error), never a
  * crash or a partial result. IDX files are covered by test_data_bad. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "trainer.h"
 
 #include "qat_test.h"
@@ -138,6 +140,47 @@ static void test_checkpoints(void)
     printf("ok: %s\n", qat_last_error());
     qat_model_free(&b);
     qat_cfg_free(&cb);
+
+    /* non-finite and impossible values: load and export refuse them by name */
+    snprintf(text, sizeof text, lenet, 50, "");
+    static const struct {
+        const char *tensor;
+        size_t at;
+        float v;
+        const char *says;
+    } bad[] = {{"bn3.bias", 7, NAN, "tensor 'bn3.bias' element 7 is NaN"},
+               {"conv2.weight", 0, INFINITY, "tensor 'conv2.weight' element 0 is +Inf"},
+               {"bn1.running_mean", 19, -INFINITY, "tensor 'bn1.running_mean' element 19 is -Inf"},
+               {"bn2.running_var", 3, -0.5f, "tensor 'bn2.running_var' element 3 is -0.5, expected a variance"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char bpath[300];
+        snprintf(bpath, sizeof bpath, "%s/bad%zu.ckpt", dir, i);
+        qat_tensor *t = qat_graph_find(&a.g, bad[i].tensor);
+        CHECK(t && bad[i].at < t->n, "no %s", bad[i].tensor);
+        if (!t) continue;
+        float keep = t->x[bad[i].at];
+        t->x[bad[i].at] = bad[i].v;
+        qat_export_opts eo = {0};
+        qat_export_result er;
+        st = qat_export(&a, &eo, &er);
+        CHECK(st == QAT_ERR_FORMAT && strstr(qat_last_error(), bad[i].says), "export of %s: %d %s", bad[i].tensor, st,
+              qat_last_error());
+        CHECK(er.bytes == NULL, "export left a result");
+        printf("ok: %s\n", qat_last_error());
+        CHECK(qat_checkpoint_save(bpath, &a, ca.text, ca.text_len, NULL, &pos) == QAT_OK, "save bad");
+        t->x[bad[i].at] = keep;
+        qat_ckpt bk;
+        CHECK(qat_ckpt_read(&bk, bpath) == QAT_OK, "read bad: %s", qat_last_error());
+        CHECK(build(text, &b, &cb) == QAT_OK, "build e");
+        st = qat_checkpoint_load_model(&bk, &b);
+        CHECK(st == QAT_ERR_FORMAT && strstr(qat_last_error(), bad[i].says) && strstr(qat_last_error(), bpath),
+              "load of %s: %d %s", bad[i].tensor, st, qat_last_error());
+        printf("ok: %s\n", qat_last_error());
+        qat_ckpt_free(&bk);
+        qat_model_free(&b);
+        qat_cfg_free(&cb);
+        unlink(bpath);
+    }
 
     /* a model with one more layer: its tensor is missing from the checkpoint */
     snprintf(text, sizeof text, lenet, 50, "[batchnorm]\n");
