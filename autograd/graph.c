@@ -211,6 +211,9 @@ void qat_graph_free(qat_graph *g)
     for (int i = 0; i < g->nall; i++) free(g->all[i]);
     free(g->all);
     free(g->order);
+    free(g->zero_list);
+    free(g->zero_step);
+    free(g->zero_first);
     free(g->params);
     free(g->grads);
     free(g->buffers);
@@ -478,6 +481,141 @@ size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads)
 /* nodes that share their source's memory: flatten, and a fused ReLU */
 static int is_alias(const qat_tensor *t) { return qat_ops[t->op].alias || (t->op == QAT_OP_RELU && t->ip[0]); }
 
+/* the tensor whose memory an alias node shares */
+static qat_tensor *alias_root(qat_tensor *t)
+{
+    while (is_alias(t)) t = t->src[0];
+    return t;
+}
+
+static int has_grad_buffer(const qat_tensor *t)
+{
+    return !(t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) && !is_alias(t) && (t->flags & QAT_T_GRAD) && !t->fused;
+}
+
+typedef struct {
+    qat_tensor *t;
+    size_t bytes, off;
+    int start, end; /* backward steps (0 = the last node's backward), inclusive */
+} grad_slot;
+
+static int slot_by_size(const void *a, const void *b)
+{
+    const grad_slot *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->t->id - y->t->id; /* deterministic */
+}
+
+static int slot_by_off(const void *a, const void *b)
+{
+    const grad_slot *const *x = a, *const *y = b;
+    return (*x)->off < (*y)->off ? -1 : (*x)->off > (*y)->off;
+}
+
+/* Places the activation gradients: each lives from the first backward that
+ * adds into it (a consumer of it or of an alias of it) to the last that reads
+ * it (its own, or the batchnorm that computes it fused), and two whose lives
+ * overlap never share bytes. Greedy by size, lowest offset that fits (as
+ * TFLite's arena planner). A chain of layers then needs about two of them at a
+ * time instead of all. Gradients read after the backward (leaves: DST's weight
+ * views, inputs) live to the end. Fills t->g offsets in slot->off, the zero
+ * lists, and returns the area's size. */
+static qat_status plan_grads(qat_graph *g, qat_tensor **outputs, int noutputs, grad_slot **out_slots, int *out_n,
+                             size_t *area)
+{
+    int n = 0, T = g->norder;
+    int *slot_of = malloc(sizeof(int) * (size_t)g->nall);
+    grad_slot *sl = calloc((size_t)T + 1, sizeof *sl);
+    if (!slot_of || !sl) {
+        free(slot_of);
+        free(sl);
+        return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    }
+    for (int i = 0; i < g->nall; i++) slot_of[i] = -1;
+    for (int i = 0; i < T; i++) {
+        qat_tensor *t = g->order[i];
+        if (!has_grad_buffer(t)) continue;
+        int leaf = t->op == QAT_OP_LEAF || (t->op == QAT_OP_CUSTOM && t->nsrc == 0);
+        sl[n] = (grad_slot){t, align_up(t->n * sizeof(float)), 0, T, leaf ? T : T - 1 - i};
+        slot_of[t->id] = n++;
+    }
+    for (int i = 0; i < T; i++) {
+        qat_tensor *c = g->order[i];
+        if (c->op == QAT_OP_LEAF || !(c->flags & QAT_T_GRAD)) continue;
+        int tau = T - 1 - i;
+        for (int j = 0; j < c->nsrc; j++) {
+            int k = slot_of[alias_root(c->src[j])->id];
+            if (k >= 0 && tau < sl[k].start) sl[k].start = tau;
+        }
+        if (c->fused) {
+            int k = slot_of[alias_root(c->fused)->id];
+            if (k >= 0 && tau > sl[k].end) sl[k].end = tau;
+        }
+    }
+    for (int i = 0; i < noutputs; i++) {
+        int k = slot_of[alias_root(outputs[i])->id];
+        if (k >= 0) sl[k].start = -1; /* seeded by the caller: zeroed by zero_grad, alive from the start */
+    }
+    for (int k = 0; k < n; k++) {
+        if (sl[k].start > sl[k].end) sl[k].start = sl[k].end; /* no writer: zeroed before its own backward */
+    }
+    free(slot_of);
+    for (int k = 0; k < n && g->no_grad_sharing; k++) {
+        sl[k].start = -1;
+        sl[k].end = T;
+    }
+
+    qsort(sl, (size_t)n, sizeof *sl, slot_by_size);
+    grad_slot **placed = malloc(sizeof *placed * (size_t)(n ? n : 1));
+    if (!placed) {
+        free(sl);
+        return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    }
+    size_t top = 0;
+    for (int k = 0; k < n; k++) {
+        int m = 0;
+        for (int j = 0; j < k; j++)
+            if (sl[j].start <= sl[k].end && sl[k].start <= sl[j].end) placed[m++] = &sl[j];
+        qsort(placed, (size_t)m, sizeof *placed, slot_by_off);
+        size_t off = 0;
+        for (int j = 0; j < m; j++) {
+            if (placed[j]->off >= off + sl[k].bytes) break;
+            if (placed[j]->off + placed[j]->bytes > off) off = placed[j]->off + placed[j]->bytes;
+        }
+        sl[k].off = off;
+        if (off + sl[k].bytes > top) top = off + sl[k].bytes;
+    }
+    free(placed);
+    *out_slots = sl;
+    *out_n = n;
+    *area = top;
+    return QAT_OK;
+}
+
+/* the zero lists from the planned slots (after t->g is set) */
+static qat_status build_zero_lists(qat_graph *g, const grad_slot *sl, int n)
+{
+    int T = g->norder;
+    g->zero_first = calloc((size_t)T + 1, sizeof *g->zero_first);
+    g->zero_list = malloc(sizeof *g->zero_list * (size_t)(n ? n : 1));
+    g->zero_step = malloc(sizeof *g->zero_step * (size_t)(n ? n : 1));
+    if (!g->zero_first || !g->zero_list || !g->zero_step) return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    /* node i's backward runs at step T - 1 - i */
+    for (int k = 0; k < n; k++)
+        if (sl[k].start >= 0) g->zero_first[T - 1 - sl[k].start + 1]++;
+        else g->zero_step[g->nzero_step++] = sl[k].t;
+    for (int i = 0; i < T; i++) g->zero_first[i + 1] += g->zero_first[i];
+    int *fill = calloc((size_t)T + 1, sizeof *fill);
+    if (!fill) return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory");
+    for (int k = 0; k < n; k++)
+        if (sl[k].start >= 0) {
+            int i = T - 1 - sl[k].start;
+            g->zero_list[g->zero_first[i] + fill[i]++] = sl[k].t;
+        }
+    free(fill);
+    return QAT_OK;
+}
+
 qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
 {
     if (g->compiled) return qat_error_set(QAT_ERR_ARG, "graph: compiled twice");
@@ -556,16 +694,20 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
         }
     }
 
-    /* the arena: activation gradients first (zeroed as one block), then
+    /* the arena: activation gradients first (shared, plan_grads), then
      * activations, then op state */
-    size_t grad_bytes = 0, act_bytes = 0, state_bytes = 0, scratch = 0;
+    grad_slot *slots = NULL;
+    int nslots = 0;
+    size_t grad_bytes = 0;
+    qat_status pst = plan_grads(g, outputs, noutputs, &slots, &nslots, &grad_bytes);
+    if (pst) return pst;
+    size_t act_bytes = 0, state_bytes = 0, scratch = 0;
+    g->act_grad_unshared = 0;
+    for (int i = 0; i < nslots; i++) g->act_grad_unshared += slots[i].bytes;
     for (int i = 0; i < g->norder; i++) {
         qat_tensor *t = g->order[i];
         if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
-        if (!is_alias(t)) {
-            act_bytes += align_up(t->n * sizeof(float));
-            if ((t->flags & QAT_T_GRAD) && !t->fused) grad_bytes += align_up(t->n * sizeof(float));
-        }
+        if (!is_alias(t)) act_bytes += align_up(t->n * sizeof(float));
         state_bytes += align_up(op_state_bytes(t, g->max_batch));
         size_t s = qat_op_scratch_bytes(t, g->max_batch, g->threads);
         if (s > scratch) scratch = s;
@@ -574,13 +716,18 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
     g->arena = aligned_alloc(ALIGN, g->arena_bytes ? g->arena_bytes : ALIGN);
     g->scratch_bytes = scratch;
     g->scratch = aligned_alloc(ALIGN, align_up(scratch ? scratch : ALIGN));
-    if (!g->arena || !g->scratch)
+    if (!g->arena || !g->scratch) {
+        free(slots);
         return qat_error_set(QAT_ERR_MEMORY, "graph: out of memory for a %zu-byte arena", g->arena_bytes);
+    }
     memset(g->arena, 0, g->arena_bytes);
     memset(g->scratch, 0, align_up(scratch ? scratch : ALIGN));
-    g->act_grads = (float *)g->arena;
-    g->act_grad_floats = grad_bytes / sizeof(float);
-    size_t goff = 0, aoff = grad_bytes, soff = grad_bytes + act_bytes;
+    g->act_grad_bytes = grad_bytes;
+    for (int i = 0; i < nslots; i++) slots[i].t->g = (float *)(g->arena + slots[i].off);
+    pst = build_zero_lists(g, slots, nslots);
+    free(slots);
+    if (pst) return pst;
+    size_t aoff = grad_bytes, soff = grad_bytes + act_bytes;
     for (int i = 0; i < g->norder; i++) {
         qat_tensor *t = g->order[i];
         if (t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) continue;
@@ -590,10 +737,6 @@ qat_status qat_graph_compile(qat_graph *g, qat_tensor **outputs, int noutputs)
         } else {
             t->x = (float *)(g->arena + aoff);
             aoff += align_up(t->n * sizeof(float));
-            if ((t->flags & QAT_T_GRAD) && !t->fused) {
-                t->g = (float *)(g->arena + goff);
-                goff += align_up(t->n * sizeof(float));
-            }
         }
         t->state_bytes = op_state_bytes(t, g->max_batch);
         if (t->state_bytes) {
@@ -623,7 +766,9 @@ void qat_graph_set_training(qat_graph *g, int training) { g->training = training
 
 void qat_graph_zero_grad(qat_graph *g)
 {
-    memset(g->act_grads, 0, g->act_grad_floats * sizeof(float));
+    /* the other activation gradients are zeroed in the backward, when their
+     * shared memory becomes theirs */
+    for (int i = 0; i < g->nzero_step; i++) memset(g->zero_step[i]->g, 0, g->zero_step[i]->n * sizeof(float));
     memset(g->grads, 0, g->nparams * sizeof(float));
 }
 
@@ -659,6 +804,8 @@ void qat_graph_backward_seeded(qat_graph *g)
 {
     for (int i = g->norder - 1; i >= 0; i--) {
         qat_tensor *t = g->order[i];
+        for (int k = g->zero_first[i]; k < g->zero_first[i + 1]; k++)
+            memset(g->zero_list[k]->g, 0, g->zero_list[k]->n * sizeof(float));
         if (t->op == QAT_OP_LEAF || !(t->flags & QAT_T_GRAD)) continue;
         g->scratch_used = 0;
         if (t->op == QAT_OP_CUSTOM) t->custom->backward(t, g);

@@ -104,8 +104,16 @@ struct qat_graph {
     /* activations, their gradients, op state: one arena placed by compile */
     unsigned char *arena;
     size_t arena_bytes, arena_used;
-    float *act_grads; /* the part of the arena zeroed every step */
-    size_t act_grad_floats;
+    /* activation gradients share memory: a gradient lives from the first
+     * backward that adds into it to the last that reads it, and is zeroed
+     * just before that first backward (zero_list[zero_first[i] ..
+     * zero_first[i + 1]) before node i's); those nothing adds into (the
+     * compiled outputs: loss, seeded outputs) are zeroed by zero_grad */
+    qat_tensor **zero_list, **zero_step;
+    int *zero_first;
+    int nzero_step;
+    size_t act_grad_bytes;   /* the shared gradient area */
+    size_t act_grad_unshared; /* what it would take without sharing (reported) */
     unsigned char *scratch; /* per-op scratch, reused by every op */
     size_t scratch_bytes, scratch_used, scratch_high;
     int max_batch, batch;
@@ -115,6 +123,7 @@ struct qat_graph {
     qat_pool *pool;
     int compiled;
     int no_fusion; /* set before compile: keep BN, ReLU and pooling as separate passes */
+    int no_grad_sharing; /* set before compile: every activation gradient its own memory */
 };
 
 /* ---- building ---------------------------------------------------------- */
@@ -197,6 +206,10 @@ void qat_graph_elementwise(qat_graph *g, const qat_tensor *t, size_t n,
  * threads (OpenBLAS itself always runs on one thread) */
 void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);
+/* A conv keeps its im2col columns from the forward for the backward when
+ * they take at most this many bytes at the largest batch (default 32 MiB),
+ * else builds them again; read by compile (tests set 0 to cover rebuilding). */
+extern size_t qat_conv_keep_bytes;
 /* per-op scratch size in bytes, used by compile */
 size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads);
 

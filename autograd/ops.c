@@ -323,37 +323,42 @@ static void valid_range(int out, int n, int s, int p, int k, int *lo, int *hi)
     if (*lo > *hi) *lo = *hi;
 }
 
-static void im2col(const conv_geom *c, const float *restrict x, float *restrict cols)
+/* the image's K x P columns into cols, whose rows are ld floats apart (a
+ * group of images lies side by side, each at its own column offset) */
+static void im2col(const conv_geom *c, const float *restrict x, float *restrict cols, size_t ld)
 {
+    /* rows of a CIFAR map are 8 to 32 floats: plain loops, which gcc
+     * vectorises, beat a memcpy and two memsets per row */
     for (int ch = 0; ch < c->C; ch++)
         for (int kh = 0; kh < c->KH; kh++)
             for (int kw = 0; kw < c->KW; kw++) {
-                float *dst = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * c->P;
+                float *restrict dst = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * ld;
                 int wlo, whi;
                 valid_range(c->OW, c->W, c->sw, c->pw, kw, &wlo, &whi);
                 for (int oh = 0; oh < c->OH; oh++) {
-                    float *d = dst + (size_t)oh * c->OW;
+                    float *restrict d = dst + (size_t)oh * c->OW;
                     int ih = oh * c->sh - c->ph + kh;
                     if (ih < 0 || ih >= c->H) {
-                        memset(d, 0, sizeof(float) * (size_t)c->OW);
+                        for (int ow = 0; ow < c->OW; ow++) d[ow] = 0.0f;
                         continue;
                     }
-                    const float *s = x + ((size_t)ch * c->H + ih) * c->W - c->pw + kw;
-                    for (int ow = 0; ow < wlo; ow++) d[ow] = 0;
-                    if (c->sw == 1) memcpy(d + wlo, s + wlo, sizeof(float) * (size_t)(whi - wlo));
+                    const float *restrict s = x + ((size_t)ch * c->H + ih) * c->W - c->pw + kw;
+                    for (int ow = 0; ow < wlo; ow++) d[ow] = 0.0f;
+                    if (c->sw == 1)
+                        for (int ow = wlo; ow < whi; ow++) d[ow] = s[ow];
                     else
                         for (int ow = wlo; ow < whi; ow++) d[ow] = s[ow * c->sw];
-                    for (int ow = whi; ow < c->OW; ow++) d[ow] = 0;
+                    for (int ow = whi; ow < c->OW; ow++) d[ow] = 0.0f;
                 }
             }
 }
 
-static void col2im_add(const conv_geom *c, const float *restrict cols, float *restrict dx)
+static void col2im_add(const conv_geom *c, const float *restrict cols, size_t ld, float *restrict dx)
 {
     for (int ch = 0; ch < c->C; ch++)
         for (int kh = 0; kh < c->KH; kh++)
             for (int kw = 0; kw < c->KW; kw++) {
-                const float *src = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * c->P;
+                const float *src = cols + ((size_t)(ch * c->KH + kh) * c->KW + kw) * ld;
                 int wlo, whi;
                 valid_range(c->OW, c->W, c->sw, c->pw, kw, &wlo, &whi);
                 for (int oh = 0; oh < c->OH; oh++) {
@@ -366,18 +371,119 @@ static void col2im_add(const conv_geom *c, const float *restrict cols, float *re
             }
 }
 
+/* The columns of a whole batch are not kept: VGG-small's would take over a
+ * gigabyte. Each thread im2cols a group of images side by side into its own
+ * scratch and runs one GEMM over the group, and the backward builds the
+ * columns again (one pass over memory against the GEMMs' K passes). Maps
+ * smaller than CONV_GROUP_COLS pixels (4x4, 2x2) are grouped up to that
+ * many columns, as a GEMM that thin starves OpenBLAS; grouping 8x8 or
+ * larger maps measured no faster (vgg_small_q) or 3 % slower (LeNet). */
+#define CONV_GROUP_COLS 64
+/* Columns are kept from the forward for the backward when a layer's fit in
+ * qat_conv_keep_bytes (LeNet's: 7 and 16 MB at batch 128; building them twice cost 5 % of
+ * its step); a CIFAR layer's are 14 MB to 600 MB. */
+size_t qat_conv_keep_bytes = (size_t)32 << 20;
+
+/* images per GEMM for a map of P columns, at most the images a thread gets */
+static int conv_group(const conv_geom *c, int batch, int threads)
+{
+    int per_thread = (batch + threads - 1) / threads;
+    int gsz = (int)((CONV_GROUP_COLS + c->P - 1) / c->P);
+    if (gsz > per_thread) gsz = per_thread;
+    return gsz < 1 ? 1 : gsz;
+}
+
+/* A stride-1 conv's input gradient is itself a convolution: of dy, padded by
+ * KH-1-ph, with the kernel flipped and its two channel axes swapped. Run as
+ * im2col of dy + one GEMM with an F*KH*KW-deep reduction, it beats the
+ * F-deep GEMM + col2im scatter that the general case needs (when both have
+ * the same multiplies). */
+static int conv_transposed_dx(const conv_geom *c)
+{
+    /* only where dx is no larger than y ('same' padding): an unpadded conv's
+     * dy, padded by KH-1, would be mostly zeros (LeNet's conv2: 2.25x the
+     * multiplies) */
+    return c->sh == 1 && c->sw == 1 && c->ph <= c->KH - 1 && c->pw <= c->KW - 1 && !conv_direct(c) &&
+           (size_t)c->H * c->W <= c->P;
+}
+
+/* the geometry of that convolution: dy (F x OH x OW) to dx (C x H x W) */
+static conv_geom conv_geometry_dx(const conv_geom *c)
+{
+    conv_geom t = {c->F, c->OH, c->OW, c->C, c->KH, c->KW, c->H, c->W, 1, 1, c->KH - 1 - c->ph, c->KW - 1 - c->pw, 0, 0};
+    t.K = (size_t)t.C * t.KH * t.KW;
+    t.P = (size_t)t.OH * t.OW;
+    return t;
+}
+
+/* Per-thread scratch, in floats, for groups of gsz images: a columns area
+ * (the forward's or backward's columns, or the columns of dy), a gathered
+ * output or output gradient (F rows), and an input-gradient area (the
+ * columns' gradient, or dx of the group). */
+typedef struct {
+    size_t cols, out, dx;
+} conv_areas;
+
+static conv_areas conv_thread_areas(const conv_geom *c, int gsz)
+{
+    size_t ld = (size_t)gsz * c->P, ldx = (size_t)gsz * c->H * c->W;
+    conv_areas a = {c->K * ld, (size_t)c->F * ld, c->K * ld};
+    if (conv_transposed_dx(c)) {
+        conv_geom t = conv_geometry_dx(c);
+        if (t.K * ldx > a.cols) a.cols = t.K * ldx;
+        a.dx = (size_t)c->C * ldx;
+    }
+    return a;
+}
+
+static size_t conv_thread_floats(const conv_geom *c, int gsz)
+{
+    conv_areas a = conv_thread_areas(c, gsz);
+    return a.cols + a.out + a.dx;
+}
+
 typedef struct {
     qat_tensor *t;
     conv_geom c;
-    float *dcols;  /* per thread: K*P */
+    int gsz;
+    float *work;   /* per thread: conv_thread_floats */
     float *dw;     /* per thread: F*K (+F for the bias), NULL with one thread */
     size_t dw_stride;
+    float *wt;     /* the flipped, transposed kernel (C x F*KH*KW) for conv_transposed_dx */
 } conv_task;
 
-static const float *conv_cols(const qat_tensor *t, const conv_geom *c, int n)
+/* The columns of images [n, n+m) of x (geometry c), K rows of m*P; one
+ * direct (1x1) image is read in place. */
+static const float *conv_cols_of(const conv_geom *c, const float *x, int n, int m, float *cols)
 {
-    if (conv_direct(c)) return t->src[0]->x + (size_t)n * c->K * c->P;
-    return (const float *)t->state + (size_t)n * c->K * c->P;
+    size_t img = (size_t)c->C * c->H * c->W, ld = (size_t)m * c->P;
+    if (conv_direct(c) && m == 1) return x + (size_t)n * img;
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)(n + i) * img;
+        float *d = cols + (size_t)i * c->P;
+        if (conv_direct(c))
+            for (size_t r = 0; r < c->K; r++) memcpy(d + r * ld, xi + r * c->P, sizeof(float) * c->P);
+        else
+            im2col(c, xi, d, ld);
+    }
+    return cols;
+}
+
+/* Adds a group's rows (rows x m*P, image i at column i*P) into m images of
+ * rows x P each; or copies them, plus a per-row bias, when add is 0. */
+static void conv_scatter(const float *g, size_t rows, size_t P, int m, float *dst, int add, const float *bias)
+{
+    size_t ld = (size_t)m * P;
+    for (int i = 0; i < m; i++)
+        for (size_t r = 0; r < rows; r++) {
+            const float *s = g + r * ld + (size_t)i * P;
+            float *d = dst + ((size_t)i * rows + r) * P;
+            if (add) acc(d, s, P);
+            else {
+                float b = bias ? bias[r] : 0.0f;
+                for (size_t p = 0; p < P; p++) d[p] = s[p] + b;
+            }
+        }
 }
 
 static void conv_fwd_task(void *ctx, int b, int e, int tid)
@@ -385,25 +491,66 @@ static void conv_fwd_task(void *ctx, int b, int e, int tid)
     conv_task *k = ctx;
     qat_tensor *t = k->t;
     const conv_geom *c = &k->c;
-    for (int n = b; n < e; n++) {
-        const float *x = t->src[0]->x + (size_t)n * c->C * c->H * c->W;
-        if (!conv_direct(c)) im2col(c, x, (float *)t->state + (size_t)n * c->K * c->P);
-        const float *cols = conv_cols(t, c, n);
-        float *y = t->x + (size_t)n * c->F * c->P;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->F, (int)c->P, (int)c->K, 1.0f,
-                    t->src[1]->x, (int)c->K, cols, (int)c->P, 0.0f, y, (int)c->P);
-        if (t->nsrc == 3) {
-            const float *bias = t->src[2]->x;
+    conv_areas a = conv_thread_areas(c, k->gsz);
+    float *cols = k->work + (size_t)tid * conv_thread_floats(c, k->gsz), *out = cols + a.cols;
+    size_t FP = (size_t)c->F * c->P;
+    const float *bias = t->nsrc == 3 ? t->src[2]->x : NULL;
+    for (int n = b; n < e; n += k->gsz) {
+        int m = e - n < k->gsz ? e - n : k->gsz;
+        size_t ld = (size_t)m * c->P;
+        /* kept columns: the group's block at the offset of its first image */
+        float *dst = t->state_bytes ? (float *)t->state + (size_t)n * c->K * c->P : cols;
+        const float *cm = conv_cols_of(c, t->src[0]->x, n, m, dst);
+        float *y = t->x + (size_t)n * FP;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->F, (int)ld, (int)c->K, 1.0f, t->src[1]->x,
+                    (int)c->K, cm, (int)ld, 0.0f, m == 1 ? y : out, (int)ld);
+        if (m > 1) conv_scatter(out, (size_t)c->F, c->P, m, y, 0, bias);
+        else if (bias)
             for (int f = 0; f < c->F; f++)
                 for (size_t p = 0; p < c->P; p++) y[(size_t)f * c->P + p] += bias[f];
-        }
     }
 }
 
 static void conv_fwd(qat_tensor *t, qat_graph *g)
 {
     conv_task k = {.t = t, .c = conv_geometry(t)};
+    k.gsz = conv_group(&k.c, t->shape[0], g->threads);
+    k.work = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * conv_thread_floats(&k.c, k.gsz));
     qat_graph_parallel(g, t->shape[0], conv_fwd_task, &k);
+}
+
+/* dx of images [n, n+m) from their output gradient dy (F rows of ld) */
+static void conv_bwd_dx(const conv_task *k, int n, int m, const float *dy, float *cols, float *dxg)
+{
+    const conv_geom *c = &k->c;
+    qat_tensor *t = k->t;
+    size_t img = (size_t)c->C * c->H * c->W, ld = (size_t)m * c->P;
+    float *dx = t->src[0]->g + (size_t)n * img;
+    const float *w = t->src[1]->x;
+    int K = (int)c->K, F = c->F;
+    if (conv_transposed_dx(c)) {
+        conv_geom ct = conv_geometry_dx(c);
+        size_t ldx = (size_t)m * ct.P;
+        /* dy of the group is contiguous per image in t->g; its columns */
+        const float *cm = conv_cols_of(&ct, t->g, n, m, cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->C, (int)ldx, (int)ct.K, 1.0f, k->wt, (int)ct.K, cm,
+                    (int)ldx, m == 1 ? 1.0f : 0.0f, m == 1 ? dx : dxg, (int)ldx);
+        if (m > 1) conv_scatter(dxg, (size_t)c->C, ct.P, m, dx, 1, NULL);
+        return;
+    }
+    if (conv_direct(c) && m == 1) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, F, 1.0f, w, K, dy, (int)ld, 1.0f, dx, (int)ld);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, F, 1.0f, w, K, dy, (int)ld, 0.0f, dxg, (int)ld);
+    for (int i = 0; i < m; i++) {
+        const float *s = dxg + (size_t)i * c->P;
+        float *d = dx + (size_t)i * img;
+        if (conv_direct(c))
+            for (int r = 0; r < K; r++) acc(d + (size_t)r * c->P, s + (size_t)r * ld, c->P);
+        else
+            col2im_add(c, s, ld, d);
+    }
 }
 
 static void conv_bwd_task(void *ctx, int b, int e, int tid)
@@ -411,31 +558,38 @@ static void conv_bwd_task(void *ctx, int b, int e, int tid)
     conv_task *k = ctx;
     qat_tensor *t = k->t, *x = t->src[0], *w = t->src[1];
     const conv_geom *c = &k->c;
-    int F = c->F, K = (int)c->K, P = (int)c->P;
+    int F = c->F, K = (int)c->K;
+    size_t P = c->P, FP = (size_t)F * P;
     float *dw = k->dw ? k->dw + (size_t)tid * k->dw_stride : (w->g ? w->g : NULL);
     float *db = NULL;
     if (t->nsrc == 3 && t->src[2]->g) db = k->dw ? dw + (size_t)F * K : t->src[2]->g;
-    float *dcols = k->dcols + (size_t)tid * c->K * c->P;
-    for (int n = b; n < e; n++) {
-        const float *dy = t->g + (size_t)n * F * P;
-        if (w->g)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, P, 1.0f, dy, P, conv_cols(t, c, n), P,
-                        1.0f, dw, K);
+    conv_areas a = conv_thread_areas(c, k->gsz);
+    float *cols = k->work + (size_t)tid * conv_thread_floats(c, k->gsz);
+    float *dyg = cols + a.cols, *dxg = dyg + a.out;
+    for (int n = b; n < e; n += k->gsz) {
+        int m = e - n < k->gsz ? e - n : k->gsz;
+        int ld = (int)((size_t)m * P);
+        const float *dy = t->g + (size_t)n * FP;
+        if (m > 1 && (w->g || db || !conv_transposed_dx(c))) {
+            /* the group's output gradient side by side, as its columns */
+            for (int i = 0; i < m; i++)
+                for (int f = 0; f < F; f++)
+                    memcpy(dyg + (size_t)f * ld + (size_t)i * P, dy + (size_t)i * FP + (size_t)f * P, sizeof(float) * P);
+            dy = dyg;
+        }
+        if (w->g) {
+            /* the same groups as the forward's (same batch and threads) */
+            const float *cm = t->state_bytes ? (const float *)t->state + (size_t)n * c->K * P
+                                             : conv_cols_of(c, x->x, n, m, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, ld, 1.0f, dy, ld, cm, ld, 1.0f, dw, K);
+        }
         if (db)
             for (int f = 0; f < F; f++) {
                 float s = 0;
-                for (int p = 0; p < P; p++) s += dy[(size_t)f * P + p];
+                for (int p = 0; p < ld; p++) s += dy[(size_t)f * ld + p];
                 db[f] += s;
             }
-        if (x->g) {
-            float *dx = x->g + (size_t)n * c->C * c->H * c->W;
-            if (conv_direct(c)) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, F, 1.0f, w->x, K, dy, P, 1.0f, dx, P);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, F, 1.0f, w->x, K, dy, P, 0.0f, dcols, P);
-                col2im_add(c, dcols, dx);
-            }
-        }
+        if (x->g) conv_bwd_dx(k, n, m, dy, cols, dxg);
     }
 }
 
@@ -444,36 +598,58 @@ static size_t conv_dw_stride(const conv_geom *c) { return (size_t)c->F * c->K + 
 static void conv_bwd(qat_tensor *t, qat_graph *g)
 {
     conv_task k = {.t = t, .c = conv_geometry(t)};
+    const conv_geom *c = &k.c;
+    k.gsz = conv_group(c, t->shape[0], g->threads);
+    k.work = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * conv_thread_floats(c, k.gsz));
+    if (t->src[0]->g && conv_transposed_dx(c)) {
+        /* wt[ch][f][kh'][kw'] = w[f][ch][KH-1-kh'][KW-1-kw'] */
+        size_t KK = (size_t)c->KH * c->KW, Kt = (size_t)c->F * KK;
+        k.wt = qat_graph_scratch(g, sizeof(float) * (size_t)c->C * Kt);
+        const float *w = t->src[1]->x;
+        for (int f = 0; f < c->F; f++)
+            for (int ch = 0; ch < c->C; ch++)
+                for (size_t q = 0; q < KK; q++)
+                    k.wt[(size_t)ch * Kt + (size_t)f * KK + (KK - 1 - q)] = w[((size_t)f * c->C + ch) * KK + q];
+    }
     int threads = g->threads < t->shape[0] ? g->threads : t->shape[0];
-    k.dcols = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.c.K * k.c.P);
     if (threads > 1) {
         /* per-thread partial weight gradients, summed in thread order so the
          * result depends only on the thread count */
-        k.dw_stride = conv_dw_stride(&k.c);
+        k.dw_stride = conv_dw_stride(c);
         k.dw = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.dw_stride);
         memset(k.dw, 0, sizeof(float) * (size_t)g->threads * k.dw_stride);
     }
     qat_graph_parallel(g, t->shape[0], conv_bwd_task, &k);
     if (threads > 1) {
-        size_t FK = (size_t)k.c.F * k.c.K;
+        size_t FK = (size_t)c->F * c->K;
         for (int i = 0; i < g->threads; i++) {
             const float *p = k.dw + (size_t)i * k.dw_stride;
             if (t->src[1]->g) acc(t->src[1]->g, p, FK);
-            if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)k.c.F);
+            if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)c->F);
         }
     }
+}
+
+static int conv_batch_dim(const qat_tensor *t, int max_batch)
+{
+    /* a batched output follows max_batch; an unbatched one keeps its dim 0 */
+    return t->shape[0] > max_batch ? t->shape[0] : max_batch;
 }
 
 static size_t conv_state(const qat_tensor *t, int max_batch)
 {
     conv_geom c = conv_geometry(t);
-    return conv_direct(&c) ? 0 : sizeof(float) * (size_t)t->shape[0] * c.K * c.P;
+    size_t bytes = sizeof(float) * c.K * c.P * (size_t)conv_batch_dim(t, max_batch);
+    return conv_direct(&c) || bytes > qat_conv_keep_bytes ? 0 : bytes;
 }
 
+/* scratch for the largest batch; a smaller batch groups fewer images */
 static size_t conv_scratch(const qat_tensor *t, int max_batch, int threads)
 {
     conv_geom c = conv_geometry(t);
-    return sizeof(float) * (size_t)threads * (c.K * c.P + conv_dw_stride(&c)) + 128;
+    int gsz = conv_group(&c, conv_batch_dim(t, max_batch), threads);
+    return sizeof(float) * ((size_t)threads * (conv_thread_floats(&c, gsz) + conv_dw_stride(&c)) + c.K * (size_t)c.F) +
+           256;
 }
 
 /* ---- pooling ------------------------------------------------------------------ */

@@ -26,7 +26,6 @@ static void choose_openblas_core(char **argv)
 {
     if (getenv("OPENBLAS_CORETYPE") || getenv("QAT_NO_REEXEC")) return;
     const char *name = openblas_get_corename();
-    if (!name || strcasecmp(name, "Prescott") != 0) return; /* OpenBLAS knew the CPU */
     const char *core = NULL;
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -36,7 +35,12 @@ static void choose_openblas_core(char **argv)
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         core = "Haswell";
 #endif
-    if (!core) return;
+    /* Prescott: a CPU newer than OpenBLAS; Haswell or Zen: AVX2 kernels on a
+     * CPU with AVX-512 (Zen 4/5) */
+    if (!core || !name) return;
+    int known = strcasecmp(name, "Prescott") != 0;
+    int narrower = strcmp(core, "SkylakeX") == 0 && (strcasecmp(name, "Haswell") == 0 || strcasecmp(name, "Zen") == 0);
+    if (known && !narrower) return; /* OpenBLAS chose kernels as wide as the CPU's */
     setenv("OPENBLAS_CORETYPE", core, 1);
     setenv("BENCH_KERNELS_RESTARTED", name, 1); /* for the report */
     execv("/proc/self/exe", argv);

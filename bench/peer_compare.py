@@ -7,7 +7,9 @@ and reports qat / PyTorch ratios for the median and the best step. qat's
 figure is the median over all its runs (before and after the peer), so a
 noisy neighbour hits both sides.
 
-  python3 bench/peer_compare.py [--threads 2] [--batch 128] [--out FILE]
+  python3 bench/peer_compare.py [--set mnist|cifar] [--threads 2] [--batch 128] [--out FILE]
+
+vgg_small steps take seconds: use --steps 5 --rounds 1 with --set cifar.
 """
 import argparse
 import json
@@ -19,10 +21,21 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "..", "shared", "bench", "torch_peer.py")
-CASES = [  # (qat config, peer figure)
-    ("configs/mnist/lenet5_fp32.cfg", "lenet5/fp32"),
-    ("configs/mnist/mlp_fp32.cfg", "mlp/fp32"),
-]
+SETS = {  # (qat config, peer figure)
+    "mnist": [
+        ("configs/mnist/lenet5_fp32.cfg", "lenet5/fp32"),
+        ("configs/mnist/mlp_fp32.cfg", "mlp/fp32"),
+    ],
+    # issue 14's targets: vgg_small fp32 >= 1.0x, bnn >= 1.5x; vgg_small_q
+    # fp32 and bnn >= 1.3x; LeNet-5 fp32 >= 1.5x
+    "cifar": [
+        ("configs/cifar10/vgg_small_q_fp32.cfg", "vgg_small_q/fp32"),
+        ("configs/cifar10/vgg_small_q_bnn.cfg", "vgg_small_q/bnn"),
+        ("configs/cifar10/vgg_small_fp32.cfg", "vgg_small/fp32"),
+        ("configs/cifar10/vgg_small_bnn.cfg", "vgg_small/bnn"),
+        ("configs/mnist/lenet5_fp32.cfg", "lenet5/fp32"),
+    ],
+}
 
 
 def qat_bench(cfg, args):
@@ -40,12 +53,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="qat runs before and after the peer, each")
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--configs", default=None, help="comma list of config:peer_figure pairs")
+    ap.add_argument("--set", default="mnist", choices=sorted(SETS))
+    ap.add_argument("--configs", default=None, help="comma list of config:peer_figure pairs (instead of --set)")
     ap.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment for the peer, e.g. OPENBLAS_CORETYPE=SkylakeX (its OpenBLAS also falls back "
                          "to SSE3 kernels on CPUs it does not know)")
     args = ap.parse_args()
-    cases = CASES
+    cases = SETS[args.set]
     if args.configs:
         cases = [tuple(c.split(":")) for c in args.configs.split(",")]
     models = sorted({fig.split("/")[0] for _, fig in cases})

@@ -757,8 +757,12 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     r->exact = 1;
     if (o->float_bits != 0 && o->float_bits != 8 && o->float_bits != 16)
         return qat_error_set(QAT_ERR_ARG, "export: float layers can be quantized to 8 or 16 bits, not %d", o->float_bits);
+    /* a NaN or an infinity would reach float-to-integer conversions (undefined
+     * behaviour) and a negative variance has no square root */
+    qat_status st = qat_model_check_values(m);
+    if (st) return qat_error_wrap(st, "export: the model cannot be lowered");
     lowering L = {.m = m, .o = o, .r = r};
-    qat_status st = calibrate(&L);
+    st = calibrate(&L);
     /* one eval forward fills every quantizer's output (weights, scales) */
     if (!st) {
         size_t isz = (size_t)m->c * m->h * m->w;

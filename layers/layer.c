@@ -16,7 +16,7 @@ const char *const qat_init_names[QAT_INIT_COUNT] = {
 const qat_layer_type *const qat_layer_types[] = {
     &qat_layer_conv2d, &qat_layer_linear, &qat_layer_batchnorm, &qat_layer_maxpool,
     &qat_layer_avgpool, &qat_layer_gap, &qat_layer_relu, &qat_layer_hardtanh,
-    &qat_layer_dropout, &qat_layer_flatten, &qat_layer_shortcut,
+    &qat_layer_dropout, &qat_layer_flatten, &qat_layer_shortcut, &qat_layer_route,
 };
 const int qat_layer_type_count = (int)(sizeof qat_layer_types / sizeof qat_layer_types[0]);
 
@@ -259,6 +259,26 @@ int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_lay
         n++;
     }
     return n;
+}
+
+qat_status qat_model_check_values(const qat_model *m)
+{
+    for (int i = 0; i < m->g.nall; i++) {
+        const qat_tensor *t = m->g.all[i];
+        if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;
+        for (size_t k = 0; k < t->n; k++)
+            if (!isfinite(t->x[k]))
+                return qat_error_set(QAT_ERR_FORMAT, "tensor '%s' element %zu is %s, expected a finite value", t->name, k,
+                                     isnan(t->x[k]) ? "NaN" : t->x[k] > 0 ? "+Inf" : "-Inf");
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_tensor *v = m->layers[i].rvar;
+        for (size_t k = 0; v && k < v->n; k++)
+            if (v->x[k] < 0.0f)
+                return qat_error_set(QAT_ERR_FORMAT, "tensor '%s' element %zu is %g, expected a variance (>= 0)", v->name, k,
+                                     (double)v->x[k]);
+    }
+    return QAT_OK;
 }
 
 int qat_model_owned(const qat_model *m, qat_qnode **out, int cap)

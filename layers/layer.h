@@ -99,6 +99,10 @@ void qat_model_schedule(qat_model *m, long step, long total);
 size_t qat_model_binary_weights(const qat_model *m);
 void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
 int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap);
+/* Every parameter and buffer finite, every BN running variance >= 0;
+ * otherwise QAT_ERR_FORMAT naming the tensor, the element and its value
+ * (what a checkpoint load and the exporter refuse). */
+qat_status qat_model_check_values(const qat_model *m);
 /* Quantizer nodes that keep their layer's weights as states (DST), in layer
  * order; returns how many (at most cap written). */
 int qat_model_owned(const qat_model *m, qat_qnode **out, int cap);

@@ -22,6 +22,6 @@ qat_status qat_layer_fail(const qat_layer *l);
 
 extern const qat_layer_type qat_layer_conv2d, qat_layer_linear, qat_layer_batchnorm, qat_layer_maxpool,
     qat_layer_avgpool, qat_layer_gap, qat_layer_relu, qat_layer_hardtanh, qat_layer_dropout,
-    qat_layer_flatten, qat_layer_shortcut;
+    qat_layer_flatten, qat_layer_shortcut, qat_layer_route;
 
 #endif

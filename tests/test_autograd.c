@@ -118,6 +118,19 @@ static void test_conv(void)
     conv_case(2, 3, 4, 4, 4, 5, 1, 1, 1, 1, 0, 0, 1);
     conv_case(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0);
     conv_case(1, 2, 2, 3, 3, 1, 3, 3, 1, 1, 2, 2, 0);
+    conv_case(1, 3, 2, 16, 17, 2, 3, 3, 1, 1, 1, 1, 1); /* a map of >= 256 columns: an image per GEMM */
+    conv_case(2, 5, 3, 6, 6, 4, 1, 1, 2, 2, 0, 0, 0);   /* 1x1 stride 2 (projection shortcut), grouped */
+    conv_case(2, 7, 2, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1);   /* groups of 4 and a remainder of 3 */
+    conv_case(2, 5, 3, 5, 4, 4, 3, 2, 1, 1, 1, 0, 1);   /* stride 1: dx as a conv of dy, grouped */
+    conv_case(1, 3, 2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 0);   /* ... unpadded (dy padded by 2) */
+    /* the columns built again in the backward instead of kept */
+    size_t keep = qat_conv_keep_bytes;
+    qat_conv_keep_bytes = 0;
+    conv_case(2, 7, 2, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1);
+    conv_case(2, 5, 3, 5, 4, 4, 3, 2, 1, 1, 1, 0, 1);
+    conv_case(1, 3, 2, 16, 17, 2, 3, 3, 1, 1, 1, 1, 1);
+    conv_case(2, 3, 4, 4, 4, 5, 1, 1, 1, 1, 0, 0, 1);
+    qat_conv_keep_bytes = keep;
 }
 
 /* max pooling has no derivative at ties: distinct values, spaced > 2 eps */
@@ -341,10 +354,61 @@ static void test_mechanics(void)
     qat_graph_free(&g);
 }
 
+/* Activation gradients share memory when their lives do not overlap: a
+ * graph needs a fraction of the bytes, and every gradient is bit for bit
+ * what it is with no sharing (conv, a tensor read twice by a ReLU and a
+ * residual add, BN + ReLU + 2x2 pool fused, a flatten alias, two threads). */
+static qat_tensor *sharing_graph(qat_graph *g, int share)
+{
+    qat_graph_init(g, 2, 2, 1);
+    g->no_grad_sharing = !share;
+    qat_tensor *x = param(g, "x", 4, 2, 3, 8, 8);
+    qat_tensor *w1 = param(g, "w1", 4, 4, 3, 3, 3), *w2 = param(g, "w2", 4, 4, 4, 3, 3);
+    qat_tensor *ga = param(g, "ga", 1, 4, 0, 0, 0), *be = param(g, "be", 1, 4, 0, 0, 0);
+    int s4[1] = {4};
+    qat_tensor *rm = qat_graph_param(g, "rm", 1, s4, QAT_T_BUFFER), *rv = qat_graph_param(g, "rv", 1, s4, QAT_T_BUFFER);
+    qat_tensor *c1 = qat_conv2d(g, x, w1, NULL, 1, 1, 1, 1);
+    qat_tensor *c2 = qat_conv2d(g, qat_relu(g, c1), w2, NULL, 1, 1, 1, 1);
+    qat_tensor *bn = qat_relu(g, qat_batchnorm(g, qat_shortcut(g, c2, c1), ga, be, rm, rv, 1e-5f, 0.1f));
+    qat_tensor *h = qat_linear(g, qat_flatten(g, qat_maxpool2d(g, bn, 2, 2, 0)), param(g, "w3", 2, 3, 64, 0, 0), NULL);
+    qat_tensor *out = qat_mean(g, qat_linear(g, qat_relu(g, h), param(g, "w4", 2, 5, 3, 0, 0), NULL));
+    if (!out || qat_graph_compile(g, &out, 1) != QAT_OK) return NULL;
+    qat_rng r;
+    qat_rng_seed(&r, 7);
+    for (int i = 0; i < g->nall; i++)
+        if (g->all[i]->flags & QAT_T_PARAM) fill(g->all[i], &r, -1, 1);
+    qat_graph_zero_grad(g);
+    qat_graph_forward(g);
+    qat_graph_backward(g, out);
+    return out;
+}
+
+static void test_grad_sharing(void)
+{
+    qat_graph a, b;
+    qat_tensor *oa = sharing_graph(&a, 1), *ob = sharing_graph(&b, 0);
+    CHECK(oa && ob, "grad sharing graph: %s", qat_last_error());
+    if (oa && ob) {
+        CHECK(a.act_grad_bytes < a.act_grad_unshared, "no gradient shares memory: %zu of %zu bytes", a.act_grad_bytes,
+              a.act_grad_unshared);
+        CHECK(b.act_grad_bytes == b.act_grad_unshared, "no_grad_sharing shared");
+        CHECK(a.nparams == b.nparams && memcmp(a.grads, b.grads, a.nparams * sizeof(float)) == 0,
+              "gradients differ with shared memory");
+        float s = 0;
+        for (size_t i = 0; i < a.nparams; i++) s += fabsf(a.grads[i]);
+        CHECK(s > 0, "all gradients zero: the comparison proves nothing");
+        printf("grad sharing: %zu of %zu bytes, %zu parameter gradients bit-identical\n", a.act_grad_bytes,
+               a.act_grad_unshared, a.nparams);
+    }
+    qat_graph_free(&a);
+    qat_graph_free(&b);
+}
+
 int main(void)
 {
     test_mechanics();
     test_elementwise();
+    test_grad_sharing();
     test_linear();
     test_conv();
     test_pool();

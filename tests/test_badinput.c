@@ -1,11 +1,13 @@
 /* test_badinput.c: bad configs and checkpoints end in a clear error (file
  * and line, or the first mismatching tensor, or a checksum error), never a
  * crash or a partial result. IDX files are covered by test_data_bad. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "trainer.h"
 
 #include "qat_test.h"
@@ -61,6 +63,48 @@ static void test_configs(void)
     expect_cfg_error("[net]\n[conv2d]\nfilters = 2\nsize = 30\n[linear]\noutput = 3\n", "t.cfg:2:", "conv1");
     expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[shortcut]\nfrom = -3\n[linear]\noutput = 2\n", "t.cfg:4:", "from = -3");
     expect_cfg_error("[net]\n[conv2d]\nfilters = 2\nsize = 3\n", "logits", NULL);
+    expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\nlayers = -3\n[linear]\noutput = 2\n", "t.cfg:4:",
+                     "layers = -3 is before the input");
+    expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\nlayers = 1\n[linear]\noutput = 2\n", "t.cfg:4:",
+                     "not an earlier layer");
+    expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\nlayers = -1, -2\n[linear]\noutput = 2\n", "t.cfg:4:",
+                     "concatenation");
+    expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\n[linear]\noutput = 2\n", "t.cfg:4:", "needs 'layers'");
+}
+
+/* A projection shortcut: [route] hands the block input to a 1x1 stride-2
+ * conv whose output [shortcut] adds to the main branch. The route is the
+ * very tensor it names, and conv1's gradient comes through both paths. */
+static void test_route(void)
+{
+    static const char text[] = "[net]\nbatch = 2\n"
+                               "[conv2d]\nfilters = 3\nsize = 3\npad = 1\n"       /* 0: block input */
+                               "[conv2d]\nfilters = 4\nsize = 3\nstride = 2\npad = 1\n" /* 1: main */
+                               "[route]\nlayers = -2\n"                                /* 2 = layer 0 */
+                               "[conv2d]\nfilters = 4\nsize = 1\nstride = 2\n"     /* 3: projection */
+                               "[shortcut]\nfrom = -3\n"                               /* 4 = 3 + 1 */
+                               "[global_avgpool]\n[linear]\noutput = 10\n";
+    qat_model m;
+    qat_cfg cfg;
+    CHECK(build(text, &m, &cfg) == QAT_OK, "projection block: %s", qat_last_error());
+    if (!m.layers) {
+        qat_cfg_free(&cfg);
+        return;
+    }
+    CHECK(m.layers[2].out == m.layers[0].out, "[route] layers = -2 is not layer 0's output");
+    CHECK(m.layers[3].out->shape[1] == 4 && m.layers[3].out->shape[2] == 14 && m.layers[4].out->shape[2] == 14,
+          "projection shapes");
+    /* conv1's output (the block input) feeds both branches */
+    for (size_t i = 0; i < m.input->n; i++) m.input->x[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
+    for (int i = 0; i < m.batch; i++) m.labels[i] = i % 10;
+    qat_tensor *wrt[2] = {qat_graph_find(&m.g, "conv1.weight"), qat_graph_find(&m.g, "conv3.weight")};
+    char report[512];
+    qat_graph_set_training(&m.g, 1);
+    double err = qat_gradcheck(&m.g, m.loss, wrt, 2, 1e-2f, 40, 1e-3, report, sizeof report);
+    CHECK(err < 2e-2, "route/shortcut gradient: %s", report);
+    printf("route: projection block gradient check, worst rel err %.2e\n", err);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
 }
 
 static void test_checkpoints(void)
@@ -96,6 +140,47 @@ static void test_checkpoints(void)
     printf("ok: %s\n", qat_last_error());
     qat_model_free(&b);
     qat_cfg_free(&cb);
+
+    /* non-finite and impossible values: load and export refuse them by name */
+    snprintf(text, sizeof text, lenet, 50, "");
+    static const struct {
+        const char *tensor;
+        size_t at;
+        float v;
+        const char *says;
+    } bad[] = {{"bn3.bias", 7, NAN, "tensor 'bn3.bias' element 7 is NaN"},
+               {"conv2.weight", 0, INFINITY, "tensor 'conv2.weight' element 0 is +Inf"},
+               {"bn1.running_mean", 19, -INFINITY, "tensor 'bn1.running_mean' element 19 is -Inf"},
+               {"bn2.running_var", 3, -0.5f, "tensor 'bn2.running_var' element 3 is -0.5, expected a variance"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char bpath[300];
+        snprintf(bpath, sizeof bpath, "%s/bad%zu.ckpt", dir, i);
+        qat_tensor *t = qat_graph_find(&a.g, bad[i].tensor);
+        CHECK(t && bad[i].at < t->n, "no %s", bad[i].tensor);
+        if (!t) continue;
+        float keep = t->x[bad[i].at];
+        t->x[bad[i].at] = bad[i].v;
+        qat_export_opts eo = {0};
+        qat_export_result er;
+        st = qat_export(&a, &eo, &er);
+        CHECK(st == QAT_ERR_FORMAT && strstr(qat_last_error(), bad[i].says), "export of %s: %d %s", bad[i].tensor, st,
+              qat_last_error());
+        CHECK(er.bytes == NULL, "export left a result");
+        printf("ok: %s\n", qat_last_error());
+        CHECK(qat_checkpoint_save(bpath, &a, ca.text, ca.text_len, NULL, &pos) == QAT_OK, "save bad");
+        t->x[bad[i].at] = keep;
+        qat_ckpt bk;
+        CHECK(qat_ckpt_read(&bk, bpath) == QAT_OK, "read bad: %s", qat_last_error());
+        CHECK(build(text, &b, &cb) == QAT_OK, "build e");
+        st = qat_checkpoint_load_model(&bk, &b);
+        CHECK(st == QAT_ERR_FORMAT && strstr(qat_last_error(), bad[i].says) && strstr(qat_last_error(), bpath),
+              "load of %s: %d %s", bad[i].tensor, st, qat_last_error());
+        printf("ok: %s\n", qat_last_error());
+        qat_ckpt_free(&bk);
+        qat_model_free(&b);
+        qat_cfg_free(&cb);
+        unlink(bpath);
+    }
 
     /* a model with one more layer: its tensor is missing from the checkpoint */
     snprintf(text, sizeof text, lenet, 50, "[batchnorm]\n");
@@ -144,6 +229,7 @@ static void test_checkpoints(void)
 int main(void)
 {
     test_configs();
+    test_route();
     test_checkpoints();
     printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;

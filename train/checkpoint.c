@@ -149,7 +149,8 @@ qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m)
         qat_status st = qat_ckpt_record_copy(qat_ckpt_find(ck, name), QAT_CKPT_F32, t->x, t->n * sizeof(float));
         if (st != QAT_OK) return qat_error_wrap(st, "%s", ck->path);
     }
-    return QAT_OK;
+    qat_status st = qat_model_check_values(m);
+    return st ? qat_error_wrap(st, "%s", ck->path) : QAT_OK;
 }
 
 static qat_status need(const qat_ckpt *ck, const char *name, const qat_ckpt_record **r)
