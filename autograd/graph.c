@@ -359,6 +359,13 @@ qat_tensor *qat_conv2d(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b
     return make_op(g, QAT_OP_CONV2D, b ? 3 : 2, s, ip, 4, NULL, 0);
 }
 
+void qat_conv2d_set_forward(qat_tensor *conv, const qat_custom_op *op, void *user)
+{
+    QAT_ASSERT(conv && conv->op == QAT_OP_CONV2D && op && op->forward);
+    conv->custom = op;
+    conv->user = user;
+}
+
 qat_tensor *qat_maxpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad)
 {
     int32_t ip[3] = {size, stride, pad};
@@ -474,6 +481,8 @@ static size_t op_state_bytes(const qat_tensor *t, int max_batch)
 
 size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads)
 {
+    if (t->op == QAT_OP_CUSTOM)
+        return t->custom->scratch_bytes ? t->custom->scratch_bytes(t, max_batch, threads) : 0;
     const qat_op_def *d = &qat_ops[t->op];
     return d->scratch_bytes ? d->scratch_bytes(t, max_batch, threads) : 0;
 }

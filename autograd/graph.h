@@ -82,6 +82,7 @@ struct qat_tensor {
 struct qat_custom_op {
     const char *name;
     size_t (*state_bytes)(const qat_tensor *t, int max_batch);
+    size_t (*scratch_bytes)(const qat_tensor *t, int max_batch, int threads); /* may be NULL */
     void (*forward)(qat_tensor *t, qat_graph *g);
     void (*backward)(qat_tensor *t, qat_graph *g); /* adds into src[i]->g when non-NULL */
 };
@@ -144,6 +145,11 @@ qat_tensor *qat_linear(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b
 /* x [N, C, H, W], w [F, C, KH, KW], b [F] or NULL */
 qat_tensor *qat_conv2d(qat_graph *g, qat_tensor *x, qat_tensor *w, qat_tensor *b, int stride_h,
                        int stride_w, int pad_h, int pad_w);
+/* Before compile: runs a conv2d node's forward through op->forward (an
+ * exact integer forward when its input and weights are +-1: layers/binconv.c)
+ * and keeps the float backward; op's state and scratch are placed with the
+ * conv's, user is handed over in t->user. */
+void qat_conv2d_set_forward(qat_tensor *conv, const qat_custom_op *op, void *user);
 qat_tensor *qat_maxpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad);
 /* padding counts in the divisor, as PyTorch's count_include_pad=True */
 qat_tensor *qat_avgpool2d(qat_graph *g, qat_tensor *x, int size, int stride, int pad);

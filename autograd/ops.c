@@ -513,6 +513,10 @@ static void conv_fwd_task(void *ctx, int b, int e, int tid)
 
 static void conv_fwd(qat_tensor *t, qat_graph *g)
 {
+    if (t->custom) { /* qat_conv2d_set_forward */
+        t->custom->forward(t, g);
+        return;
+    }
     conv_task k = {.t = t, .c = conv_geometry(t)};
     k.gsz = conv_group(&k.c, t->shape[0], g->threads);
     k.work = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * conv_thread_floats(&k.c, k.gsz));
@@ -579,7 +583,7 @@ static void conv_bwd_task(void *ctx, int b, int e, int tid)
         }
         if (w->g) {
             /* the same groups as the forward's (same batch and threads) */
-            const float *cm = t->state_bytes ? (const float *)t->state + (size_t)n * c->K * P
+            const float *cm = t->state_bytes && !t->custom ? (const float *)t->state + (size_t)n * c->K * P
                                              : conv_cols_of(c, x->x, n, m, cols);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, K, ld, 1.0f, dy, ld, cm, ld, 1.0f, dw, K);
         }
@@ -638,6 +642,7 @@ static int conv_batch_dim(const qat_tensor *t, int max_batch)
 
 static size_t conv_state(const qat_tensor *t, int max_batch)
 {
+    if (t->custom) return t->custom->state_bytes ? t->custom->state_bytes(t, max_batch) : 0;
     conv_geom c = conv_geometry(t);
     size_t bytes = sizeof(float) * c.K * c.P * (size_t)conv_batch_dim(t, max_batch);
     return conv_direct(&c) || bytes > qat_conv_keep_bytes ? 0 : bytes;
@@ -648,8 +653,10 @@ static size_t conv_scratch(const qat_tensor *t, int max_batch, int threads)
 {
     conv_geom c = conv_geometry(t);
     int gsz = conv_group(&c, conv_batch_dim(t, max_batch), threads);
-    return sizeof(float) * ((size_t)threads * (conv_thread_floats(&c, gsz) + conv_dw_stride(&c)) + c.K * (size_t)c.F) +
-           256;
+    size_t s = sizeof(float) * ((size_t)threads * (conv_thread_floats(&c, gsz) + conv_dw_stride(&c)) + c.K * (size_t)c.F) +
+               256;
+    size_t f = t->custom && t->custom->scratch_bytes ? t->custom->scratch_bytes(t, max_batch, threads) : 0;
+    return s > f ? s : f;
 }
 
 /* ---- pooling ------------------------------------------------------------------ */

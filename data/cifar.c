@@ -57,8 +57,8 @@ static int cifar_dir_has(const cifar_fmt *f, const char *dir, char *why, size_t 
 {
     char p[4200];
     for (int i = 0; i < cifar_nparts(f); i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, f->parts[i]);
-        if (!qat_data_is_file(p)) {
+        int k = snprintf(p, sizeof p, "%s/%s", dir, f->parts[i]);
+        if (k < 0 || (size_t)k >= sizeof p || !qat_data_is_file(p)) {
             snprintf(why, wcap, "no %s in it", f->parts[i]);
             return 0;
         }

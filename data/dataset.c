@@ -131,9 +131,10 @@ static qat_status folder_read(const data_entry *e, const char *path, const qat_d
     "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]"
 
 /* Normalisation: MNIST and Fashion-MNIST as their usual recipes; CIFAR-10 the
- * recipe of ALQ's vgg.py and the PyTorch peer (the often copied 0.2023 std,
- * not the exact 0.2470); CIFAR-100 the usual per-channel statistics; a folder
- * of unknown images 0.5 / 0.5. */
+ * recipe of ALQ's vgg.py (the often copied 0.2023 std, not the exact 0.2470
+ * that ../shared/bench/torch_cifar.py defaults to: give it --std to compare);
+ * CIFAR-100 the usual per-channel statistics; a folder of unknown images
+ * 0.5 / 0.5. */
 static const data_entry data_table[] = {
     {.name = "mnist", .folder = "mnist", .files = IDX_FILES, .c = 1, .h = 28, .w = 28,
      .nclass = 10, .mean = {0.1307f, 0.1307f, 0.1307f}, .std = {0.3081f, 0.3081f, 0.3081f},

@@ -85,7 +85,11 @@ static qat_status list_dir(const char *dir, int dirs, name_list *l)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (k < 0 || (size_t)k >= sizeof p) {
+            s = qat_error_set(QAT_ERR_IO, "%s/%s: path longer than %zu bytes", dir, e->d_name, sizeof p - 1);
+            break;
+        }
         if (dirs ? !qat_data_is_dir(p) : !(is_image_name(e->d_name) && qat_data_is_file(p)))
             continue;
         if (l->n == QAT_DATA_MAX_IMAGES) {

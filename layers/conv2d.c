@@ -1,5 +1,8 @@
 /* conv2d.c: [conv2d] filters, size, stride, pad, bias, init. Weights
  * [filters, in_channels, size, size]; optional bias per filter. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "layers_internal.h"
 
 static qat_status parse(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
@@ -26,6 +29,10 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
     l->w = qat_layer_weight(m, l, 4, ws);
     l->b = l->bias ? qat_layer_param(m, l, "bias", 1, bs, QAT_T_PARAM | QAT_T_NO_DECAY) : NULL;
     l->out = qat_conv2d(&m->g, qat_layer_quant_input(m, l, in), qat_layer_quant_weight(m, l), l->b, l->stride, l->stride, l->pad, l->pad);
+    /* +-1 times +-1: the same sums, exactly, from XOR-popcount (QAT_BINARY_FORWARD=0: float, for comparison) */
+    const char *bf = getenv("QAT_BINARY_FORWARD");
+    if (l->out && qat_layer_binary_forward_ok(&l->wspec, &l->aspec) && !(bf && strcmp(bf, "0") == 0))
+        qat_layer_binary_forward(l->out);
     l->out = qat_layer_quant_output(m, l, l->out);
     if (!l->out) return qat_layer_fail(l);
     l->macs = (long long)l->filters * in->shape[1] * l->size * l->size * l->out->shape[2] * l->out->shape[3];

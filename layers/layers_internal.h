@@ -17,6 +17,10 @@ qat_tensor *qat_layer_weight(qat_model *m, qat_layer *l, int ndim, const int *sh
 qat_tensor *qat_layer_quant_input(qat_model *m, qat_layer *l, qat_tensor *in);
 qat_tensor *qat_layer_quant_weight(qat_model *m, qat_layer *l);
 qat_tensor *qat_layer_quant_output(qat_model *m, qat_layer *l, qat_tensor *out);
+/* a conv whose weight and input quantizers both give exactly +-1: its
+ * forward runs on the runtime's XOR-popcount kernels (binconv.c) */
+int qat_layer_binary_forward_ok(const qat_qspec *w, const qat_qspec *a);
+void qat_layer_binary_forward(qat_tensor *conv);
 /* the build error for a layer, wrapping the op's message */
 qat_status qat_layer_fail(const qat_layer *l);
 

@@ -87,6 +87,8 @@ typedef struct qat_quantizer {
     const char *param_name; /* its tensor name suffix ("alpha", "step") */
     int param_decay;     /* 1: the parameter has its own L2 decay (spec.alpha_decay) */
     int binary;          /* two levels: training logs its weight flip ratio */
+    int unit_signs;      /* every forward output is exactly -1 or +1 (training and evaluation):
+                            a conv between two such runs on XOR-popcount (layers/binconv.c) */
     int per_channel_ok;  /* weights may have one scale per output channel */
     /* sets param/buffer initial values (after compile); may be NULL */
     void (*init)(qat_qnode *n);

@@ -46,11 +46,11 @@ static void sign_levels(const qat_qnode *n, qat_levels *out)
 
 const qat_quantizer qat_q_ste_sign = {
     .name = "ste_sign", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 1, .min_bits = 1,
-    .max_bits = 1, .default_clip = 1.0f, .binary = 1, .forward = sign_forward, .backward = ste_backward,
+    .max_bits = 1, .default_clip = 1.0f, .binary = 1, .unit_signs = 1, .forward = sign_forward, .backward = ste_backward,
     .levels = sign_levels,
 };
 
 const qat_quantizer qat_q_approx_sign = {
     .name = "approx_sign", .roles = QAT_QROLE_ACT, .default_bits = 1, .min_bits = 1, .max_bits = 1,
-    .binary = 1, .forward = sign_forward, .backward = approx_backward, .levels = sign_levels,
+    .binary = 1, .unit_signs = 1, .forward = sign_forward, .backward = approx_backward, .levels = sign_levels,
 };

@@ -217,7 +217,7 @@ int cmd_export(int argc, char **argv)
     if (float_bits || do_verify) {
         char dir[512];
         if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
-            qat_data_load(&train, &test, net.dataset, dir) != QAT_OK) {
+            qat_data_load_opts(&train, &test, net.dataset, dir, &net.data) != QAT_OK) {
             rc = fail();
             goto done;
         }

@@ -279,7 +279,7 @@ static int cmd_eval(int argc, char **argv)
     float loss, acc;
     int rc = 0;
     if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
-        qat_data_load(&train, &test, net.dataset, dir) != QAT_OK ||
+        qat_data_load_opts(&train, &test, net.dataset, dir, &net.data) != QAT_OK ||
         qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc) != QAT_OK) {
         rc = fail();
     } else if (json) {
