@@ -20,7 +20,7 @@ static const char *data_dir; /* NULL: MNIST */
 static qat_status run_until(const char *cfg, const char *out, int epochs, int until, int max_steps,
                             const char *resume, qat_train_result *r)
 {
-    char path[700];
+    char path[1200];
     snprintf(path, sizeof path, "%s/%s", root, cfg);
     qat_train_opts o = {.cfg_path = path, .data_dir = data_dir ? data_dir : mnist, .out_dir = out, .epochs = epochs,
                         .seed = -1, .threads = 2, .resume = resume, .max_steps = max_steps, .until = until};
@@ -156,6 +156,49 @@ static void test_lenet_epoch(const char *tmp)
     CHECK(r.test_acc >= 0.98f, "LeNet-5 after one epoch: %.4f < 0.98", r.test_acc);
 }
 
+/* Divergent training stops with QAT_ERR_NONFINITE naming the epoch and step;
+ * last.ckpt is the last finite state and loads; the metrics hold only
+ * finite epochs, as valid JSON. */
+static void test_diverge(const char *tmp)
+{
+    char out[700], path[900], line[8192];
+    snprintf(out, sizeof out, "%s/diverge", tmp);
+    qat_train_result r;
+    qat_status st = run("tests/fixtures/train/diverge.cfg", out, 6, 3, NULL, &r);
+    const char *msg = qat_last_error();
+    int epoch = 0;
+    const char *e = strstr(msg, "epoch ");
+    if (e) epoch = atoi(e + 6);
+    CHECK(st == QAT_ERR_NONFINITE && strstr(msg, "training diverged") && strstr(msg, "is NaN") && epoch >= 2,
+          "divergence: status %d, %s", st, msg);
+    printf("diverge: %s\n", msg);
+    snprintf(path, sizeof path, "%s/last.ckpt", out);
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    CHECK(qat_checkpoint_open_model(path, 8, 1, &m, &cfg, &net) == QAT_OK, "last.ckpt after divergence: %s",
+          qat_last_error());
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    qat_ckpt ck;
+    if (qat_ckpt_read(&ck, path) == QAT_OK) {
+        const qat_ckpt_record *rp = qat_ckpt_find(&ck, "qat.pos");
+        uint64_t p0 = 0;
+        if (rp && rp->nbytes >= 8) memcpy(&p0, rp->data, 8);
+        CHECK(rp && (int)p0 == epoch - 1, "last.ckpt is of epoch %d, expected %d", (int)p0, epoch - 1);
+        qat_ckpt_free(&ck);
+    }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    int lines = 0, bad = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        if (strstr(line, "nan") || strstr(line, "inf") || line[0] != '{') bad++;
+    }
+    if (f) fclose(f);
+    CHECK(lines == epoch - 1 && bad == 0, "metrics.jsonl: %d lines (%d not JSON), expected %d", lines, bad, epoch - 1);
+}
+
 /* A CIFAR-100 in the official layout (cifar-100-binary/train.bin, test.bin:
  * records of coarse label, fine label, 3072 pixel bytes), small but with
  * more training images than the configs hold out: CIFAR-100 is not on the
@@ -228,6 +271,7 @@ int main(int argc, char **argv)
     int skip = 0;
     if (!strcmp(only, "all") || !strcmp(only, "cifar_configs")) skip = test_cifar_configs(tmp, data) == 77;
     if (!strcmp(only, "all") || !strcmp(only, "lenet")) test_lenet_epoch(tmp);
+    if (!strcmp(only, "all") || !strcmp(only, "diverge")) test_diverge(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "aqe")) test_aqe(tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -90,6 +90,7 @@ static qat_status read_norm(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
     return QAT_OK;
 }
 
+static const char *const nonfinite_names[QAT_NONFINITE_COUNT] = {"stop", "skip_step"};
 static const char *const optim_names[QAT_OPTIM_COUNT] = {"sgd", "adam", "adamw", "amsgrad"};
 static const char *const sched_names[QAT_SCHED_COUNT] = {"constant", "step", "multistep", "exp", "cosine"};
 
@@ -139,6 +140,8 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
     if (qat_sched_check(&n->sched) != QAT_OK) return qat_cfg_error_at(c, s->line, "[net] %s", qat_last_error());
 
     if ((st = read_norm(c, s, n)) ||
+        (st = qat_cfg_get_enum(c, s, "nonfinite", nonfinite_names, QAT_NONFINITE_COUNT, QAT_NONFINITE_STOP,
+                               &n->nonfinite)) ||
         (st = qat_cfg_get_int(c, s, "crop_pad", 0, 0, QAT_LOADER_MAX_PAD, &n->crop_pad)) ||
         (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)))
         return st;

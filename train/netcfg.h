@@ -10,6 +10,11 @@
 #include "layer.h"
 #include "optim.h"
 
+/* nonfinite = stop (the run ends with an error naming the epoch, step and
+ * tensor; the last checkpoint is the last finite state) | skip_step (that
+ * step's update is dropped and counted) */
+typedef enum { QAT_NONFINITE_STOP = 0, QAT_NONFINITE_SKIP, QAT_NONFINITE_COUNT } qat_nonfinite;
+
 typedef struct {
     char dataset[32];  /* a name of data/'s table: mnist, fashion-mnist, cifar10, cifar100, folder */
     qat_data_opts data; /* labels = coarse (cifar100); channels, image size, resize (folder) */
@@ -24,6 +29,7 @@ typedef struct {
     int init;          /* default initialiser for conv/linear */
     float mean[3], std[3]; /* input normalisation */
     int crop_pad, flip;    /* augmentation of the training loader (never val or test) */
+    int nonfinite;         /* qat_nonfinite: what a NaN or Inf in the loss or a gradient does */
     /* [quant]: defaults for every conv2d/linear layer, and the policies for
      * the first layer's input and the last layer's weights and output */
     qat_qspec qw, qa;

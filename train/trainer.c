@@ -93,7 +93,54 @@ static void update_run(void *ctx, int b, int e, int tid)
     }
 }
 
-float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n)
+/* The first non-finite value among x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+static const char *nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
+
+/* After the backward: the loss, then every gradient (the parameter block in
+ * model order, then weights a quantizer keeps); the message names the first
+ * tensor and element. With values = 1, the parameters and buffers instead
+ * (after the update). */
+static qat_status check_finite(qat_model *m, int values)
+{
+    qat_graph *g = &m->g;
+    if (!values) {
+        float loss = m->loss->x[0];
+        if (!isfinite(loss)) return qat_error_set(QAT_ERR_NONFINITE, "the loss is %s", nonfinite_name(loss));
+    }
+    for (int i = 0; i < g->nall; i++) {
+        const qat_tensor *t = g->all[i];
+        const float *v = NULL;
+        if (values && (t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) v = t->x;
+        else if (!values && (t->flags & QAT_T_PARAM)) v = t->g;
+        if (!v) continue;
+        size_t k = first_nonfinite(v, t->n);
+        if (k < t->n && values)
+            return qat_error_set(QAT_ERR_NONFINITE, "'%s' element %zu became %s in the update", t->name, k,
+                                 nonfinite_name(v[k]));
+        if (k < t->n)
+            return qat_error_set(QAT_ERR_NONFINITE, "the gradient of '%s' is %s at element %zu", t->name,
+                                 nonfinite_name(v[k]), k);
+    }
+    qat_qnode *q[64];
+    int nq = values ? 0 : qat_model_owned(m, q, 64);
+    for (int i = 0; i < nq && i < 64; i++) {
+        const qat_tensor *t = q[i]->out;
+        size_t k = first_nonfinite(t->g, t->n);
+        if (k < t->n)
+            return qat_error_set(QAT_ERR_NONFINITE, "the gradient of '%s' is %s at element %zu", t->name,
+                                 nonfinite_name(t->g[k]), k);
+    }
+    return QAT_OK;
+}
+
+static void train_forward_backward(qat_model *m, int n)
 {
     qat_graph *g = &m->g;
     qat_graph_set_batch(g, n);
@@ -101,11 +148,38 @@ float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, flo
     qat_graph_zero_grad(g);
     qat_graph_forward(g);
     qat_graph_backward(g, m->loss);
+}
+
+static void train_update(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr)
+{
+    qat_graph *g = &m->g;
     qat_optim_begin_step(&o->params);
     update_task k = {g, &o->params, net, lr};
     qat_graph_parallel(g, (int)((g->nparams + UPDATE_BLOCK - 1) / UPDATE_BLOCK), update_run, &k);
     update_owned(m, o, net, lr);
     qat_model_post_update(m);
+}
+
+qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
+                                  int *skipped)
+{
+    *skipped = 0;
+    train_forward_backward(m, n);
+    *loss = m->loss->x[0];
+    qat_status st = check_finite(m, 0);
+    if (st) {
+        if (net->nonfinite != QAT_NONFINITE_SKIP) return st;
+        *skipped = 1; /* the update is dropped: the model stays as it was */
+        return QAT_OK;
+    }
+    train_update(m, o, net, lr);
+    return check_finite(m, 1);
+}
+
+float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n)
+{
+    train_forward_backward(m, n);
+    train_update(m, o, net, lr);
     return m->loss->x[0];
 }
 
@@ -398,15 +472,27 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         qat_loader_begin(s.ltrain, epoch);
         if (s.signs) qat_model_sign_snapshot(&s.model, s.signs);
         double sl = 0;
-        long correct = 0, seen = 0;
+        long correct = 0, seen = 0, skipped = 0;
         float lr = 0;
         for (int step = 0; step < steps; step++) {
             int n = qat_loader_next(s.ltrain, s.model.input->x, s.model.labels);
             if (n == 0) break;
             lr = qat_sched_lr(&net->sched, epoch, step, steps);
             qat_model_schedule(&s.model, (long)pos.step, (long)net->epochs * steps);
-            float loss = qat_train_step(&s.model, &s.optim, net, lr, n);
+            float loss;
+            int skip;
+            if ((st = qat_train_step_checked(&s.model, &s.optim, net, lr, n, &loss, &skip))) {
+                st = qat_error_wrap(st, "%s: epoch %d, step %d of %d: training diverged; %s", o->cfg_path, epoch + 1,
+                                    step + 1, steps,
+                                    pos.epoch > 0 ? "last.ckpt holds the last finite state (the end of the epoch before)"
+                                                  : "no checkpoint was written");
+                goto done;
+            }
             pos.step++;
+            if (skip) {
+                skipped++;
+                continue;
+            }
             sl += (double)loss * n;
             correct += count_correct(&s.model, n);
             seen += n;
@@ -415,6 +501,13 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
                                   (float)correct / (float)seen, (double)seen / (qat_time_now() - te)};
                 o->on_progress(o->ctx, &p);
             }
+        }
+        if (seen == 0 && skipped > 0) {
+            st = qat_error_set(QAT_ERR_NONFINITE,
+                               "%s: epoch %d: every one of its %ld steps gave a NaN or Inf and was skipped "
+                               "(nonfinite = skip_step); last.ckpt holds the last state that trained",
+                               o->cfg_path, epoch + 1, skipped);
+            goto done;
         }
         double tsec = qat_time_now() - te;
         train_seconds += tsec;
@@ -444,6 +537,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
                 "\"seconds\": %.3f, \"best\": %s",
                 em.epoch, em.lr, em.train_loss, em.train_acc, em.val_loss, em.val_acc, em.test_loss, em.test_acc,
                 em.images_per_s, em.seconds, em.best ? "true" : "false");
+        if (net->nonfinite == QAT_NONFINITE_SKIP) fprintf(s.metrics, ", \"skipped_steps\": %ld", skipped);
         if (s.signs) {
             /* fraction of binary weights whose sign changed during the epoch */
             const qat_layer *fl[64];

@@ -60,6 +60,13 @@ qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, 
 /* One training step on a batch already in m->input / m->labels: zero_grad,
  * forward, backward, optimizer update. Returns the loss. */
 float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n);
+/* The same step, checked: a NaN or Inf in the loss or a gradient returns
+ * QAT_ERR_NONFINITE naming the first tensor (net->nonfinite = stop) before
+ * the update, or drops the update and sets *skipped (skip_step); a
+ * parameter that the update made non-finite is QAT_ERR_NONFINITE either way.
+ * *loss gets the batch's mean loss. */
+qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
+                                  int *skipped);
 
 /* peak resident set size of this process, in MiB */
 double qat_peak_rss_mb(void);

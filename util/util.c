@@ -46,6 +46,7 @@ const char *qat_status_name(qat_status s)
         [QAT_ERR_ARG] = "bad argument",
         [QAT_ERR_CHECKSUM] = "checksum error",
         [QAT_ERR_MISMATCH] = "model mismatch",
+        [QAT_ERR_NONFINITE] = "non-finite value",
     };
     if ((unsigned)s < sizeof names / sizeof names[0] && names[s]) return names[s];
     return "unknown status";
