@@ -61,6 +61,19 @@ static const char good[] =
     "filters = 64\n"
     "size = 3\n";
 
+/* a UTF-8 byte-order mark at the top is skipped, not a character of line 1 */
+static void test_bom(void)
+{
+    static const char text[] = "\xEF\xBB\xBF[net]\nbatch = 4\n";
+    qat_cfg c;
+    qat_status st = qat_cfg_parse_text(&c, "bom.cfg", text, strlen(text));
+    CHECK(st == QAT_OK, "BOM: %s", qat_last_error());
+    if (st != QAT_OK) return;
+    CHECK(c.nsec == 1 && strcmp(c.sec[0].name, "net") == 0 && c.sec[0].line == 1, "BOM: section '%s' line %d",
+          c.nsec ? c.sec[0].name : "", c.nsec ? c.sec[0].line : 0);
+    qat_cfg_free(&c);
+}
+
 static void test_good(void)
 {
     qat_cfg c;
@@ -284,6 +297,7 @@ static void test_file(void)
 int main(void)
 {
     test_good();
+    test_bom();
     test_syntax_errors();
     test_bad_values();
     test_file();

@@ -54,11 +54,26 @@ static const char usage_infer[] =
     "on the test split of the IDX dataset in DIR printing accuracy and images/s.\n"
     "QATRT_ISA=scalar|avx2|avx512 forces a kernel set.\n";
 
-/* reads a whole file into 64-byte aligned memory */
+/* a .qnn larger than this is refused before it is read (a device such as
+ * /dev/zero would otherwise be read until memory runs out) */
+#define QNN_MAX_FILE ((size_t)1 << 30)
+
+/* reads a whole regular file of at most QNN_MAX_FILE bytes into 64-byte
+ * aligned memory */
 static qat_status read_file(const char *path, uint8_t **out, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return qat_error_set(QAT_ERR_IO, "%s: not a regular file, expected a .qnn model", path);
+    }
+    if ((uint64_t)sb.st_size > QNN_MAX_FILE) {
+        fclose(f);
+        return qat_error_set(QAT_ERR_IO, "%s: %lld bytes, more than a .qnn model may have (%zu)", path,
+                             (long long)sb.st_size, QNN_MAX_FILE);
+    }
     uint8_t *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
@@ -78,6 +93,11 @@ static qat_status read_file(const char *path, uint8_t **out, size_t *size)
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
         if (r == 0) break;
+        if (n > QNN_MAX_FILE) { /* it grew while being read */
+            free(buf);
+            fclose(f);
+            return qat_error_set(QAT_ERR_IO, "%s: more than %zu bytes, expected a .qnn model", path, QNN_MAX_FILE);
+        }
     }
     int bad = ferror(f);
     fclose(f);

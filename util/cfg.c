@@ -169,6 +169,8 @@ static qat_status parse_lines(qat_cfg *c)
     const char *t = c->text;
     size_t len = c->text_len, pos = 0;
     int line = 0;
+    /* a UTF-8 byte-order mark (editors on Windows write one) is not text */
+    if (len >= 3 && memcmp(t, "\xEF\xBB\xBF", 3) == 0) pos = 3;
     while (pos < len) {
         const char *nl = memchr(t + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - t) : len;
