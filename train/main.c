@@ -3,6 +3,7 @@
  * failure, 2 usage). */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,28 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
             m->seconds, m->best ? " *" : "");
 }
 
+/* SIGINT / SIGTERM ask the trainer to stop between steps (every file it
+ * writes stays whole); SA_RESETHAND: a second one kills at once, and the
+ * next run on that folder removes what it left */
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static int cmd_train(int argc, char **argv)
 {
     args a = {argc, 0, argv, usage_train, 0};
@@ -222,6 +245,8 @@ static int cmd_train(int argc, char **argv)
         o.out_dir = outbuf;
     }
     progress_ctx pc = {isatty(2), quiet, 0};
+    catch_stop_signals();
+    o.stop = &stop_flag;
     o.on_progress = on_progress;
     o.on_epoch = on_epoch;
     o.ctx = &pc;
@@ -573,6 +598,9 @@ static int cmd_lloyd(int argc, char **argv)
 int main(int argc, char **argv)
 {
     choose_openblas_core(argv);
+    /* a write past `ulimit -f` fails with EFBIG and is reported with its
+     * file, instead of the signal killing qat with a half-written temp */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;

@@ -3,13 +3,17 @@
  * RNG state, so 2 epochs straight and 1 + resume 1 give identical weights. */
 #include "trainer.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 double qat_peak_rss_mb(void)
 {
@@ -250,6 +254,7 @@ typedef struct {
     qat_loader *ltrain, *lval, *ltest;
     FILE *metrics;
     uint8_t *signs; /* binary weights' signs at the start of the epoch */
+    int lock_fd;    /* OUT/.qat.lock, flock()ed while the run writes OUT; -1 before */
 } session;
 
 static void session_free(session *s)
@@ -265,6 +270,109 @@ static void session_free(session *s)
     qat_cfg_free(&s->cfg);
     if (s->metrics) fclose(s->metrics);
     free(s->signs);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the lock */
+}
+
+/* One writer per output folder: an advisory lock on OUT/.qat.lock, held
+ * until the run ends (the kernel drops it if the process dies), with the
+ * holder's pid in the file for the message a second run gets. */
+static qat_status out_lock(const char *dir, int *fd_out)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.qat.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return qat_error_set(QAT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        return qat_error_set(QAT_ERR_IO, "%s: another qat train (pid %s) is writing to this folder; wait for it to "
+                             "end or give another --out",
+                             dir, pid[0] ? pid : "unknown");
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        close(fd);
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    *fd_out = fd;
+    return QAT_OK;
+}
+
+/* Temporaries a killed run left (checkpoint and summary writes are
+ * temporary file + rename): removed once this run holds the lock. */
+static void out_clean_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (!strstr(n, ".ckpt.tmp.") && strcmp(n, "summary.json.tmp") != 0 && strcmp(n, "metrics.jsonl.tmp") != 0)
+            continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* The "epoch" of a metrics line, or -1. */
+static int metrics_epoch(const char *line)
+{
+    const char *p = strstr(line, "\"epoch\": ");
+    return p ? atoi(p + 9) : -1;
+}
+
+/* On resume from a checkpoint of `epoch` epochs: metrics.jsonl keeps the
+ * lines of epochs up to it and drops any later one (written by a run killed
+ * before its checkpoint), rewritten atomically. A line is written before
+ * the checkpoint of its epoch, so none of those is missing. */
+static qat_status metrics_reconcile(const char *path, int epoch)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return QAT_OK; /* none yet: the run starts it */
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int dropped = 0;
+    while (getline(&line, &cap, in) > 0) {
+        int e = metrics_epoch(line);
+        if (e < 1 || e > epoch || line[strlen(line) - 1] != '\n') {
+            dropped++;
+            continue;
+        }
+        fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    int bad = fflush(out) != 0 || fsync(fileno(out)) != 0 || ferror(out);
+    if (fclose(out) != 0 || bad || (dropped && rename(tmp, path) != 0)) {
+        unlink(tmp);
+        return qat_error_set(QAT_ERR_IO, "%s: cannot rewrite: %s", path, strerror(errno));
+    }
+    if (!dropped) unlink(tmp);
+    return QAT_OK;
+}
+
+static qat_status stop_asked(const qat_train_opts *o, int epoch, int step, int done_epochs)
+{
+    if (!o->stop || !*o->stop) return QAT_OK;
+    if (done_epochs == 0)
+        return qat_error_set(QAT_ERR_INTERRUPTED, "%s: interrupted in epoch %d, step %d, before the first checkpoint",
+                             o->cfg_path, epoch, step);
+    return qat_error_set(QAT_ERR_INTERRUPTED, "%s: interrupted in epoch %d%s%.0d; every file is whole: last.ckpt holds "
+                         "%d epoch%s, --resume continues from it",
+                         o->cfg_path, epoch, step ? ", step " : "", step, done_epochs, done_epochs == 1 ? "" : "s");
 }
 
 /* The weights a quantizer with a schedule (AQE) trains with: its forward
@@ -370,6 +478,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
 {
     session s;
     memset(&s, 0, sizeof s);
+    s.lock_fd = -1;
     memset(res, 0, sizeof *res);
     double t0 = qat_time_now();
     qat_layer *layers;
@@ -445,11 +554,13 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         (s.val.n > 0 && (st = eval_loader_init(&s.lval, &s.val, net->batch, net->mean, net->std))))
         goto done;
 
-    if ((st = mkdir_p(o->out_dir))) goto done;
+    if ((st = mkdir_p(o->out_dir)) || (st = out_lock(o->out_dir, &s.lock_fd))) goto done;
+    out_clean_stale(o->out_dir);
     char path[1024], last[1024], best[1024];
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     snprintf(last, sizeof last, "%s/last.ckpt", o->out_dir);
     snprintf(best, sizeof best, "%s/best.ckpt", o->out_dir);
+    if (o->resume && (st = metrics_reconcile(path, pos.epoch))) goto done;
     s.metrics = fopen(path, o->resume ? "a" : "w");
     if (!s.metrics) {
         st = qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
@@ -475,6 +586,7 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         long correct = 0, seen = 0, skipped = 0;
         float lr = 0;
         for (int step = 0; step < steps; step++) {
+            if ((st = stop_asked(o, epoch + 1, step + 1, pos.epoch))) goto done;
             int n = qat_loader_next(s.ltrain, s.model.input->x, s.model.labels);
             if (n == 0) break;
             lr = qat_sched_lr(&net->sched, epoch, step, steps);
@@ -527,9 +639,6 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
             pos.best_epoch = epoch + 1;
             em.best = 1;
         }
-        if ((st = qat_checkpoint_save(last, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos))) goto done;
-        if (em.best && (st = qat_checkpoint_save(best, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos)))
-            goto done;
         em.seconds = qat_time_now() - te;
         fprintf(s.metrics,
                 "{\"epoch\": %d, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, \"val_loss\": %.6f, "
@@ -550,10 +659,21 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
         }
         write_layer_stats(s.metrics, &s.model);
         fprintf(s.metrics, "}\n");
+        /* the epoch's line is on disk before its checkpoints: a resume from
+         * last.ckpt finds it (and drops any line of a later epoch) */
+        if (fflush(s.metrics) != 0 || ferror(s.metrics) || fsync(fileno(s.metrics)) != 0) {
+            st = qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+            goto done;
+        }
         for (int h = 0; h < net->nhist; h++)
             if (net->hist_epochs[h] == epoch + 1 && (st = write_histograms(&s.model, o->out_dir, epoch + 1))) goto done;
-        fflush(s.metrics);
+        /* best before last: a kill between them leaves last.ckpt one epoch
+         * behind, and the resumed run writes the same best.ckpt again */
+        if (em.best && (st = qat_checkpoint_save(best, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos)))
+            goto done;
+        if ((st = qat_checkpoint_save(last, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos))) goto done;
         if (o->on_epoch) o->on_epoch(o->ctx, &em);
+        if (epoch + 1 < last_epoch && (st = stop_asked(o, epoch + 1, 0, pos.epoch))) goto done;
     }
     if (pos.epoch >= net->epochs && train_images == 0) /* nothing left to run: report the checkpoint's model */
         eval_loader(&s.model, s.ltest, o->max_steps, &test_loss, &test_acc);

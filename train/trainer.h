@@ -5,6 +5,8 @@
 #ifndef QAT_TRAINER_H
 #define QAT_TRAINER_H
 
+#include <signal.h>
+
 #include "checkpoint.h"
 #include "dataset.h"
 
@@ -36,6 +38,10 @@ typedef struct {
     const char *resume;     /* checkpoint to continue from, or NULL */
     int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
     int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
+    /* non-NULL: polled before every step and after every epoch's writes; a
+     * nonzero value ends the run with QAT_ERR_INTERRUPTED, every file whole
+     * (the CLI points it at a flag its SIGINT/SIGTERM handler sets) */
+    const volatile sig_atomic_t *stop;
     void (*on_progress)(void *ctx, const qat_progress *p);
     void (*on_epoch)(void *ctx, const qat_epoch_metrics *m);
     void *ctx;
