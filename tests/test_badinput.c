@@ -117,7 +117,7 @@ static void test_checkpoints(void)
     qat_cfg ca, cb;
     snprintf(text, sizeof text, lenet, 50, "");
     CHECK(build(text, &a, &ca) == QAT_OK, "build a: %s", qat_last_error());
-    qat_train_pos pos = {1, 10, 1, 0.5f};
+    qat_train_pos pos = {1, 10, 1, 0.5f, NULL};
     CHECK(qat_checkpoint_save(path, &a, ca.text, ca.text_len, NULL, &pos) == QAT_OK, "save: %s", qat_last_error());
 
     /* the same model loads and gets the same weights */

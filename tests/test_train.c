@@ -85,6 +85,28 @@ static void test_resume(const char *tmp)
     while (f && fgets(line, sizeof line, f)) lines++;
     if (f) fclose(f);
     CHECK(lines == 2, "metrics.jsonl after resume has %d lines, expected 2", lines);
+
+    /* the resumed run keeps the command line of the first: --epochs 3 and
+     * --max-steps 5 without repeating them, and refuses another --threads */
+    char c[700], cc[800];
+    snprintf(c, sizeof c, "%s/kept", tmp);
+    snprintf(cc, sizeof cc, "%s/last.ckpt", c);
+    CHECK(run_until(cfg, c, 3, 1, 5, NULL, &r) == QAT_OK, "kept: first epoch");
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", root, cfg);
+    qat_train_opts ko = {.cfg_path = path, .data_dir = mnist, .out_dir = c, .seed = -1, .threads = 1,
+                         .threads_given = 1, .resume = cc};
+    qat_status kst = qat_train(&ko, &r);
+    CHECK(kst == QAT_ERR_ARG && strstr(qat_last_error(), "--threads 1 (the run has 2"), "other threads: %d %s", kst,
+          qat_last_error());
+    ko.threads_given = 0;
+    CHECK(qat_train(&ko, &r) == QAT_OK && r.epochs == 3, "kept settings: %s, %d epochs", qat_last_error(), r.epochs);
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c);
+    f = fopen(mpath, "r");
+    lines = 0;
+    while (f && fgets(line, sizeof line, f)) lines++;
+    if (f) fclose(f);
+    CHECK(lines == 3, "kept settings: metrics.jsonl has %d lines, expected 3 (--epochs 3 of the first run)", lines);
 }
 
 static void test_configs(const char *tmp, const char *set)

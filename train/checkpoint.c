@@ -47,6 +47,7 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
     st = qat_ckpt_writer_add(w, "qat.cfg", QAT_CKPT_BYTES, 0, NULL, cfg_text, cfg_len);
     if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.pos", QAT_CKPT_U64, 1, d1, p, sizeof p);
     if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.rng", QAT_CKPT_U64, 1, d1, m->g.rng.s, sizeof m->g.rng.s);
+    if (st == QAT_OK && pos->run) st = qat_ckpt_writer_add(w, "qat.run", QAT_CKPT_BYTES, 0, NULL, pos->run, strlen(pos->run));
     for (int i = 0; st == QAT_OK && i < m->g.nall; i++) {
         const qat_tensor *t = m->g.all[i];
         if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;

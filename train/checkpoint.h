@@ -26,6 +26,8 @@ typedef struct {
     int64_t step;     /* optimizer steps taken */
     int best_epoch;   /* epoch (1-based) of the best validation accuracy, 0 if none */
     float best_acc;   /* that accuracy */
+    const char *run;  /* save only: the run's command-line settings as "[run]" cfg text
+                         (record qat.run, read back by the trainer's --resume), or NULL */
 } qat_train_pos;
 
 /* o may be NULL (no optimizer state saved). */

@@ -36,7 +36,7 @@ static const char usage_main[] =
 
 static const char usage_train[] =
     "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
-    "                        [--threads N] [--resume CKPT] [--until N] [--max-steps N] [--quiet]\n"
+    "                        [--threads N] [--resume CKPT [--override]] [--until N] [--max-steps N] [--quiet]\n"
     "\n"
     "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
     "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
@@ -46,7 +46,10 @@ static const char usage_train[] =
     "  --epochs N      override [net] epochs\n"
     "  --seed N        override [net] seed\n"
     "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
-    "  --resume CKPT   continue from a checkpoint of the same model\n"
+    "  --resume CKPT   continue from a checkpoint of the same model, with the run's\n"
+    "                  own --epochs, --seed, --threads, --max-steps, --dataset and\n"
+    "                  --data (kept in the checkpoint; one given differently is an\n"
+    "                  error, --override takes it)\n"
     "  --until N       stop after epoch N (schedules still span all epochs;\n"
     "                  continue later with --resume)\n"
     "  --max-steps N   at most N steps per epoch and N batches per evaluation\n"
@@ -199,6 +202,8 @@ static int cmd_train(int argc, char **argv)
             return 0;
         } else if (!strcmp(s, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(s, "--override")) {
+            o.override_run = 1;
         } else if ((val = opt_value(&a, "--data"))) {
             o.data_dir = val;
         } else if ((val = opt_value(&a, "--out"))) {
@@ -221,6 +226,7 @@ static int cmd_train(int argc, char **argv)
             return a.err;
         } else if (m) {
             o.threads = (int)v;
+            o.threads_given = 1;
         } else if (!opt_int(&a, "--max-steps", 1, INT_MAX, &v, &m)) {
             return a.err;
         } else if (m) {

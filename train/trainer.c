@@ -255,6 +255,9 @@ typedef struct {
     FILE *metrics;
     uint8_t *signs; /* binary weights' signs at the start of the epoch */
     int lock_fd;    /* OUT/.qat.lock, flock()ed while the run writes OUT; -1 before */
+    qat_ckpt resume_ck; /* --resume's checkpoint, read once (have_ck) */
+    int have_ck;
+    qat_cfg run_cfg;    /* its kept settings (qat.run), which o's strings may point into */
 } session;
 
 static void session_free(session *s)
@@ -271,6 +274,8 @@ static void session_free(session *s)
     if (s->metrics) fclose(s->metrics);
     free(s->signs);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the lock */
+    if (s->have_ck) qat_ckpt_free(&s->resume_ck);
+    qat_cfg_free(&s->run_cfg);
 }
 
 /* One writer per output folder: an advisory lock on OUT/.qat.lock, held
@@ -474,7 +479,46 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     return QAT_OK;
 }
 
-qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
+/* The settings of the run being resumed (record qat.run, "[run]" cfg
+ * text): each one not given takes the kept value, one given differently is
+ * refused unless o->override_run. The strings point into rc. */
+static qat_status resume_settings(const qat_ckpt *ck, qat_train_opts *o, qat_cfg *rc)
+{
+    const qat_ckpt_record *r = qat_ckpt_find(ck, "qat.run");
+    if (!r) return QAT_OK; /* a checkpoint from before the record: nothing kept */
+    qat_status st = qat_cfg_parse_text(rc, "qat.run", (const char *)r->data, r->nbytes);
+    if (st || rc->nsec != 1) return st ? qat_error_wrap(st, "%s", ck->path) : qat_error_set(QAT_ERR_FORMAT, "%s: bad qat.run", ck->path);
+    qat_cfg_section *sec = &rc->sec[0];
+    int epochs, threads, max_steps, seed;
+    const char *dataset, *data;
+    if ((st = qat_cfg_get_int(rc, sec, "epochs", 0, 0, 1000000, &epochs)) ||
+        (st = qat_cfg_get_int(rc, sec, "seed", 0, 0, 2147483647, &seed)) ||
+        (st = qat_cfg_get_int(rc, sec, "threads", 1, 1, 256, &threads)) ||
+        (st = qat_cfg_get_int(rc, sec, "max_steps", 0, 0, 2147483647, &max_steps)) ||
+        (st = qat_cfg_get_str(rc, sec, "dataset", "", &dataset)) || (st = qat_cfg_get_str(rc, sec, "data", "", &data)))
+        return qat_error_wrap(st, "%s", ck->path);
+    char given[600] = "";
+    if (o->epochs > 0 && o->epochs != epochs) snprintf(given, sizeof given, "--epochs %d (the run has %d)", o->epochs, epochs);
+    else if (o->seed >= 0 && o->seed != seed) snprintf(given, sizeof given, "--seed %lld (the run has %d)", o->seed, seed);
+    else if (o->threads_given && o->threads != threads)
+        snprintf(given, sizeof given, "--threads %d (the run has %d: results depend on it)", o->threads, threads);
+    else if (o->max_steps > 0 && o->max_steps != max_steps)
+        snprintf(given, sizeof given, "--max-steps %d (the run has %d)", o->max_steps, max_steps);
+    else if (o->dataset && strcmp(o->dataset, dataset) != 0)
+        snprintf(given, sizeof given, "--dataset %.100s (the run has %.100s)", o->dataset, dataset);
+    if (given[0] && !o->override_run)
+        return qat_error_set(QAT_ERR_ARG, "%s: %s; resume with the run's own settings, or pass --override to change it",
+                             ck->path, given);
+    if (o->epochs <= 0) o->epochs = epochs;
+    if (o->seed < 0) o->seed = seed;
+    if (!o->threads_given) o->threads = threads;
+    if (o->max_steps <= 0) o->max_steps = max_steps;
+    if (!o->dataset && dataset[0]) o->dataset = dataset;
+    if (!o->data_dir && data[0]) o->data_dir = data; /* a new --data is allowed: the files may have moved */
+    return QAT_OK;
+}
+
+qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
 {
     session s;
     memset(&s, 0, sizeof s);
@@ -484,6 +528,13 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     qat_layer *layers;
     int nlayers;
     qat_status st;
+    qat_train_opts oo = *opts; /* with the resumed run's kept settings */
+    const qat_train_opts *o = &oo;
+    if (opts->resume) {
+        if ((st = qat_ckpt_read(&s.resume_ck, opts->resume))) goto done;
+        s.have_ck = 1;
+        if ((st = resume_settings(&s.resume_ck, &oo, &s.run_cfg))) goto done;
+    }
     if ((st = qat_cfg_parse_file(&s.cfg, o->cfg_path)) || (st = qat_netcfg_read(&s.cfg, &s.net, &layers, &nlayers)))
         goto done;
     qat_net_cfg *net = &s.net;
@@ -532,15 +583,20 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res)
     }
     if (net->val > 0 && (st = qat_data_split(&s.train, &s.val, net->val))) goto done;
 
-    qat_train_pos pos = {0, 0, 0, -1.0f};
+    qat_train_pos pos = {0, 0, 0, -1.0f, NULL};
     if (o->resume) {
-        qat_ckpt ck;
-        if ((st = qat_ckpt_read(&ck, o->resume))) goto done;
-        st = qat_checkpoint_load_model(&ck, &s.model);
-        if (st == QAT_OK) st = qat_checkpoint_load_train(&ck, &s.model, &s.optim, &pos);
-        qat_ckpt_free(&ck);
+        st = qat_checkpoint_load_model(&s.resume_ck, &s.model);
+        if (st == QAT_OK) st = qat_checkpoint_load_train(&s.resume_ck, &s.model, &s.optim, &pos);
+        qat_ckpt_free(&s.resume_ck);
+        s.have_ck = 0;
         if (st != QAT_OK) goto done;
     }
+    /* what the checkpoints keep for a resume (resume_settings) */
+    char run_text[1400];
+    snprintf(run_text, sizeof run_text, "[run]\nepochs = %d\nseed = %llu\nthreads = %d\nmax_steps = %d\ndataset = %s\ndata = %s\n",
+             net->epochs, (unsigned long long)net->seed, o->threads, o->max_steps > 0 ? o->max_steps : 0, net->dataset,
+             dir);
+    pos.run = run_text;
 
     /* augmentation in the training loader only; eval_loader_init leaves it off */
     qat_loader_cfg lc = {.batch = net->batch, .shuffle = net->shuffle, .seed = net->seed, .drop_last = 0,

@@ -35,7 +35,14 @@ typedef struct {
     int epochs;             /* > 0 overrides the cfg */
     long long seed;         /* >= 0 overrides the cfg */
     int threads;            /* >= 1 */
-    const char *resume;     /* checkpoint to continue from, or NULL */
+    int threads_given;      /* 1: threads was asked for (else a default), for --resume */
+    /* checkpoint to continue from, or NULL. The settings above that shape a
+     * run (epochs, seed, threads, max_steps, dataset, data_dir) are kept in
+     * its checkpoints: a resume takes those it is not given, and refuses one
+     * given differently unless override_run (until is not kept: it is what
+     * a resume runs past) */
+    const char *resume;
+    int override_run;
     int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
     int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
     /* non-NULL: polled before every step and after every epoch's writes; a
