@@ -134,6 +134,18 @@ static float chain_value(const chain *ch, int c, int64_t acc)
     return x;
 }
 
+/* x rounded to the nearest integer, clamped to +-2^30 (NaN gives 0): a
+ * scale that collapsed to ~0 makes x huge, and converting an out-of-range
+ * double to an integer is undefined behaviour; the callers' range checks
+ * then refuse the layer with a message */
+static int32_t round_level(double x)
+{
+    if (!(x == x)) return 0;
+    if (x > 1073741824.0) return 1073741824;
+    if (x < -1073741824.0) return -1073741824;
+    return (int32_t)lrint(x);
+}
+
 static int chain_level(const chain *ch, int c, int64_t acc)
 {
     float y = chain_value(ch, c, acc), q;
@@ -142,7 +154,7 @@ static int chain_level(const chain *ch, int c, int64_t acc)
         return l < ch->vlo ? ch->vlo : l > ch->vhi ? ch->vhi : (int)l;
     }
     qat_qnode_apply(ch->q, ch->g, &y, &q, 1);
-    return (int)lrint((double)q / ch->qs);
+    return round_level((double)q / ch->qs);
 }
 
 /* direction of channel c: +1 when the chain does not decrease in acc */
@@ -268,7 +280,7 @@ static qat_status weight_levels(lowering *L, qat_layer *l, int cout, int K, int6
         for (int k = 0; k < K; k++) {
             float v = wf[(size_t)c * K + k];
             double q = s != 0 ? (double)v / s : 0;
-            long lvl = lrint(q);
+            long lvl = round_level(q);
             if (fabs(q - (double)lvl) > 1e-3 || labs(lvl) > 32767)
                 return layer_error(l, "weight %d of channel %d is %g, not an integer level times the scale %g (the %s quantizer breaks the codebook contract)",
                                    k, c, (double)v, s, l->wq.spec.q->name);
@@ -715,7 +727,12 @@ static qat_status lower_lut(lowering *L, qat_layer *first, rt_tensor *t)
             float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
             float x = qat_data_pixel((uint8_t)p, mu, sd), q;
             qat_qnode_apply(&first->aq, &m->g, &x, &q, 1);
-            lut[c * 256 + p] = (int8_t)lrint((double)q / ch.qs);
+            int32_t lq = round_level((double)q / ch.qs);
+            if (lq < -128 || lq > 127) {
+                free(lut);
+                return layer_error(first, "channel %d: input level %d of pixel %d does not fit int8", c, (int)lq, p);
+            }
+            lut[c * 256 + p] = (int8_t)lq;
         }
     st = w_blob(&L->w, op, 104, lut, (size_t)m->c * 256);
     L->r->payload += (size_t)m->c * 256;

@@ -182,6 +182,44 @@ static void test_checkpoints(void)
         unlink(bpath);
     }
 
+    /* extreme but finite values: export may refuse them, but converts no
+     * out-of-range float to an integer (CI's sanitizer build checks
+     * float-cast-overflow) */
+    static const struct {
+        const char *tensor;
+        float v;
+    } wild[] = {{"bn1.weight", 1e30f}, {"bn1.weight", 1e-30f}, {"bn2.running_var", 1e-38f}, {"bn3.bias", -3e38f},
+                {"conv2.weight", 3e38f}, {"fc2.weight", 1e-38f}, {"bn3.running_mean", 1e35f}, {"bn1.bias", 1e-45f}};
+    qat_model qm;
+    qat_cfg qc;
+    snprintf(text, sizeof text, "[net]\nbatch = 4\n[quant]\nweight = ste_sign\nact = ste_sign\n%s",
+             strstr(lenet, "[conv2d]"));
+    {
+        char tmpl[2048];
+        snprintf(tmpl, sizeof tmpl, "%s", text);
+        snprintf(text, sizeof text, tmpl, 50, "");
+    }
+    CHECK(build(text, &qm, &qc) == QAT_OK, "binary LeNet: %s", qat_last_error());
+    for (size_t i = 0; i < sizeof wild / sizeof wild[0] && qm.layers; i++) {
+        qat_tensor *t = qat_graph_find(&qm.g, wild[i].tensor);
+        CHECK(t != NULL, "no %s", wild[i].tensor);
+        if (!t) continue;
+        float keep[4];
+        size_t nk = t->n < 4 ? t->n : 4;
+        memcpy(keep, t->x, nk * sizeof(float));
+        for (size_t k = 0; k < nk; k++) t->x[k] = wild[i].v;
+        qat_export_opts eo = {0};
+        qat_export_result er;
+        st = qat_export(&qm, &eo, &er);
+        printf("ok: %s = %g: export %s%s\n", wild[i].tensor, (double)wild[i].v, st ? "refused: " : "succeeded",
+               st ? qat_last_error() : "");
+        qat_export_free(&er);
+        memcpy(t->x, keep, nk * sizeof(float));
+    }
+    qat_model_free(&qm);
+    qat_cfg_free(&qc);
+    snprintf(text, sizeof text, lenet, 50, "");
+
     /* a model with one more layer: its tensor is missing from the checkpoint */
     snprintf(text, sizeof text, lenet, 50, "[batchnorm]\n");
     CHECK(build(text, &b, &cb) == QAT_OK, "build d");
