@@ -84,8 +84,8 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
         }
     }
     if (st != QAT_OK) {
-        qat_ckpt_writer_abort(w);
-        return qat_error_wrap(st, "%s", path);
+        qat_ckpt_writer_abort(w); /* the writer's messages name the file */
+        return st;
     }
     return qat_ckpt_writer_commit(w);
 }
