@@ -130,10 +130,12 @@ qat_status qat_data_names_parse(qat_dataset *ds, const char *what, const char *t
         if (l > 255)
             return qat_error_set(QAT_ERR_FORMAT, "%s: line %d: class name of %zu bytes, expected "
                                  "at most 255", what, line, l);
+        /* the text has no NUL: the precision alone would quote the lines
+         * after this one and read past the end of the text */
         if (n == want)
-            return qat_error_set(QAT_ERR_FORMAT, "%s: line %d: name '%.40s' after the %d class "
-                                 "names, expected exactly %d, one per line", what, line, p, want,
-                                 want);
+            return qat_error_set(QAT_ERR_FORMAT, "%s: line %d: name '%.*s' after the %d class "
+                                 "names, expected exactly %d, one per line", what, line,
+                                 (int)(l < 40 ? l : 40), p, want, want);
         memcpy(buf[n], p, l);
         buf[n][l] = '\0';
         names[n] = buf[n];

@@ -413,6 +413,10 @@ static void test_c10_hostile(void)
     write_file(p, "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n", 22);
     expect_fail(__LINE__, dir, 10, 0, QAT_ERR_FORMAT, "batches.meta.txt: line 11", "exactly 10",
                 NULL);
+    /* the message quotes that name alone, not the lines after it (the
+     * fuzzer's names file without a final newline was read past its end) */
+    write_file(p, "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm", 25);
+    expect_fail(__LINE__, dir, 10, 0, QAT_ERR_FORMAT, "line 11: name 'k' after the 10", NULL, NULL);
     write_file(p, "a\nb\n", 4);
     expect_fail(__LINE__, dir, 10, 0, QAT_ERR_FORMAT, "batches.meta.txt", "after 2 class names",
                 NULL);

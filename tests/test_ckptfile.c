@@ -1,8 +1,9 @@
 /* test_ckptfile.c: the checkpoint container: exact byte layout, round trip,
  * every truncation and every byte flip rejected, structural errors behind a
- * valid CRC, and atomic commit (old file intact, no temp left). Exit 0 on
- * success. */
+ * valid CRC, atomic commit (old file intact, no temp left), and an unknown
+ * optimizer kind behind a valid CRC. Exit 0 on success. */
 #include "ckptfile.h"
+#include "checkpoint.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -422,6 +423,64 @@ static void test_atomic(void)
     free(before);
 }
 
+/* ---- what train/checkpoint.c takes from the records ---- */
+
+/* An optimizer kind that names no optimizer (a fuzzed checkpoint) is a
+ * format error naming its byte; the message once printed the NULL name of
+ * the unknown kind. */
+static void test_optim_kind(void)
+{
+    static const char text[] = "[net]\ndataset = folder\nimage_size = 4\nchannels = 1\nbatch = 2\n"
+                               "[flatten]\n[linear]\noutput = 3\n";
+    char p[160];
+    snprintf(p, sizeof p, "%s/kind.ckpt", dir);
+    qat_cfg c;
+    qat_net_cfg net;
+    qat_layer *layers;
+    int n;
+    qat_model m;
+    qat_optimizer o;
+    qat_train_pos pos = {1, 2, 1, 0.5f, NULL};
+    if (qat_cfg_parse_text(&c, "t.cfg", text, strlen(text)) != QAT_OK ||
+        qat_netcfg_read(&c, &net, &layers, &n) != QAT_OK) {
+        CHECK(0, "config: %s", qat_last_error());
+        qat_cfg_free(&c);
+        return;
+    }
+    if (qat_model_build(&m, layers, n, net.c, net.h, net.w, 2, 1, net.seed) != QAT_OK) {
+        CHECK(0, "build: %s", qat_last_error());
+        qat_cfg_free(&c);
+        return;
+    }
+    CHECK(qat_optimizer_init(&o, &m, &net.optim) == QAT_OK, "optimizer: %s", qat_last_error());
+    CHECK(qat_checkpoint_save(p, &m, c.text, c.text_len, &o, &pos) == QAT_OK, "save: %s", qat_last_error());
+    qat_ckpt ck;
+    size_t at = 0, size = 0;
+    if (qat_ckpt_read(&ck, p) == QAT_OK && qat_ckpt_find(&ck, "optim.kind"))
+        at = qat_ckpt_find(&ck, "optim.kind")->offset;
+    qat_ckpt_free(&ck);
+    uint8_t *b = slurp(p, &size);
+    CHECK(b && at && at + 4 <= size, "no optim.kind record in %s", p);
+    if (b && at && at + 4 <= size) {
+        put32(b + at, 99);
+        fix_crc(b, size);
+        CHECK(write_file(p, b, size), "cannot write %s", p);
+        CHECK(qat_ckpt_read(&ck, p) == QAT_OK, "read: %s", qat_last_error());
+        qat_status st = qat_checkpoint_load_train(&ck, &m, &o, &pos);
+        char want[96];
+        snprintf(want, sizeof want, "byte %zu: record 'optim.kind' holds optimizer kind 99", at);
+        CHECK(st == QAT_ERR_FORMAT && strstr(qat_last_error(), want), "unknown kind: status %d, %s", st,
+              qat_last_error());
+        printf("ok: %s\n", qat_last_error());
+        qat_ckpt_free(&ck);
+    }
+    free(b);
+    unlink(p);
+    qat_optimizer_free(&o);
+    qat_model_free(&m);
+    qat_cfg_free(&c);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/test_ckptfile_XXXXXX");
@@ -434,6 +493,7 @@ int main(void)
     test_round_trip();
     test_corruption();
     test_atomic();
+    test_optim_kind();
     remove(path);
     rmdir(dir);
     if (failures) {

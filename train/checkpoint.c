@@ -186,6 +186,10 @@ qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim
         if ((st = need(ck, name, &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_U64, &t, sizeof t))) return st;
         snprintf(name, sizeof name, "%s.kind", pre[k]);
         if ((st = need(ck, name, &r)) || (st = qat_ckpt_record_copy(r, QAT_CKPT_I32, &kind, sizeof kind))) return st;
+        /* a kind from the file names no optimizer of ours: qat_optim_name would give NULL */
+        if (kind < 0 || kind >= QAT_OPTIM_COUNT)
+            return qat_error_set(QAT_ERR_FORMAT, "%s: byte %zu: record '%s' holds optimizer kind %d, expected 0..%d",
+                                 ck->path, r->offset, name, (int)kind, QAT_OPTIM_COUNT - 1);
         if (kind != (int32_t)oo[k]->cfg.kind)
             return qat_error_set(QAT_ERR_MISMATCH, "%s: optimizer state is for '%s', the config asks for '%s'", ck->path,
                                  qat_optim_name((qat_optim_kind)kind), qat_optim_name(oo[k]->cfg.kind));
