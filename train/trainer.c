@@ -525,7 +525,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     s.lock_fd = -1;
     memset(res, 0, sizeof *res);
     double t0 = qat_time_now();
-    qat_layer *layers;
+    qat_layer *layers = NULL; /* the parser's, until qat_model_build takes them over */
     int nlayers;
     qat_status st;
     qat_train_opts oo = *opts; /* with the resumed run's kept settings */
@@ -553,8 +553,9 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         snprintf(net->dataset, sizeof net->dataset, "%s", o->dataset);
         qat_data_default_norm(net->dataset, net->mean, net->std, net->c);
     }
-    if ((st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed)))
-        goto done;
+    st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed);
+    layers = NULL; /* the model's now, freed with it even when the build failed */
+    if (st) goto done;
     if ((st = qat_optimizer_init(&s.optim, &s.model, &net->optim))) goto done;
 
     char dir[512];
@@ -743,6 +744,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
     st = write_summary(path, o, res, o->threads);
 done:
+    free(layers); /* a failure between reading the layers and building them */
     session_free(&s);
     return st;
 }
