@@ -43,11 +43,15 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
 }
 
 /* every kind of op and quantizer state: DST's owned weights, LSQ and PACT
- * parameters, AQE's schedule, stochastic rounding, DoReFa gradients */
+ * parameters, AQE's schedule, stochastic rounding, DoReFa gradients, binary
+ * convs on XOR-popcount (padded, stride 2, 1x1) in a projection block */
 static const char cfg_text[] =
     "[net]\nbatch = 32\noptimizer = adam\nlr = 0.001\n"
     "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\nweight = dst\n[batchnorm]\n[relu]\n[maxpool]\n"
     "[conv2d]\nfilters = 16\nsize = 3\npad = 1\nweight = lsq\nact = pact\nbits = 4\n[batchnorm]\n[hardtanh]\n"
+    "[conv2d]\nfilters = 16\nsize = 3\nstride = 2\npad = 1\nweight = ste_sign\nact = ste_sign\n[batchnorm]\n"
+    "[route]\nlayers = -3\n[conv2d]\nfilters = 16\nsize = 1\nstride = 2\nweight = ste_sign\nact = ste_sign\n"
+    "[shortcut]\nfrom = -3\n"
     "[avgpool]\n"
     "[dropout]\np = 0.2\n[linear]\noutput = 64\nweight = aqe\nact = aqe\nbits = 2\n[batchnorm]\n[relu]\n"
     "[linear]\noutput = 10\nweight = stochastic\nact = uniform\nbits = 4\ngrad_bits = 4\n";
@@ -76,7 +80,8 @@ int main(void)
     qat_rng_seed(&r, 5);
     for (int i = 0; i < 100 * 784; i++) ds.images[i] = (uint8_t)qat_rng_below(&r, 256);
     for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)qat_rng_below(&r, 10);
-    qat_loader_cfg lc = {.batch = 32, .shuffle = 1, .seed = 3, .background = 1, .mean = {0.1f}, .std = {0.3f}};
+    qat_loader_cfg lc = {.batch = 32, .shuffle = 1, .seed = 3, .background = 1, .mean = {0.1f}, .std = {0.3f},
+                         .crop_pad = 2, .flip = 1};
     qat_loader *l;
     if (qat_loader_init(&l, &ds, &lc)) {
         printf("FAIL loader: %s\n", qat_last_error());
@@ -102,7 +107,10 @@ int main(void)
         while ((n = qat_loader_next(l, m.input->x, m.labels)) > 0) /* 32, 32, 32, then a partial 4 */
         {
             qat_model_schedule(&m, epoch, 3);
-            qat_train_step(&m, &o, &net, 1e-3f, n);
+            float loss;
+            int skipped;
+            if (qat_train_step_checked(&m, &o, &net, 1e-3f, n, &loss, &skipped) != QAT_OK)
+                printf("FAIL step: %s\n", qat_last_error()), fail = 1;
         }
     }
     counting = 0;
