@@ -119,6 +119,16 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
     m->loss = qat_softmax_ce(&m->g, x, m->labels);
     st = qat_graph_compile(&m->g, &m->loss, 1);
     if (st != QAT_OK) goto fail;
+    /* a layer whose output the loss does not depend on ([route] or
+     * [shortcut] jumped over it) got no memory: it is a config mistake */
+    for (int i = 0; i < nlayers; i++)
+        if (!layers[i].out->x) {
+            qat_layer *l = &layers[i];
+            st = qat_error_set(QAT_ERR_CONFIG, "%s:%d: layer %d '%s' [%s]: nothing after it uses its output (a [route] "
+                               "or [shortcut] jumps over it); remove it or route to it",
+                               l->file ? l->file : "config", l->line, l->index, l->name, l->type->section);
+            goto fail;
+        }
     qat_rng r;
     qat_rng_seed(&r, seed ^ 0x5eedULL);
     for (int i = 0; i < nlayers; i++) {

@@ -70,6 +70,11 @@ static void test_configs(void)
     expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\nlayers = -1, -2\n[linear]\noutput = 2\n", "t.cfg:4:",
                      "concatenation");
     expect_cfg_error("[net]\n[maxpool]\nsize = 2\n[route]\n[linear]\noutput = 2\n", "t.cfg:4:", "needs 'layers'");
+    /* a layer the route jumps over feeds nothing (found by fuzz_cfg: its DST
+     * weights were never placed, and initialising them wrote through NULL) */
+    expect_cfg_error("[net]\n[quant]\nweight = dst\n[conv2d]\nfilters = 3\nsize = 3\npad = 1\nweight = float\n"
+                     "[conv2d]\nfilters = 4\nsize = 3\npad = 1\n[route]\nlayers = -2\n[linear]\noutput = 10\n",
+                     "t.cfg:9:", "nothing after it uses its output");
 }
 
 /* A projection shortcut: [route] hands the block input to a 1x1 stride-2
