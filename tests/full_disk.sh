@@ -34,6 +34,22 @@ for kib in 0 1 1024 4096; do
     done
     echo "limit $kib KiB: exit $rc: $msg"
 done
+# a full disk for the metrics and a histogram (files that are not written
+# through a temporary): /dev/full takes the writes and fails them with ENOSPC
+for f in metrics.jsonl hist/conv1.weight.e001.csv; do
+    out=$tmp/full-$(basename "$f")
+    mkdir -p "$out/hist"
+    ln -s /dev/full "$out/$f"
+    "$qat" train "$root/configs/mnist/lenet5_aqe_bnn.cfg" --data "$data" --epochs 1 --max-steps 3 --threads 2 --quiet \
+        --out "$out" 2>&1 >/dev/null | cat >"$tmp/err"
+    rc=${PIPESTATUS[0]}
+    if [ $rc -ne 1 ] || ! grep -q "$(basename "$f")" "$tmp/err" || ! grep -q "No space left" "$tmp/err"; then
+        echo "FAIL full $f: exit $rc, '$(cat "$tmp/err")'"; fail=1
+    fi
+    left=$(find "$out" -name '*.tmp*' | wc -l)
+    [ "$left" -eq 0 ] || { echo "FAIL full $f: $left temporary files left"; fail=1; }
+    echo "$f on a full disk: exit $rc: $(cat "$tmp/err")"
+done
 # export: the .qnn write
 "$qat" train "$cfg" --data "$data" --epochs 1 --max-steps 3 --threads 2 --quiet --out "$tmp/ok" || { echo "FAIL: run"; exit 1; }
 ( ulimit -f 16; exec "$qat" export "$tmp/ok/last.ckpt" -o "$tmp/m.qnn" ) 2>&1 >/dev/null | cat >"$tmp/err"

@@ -399,15 +399,17 @@ static qat_status write_hist(const char *path, const float *x, size_t n, float r
     enum { BINS = 200 };
     size_t count[BINS] = {0};
     for (size_t i = 0; i < n; i++) {
-        int b = (int)floorf((x[i] + range) / (2 * range) * BINS);
-        count[b < 0 ? 0 : b >= BINS ? BINS - 1 : b]++;
+        /* clamped as a float: a huge weight must not overflow the int */
+        float v = floorf((x[i] + range) / (2 * range) * BINS);
+        int b = !(v >= 0.0f) ? 0 : v >= (float)BINS ? BINS - 1 : (int)v;
+        count[b]++;
     }
     FILE *f = fopen(path, "w");
     if (!f) return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     fprintf(f, "bin_lo,bin_hi,count\n");
     for (int b = 0; b < BINS; b++)
         fprintf(f, "%.6f,%.6f,%zu\n", -range + 2 * range * b / BINS, -range + 2 * range * (b + 1) / BINS, count[b]);
-    return fclose(f) == 0 ? QAT_OK : qat_error_set(QAT_ERR_IO, "%s: write failed", path);
+    return fclose(f) == 0 ? QAT_OK : qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
 }
 
 /* weights (latent, before quantization) and the activations entering each
@@ -474,8 +476,11 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
             "  \"best_epoch\": %d,\n  \"train_images_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f\n}\n",
             r->epochs, threads, r->test_acc, r->best_val_acc, r->best_epoch, r->train_images_per_s, r->seconds,
             r->peak_rss_mb);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp); /* no debris */
+        return qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    }
     return QAT_OK;
 }
 
