@@ -178,6 +178,46 @@ static void test_lenet_epoch(const char *tmp)
     CHECK(r.test_acc >= 0.98f, "LeNet-5 after one epoch: %.4f < 0.98", r.test_acc);
 }
 
+static volatile sig_atomic_t stop_now;
+
+static void stop_after_first(void *ctx, const qat_epoch_metrics *m)
+{
+    (void)ctx;
+    if (m->epoch == 1) stop_now = 1;
+}
+
+/* A run started with --until 3 and stopped (a signal) after epoch 1 resumes
+ * to epoch 3, not to the end; one that reached its --until runs on. */
+static void test_until_kept(const char *tmp)
+{
+    char c[700], cc[800], path[700], mpath[800], line[8192];
+    const char *cfg = "tests/fixtures/train/lenet5_dropout.cfg";
+    snprintf(c, sizeof c, "%s/until", tmp);
+    snprintf(cc, sizeof cc, "%s/last.ckpt", c);
+    snprintf(path, sizeof path, "%s/%s", root, cfg);
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c);
+    qat_train_result r;
+    stop_now = 0;
+    qat_train_opts o = {.cfg_path = path, .data_dir = mnist, .out_dir = c, .epochs = 5, .until = 3, .seed = -1,
+                        .threads = 2, .max_steps = 4, .stop = &stop_now, .on_epoch = stop_after_first};
+    qat_status st = qat_train(&o, &r);
+    CHECK(st == QAT_ERR_INTERRUPTED && strstr(qat_last_error(), "interrupted in epoch 1"), "stop: %d %s", st,
+          qat_last_error());
+    qat_train_opts ro = {.cfg_path = path, .out_dir = c, .seed = -1, .threads = 2, .resume = cc};
+    CHECK(qat_train(&ro, &r) == QAT_OK, "resume to the kept until: %s", qat_last_error());
+    FILE *f = fopen(mpath, "r");
+    int lines = 0;
+    while (f && fgets(line, sizeof line, f)) lines++;
+    if (f) fclose(f);
+    CHECK(lines == 3, "kept --until 3: metrics.jsonl has %d lines, expected 3", lines);
+    CHECK(qat_train(&ro, &r) == QAT_OK && r.epochs == 5, "resume past the reached until: %s", qat_last_error());
+    f = fopen(mpath, "r");
+    lines = 0;
+    while (f && fgets(line, sizeof line, f)) lines++;
+    if (f) fclose(f);
+    CHECK(lines == 5, "after the until was reached: metrics.jsonl has %d lines, expected 5", lines);
+}
+
 /* Divergent training stops with QAT_ERR_NONFINITE naming the epoch and step;
  * last.ckpt is the last finite state and loads; the metrics hold only
  * finite epochs, as valid JSON. */
@@ -289,6 +329,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(tmp)) return 1;
     const char *only = argc > 2 ? argv[2] : "all";
     if (!strcmp(only, "all") || !strcmp(only, "resume")) test_resume(tmp);
+    if (!strcmp(only, "all") || !strcmp(only, "resume")) test_until_kept(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "configs")) test_configs(tmp, "mnist");
     int skip = 0;
     if (!strcmp(only, "all") || !strcmp(only, "cifar_configs")) skip = test_cifar_configs(tmp, data) == 77;

@@ -459,6 +459,15 @@ static void write_layer_stats(FILE *f, qat_model *m)
     if (any) fprintf(f, "}");
 }
 
+/* v in fmt, or null when it is not finite: every JSON qat writes is valid
+ * (printf gives "nan" and "inf", which JSON has not) */
+static const char *json_num(char buf[40], double v, const char *fmt)
+{
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 40, fmt, v);
+    return buf;
+}
+
 static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads)
 {
     char tmp[1100];
@@ -471,11 +480,12 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     json_str(f, r->dataset);
     fprintf(f, ",\n  \"data_dir\": ");
     json_str(f, r->data_dir);
+    char a[40], b[40];
     fprintf(f,
-            ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %.6f,\n  \"best_val_acc\": %.6f,\n"
+            ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %s,\n  \"best_val_acc\": %s,\n"
             "  \"best_epoch\": %d,\n  \"train_images_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f\n}\n",
-            r->epochs, threads, r->test_acc, r->best_val_acc, r->best_epoch, r->train_images_per_s, r->seconds,
-            r->peak_rss_mb);
+            r->epochs, threads, json_num(a, r->test_acc, "%.6f"), json_num(b, r->best_val_acc, "%.6f"), r->best_epoch,
+            r->train_images_per_s, r->seconds, r->peak_rss_mb);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp); /* no debris */
@@ -494,9 +504,10 @@ static qat_status resume_settings(const qat_ckpt *ck, qat_train_opts *o, qat_cfg
     qat_status st = qat_cfg_parse_text(rc, "qat.run", (const char *)r->data, r->nbytes);
     if (st || rc->nsec != 1) return st ? qat_error_wrap(st, "%s", ck->path) : qat_error_set(QAT_ERR_FORMAT, "%s: bad qat.run", ck->path);
     qat_cfg_section *sec = &rc->sec[0];
-    int epochs, threads, max_steps, seed;
+    int epochs, threads, max_steps, seed, until;
     const char *dataset, *data;
     if ((st = qat_cfg_get_int(rc, sec, "epochs", 0, 0, 1000000, &epochs)) ||
+        (st = qat_cfg_get_int(rc, sec, "until", 0, 0, 1000000, &until)) ||
         (st = qat_cfg_get_int(rc, sec, "seed", 0, 0, 2147483647, &seed)) ||
         (st = qat_cfg_get_int(rc, sec, "threads", 1, 1, 256, &threads)) ||
         (st = qat_cfg_get_int(rc, sec, "max_steps", 0, 0, 2147483647, &max_steps)) ||
@@ -514,6 +525,14 @@ static qat_status resume_settings(const qat_ckpt *ck, qat_train_opts *o, qat_cfg
     if (given[0] && !o->override_run)
         return qat_error_set(QAT_ERR_ARG, "%s: %s; resume with the run's own settings, or pass --override to change it",
                              ck->path, given);
+    /* a kept --until holds while the checkpoint is short of it (a run killed
+     * before its stop point stops there again); once reached, a resume goes
+     * on to the end of the schedule. A different --until changes where the
+     * run stops, not what it computes: taken without --override. */
+    const qat_ckpt_record *pr = qat_ckpt_find(ck, "qat.pos");
+    uint64_t done = 0;
+    if (pr && pr->nbytes >= 8) memcpy(&done, pr->data, 8);
+    if (o->until <= 0 && until > 0 && done < (uint64_t)until) o->until = until;
     if (o->epochs <= 0) o->epochs = epochs;
     if (o->seed < 0) o->seed = seed;
     if (!o->threads_given) o->threads = threads;
@@ -599,9 +618,10 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     }
     /* what the checkpoints keep for a resume (resume_settings) */
     char run_text[1400];
-    snprintf(run_text, sizeof run_text, "[run]\nepochs = %d\nseed = %llu\nthreads = %d\nmax_steps = %d\ndataset = %s\ndata = %s\n",
-             net->epochs, (unsigned long long)net->seed, o->threads, o->max_steps > 0 ? o->max_steps : 0, net->dataset,
-             dir);
+    snprintf(run_text, sizeof run_text,
+             "[run]\nepochs = %d\nuntil = %d\nseed = %llu\nthreads = %d\nmax_steps = %d\ndataset = %s\ndata = %s\n",
+             net->epochs, o->until > 0 ? o->until : 0, (unsigned long long)net->seed, o->threads,
+             o->max_steps > 0 ? o->max_steps : 0, net->dataset, dir);
     pos.run = run_text;
 
     /* augmentation in the training loader only; eval_loader_init leaves it off */
@@ -702,12 +722,15 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
             em.best = 1;
         }
         em.seconds = qat_time_now() - te;
+        char jv[8][40];
         fprintf(s.metrics,
-                "{\"epoch\": %d, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, \"val_loss\": %.6f, "
-                "\"val_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"images_per_s\": %.1f, "
+                "{\"epoch\": %d, \"lr\": %s, \"train_loss\": %s, \"train_acc\": %s, \"val_loss\": %s, "
+                "\"val_acc\": %s, \"test_loss\": %s, \"test_acc\": %s, \"images_per_s\": %.1f, "
                 "\"seconds\": %.3f, \"best\": %s",
-                em.epoch, em.lr, em.train_loss, em.train_acc, em.val_loss, em.val_acc, em.test_loss, em.test_acc,
-                em.images_per_s, em.seconds, em.best ? "true" : "false");
+                em.epoch, json_num(jv[0], em.lr, "%.6g"), json_num(jv[1], em.train_loss, "%.6f"),
+                json_num(jv[2], em.train_acc, "%.6f"), json_num(jv[3], em.val_loss, "%.6f"),
+                json_num(jv[4], em.val_acc, "%.6f"), json_num(jv[5], em.test_loss, "%.6f"),
+                json_num(jv[6], em.test_acc, "%.6f"), em.images_per_s, em.seconds, em.best ? "true" : "false");
         if (net->nonfinite == QAT_NONFINITE_SKIP) fprintf(s.metrics, ", \"skipped_steps\": %ld", skipped);
         if (s.signs) {
             /* fraction of binary weights whose sign changed during the epoch */

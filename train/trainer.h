@@ -39,8 +39,8 @@ typedef struct {
     /* checkpoint to continue from, or NULL. The settings above that shape a
      * run (epochs, seed, threads, max_steps, dataset, data_dir) are kept in
      * its checkpoints: a resume takes those it is not given, and refuses one
-     * given differently unless override_run (until is not kept: it is what
-     * a resume runs past) */
+     * given differently unless override_run. until is kept too and holds
+     * while the checkpoint is short of it (once reached, a resume runs on) */
     const char *resume;
     int override_run;
     int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
