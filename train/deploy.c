@@ -2,6 +2,7 @@
  * (a .qnn on image files or on a dataset's test split). */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,18 +260,31 @@ int cmd_export(int argc, char **argv)
         rc = fail();
         goto done;
     }
+    /* SIGINT/SIGTERM/SIGHUP wait until the write is whole (temporary file,
+     * fsync, rename) and act after it: a stop never leaves m.qnn.tmp.* */
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stops, &old);
     if (!strcmp(format, "qnn")) {
-        if (qat_export_write_file(out, r.bytes, r.size) != QAT_OK) {
+        qat_status wst = qat_export_write_file(out, r.bytes, r.size);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (wst != QAT_OK) {
             rc = fail();
             goto done;
         }
     } else {
         if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
             fprintf(stderr, "%s: error: %s: cannot create the folder: %s\n", prog, out, strerror(errno));
             rc = 1;
             goto done;
         }
-        if (qat_export_csource(r.bytes, r.size, out, prefix) != QAT_OK) {
+        qat_status wst = qat_export_csource(r.bytes, r.size, out, prefix);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (wst != QAT_OK) {
             rc = fail();
             goto done;
         }
