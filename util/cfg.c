@@ -423,6 +423,17 @@ qat_status qat_cfg_get_enum(qat_cfg *c, qat_cfg_section *s, const char *key,
     return bad_value(c, s, kv, "expected one of %s; got '%.80s'", list, kv->val);
 }
 
+/* The next comma-separated item of a list value at *p, trimmed (its length
+ * in *len); *p moves past the comma, or becomes NULL after the last item. */
+static const char *list_item(const char **p, size_t *len)
+{
+    const char *q = *p, *comma = strchr(q, ',');
+    *len = comma ? (size_t)(comma - q) : strlen(q);
+    *p = comma ? comma + 1 : NULL;
+    trim(&q, len);
+    return q;
+}
+
 qat_status qat_cfg_get_int_list(qat_cfg *c, qat_cfg_section *s, const char *key, int *out,
                                 int cap, int *n)
 {
@@ -432,11 +443,9 @@ qat_status qat_cfg_get_int_list(qat_cfg *c, qat_cfg_section *s, const char *key,
     if (!kv) return QAT_OK;
     const char *p = kv->val;
     int count = 0;
-    for (int item = 1;; item++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *q = p;
-        trim(&q, &len);
+    for (int item = 1; p; item++) {
+        size_t len;
+        const char *q = list_item(&p, &len);
         int v, r = parse_int(q, len, &v);
         if (len == 0)
             return bad_value(c, s, kv, "item %d of '%.80s' is empty (expected integers like '30,60,90')",
@@ -450,8 +459,6 @@ qat_status qat_cfg_get_int_list(qat_cfg *c, qat_cfg_section *s, const char *key,
         if (count == cap)
             return bad_value(c, s, kv, "at most %d values are allowed", cap);
         out[count++] = v;
-        if (!comma) break;
-        p = comma + 1;
     }
     *n = count;
     return QAT_OK;
@@ -467,11 +474,9 @@ qat_status qat_cfg_get_float_list(qat_cfg *c, qat_cfg_section *s, const char *ke
     float vals[64];
     const char *p = kv->val;
     int count = 0;
-    for (int item = 1;; item++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *q = p;
-        trim(&q, &len);
+    for (int item = 1; p; item++) {
+        size_t len;
+        const char *q = list_item(&p, &len);
         if (len == 0)
             return bad_value(c, s, kv, "item %d of '%.80s' is empty (expected numbers like '0.5, 0.5, 0.5')",
                              item, kv->val);
@@ -497,8 +502,6 @@ qat_status qat_cfg_get_float_list(qat_cfg *c, qat_cfg_section *s, const char *ke
         if (count == cap || count == 64)
             return bad_value(c, s, kv, "at most %d values are allowed", cap < 64 ? cap : 64);
         vals[count++] = v;
-        if (!comma) break;
-        p = comma + 1;
     }
     for (int i = 0; i < count; i++) out[i] = vals[i];
     *n = count;
