@@ -69,6 +69,7 @@ void qat_init_tensor(qat_tensor *t, qat_init_kind kind, int fan_in, int fan_out,
 void qat_model_free(qat_model *m)
 {
     for (int i = 0; i < m->nlayers; i++) qat_qnode_free(&m->layers[i].wq);
+    free(m->owned);
     qat_graph_free(&m->g);
     free(m->layers);
     free(m->labels);
@@ -137,6 +138,13 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
         qat_qnode_init(&layers[i].aq, &r);
         qat_qnode_init(&layers[i].oq, &r);
     }
+    for (int i = 0; i < nlayers; i++) m->nowned += layers[i].wq.state != NULL;
+    if (m->nowned && !(m->owned = calloc((size_t)m->nowned, sizeof *m->owned))) {
+        st = qat_error_set(QAT_ERR_MEMORY, "model: out of memory");
+        goto fail;
+    }
+    for (int i = 0, k = 0; i < nlayers; i++)
+        if (layers[i].wq.state) m->owned[k++] = &layers[i].wq;
     return QAT_OK;
 fail:
     qat_model_free(m);
@@ -293,13 +301,8 @@ qat_status qat_model_check_values(const qat_model *m)
 
 int qat_model_owned(const qat_model *m, qat_qnode **out, int cap)
 {
-    int n = 0;
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].wq.states) {
-            if (n < cap) out[n] = &m->layers[i].wq;
-            n++;
-        }
-    return n;
+    for (int i = 0; i < m->nowned && i < cap; i++) out[i] = m->owned[i];
+    return m->nowned;
 }
 
 /* the codebook of a node as real values, sorted ascending; returns count */

@@ -71,6 +71,10 @@ struct qat_model {
     int batch;     /* the largest batch the graph runs */
     qat_tensor *input, *logits, *loss;
     int32_t *labels; /* batch labels read by the loss, owned */
+    /* the registry of weights a quantizer keeps itself (DST, ALQ), in layer
+     * order: what the trainer steps and checkpoints save as states */
+    qat_qnode **owned;
+    int nowned;
 };
 
 /* Builds the graph for `layers` (filled by a parser; the model takes them
@@ -103,8 +107,8 @@ int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_lay
  * otherwise QAT_ERR_FORMAT naming the tensor, the element and its value
  * (what a checkpoint load and the exporter refuse). */
 qat_status qat_model_check_values(const qat_model *m);
-/* Quantizer nodes that keep their layer's weights as states (DST), in layer
- * order; returns how many (at most cap written). */
+/* The registry m->owned: quantizer nodes that keep their layer's weights
+ * (DST, ALQ), in layer order; returns how many (at most cap written). */
 int qat_model_owned(const qat_model *m, qat_qnode **out, int cap);
 /* Fraction of x[0..count) within eps of a level of the node's codebook (in
  * real units, the first channel's scale): how far latent weights have moved

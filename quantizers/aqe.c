@@ -20,6 +20,26 @@
 
 enum { X_ALPHA, X_DELTA };
 
+typedef struct {
+    float alpha, reach; /* alpha from `alpha` at the start to 1 at fraction `reach` of training */
+    int shape;          /* qat_aqe_shape: along which curve */
+    float delta;        /* activations, 2 bits: Eq. 21's threshold */
+    float factor;       /* weights, 2 bits: delta = factor * mean|W| (TWN) */
+    int stochastic;     /* 1 bit: Eq. 7's stochastic sign */
+} aqe_opts;
+_Static_assert(sizeof(aqe_opts) <= QAT_QOPTS_BYTES, "aqe settings");
+static const char *const shape_names[QAT_AQE_SHAPE_COUNT] = {"linear", "exp", "step"};
+static const qat_qkey aqe_keys[] = {
+    QAT_QKEY_FLOAT_OF("aqe_alpha", aqe_opts, alpha, 0.5, 0, 1, QAT_QROLES_ALL), /* 1/2: the STE (Theorem 1) */
+    QAT_QKEY_FLOAT_OF("aqe_reach", aqe_opts, reach, 0.8, 0, 1, QAT_QROLES_ALL),
+    QAT_QKEY_ENUM_OF("aqe_schedule", aqe_opts, shape, QAT_AQE_LINEAR, shape_names, QAT_QROLES_ALL),
+    QAT_QKEY_FLOAT_OF("aqe_delta", aqe_opts, delta, 0.5, 0, 1, QAT_QROLES_ALL),
+    QAT_QKEY_FLOAT_OF("ternary_factor", aqe_opts, factor, 0.7, 0, 10, QAT_QROLES_ALL),
+    QAT_QKEY_ENUM_OF("rounding", aqe_opts, stochastic, 0, qat_rounding_names, QAT_QROLES_ALL),
+};
+
+static const aqe_opts *opts(const qat_qnode *n) { return QAT_QOPTS(n, aqe_opts); }
+
 static const int32_t pm1[2] = {-1, 1}, tern[3] = {-1, 0, 1};
 /* powers of two as integer levels over the finest magnitude 2^-(q-1) */
 static int32_t pow2_table[2 * 15 + 1];
@@ -44,15 +64,15 @@ static float aqe_h(const qat_qnode *n, float a, float delta)
 
 static float alpha_of(const qat_qnode *n) { return qat_qextra(n)[X_ALPHA]; }
 
-static void aqe_init(qat_qnode *n) { qat_qextra(n)[X_ALPHA] = n->spec.aqe_alpha; }
+static void aqe_init(qat_qnode *n) { qat_qextra(n)[X_ALPHA] = opts(n)->alpha; }
 
 static void aqe_schedule(qat_qnode *n, long step, long total)
 {
-    float a0 = n->spec.aqe_alpha, reach = n->spec.aqe_reach * (float)total;
+    float a0 = opts(n)->alpha, reach = opts(n)->reach * (float)total;
     float f = reach > 0 ? (float)step / reach : 1.0f;
     if (f > 1) f = 1;
     float a;
-    switch (n->spec.aqe_shape) {
+    switch (opts(n)->shape) {
     case QAT_AQE_EXP: /* the gap to 1 shrinks geometrically, to 1e-3 of itself at f = 1 */
         a = f >= 1 ? 1.0f : 1.0f - (1.0f - a0) * powf(1e-3f, f);
         break;
@@ -69,15 +89,15 @@ static void aqe_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     const float *x = t->src[0]->x;
     float *y = t->x;
     qat_qscale(n)[0] = n->bits >= 3 ? ldexpf(1.0f, -((1 << (n->bits - 1)) - 2)) : 1.0f;
-    float delta = n->spec.aqe_delta;
-    if (n->bits == 2 && n->role == QAT_QROLE_WEIGHT) delta = n->spec.ternary_factor * qat_mean_abs(x, t->n);
+    float delta = opts(n)->delta;
+    if (n->bits == 2 && n->role == QAT_QROLE_WEIGHT) delta = opts(n)->factor * qat_mean_abs(x, t->n);
     qat_qextra(n)[X_DELTA] = delta;
     if (!g->training) {
         for (size_t i = 0; i < t->n; i++) y[i] = aqe_h(n, x[i], delta);
         return;
     }
     float a = alpha_of(n);
-    if (n->spec.stochastic && n->bits == 1) {
+    if (opts(n)->stochastic && n->bits == 1) {
         for (size_t i = 0; i < t->n; i++) {
             float z = 2.0f * qat_rng_uniform(&g->rng) - 1.0f;
             y[i] = a * qat_sign(x[i] - z) + (1.0f - a) * x[i];
@@ -116,5 +136,5 @@ static void aqe_levels(const qat_qnode *n, qat_levels *out)
 const qat_quantizer qat_q_aqe = {
     .name = "aqe", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 1, .min_bits = 1, .max_bits = 5,
     .default_clip = 1.0f, .binary = 0, .init = aqe_init, .forward = aqe_forward, .backward = aqe_backward,
-    .levels = aqe_levels, .schedule = aqe_schedule,
+    .levels = aqe_levels, .schedule = aqe_schedule, .opts_size = sizeof(aqe_opts), QAT_QKEYS(aqe_keys),
 };

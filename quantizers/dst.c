@@ -11,6 +11,8 @@
  * qat_dst_lloyd_error is the expected squared error of that quantizer for a
  * standard normal input over x >= 0 (Eq. 3, 6), in closed form; it
  * reproduces Table 1. */
+#include <string.h>
+
 #include "qmath.h"
 
 #include "dst.h"
@@ -64,7 +66,18 @@ double qat_dst_lloyd_best(int bits, double *q2)
 }
 
 /* ---- the activation quantizer ------------------------------------------- */
-static float q2_of(const qat_qnode *n) { return n->spec.dst_q2; }
+typedef struct {
+    float q2;      /* the smallest nonzero level */
+    int zero_grad; /* qat_dst_zero_grad: the backward for |x| <= x_1 */
+} dst_act_opts;
+_Static_assert(sizeof(dst_act_opts) <= QAT_QOPTS_BYTES, "dst_act settings");
+static const char *const zero_grad_names[QAT_DST_GRAD_COUNT] = {"zero", "pass"};
+static const qat_qkey dst_act_keys[] = {
+    QAT_QKEY_FLOAT_OF("dst_q2", dst_act_opts, q2, 0.125, 1e-6, 100, QAT_QROLES_ALL),
+    QAT_QKEY_ENUM_OF("dst_zero_grad", dst_act_opts, zero_grad, QAT_DST_GRAD_ZERO, zero_grad_names, QAT_QROLES_ALL),
+};
+
+static float q2_of(const qat_qnode *n) { return QAT_QOPTS(n, dst_act_opts)->q2; }
 
 static void dst_act_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
@@ -94,7 +107,7 @@ static void dst_act_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     float x1 = 0.5f * q2;
     /* x_{v-1}: the threshold below the largest level */
     float xl = n->bits >= 3 ? 1.5f * q2 * ldexpf(1.0f, n->bits - 3) : x1;
-    float pass = n->spec.dst_zero_grad == QAT_DST_GRAD_PASS ? 1.0f : 0.0f;
+    float pass = QAT_QOPTS(n, dst_act_opts)->zero_grad == QAT_DST_GRAD_PASS ? 1.0f : 0.0f;
     for (size_t i = 0; i < t->n; i++) {
         float m = fabsf(x[i]), d;
         if (m <= x1) d = pass; /* Eq. 7: 0; dst_zero_grad = pass: 1 */
@@ -120,6 +133,7 @@ static void dst_act_levels(const qat_qnode *n, qat_levels *out)
 const qat_quantizer qat_q_dst_act = {
     .name = "dst_act", .roles = QAT_QROLE_ACT, .default_bits = 3, .min_bits = 2, .max_bits = 16,
     .forward = dst_act_forward, .backward = dst_act_backward, .levels = dst_act_levels,
+    .opts_size = sizeof(dst_act_opts), QAT_QKEYS(dst_act_keys),
 };
 
 /* ---- discrete-state weights (Sec. 3.3) ------------------------------------
@@ -133,7 +147,29 @@ const qat_quantizer qat_q_dst_act = {
  * the state is clipped to [-2^-p, 2^-p] (weights in [-1, 1]) and an
  * undefined state (+-3 for p = -2) jumps to the power of two below or
  * above it with probability 1/2 each (Eq. 9-11, Fig. 2). */
-static int max_state(const qat_qnode *n) { return 1 << -n->spec.dst_p; }
+typedef struct {
+    int p;    /* the smallest magnitude is 2^p */
+    float th; /* th of Eq. 14 */
+    int init; /* qat_dst_init: how the states start */
+} dst_opts;
+_Static_assert(sizeof(dst_opts) <= QAT_QOPTS_BYTES, "dst settings");
+static const char *const init_names[QAT_DST_INIT_COUNT] = {"uniform", "layer"};
+static const qat_qkey dst_keys[] = {
+    QAT_QKEY_INT_OF("dst_p", dst_opts, p, -2, -6, -1, QAT_QROLES_ALL),
+    QAT_QKEY_FLOAT_OF("dst_th", dst_opts, th, 0.5, 0, 100, QAT_QROLES_ALL),
+    QAT_QKEY_ENUM_OF("dst_init", dst_opts, init, QAT_DST_INIT_LAYER, init_names, QAT_QROLES_ALL),
+};
+
+static const dst_opts *opts(const qat_qnode *n) { return QAT_QOPTS(n, dst_opts); }
+
+/* the node's states: one int8 per weight */
+int8_t *qat_dst_states(const qat_qnode *n)
+{
+    QAT_ASSERT(n->spec.q == &qat_q_dst);
+    return n->state;
+}
+
+static int max_state(const qat_qnode *n) { return 1 << -opts(n)->p; }
 
 static int defined_state(int s)
 {
@@ -153,7 +189,7 @@ static int settle(int s, int maxs, qat_rng *rng)
     return s < 0 ? -v : v;
 }
 
-static float step_of(const qat_qnode *n) { return ldexpf(1.0f, n->spec.dst_p); }
+static float step_of(const qat_qnode *n) { return ldexpf(1.0f, opts(n)->p); }
 
 /* The first states. Eq. 9 rounds "x within [-1, 1]" to a state and Eq. 10
  * settles +-3: dst_init = uniform draws x ~ U[-1, 1] for that. dst_init =
@@ -165,14 +201,15 @@ static void dst_init_owned(qat_qnode *n, const float *w, qat_rng *rng)
 {
     float L = step_of(n);
     int maxs = max_state(n);
+    int8_t *states = qat_dst_states(n);
     for (size_t i = 0; i < n->out->n; i++) {
-        if (n->spec.dst_init == QAT_DST_INIT_UNIFORM) {
+        if (opts(n)->init == QAT_DST_INIT_UNIFORM) {
             float x = 2.0f * qat_rng_uniform(rng) - 1.0f;
-            n->states[i] = (int8_t)settle((int)lrintf(x / L), maxs, rng);
+            states[i] = (int8_t)settle((int)lrintf(x / L), maxs, rng);
             continue;
         }
         float v = qat_clampf(w[i], -1.0f, 1.0f) / L;
-        n->states[i] = (int8_t)settle((int)floorf(v + qat_rng_uniform(rng)), maxs, rng);
+        states[i] = (int8_t)settle((int)floorf(v + qat_rng_uniform(rng)), maxs, rng);
     }
 }
 
@@ -180,15 +217,17 @@ static void dst_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
     float L = step_of(n);
     qat_qscale(n)[0] = L;
-    for (size_t i = 0; i < t->n; i++) t->x[i] = (float)n->states[i] * L; /* Eq. 11 */
+    const int8_t *states = qat_dst_states(n);
+    for (size_t i = 0; i < t->n; i++) t->x[i] = (float)states[i] * L; /* Eq. 11 */
 }
 
 static void dst_backward(qat_qnode *n, qat_tensor *t, qat_graph *g) { /* t->g goes to update() */ }
 
 static void dst_update(qat_qnode *n, const float *delta, qat_rng *rng)
 {
-    float L = step_of(n), th = n->spec.dst_th;
+    float L = step_of(n), th = opts(n)->th;
     int maxs = max_state(n);
+    int8_t *states = qat_dst_states(n);
     for (size_t i = 0; i < n->out->n; i++) {
         float dw = delta[i];
         if (dw == 0) continue;
@@ -198,8 +237,8 @@ static void dst_update(qat_qnode *n, const float *delta, qat_rng *rng)
         float p1 = tanhf(th * fabsf(v / L));              /* Eq. 14 */
         float gate = qat_rng_uniform(rng) < p1 ? 1.0f : 0.0f;
         int ds = (int)(sg * gate + k);                    /* Eq. 13, in states */
-        int s = n->states[i] + ds;
-        n->states[i] = (int8_t)settle(s, maxs, rng);      /* Eq. 15 */
+        int s = states[i] + ds;
+        states[i] = (int8_t)settle(s, maxs, rng);         /* Eq. 15 */
     }
 }
 
@@ -216,8 +255,25 @@ static void dst_levels(const qat_qnode *n, qat_levels *out)
     *out = (qat_levels){.table = dstw_table, .ntable = k, .scale = qat_qscale(n), .nscale = 1};
 }
 
+static size_t dst_state_size(const qat_qnode *n) { return n->out->n; }
+
+/* a checkpoint's states: each within +-2^-p */
+static qat_status dst_load_state(qat_qnode *n, const void *state, size_t bytes, const char *from)
+{
+    QAT_ASSERT(bytes == n->out->n);
+    const int8_t *s = state;
+    int maxs = max_state(n);
+    for (size_t k = 0; k < bytes; k++)
+        if (s[k] > maxs || s[k] < -maxs)
+            return qat_error_set(QAT_ERR_FORMAT, "%s: weight state %d of '%s' at element %zu is out of range +-%d", from,
+                                 s[k], n->out->name, k, maxs);
+    memcpy(n->state, state, bytes);
+    return QAT_OK;
+}
+
 const qat_quantizer qat_q_dst = {
     .name = "dst", .roles = QAT_QROLE_WEIGHT, .default_bits = 3, .min_bits = 2, .max_bits = 8,
     .forward = dst_forward, .backward = dst_backward, .levels = dst_levels, .owns_weights = 1,
-    .init_owned = dst_init_owned, .update = dst_update,
+    .state_size = dst_state_size, .init_owned = dst_init_owned, .load_state = dst_load_state, .update = dst_update,
+    .opts_size = sizeof(dst_opts), QAT_QKEYS(dst_keys),
 };

@@ -13,10 +13,16 @@
 
 enum { X_INIT };
 
+typedef struct {
+    int signed_act; /* activations: signed levels (else unsigned, after a ReLU) */
+} lsq_opts;
+_Static_assert(sizeof(lsq_opts) <= QAT_QOPTS_BYTES, "lsq settings");
+static const qat_qkey lsq_keys[] = {QAT_QKEY_BOOL_OF("act_signed", lsq_opts, signed_act, 0, QAT_QROLE_ACT)};
+
 static void bounds(const qat_qnode *n, float *qn, float *qp)
 {
     int b = n->bits;
-    if (n->role == QAT_QROLE_ACT && !n->spec.signed_act) {
+    if (n->role == QAT_QROLE_ACT && !QAT_QOPTS(n, lsq_opts)->signed_act) {
         *qn = 0;
         *qp = (float)((1 << b) - 1);
     } else {
@@ -110,4 +116,5 @@ const qat_quantizer qat_q_lsq = {
     .per_channel_ok = 1,
     .name = "lsq", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 2, .min_bits = 2, .max_bits = 16,
     .has_param = 1, .param_name = "step", .init = lsq_init, .forward = lsq_forward, .backward = lsq_backward, .levels = lsq_levels,
+    .opts_size = sizeof(lsq_opts), QAT_QKEYS(lsq_keys),
 };

@@ -5,7 +5,19 @@
  * own L2 decay pact_decay (the trainer applies it). */
 #include "qmath.h"
 
-static void pact_init(qat_qnode *n) { n->param->x[0] = n->spec.alpha; }
+typedef struct {
+    float alpha; /* the clip's first value */
+    float decay; /* the clip's own L2 decay */
+} pact_opts;
+_Static_assert(sizeof(pact_opts) <= QAT_QOPTS_BYTES, "pact settings");
+static const qat_qkey pact_keys[] = {
+    QAT_QKEY_FLOAT_OF("pact_alpha", pact_opts, alpha, 10, 1e-3, 1e4, QAT_QROLES_ALL),
+    QAT_QKEY_FLOAT_OF("pact_decay", pact_opts, decay, 2e-4, 0, 10, QAT_QROLES_ALL),
+};
+
+static void pact_init(qat_qnode *n) { n->param->x[0] = QAT_QOPTS(n, pact_opts)->alpha; }
+
+static float pact_decay(const qat_qnode *n) { return QAT_QOPTS(n, pact_opts)->decay; }
 
 static void pact_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
@@ -36,6 +48,7 @@ static void pact_levels(const qat_qnode *n, qat_levels *out)
 }
 
 const qat_quantizer qat_q_pact = {
-    .name = "pact", .roles = QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1, .max_bits = 16, .has_param = 1, .param_name = "alpha", .param_decay = 1,
+    .name = "pact", .roles = QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1, .max_bits = 16, .has_param = 1, .param_name = "alpha", .param_decay = pact_decay,
+    .opts_size = sizeof(pact_opts), QAT_QKEYS(pact_keys),
     .init = pact_init, .forward = pact_forward, .backward = pact_backward, .levels = pact_levels,
 };

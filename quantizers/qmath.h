@@ -24,6 +24,10 @@ static inline float *qat_qzero(const qat_qnode *n) { return n->buf->x + n->chann
 /* method state after the scales and zero points (4 floats) */
 static inline float *qat_qextra(const qat_qnode *n) { return n->buf->x + 2 * n->channels; }
 
+/* names of the rounding and activation-range keys (several methods read them) */
+extern const char *const qat_rounding_names[2];
+extern const char *const qat_range_names[QAT_QRANGE_COUNT];
+
 static inline float qat_mean_abs(const float *x, size_t n)
 {
     double s = 0;

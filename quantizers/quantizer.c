@@ -26,26 +26,13 @@ const qat_quantizer *qat_quantizer_find(const char *name)
     return NULL;
 }
 
+const char *const qat_rounding_names[2] = {"nearest", "stochastic"};
+const char *const qat_range_names[QAT_QRANGE_COUNT] = {"minmax", "ema"};
+
 void qat_qspec_default(qat_qspec *s)
 {
     memset(s, 0, sizeof *s);
-    s->symmetric = 1;
-    s->range = QAT_QRANGE_EMA;
-    s->momentum = 0.1f;
-    s->ternary_factor = 0.7f;
-    s->threshold = 0.5f;
-    s->alpha = 10.0f;
-    s->alpha_decay = 2e-4f;
     s->clip = -1; /* the method's default */
-    s->aqe_alpha = 0.5f; /* alpha = 1/2 is the STE (Theorem 1) */
-    s->aqe_reach = 0.8f;
-    s->aqe_shape = QAT_AQE_LINEAR;
-    s->aqe_delta = 0.5f;
-    s->dst_q2 = 0.125f;
-    s->dst_p = -2;
-    s->dst_th = 0.5f;
-    s->dst_init = QAT_DST_INIT_LAYER;
-    s->dst_zero_grad = QAT_DST_GRAD_ZERO;
 }
 
 int qat_qspec_bits(const qat_qspec *s)
@@ -54,8 +41,110 @@ int qat_qspec_bits(const qat_qspec *s)
     return s->bits ? s->bits : s->q->default_bits;
 }
 
-static const char *const dst_init_names[] = {"uniform", "layer"};
-static const char *const dst_grad_names[] = {"zero", "pass"};
+static void key_store(void *opts, const qat_qkey *k, double v)
+{
+    unsigned char *p = (unsigned char *)opts + k->offset;
+    if (k->type == QAT_QKEY_FLOAT) {
+        float f = (float)v;
+        memcpy(p, &f, sizeof f);
+    } else {
+        int i = (int)v;
+        memcpy(p, &i, sizeof i);
+    }
+}
+
+static double key_load(const void *opts, const qat_qkey *k)
+{
+    const unsigned char *p = (const unsigned char *)opts + k->offset;
+    if (k->type == QAT_QKEY_FLOAT) {
+        float f;
+        memcpy(&f, p, sizeof f);
+        return f;
+    }
+    int i;
+    memcpy(&i, p, sizeof i);
+    return i;
+}
+
+/* q's default settings into opts */
+static void opts_default(const qat_quantizer *q, void *opts)
+{
+    memset(opts, 0, QAT_QOPTS_BYTES);
+    QAT_ASSERT(q->opts_size <= QAT_QOPTS_BYTES);
+    for (int i = 0; i < q->nkeys; i++) key_store(opts, &q->keys[i], q->keys[i].def);
+}
+
+void *qat_qspec_opts(qat_qspec *s)
+{
+    if (!s->q) return NULL;
+    if (s->opts_q != s->q) {
+        opts_default(s->q, s->opts);
+        s->opts_q = s->q;
+    }
+    return s->opts;
+}
+
+const void *qat_qspec_opts_const(const qat_qspec *s)
+{
+    QAT_ASSERT(!s->q || s->opts_q == s->q);
+    return s->q ? s->opts : NULL;
+}
+
+static const qat_qkey *key_find(const qat_quantizer *q, const char *key)
+{
+    for (int i = 0; q && i < q->nkeys; i++)
+        if (strcmp(q->keys[i].key, key) == 0) return &q->keys[i];
+    return NULL;
+}
+
+qat_status qat_qspec_set(qat_qspec *s, const char *key, double value)
+{
+    const qat_qkey *k = key_find(s->q, key);
+    if (!k || !k->roles) return qat_error_set(QAT_ERR_CONFIG, "quantizer %s has no setting '%s'", s->q ? s->q->name : "float", key);
+    if (!(value >= k->lo && value <= k->hi) || (k->type != QAT_QKEY_FLOAT && value != (double)(int)value))
+        return qat_error_set(QAT_ERR_CONFIG, "quantizer %s: %s = %g is outside [%g, %g]%s", s->q->name, key, value, k->lo,
+                             k->hi, k->type == QAT_QKEY_FLOAT ? "" : " or not an integer");
+    key_store(qat_qspec_opts(s), k, value);
+    return QAT_OK;
+}
+
+double qat_qspec_get(const qat_qspec *s, const char *key)
+{
+    const qat_qkey *k = key_find(s->q, key);
+    if (!k || !k->roles) return NAN;
+    qat_qspec t = *s;
+    return key_load(qat_qspec_opts(&t), k);
+}
+
+/* reads the section's values of q's keys for `role` into opts (whose
+ * current values are the defaults) */
+static qat_status read_keys(qat_cfg *c, qat_cfg_section *s, const qat_quantizer *q, int role, void *opts)
+{
+    qat_status st = QAT_OK;
+    for (int i = 0; st == QAT_OK && i < q->nkeys; i++) {
+        const qat_qkey *k = &q->keys[i];
+        if (!(k->roles & role)) continue;
+        double cur = key_load(opts, k);
+        int iv = (int)cur;
+        float fv = (float)cur;
+        switch (k->type) {
+        case QAT_QKEY_FLOAT: st = qat_cfg_get_float(c, s, k->key, fv, (float)k->lo, (float)k->hi, &fv); break;
+        case QAT_QKEY_INT: st = qat_cfg_get_int(c, s, k->key, iv, (int)k->lo, (int)k->hi, &iv); break;
+        case QAT_QKEY_BOOL: st = qat_cfg_get_bool(c, s, k->key, iv, &iv); break;
+        case QAT_QKEY_ENUM: st = qat_cfg_get_enum(c, s, k->key, k->names, k->nnames, iv, &iv); break;
+        }
+        if (st == QAT_OK) key_store(opts, k, k->type == QAT_QKEY_FLOAT ? (double)fv : (double)iv);
+    }
+    return st;
+}
+
+/* the config's [quant] section (the defaults), or NULL */
+static qat_cfg_section *defaults_section(qat_cfg *c)
+{
+    for (int i = 0; i < c->nsec; i++)
+        if (strcmp(c->sec[i].name, "quant") == 0) return &c->sec[i];
+    return NULL;
+}
 
 static qat_status parse_method(qat_cfg *c, qat_cfg_section *s, const char *key, qat_qrole role, qat_qspec *out)
 {
@@ -83,18 +172,43 @@ static qat_status parse_method(qat_cfg *c, qat_cfg_section *s, const char *key, 
     if (!(q->roles & role))
         return qat_cfg_error_at(c, line, "[%s] %s = %s: this quantizer does not apply to %s", s->name, key, name,
                                 role == QAT_QROLE_WEIGHT ? "weights" : "activations");
-    out->q = q;
+    if (q != out->q) {
+        /* another method than inherited: its settings as [quant] gives them */
+        out->q = q;
+        opts_default(q, out->opts);
+        out->opts_q = q;
+        qat_cfg_section *d = defaults_section(c);
+        if (d && d != s && (st = read_keys(c, d, q, role, out->opts))) return st;
+    }
     return QAT_OK;
 }
 
-static const char *const range_names[QAT_QRANGE_COUNT] = {"minmax", "ema"};
-static const char *const rounding_names[2] = {"nearest", "stochastic"};
-static const char *const aqe_shape_names[QAT_AQE_SHAPE_COUNT] = {"linear", "exp", "step"};
+/* A key left unread in s that some method declares: the section does not
+ * use that method (QAT_ERR_CONFIG naming it), or QAT_OK. */
+static qat_status stray_method_key(qat_cfg *c, const qat_cfg_section *s, const qat_qspec *w, const qat_qspec *a)
+{
+    for (int i = 0; i < s->nkv; i++) {
+        if (s->kv[i].used) continue;
+        char owners[200] = "";
+        for (int m = 0; m < qat_quantizer_count; m++)
+            if (key_find(qat_quantizers[m], s->kv[i].key)) {
+                strncat(owners, owners[0] ? ", " : "", sizeof owners - strlen(owners) - 1);
+                strncat(owners, qat_quantizers[m]->name, sizeof owners - strlen(owners) - 1);
+            }
+        if (owners[0])
+            return qat_cfg_error_at(c, s->kv[i].line,
+                                    "[%s] %s is a setting of %s, and this section quantizes weights with %s and "
+                                    "activations with %s",
+                                    s->name, s->kv[i].key, owners, w->q ? w->q->name : "float",
+                                    a->q ? a->q->name : "float");
+    }
+    return QAT_OK;
+}
 
 qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qspec *a)
 {
     qat_status st;
-    int bits = 0, stoch = a->stochastic;
+    int bits = 0;
     if ((st = parse_method(c, s, "weight", QAT_QROLE_WEIGHT, w)) || (st = parse_method(c, s, "act", QAT_QROLE_ACT, a)) ||
         (st = qat_cfg_get_int(c, s, "bits", 0, 1, 16, &bits)))
         return st;
@@ -102,51 +216,28 @@ qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qsp
     if ((st = qat_cfg_get_int(c, s, "weight_bits", w->bits, 1, 16, &w->bits)) ||
         (st = qat_cfg_get_int(c, s, "act_bits", a->bits, 1, 16, &a->bits)) ||
         (st = qat_cfg_get_bool(c, s, "per_channel", w->per_channel, &w->per_channel)) ||
-        (st = qat_cfg_get_bool(c, s, "symmetric", w->symmetric, &w->symmetric)) ||
-        (st = qat_cfg_get_bool(c, s, "act_signed", a->signed_act, &a->signed_act)) ||
-        (st = qat_cfg_get_enum(c, s, "act_range", range_names, QAT_QRANGE_COUNT, a->range, &a->range)) ||
-        (st = qat_cfg_get_float(c, s, "momentum", a->momentum, 0.0f, 1.0f, &a->momentum)) ||
-        (st = qat_cfg_get_float(c, s, "ternary_factor", w->ternary_factor, 0.0f, 10.0f, &w->ternary_factor)) ||
-        (st = qat_cfg_get_float(c, s, "act_threshold", a->threshold, 0.0f, 100.0f, &a->threshold)) ||
-        (st = qat_cfg_get_float(c, s, "pact_alpha", a->alpha, 1e-3f, 1e4f, &a->alpha)) ||
-        (st = qat_cfg_get_float(c, s, "pact_decay", a->alpha_decay, 0.0f, 10.0f, &a->alpha_decay)) ||
-        (st = qat_cfg_get_float(c, s, "clip", w->clip, -1.0f, 1e6f, &w->clip)) ||
-        (st = qat_cfg_get_enum(c, s, "rounding", rounding_names, 2, stoch, &stoch)) ||
-        (st = qat_cfg_get_float(c, s, "aqe_alpha", w->aqe_alpha, 0.0f, 1.0f, &w->aqe_alpha)) ||
-        (st = qat_cfg_get_float(c, s, "aqe_reach", w->aqe_reach, 0.0f, 1.0f, &w->aqe_reach)) ||
-        (st = qat_cfg_get_enum(c, s, "aqe_schedule", aqe_shape_names, QAT_AQE_SHAPE_COUNT, w->aqe_shape,
-                               &w->aqe_shape)) ||
-        (st = qat_cfg_get_float(c, s, "aqe_delta", w->aqe_delta, 0.0f, 1.0f, &w->aqe_delta)) ||
-        (st = qat_cfg_get_float(c, s, "dst_q2", a->dst_q2, 1e-6f, 100.0f, &a->dst_q2)) ||
-        (st = qat_cfg_get_int(c, s, "dst_p", w->dst_p, -6, -1, &w->dst_p)) ||
-        (st = qat_cfg_get_float(c, s, "dst_th", w->dst_th, 0.0f, 100.0f, &w->dst_th)) ||
-        (st = qat_cfg_get_enum(c, s, "dst_init", dst_init_names, QAT_DST_INIT_COUNT, w->dst_init, &w->dst_init)) ||
-        (st = qat_cfg_get_enum(c, s, "dst_zero_grad", dst_grad_names, QAT_DST_GRAD_COUNT, a->dst_zero_grad,
-                               &a->dst_zero_grad)))
+        (st = qat_cfg_get_float(c, s, "clip", w->clip, -1.0f, 1e6f, &w->clip)))
         return st;
-    w->dst_q2 = a->dst_q2;
-    a->dst_p = w->dst_p;
-    a->dst_th = w->dst_th;
-    a->aqe_alpha = w->aqe_alpha;
-    a->aqe_reach = w->aqe_reach;
-    a->aqe_shape = w->aqe_shape;
-    a->aqe_delta = w->aqe_delta;
-    a->stochastic = w->stochastic = stoch;
-    /* both roles share the method-independent settings */
     a->per_channel = 0;
-    a->symmetric = w->symmetric;
-    a->ternary_factor = w->ternary_factor;
     a->clip = 0;
-    w->range = a->range;
-    w->momentum = a->momentum;
-    w->threshold = a->threshold;
-    w->alpha = a->alpha;
-    w->alpha_decay = a->alpha_decay;
-    w->signed_act = 1;
-    const qat_qspec *chk[2] = {w, a};
+    qat_qspec *spec[2] = {w, a};
+    for (int i = 0; i < 2; i++)
+        if (spec[i]->q && (st = read_keys(c, s, spec[i]->q, i ? QAT_QROLE_ACT : QAT_QROLE_WEIGHT, qat_qspec_opts(spec[i]))))
+            return st;
+    if (s == defaults_section(c)) {
+        /* the defaults of every method (read by layers that switch to one):
+         * checked here, where they are written */
+        unsigned char scratch[QAT_QOPTS_BYTES];
+        for (int m = 0; m < qat_quantizer_count; m++) {
+            opts_default(qat_quantizers[m], scratch);
+            if ((st = read_keys(c, s, qat_quantizers[m], QAT_QROLES_ALL, scratch))) return st;
+        }
+    } else if ((st = stray_method_key(c, s, w, a))) {
+        return st;
+    }
     for (int i = 0; i < 2; i++) {
-        const qat_quantizer *q = chk[i]->q;
-        int b = qat_qspec_bits(chk[i]);
+        const qat_quantizer *q = spec[i]->q;
+        int b = qat_qspec_bits(spec[i]);
         if (q && (b < q->min_bits || b > q->max_bits))
             return qat_cfg_error_at(c, s->line, "[%s] %s quantizer '%s' takes %d to %d bits, got %d", s->name,
                                     i ? "activation" : "weight", q->name, q->min_bits, q->max_bits, b);
@@ -189,6 +280,7 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
     if (!spec->q || !x) return x;
     memset(n, 0, sizeof *n);
     n->spec = *spec;
+    qat_qspec_opts(&n->spec);
     n->role = role;
     n->bits = qat_qspec_bits(spec);
     n->in = x;
@@ -207,7 +299,7 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
         if (!n->param) return NULL;
         if (spec->q->param_decay) { /* PACT's clip has an L2 decay of its own */
             n->param->flags |= QAT_T_OWN_DECAY;
-            n->param->fp[0] = spec->alpha_decay;
+            n->param->fp[0] = spec->q->param_decay(n);
         }
         src[nsrc++] = n->param;
     }
@@ -224,9 +316,11 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
 qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec, int ndim, const int *shape,
                                const char *name)
 {
-    QAT_ASSERT(spec->q && spec->q->owns_weights);
+    QAT_ASSERT(spec->q && spec->q->owns_weights && spec->q->state_size && spec->q->init_owned &&
+               spec->q->load_state && (spec->q->update || spec->q->step));
     memset(n, 0, sizeof *n);
     n->spec = *spec;
+    qat_qspec_opts(&n->spec);
     n->role = QAT_QROLE_WEIGHT;
     n->bits = qat_qspec_bits(spec);
     n->channels = 1;
@@ -241,9 +335,10 @@ qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec
     if (!n->out) return NULL;
     snprintf(n->out->name, sizeof n->out->name, "%s", name);
     n->in = n->out; /* the float view is the weight tensor the layer sees */
-    n->states = calloc(n->out->n, 1);
-    if (!n->states) {
-        qat_error_set(QAT_ERR_MEMORY, "%s: out of memory for %zu weight states", name, n->out->n);
+    n->state_bytes = spec->q->state_size(n);
+    n->state = calloc(n->state_bytes ? n->state_bytes : 1, 1);
+    if (!n->state) {
+        qat_error_set(QAT_ERR_MEMORY, "%s: out of memory for %zu bytes of weight state", name, n->state_bytes);
         return NULL;
     }
     return n->out;
@@ -251,8 +346,9 @@ qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec
 
 void qat_qnode_free(qat_qnode *n)
 {
-    free(n->states);
-    n->states = NULL;
+    free(n->state);
+    n->state = NULL;
+    n->state_bytes = 0;
 }
 
 void qat_qnode_init(qat_qnode *n, qat_rng *rng)
@@ -260,13 +356,13 @@ void qat_qnode_init(qat_qnode *n, qat_rng *rng)
     if (!n->out || n->role == QAT_QROLE_GRAD) return;
     for (size_t i = 0; i < n->buf->n; i++) n->buf->x[i] = 0;
     for (int c = 0; c < n->channels; c++) n->buf->x[c] = 1; /* scales */
-    if (n->states) n->spec.q->init_owned(n, n->out->x, rng); /* the layer initialised the float view */
+    if (n->state) n->spec.q->init_owned(n, n->out->x, rng); /* the layer initialised the float view */
     if (n->spec.q->init) n->spec.q->init(n);
 }
 
 void qat_qnode_post_update(qat_qnode *n)
 {
-    if (!n->out || n->role != QAT_QROLE_WEIGHT || n->spec.clip <= 0 || n->states) return;
+    if (!n->out || n->role != QAT_QROLE_WEIGHT || n->spec.clip <= 0 || n->state) return;
     float c = n->spec.clip;
     float *w = n->in->x;
     for (size_t i = 0; i < n->in->n; i++) w[i] = w[i] < -c ? -c : w[i] > c ? c : w[i];

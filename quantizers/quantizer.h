@@ -14,39 +14,61 @@
 #ifndef QAT_QUANTIZER_H
 #define QAT_QUANTIZER_H
 
+#include <stddef.h>
+
 #include "cfg.h"
 #include "graph.h"
+#include "optim.h"
 
 typedef enum { QAT_QROLE_WEIGHT = 1, QAT_QROLE_ACT = 2, QAT_QROLE_GRAD = 4 } qat_qrole;
 
 typedef enum { QAT_QRANGE_MINMAX = 0, QAT_QRANGE_EMA, QAT_QRANGE_COUNT } qat_qrange;
 
-/* Settings of one quantizer instance; [quant] gives the defaults, a layer's
- * section overrides them. Each method reads the fields it needs. */
+/* One setting of a method: a config key that the method reads into its own
+ * settings block (qat_qspec.opts) at `offset`, as a float or an int (BOOL
+ * and ENUM are ints; an ENUM is the index of its name). `roles` are the
+ * roles whose sections read the key (0: a fixed setting, no key, that only
+ * gives the block its value); several methods may declare the same key
+ * (each into its own block). */
+typedef enum { QAT_QKEY_FLOAT, QAT_QKEY_INT, QAT_QKEY_BOOL, QAT_QKEY_ENUM } qat_qkey_type;
+
+typedef struct {
+    const char *key;
+    qat_qkey_type type;
+    int roles;                /* qat_qrole bits */
+    size_t offset;            /* in the method's settings struct */
+    double def, lo, hi;       /* default and range (ENUM: index, range from names) */
+    const char *const *names; /* ENUM: the names, nnames of them */
+    int nnames;
+} qat_qkey;
+
+/* Bytes a method's settings struct may take (asserted where each is defined). */
+#define QAT_QOPTS_BYTES 40
+
+/* Key table entries for a method's settings struct T. */
+#define QAT_QKEY_FLOAT_OF(k, T, f, d, lo, hi, r) {k, QAT_QKEY_FLOAT, r, offsetof(T, f), d, lo, hi, NULL, 0}
+#define QAT_QKEY_INT_OF(k, T, f, d, lo, hi, r) {k, QAT_QKEY_INT, r, offsetof(T, f), d, lo, hi, NULL, 0}
+#define QAT_QKEY_BOOL_OF(k, T, f, d, r) {k, QAT_QKEY_BOOL, r, offsetof(T, f), d, 0, 1, NULL, 0}
+#define QAT_QKEY_ENUM_OF(k, T, f, d, names, r) \
+    {k, QAT_QKEY_ENUM, r, offsetof(T, f), d, 0, (double)(sizeof names / sizeof names[0]) - 1, names, \
+     (int)(sizeof names / sizeof names[0])}
+#define QAT_QKEYS(table) .keys = table, .nkeys = (int)(sizeof table / sizeof table[0])
+#define QAT_QROLES_ALL (QAT_QROLE_WEIGHT | QAT_QROLE_ACT)
+
+/* Settings of one quantizer instance: the method, its bits, the settings
+ * every weight quantizer has (per-channel scales, the latent clip), and the
+ * method's own settings block, read through its key table (q->keys). [quant]
+ * gives the defaults, a layer's section overrides them. The block belongs to
+ * opts_q; qat_qspec_opts() re-initialises it to q's defaults when q was
+ * changed since, so `s.q = qat_quantizer_find(..)` is a valid way to pick a
+ * method. */
 typedef struct {
     const struct qat_quantizer *q; /* NULL: float (no quantizer) */
     int bits;                      /* 0: the method's default */
     int per_channel;               /* weights: one scale per output channel */
-    int symmetric;                 /* uniform: levels -Q..Q (else 0..2^k-1 with a zero point) */
-    int signed_act;                /* activations: signed levels (else unsigned, after a ReLU) */
-    int range;                     /* qat_qrange: how uniform/stochastic find activation ranges */
-    float momentum;                /* EMA range momentum */
-    float ternary_factor;          /* TWN: threshold = factor * mean|W| (0.7) */
-    float threshold;               /* ternary activations: fixed threshold (0.5) */
-    float alpha;                   /* PACT: initial clip (10) */
-    float alpha_decay;             /* PACT: L2 decay of the clip (2e-4) */
-    float clip;                    /* latent weights clipped to [-clip, clip] after each step (0: none) */
-    int stochastic;                /* uniform: stochastic rounding (Gholami Eq. 8); AQE: Eq. 7 */
-    /* AQE (aqe.c): alpha from aqe_alpha at the start to 1 at fraction
-     * aqe_reach of training, along aqe_shape */
-    float aqe_alpha, aqe_reach;
-    int aqe_shape;                 /* qat_aqe_shape */
-    float aqe_delta;               /* ternary h threshold (Eq. 21) */
-    float dst_q2;                  /* DST activations: the smallest nonzero level q2 */
-    int dst_p;                     /* DST weights: the smallest magnitude is 2^p (p = -2: {0, +-1/4, +-1/2, +-1}) */
-    float dst_th;                  /* DST weights: th of Eq. 14 (0.5) */
-    int dst_init;                  /* DST weights: qat_dst_init, how the states start */
-    int dst_zero_grad;             /* DST activations: qat_dst_zero_grad, backward for |x| <= x_1 */
+    float clip;                    /* latent weights clipped to [-clip, clip] after each step (0: none, -1: the method's) */
+    const struct qat_quantizer *opts_q; /* the method opts holds settings for */
+    _Alignas(8) unsigned char opts[QAT_QOPTS_BYTES];
 } qat_qspec;
 
 /* DST weights' first states: Eq. 9 rounds "x within [-1, 1]": UNIFORM draws
@@ -77,6 +99,17 @@ typedef struct {
 
 typedef struct qat_qnode qat_qnode;
 
+/* What a step of owned weights sees: the optimizer over every owned weight
+ * of the model (this node's range starts at off; its t is already this
+ * step's), the step's learning rate and weight decay, and scratch of
+ * 2 x the largest owned tensor's floats. */
+typedef struct qat_owned_step {
+    qat_optim *optim;
+    size_t off;
+    float lr, wd;
+    float *scratch;
+} qat_owned_step;
+
 typedef struct qat_quantizer {
     const char *name;
     int roles;           /* qat_qrole bits it supports */
@@ -85,7 +118,7 @@ typedef struct qat_quantizer {
     float default_clip;  /* latent-weight clip for weights (1 for sign methods) */
     int has_param;       /* 1: a learnable scale/clip: one value, or one per channel */
     const char *param_name; /* its tensor name suffix ("alpha", "step") */
-    int param_decay;     /* 1: the parameter has its own L2 decay (spec.alpha_decay) */
+    float (*param_decay)(const qat_qnode *n); /* the parameter's own L2 decay (PACT's clip), or NULL */
     int binary;          /* two levels: training logs its weight flip ratio */
     int unit_signs;      /* every forward output is exactly -1 or +1 (training and evaluation):
                             a conv between two such runs on XOR-popcount (layers/binconv.c) */
@@ -99,13 +132,31 @@ typedef struct qat_quantizer {
     void (*levels)(const qat_qnode *n, qat_levels *out);
     /* optional annealing hook: step of total steps (AQE's alpha) */
     void (*schedule)(qat_qnode *n, long step, long total);
-    /* weights the quantizer keeps itself (no float copy): the layer gets
-     * qat_quantize_owned's output instead of a float parameter, and the
-     * optimizer hands each step's delta to update() instead of writing
-     * weights (DST) */
+    /* its own settings: a struct of opts_size bytes (<= QAT_QOPTS_BYTES)
+     * read from the config through keys[0..nkeys) */
+    size_t opts_size;
+    const qat_qkey *keys;
+    int nkeys;
+    /* Weights the quantizer keeps itself (no float copy): the layer gets
+     * qat_quantize_owned's output, a float view the forward recomputes from
+     * the node's state, instead of a float parameter. The model lists such
+     * nodes in one registry (qat_model.owned); the trainer steps each with
+     * the optimizer that serves all of them, and checkpoints save the state
+     * as one record. */
     int owns_weights;
+    /* bytes of the state of a node with n->out->n weights (a flat block,
+     * saved as it is) */
+    size_t (*state_size)(const qat_qnode *n);
     void (*init_owned)(qat_qnode *n, const float *w, qat_rng *rng); /* from float initial weights */
+    /* a checkpoint's state for n: checks every element (QAT_ERR_FORMAT
+     * naming `from`, the tensor and the element), then takes it */
+    qat_status (*load_state)(qat_qnode *n, const void *state, size_t bytes, const char *from);
+    /* The step: either update(), handed the optimizer's step as a delta on
+     * the float view (DST, Eq. 12-15), or step(), which sees the optimizer
+     * itself (its moments m-hat, v-hat and AMSGrad's running max, for ALQ's
+     * projection). */
     void (*update)(qat_qnode *n, const float *delta, qat_rng *rng);
+    void (*step)(qat_qnode *n, const struct qat_owned_step *s, qat_rng *rng);
 } qat_quantizer;
 
 /* One quantizer in a graph (owned by its layer). */
@@ -118,19 +169,40 @@ struct qat_qnode {
     qat_tensor *buf;     /* per-instance buffers: scales, running ranges, init flag (checkpointed) */
     int channels;        /* scales: 1, or the per-channel count */
     qat_custom_op op;    /* the graph op (name = quantizer name) */
-    int8_t *states;      /* owned weights: integer states (DST), n = out->n */
+    void *state;         /* owned weights: the method's state (q->state_size bytes), or NULL */
+    size_t state_bytes;
 };
+
+/* A node's settings as its method's struct T (qat_quantize set them up). */
+#define QAT_QOPTS(n, T) ((const T *)(const void *)(n)->spec.opts)
 
 extern const qat_quantizer *const qat_quantizers[];
 extern const int qat_quantizer_count;
 const qat_quantizer *qat_quantizer_find(const char *name);
 
-/* Defaults of every field (bits 0: the method's own). */
+/* Float (no method), bits 0 (the method's own), no per-channel scales,
+ * the method's clip. */
 void qat_qspec_default(qat_qspec *s);
-/* Reads the quantizer keys of a section into w (weights) and a (activations),
- * which hold the defaults on entry: weight, act, bits, weight_bits, act_bits,
- * per_channel, symmetric, act_signed, act_range, momentum, ternary_factor,
- * act_threshold, pact_alpha, pact_decay, clip, rounding. */
+/* The method's settings block, set to its defaults first when it holds
+ * another method's (or none). NULL for float. */
+void *qat_qspec_opts(qat_qspec *s);
+const void *qat_qspec_opts_const(const qat_qspec *s);
+/* Sets one of the method's settings by its config key (ENUM: the index):
+ * QAT_ERR_CONFIG when the method has no such key or the value is out of
+ * its range. For programs and tests; configs go through qat_qspec_parse. */
+qat_status qat_qspec_set(qat_qspec *s, const char *key, double value);
+/* One of the method's settings by its key (ENUM: the index); NaN when the
+ * method has no such key. */
+double qat_qspec_get(const qat_qspec *s, const char *key);
+/* Reads the quantizer keys of a section into w (weights) and a
+ * (activations), which hold the inherited settings on entry: weight, act,
+ * bits, weight_bits, act_bits, per_channel, clip, and the keys of the
+ * methods in use (their key tables; docs/quantizers.md lists them). A
+ * section that picks another method than it inherited starts from that
+ * method's settings in c's [quant] section (the defaults), or from the
+ * method's own defaults. In [quant] itself every method's keys are read and
+ * checked; elsewhere a key of a method the section does not use is an error
+ * that names the method. */
 qat_status qat_qspec_parse(qat_cfg *c, qat_cfg_section *s, qat_qspec *w, qat_qspec *a);
 /* bits of a spec (its own or the method's default), 32 for float */
 int qat_qspec_bits(const qat_qspec *s);

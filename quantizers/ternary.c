@@ -7,12 +7,22 @@
 
 static const int32_t tern[3] = {-1, 0, 1};
 
+typedef struct {
+    float factor;    /* weights: delta = factor * mean|W| */
+    float threshold; /* activations: the fixed threshold */
+} ternary_opts;
+_Static_assert(sizeof(ternary_opts) <= QAT_QOPTS_BYTES, "ternary settings");
+static const qat_qkey ternary_keys[] = {
+    QAT_QKEY_FLOAT_OF("ternary_factor", ternary_opts, factor, 0.7, 0, 10, QAT_QROLES_ALL),
+    QAT_QKEY_FLOAT_OF("act_threshold", ternary_opts, threshold, 0.5, 0, 100, QAT_QROLES_ALL),
+};
+
 static void ternary_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
     const float *x = t->src[0]->x;
     float *y = t->x;
     if (n->role == QAT_QROLE_ACT) {
-        float th = n->spec.threshold;
+        float th = QAT_QOPTS(n, ternary_opts)->threshold;
         for (size_t i = 0; i < t->n; i++) y[i] = x[i] > th ? 1.0f : x[i] < -th ? -1.0f : 0.0f;
         return;
     }
@@ -21,7 +31,7 @@ static void ternary_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     for (int c = 0; c < n->channels; c++) {
         const float *xc = x + (size_t)c * S;
         float *yc = y + (size_t)c * S;
-        float delta = n->spec.ternary_factor * qat_mean_abs(xc, S);
+        float delta = QAT_QOPTS(n, ternary_opts)->factor * qat_mean_abs(xc, S);
         double s = 0;
         size_t k = 0;
         for (size_t i = 0; i < S; i++)
@@ -56,4 +66,5 @@ const qat_quantizer qat_q_ternary = {
     .per_channel_ok = 1,
     .name = "ternary", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 2, .min_bits = 2,
     .max_bits = 2, .forward = ternary_forward, .backward = ternary_backward, .levels = ternary_levels,
+    .opts_size = sizeof(ternary_opts), QAT_QKEYS(ternary_keys),
 };

@@ -16,6 +16,33 @@
 
 static const int32_t pm1[2] = {-1, 1};
 
+/* settings of uniform and stochastic */
+typedef struct {
+    int symmetric;  /* levels -Q..Q (else 0..2^k-1 with a zero point) */
+    int signed_act; /* activations: signed levels (else unsigned, after a ReLU) */
+    int range;      /* qat_qrange: how activation ranges are found */
+    int stochastic; /* stochastic rounding in training (Gholami Eq. 8) */
+    float momentum; /* EMA range momentum */
+} uniform_opts;
+_Static_assert(sizeof(uniform_opts) <= QAT_QOPTS_BYTES, "uniform settings");
+
+#define UNIFORM_KEYS                                                                              \
+    QAT_QKEY_BOOL_OF("symmetric", uniform_opts, symmetric, 1, QAT_QROLES_ALL),                    \
+    QAT_QKEY_BOOL_OF("act_signed", uniform_opts, signed_act, 0, QAT_QROLE_ACT),                   \
+    QAT_QKEY_ENUM_OF("act_range", uniform_opts, range, QAT_QRANGE_EMA, qat_range_names, QAT_QROLES_ALL), \
+    QAT_QKEY_FLOAT_OF("momentum", uniform_opts, momentum, 0.1, 0, 1, QAT_QROLES_ALL)
+static const qat_qkey uniform_keys[] = {
+    UNIFORM_KEYS,
+    QAT_QKEY_ENUM_OF("rounding", uniform_opts, stochastic, 0, qat_rounding_names, QAT_QROLES_ALL),
+};
+/* stochastic: rounding is always stochastic */
+static const qat_qkey stochastic_keys[] = {
+    UNIFORM_KEYS,
+    {"", QAT_QKEY_INT, 0, offsetof(uniform_opts, stochastic), 1, 1, 1, NULL, 0},
+};
+
+static const uniform_opts *opts(const qat_qnode *n) { return QAT_QOPTS(n, uniform_opts); }
+
 typedef struct {
     float lo, hi;    /* representable range (the clipping mask) */
     float s, z;      /* scale, zero point */
@@ -26,7 +53,7 @@ static urange make_range(const qat_qnode *n, float lo, float hi)
 {
     urange r;
     int k = n->bits;
-    int unsigned_act = n->role == QAT_QROLE_ACT && !n->spec.signed_act;
+    int unsigned_act = n->role == QAT_QROLE_ACT && !opts(n)->signed_act;
     if (unsigned_act) {
         r.qmin = 0;
         r.qmax = (float)((1 << k) - 1);
@@ -34,7 +61,7 @@ static urange make_range(const qat_qnode *n, float lo, float hi)
         r.hi = hi > 0 ? hi : 0;
         r.s = r.hi > 0 ? r.hi / r.qmax : 1.0f;
         r.z = 0;
-    } else if (n->spec.symmetric) {
+    } else if (opts(n)->symmetric) {
         float m = fmaxf(fabsf(lo), fabsf(hi));
         r.qmax = (float)((1 << (k - 1)) - 1);
         r.qmin = -r.qmax;
@@ -102,7 +129,7 @@ static void binary_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 static void uniform_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
     const float *x = t->src[0]->x;
-    qat_rng *rng = n->spec.stochastic && g->training ? &g->rng : NULL;
+    qat_rng *rng = opts(n)->stochastic && g->training ? &g->rng : NULL;
     if (n->bits == 1) {
         binary_forward(n, t, g);
         return;
@@ -123,7 +150,7 @@ static void uniform_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
     float *e = qat_qextra(n), lo, hi;
     minmax(x, t->n, &lo, &hi);
     if (g->training) {
-        float m = n->spec.momentum;
+        float m = opts(n)->momentum;
         if (e[X_INIT] == 0) {
             e[X_RLO] = lo;
             e[X_RHI] = hi;
@@ -132,7 +159,7 @@ static void uniform_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
             e[X_RLO] = (1 - m) * e[X_RLO] + m * lo;
             e[X_RHI] = (1 - m) * e[X_RHI] + m * hi;
         }
-        if (n->spec.range == QAT_QRANGE_EMA) {
+        if (opts(n)->range == QAT_QRANGE_EMA) {
             lo = e[X_RLO];
             hi = e[X_RHI];
         }
@@ -172,7 +199,7 @@ static void uniform_levels(const qat_qnode *n, qat_levels *out)
         return;
     }
     urange r = make_range(n, 0, 0);
-    int asym = n->role == QAT_QROLE_WEIGHT ? !n->spec.symmetric : (n->spec.signed_act && !n->spec.symmetric);
+    int asym = n->role == QAT_QROLE_WEIGHT ? !opts(n)->symmetric : (opts(n)->signed_act && !opts(n)->symmetric);
     *out = (qat_levels){.lo = (int)r.qmin, .hi = (int)r.qmax, .step = 1, .per_channel = n->channels > 1,
                         .scale = qat_qscale(n), .zero = asym ? qat_qzero(n) : NULL, .nscale = n->channels};
 }
@@ -181,18 +208,14 @@ const qat_quantizer qat_q_uniform = {
     .per_channel_ok = 1,
     .name = "uniform", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 8, .min_bits = 2,
     .max_bits = 16, .forward = uniform_forward, .backward = uniform_backward, .levels = uniform_levels,
+    .opts_size = sizeof(uniform_opts), QAT_QKEYS(uniform_keys),
 };
 
-/* the uniform quantizer with stochastic rounding (spec.stochastic forced) */
-static void stochastic_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
-{
-    n->spec.stochastic = 1;
-    uniform_forward(n, t, g);
-}
-
+/* the uniform quantizer with stochastic rounding (its settings hold
+ * stochastic = 1 and have no rounding key) */
 const qat_quantizer qat_q_stochastic = {
     .per_channel_ok = 1,
     .name = "stochastic", .roles = QAT_QROLE_WEIGHT | QAT_QROLE_ACT, .default_bits = 4, .min_bits = 1,
-    .max_bits = 16, .binary = 0, .forward = stochastic_forward, .backward = uniform_backward,
-    .levels = uniform_levels,
+    .max_bits = 16, .binary = 0, .forward = uniform_forward, .backward = uniform_backward,
+    .levels = uniform_levels, .opts_size = sizeof(uniform_opts), QAT_QKEYS(stochastic_keys),
 };

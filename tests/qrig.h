@@ -27,6 +27,9 @@ static qat_qspec spec(const char *name, int bits)
     return s;
 }
 
+/* one of the method's settings, by its config key */
+#define SET_OPT(s, key, v) CHECK(qat_qspec_set(s, key, v) == QAT_OK, "%s", qat_last_error())
+
 static int rig_build(rig *r, const qat_qspec *s, qat_qrole role, int rows, int cols, uint64_t seed)
 {
     memset(r, 0, sizeof *r);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dst.h"
 #include "export.h"
 #include "netcfg.h"
 #include "qat_test.h"
@@ -71,9 +72,9 @@ static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
     }
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
-        if (l->wq.states) { /* DST: every defined state, so the power-of-two kernel runs */
+        if (l->wq.state) { /* DST: every defined state, so the power-of-two kernel runs */
             static const int8_t st[7] = {0, 1, -1, 2, -2, 4, -4};
-            for (size_t j = 0; j < l->wq.out->n; j++) l->wq.states[j] = st[qat_rng_below(&r, 7)];
+            for (size_t j = 0; j < l->wq.out->n; j++) qat_dst_states(&l->wq)[j] = st[qat_rng_below(&r, 7)];
         }
         if (!l->gamma) continue;
         for (int c = 0; c < l->gamma->shape[0]; c++) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "checkpoint.h"
@@ -16,6 +17,7 @@
 #include "netcfg.h"
 #include "optim.h"
 #include "quantizer.h"
+#include "trainer.h"
 
 #include "qat_test.h"
 #include "qrig.h"
@@ -73,8 +75,8 @@ static void test_aqe_sign(void)
         for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
             rig r;
             qat_qspec s = spec("aqe", 1);
-            s.aqe_alpha = cs[c].a0;
-            s.aqe_reach = 0.5f;
+            SET_OPT(&s, "aqe_alpha", cs[c].a0);
+            SET_OPT(&s, "aqe_reach", 0.5f);
             if (!rig_build(&r, &s, (qat_qrole)role, 2, 4, 1)) continue;
             char what[64];
             snprintf(what, sizeof what, "aqe sign %s alpha %g", role == 1 ? "W" : "A", cs[c].alpha);
@@ -109,9 +111,9 @@ static void test_aqe_ternary(void)
 {
     rig r;
     qat_qspec s = spec("aqe", 2);
-    s.aqe_alpha = 0.5f;
-    s.aqe_reach = 0.5f;
-    s.aqe_delta = 0.5f;
+    SET_OPT(&s, "aqe_alpha", 0.5f);
+    SET_OPT(&s, "aqe_reach", 0.5f);
+    SET_OPT(&s, "aqe_delta", 0.5f);
     const float x[8] = {-1.5f, -0.75f, -0.5f, -0.25f, -0.0f, 0.5f, 0.625f, 2};
     /* h (delta 0.5; |a| = 0.5 exactly gives 0): -1, -1, 0, 0, 0, 0, 1, 1 */
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 4, 1)) {
@@ -138,7 +140,7 @@ static void test_aqe_ternary(void)
         qat_graph_free(&r.g);
     }
     /* delta 0.25: 0.25 -> 0 (Eq. 21: <=), 0.375 -> 1, 0.2 -> 0, 1 -> 1 */
-    s.aqe_delta = 0.25f;
+    SET_OPT(&s, "aqe_delta", 0.25f);
     if (rig_build(&r, &s, QAT_QROLE_WEIGHT, 2, 4, 1)) {
         rig_set(&r, (const float[]){0.25f, 0.375f, -0.25f, -0.375f, 0.2f, 1, -1, 0});
         rig_run(&r, 0, NULL);
@@ -152,7 +154,7 @@ static void test_aqe_pow2(void)
 {
     rig r;
     qat_qspec s = spec("aqe", 3);
-    s.aqe_alpha = 0.5f;
+    SET_OPT(&s, "aqe_alpha", 0.5f);
     /* 3 bits: q = 2^2 - 1 = 3, levels 0, +-2^-2, +-2^-1, +-2^0; midpoints 1/8, 3/8, 3/4. An input
      * exactly at a midpoint goes to the smaller magnitude (|a| <= threshold, as Eq. 21/22);
      * the next float above it goes up. */
@@ -211,7 +213,7 @@ static void test_aqe_schedule(void)
 {
     rig r;
     qat_qspec s = spec("aqe", 1);
-    s.aqe_reach = 0.5f; /* of 100 steps: 1 from step 50 on */
+    SET_OPT(&s, "aqe_reach", 0.5f); /* of 100 steps: 1 from step 50 on */
     struct {
         int shape;
         float a0;
@@ -245,8 +247,8 @@ static void test_aqe_schedule(void)
         {QAT_AQE_STEP, 0.5f, 100, 1},
     };
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
-        s.aqe_shape = cs[c].shape;
-        s.aqe_alpha = cs[c].a0;
+        SET_OPT(&s, "aqe_schedule", cs[c].shape);
+        SET_OPT(&s, "aqe_alpha", cs[c].a0);
         if (!rig_build(&r, &s, QAT_QROLE_WEIGHT, 1, 2, 1)) continue;
         rig_set(&r, (const float[]){0.5f, -0.5f});
         r.n.spec.q->schedule(&r.n, cs[c].step, 100);
@@ -259,9 +261,9 @@ static void test_aqe_schedule(void)
         qat_graph_free(&r.g);
     }
     /* aqe_reach 0: alpha is 1 from the first step */
-    s.aqe_shape = QAT_AQE_LINEAR;
-    s.aqe_alpha = 0.5f;
-    s.aqe_reach = 0;
+    SET_OPT(&s, "aqe_schedule", QAT_AQE_LINEAR);
+    SET_OPT(&s, "aqe_alpha", 0.5f);
+    SET_OPT(&s, "aqe_reach", 0);
     if (rig_build(&r, &s, QAT_QROLE_WEIGHT, 1, 2, 1)) {
         rig_set(&r, (const float[]){0.5f, -0.5f});
         r.n.spec.q->schedule(&r.n, 0, 100);
@@ -275,8 +277,8 @@ static void test_aqe_stochastic(void)
 {
     rig r;
     qat_qspec s = spec("aqe", 1);
-    s.stochastic = 1;
-    s.aqe_alpha = 0.5f;
+    SET_OPT(&s, "rounding", 1);
+    SET_OPT(&s, "aqe_alpha", 0.5f);
     enum { ROWS = 7, COLS = 40000 };
     /* P(+1) = P(z < a) = (a + 1) / 2 clamped to [0, 1] */
     const float a[ROWS] = {-1.5f, -1, -0.5f, 0, 0.25f, 1, 1.5f};
@@ -322,7 +324,7 @@ static void test_dst_act(void)
 {
     rig r;
     qat_qspec s = spec("dst_act", 3);
-    s.dst_q2 = 0.25f;
+    SET_OPT(&s, "dst_q2", 0.25f);
     /* 3 bits, q2 = 1/4: levels 0, 1/4, 1/2 (top q2 2^(3-2)); x1 = 1/8, x2 = x_{v-1} = 3/8 (Eq. 5).
      * Interval ends belong to the lower level (Eq. 4: 0 <= x <= x1, x1 < x <= x2).
      * Backward (Eq. 7): 0 on [0, 1/8], 1 on (1/8, 3/8], beyond 1 / (|x| - (3/8 - 1)) = 1 / (|x| + 5/8):
@@ -354,7 +356,7 @@ static void test_dst_act(void)
     }
     /* dst_zero_grad = pass: the same, but 1 on the zero interval |x| <= 1/8
      * (x = 0, 1/8, -0, -1/8); the forward is unchanged */
-    s.dst_zero_grad = QAT_DST_GRAD_PASS;
+    SET_OPT(&s, "dst_zero_grad", QAT_DST_GRAD_PASS);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 8, 1)) {
         double dp[16];
         for (int i = 0; i < 16; i++) dp[i] = fabsf(x[i]) <= 0.125f ? 1 : d[i];
@@ -370,7 +372,7 @@ static void test_dst_act(void)
      * 0.5 -> 0 (dx 0); 1.5 -> 1 (1); 3 -> 2 (1); above 3 -> 4 (~1); 4 -> 4 (1/2); -6 -> -4 (1/4);
      * -2.5 -> -2 (1); 1000 -> 4 (1/998); g = 1..8 */
     s = spec("dst_act", 4);
-    s.dst_q2 = 1;
+    SET_OPT(&s, "dst_q2", 1);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 4, 1)) {
         rig_set(&r, (const float[]){0.5f, 1.5f, 3, nextafterf(3, 4), 4, -6, -2.5f, 1000});
         rig_run(&r, 1, G8);
@@ -382,7 +384,7 @@ static void test_dst_act(void)
     /* 2 bits, q2 = 1/2: levels 0, 1/2; x1 = x_{v-1} = 1/4: no unit interval.
      * 0.25 -> 0 (0); 0.75 -> 0.5, dx 1 / (0.75 + 0.75) = 2/3; 1.25 -> 0.5, dx 1/2; -2.25 -> -0.5, dx 1 / (2.25 + 0.75) = 1/3 */
     s = spec("dst_act", 2);
-    s.dst_q2 = 0.5f;
+    SET_OPT(&s, "dst_q2", 0.5f);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 1, 4, 1)) {
         rig_set(&r, (const float[]){0.25f, 0.75f, 1.25f, -2.25f});
         rig_run(&r, 1, (const float[]){1, 1, 1, 1});
@@ -408,8 +410,8 @@ static int dst_build(dst_rig *r, int p, int rows, int cols)
     qat_qspec s;
     qat_qspec_default(&s);
     s.q = qat_quantizer_find("dst");
-    s.dst_p = p;
-    s.dst_th = 0.5f;
+    SET_OPT(&s, "dst_p", p);
+    SET_OPT(&s, "dst_th", 0.5f);
     int shape[2] = {rows, cols};
     r->w = qat_quantize_owned(&r->g, &r->n, &s, 2, shape, "w");
     r->y = r->w ? qat_mean(&r->g, r->w) : NULL;
@@ -435,11 +437,11 @@ static void dst_free(dst_rig *r)
 static void dst_step(dst_rig *r, int s0, float delta, qat_rng *rng, long hist[17])
 {
     size_t N = r->w->n;
-    for (size_t i = 0; i < N; i++) r->n.states[i] = (int8_t)s0, r->delta[i] = delta;
+    for (size_t i = 0; i < N; i++) qat_dst_states(&r->n)[i] = (int8_t)s0, r->delta[i] = delta;
     r->n.spec.q->update(&r->n, r->delta, rng);
     memset(hist, 0, 17 * sizeof(long));
     for (size_t i = 0; i < N; i++) {
-        int s = r->n.states[i];
+        int s = qat_dst_states(&r->n)[i];
         if (s >= -8 && s <= 8) hist[s + 8]++;
     }
 }
@@ -451,11 +453,11 @@ static void dst_case(dst_rig *r, qat_rng *rng, int s0, float delta, int nto, con
     dst_step(r, s0, delta, rng, hist);
     char what[96];
     for (int k = 0; k < nto; k++) {
-        snprintf(what, sizeof what, "dst p %d: state %d + delta %g -> %d", r->n.spec.dst_p, s0, delta, to[k]);
+        snprintf(what, sizeof what, "dst p %d: state %d + delta %g -> %d", (int)qat_qspec_get(&r->n.spec, "dst_p"), s0, delta, to[k]);
         expect_freq(what, hist[to[k] + 8], N, p[k]);
         seen += hist[to[k] + 8];
     }
-    CHECK(seen == N, "dst p %d: state %d + delta %g: %ld of %ld states end elsewhere", r->n.spec.dst_p, s0, delta,
+    CHECK(seen == N, "dst p %d: state %d + delta %g: %ld of %ld states end elsewhere", (int)qat_qspec_get(&r->n.spec, "dst_p"), s0, delta,
           N - seen, N);
 }
 
@@ -464,8 +466,8 @@ static void test_dst_storage(void)
     dst_rig r;
     if (!dst_build(&r, -2, 2, 8)) return;
     /* integer storage, no float copy in the parameter block */
-    _Static_assert(_Generic(r.n.states, int8_t *: 1, default: 0), "states are int8");
-    CHECK(r.n.states != NULL, "dst: no states");
+    _Static_assert(_Generic(qat_dst_states(&r.n), int8_t *: 1, default: 0), "states are int8");
+    CHECK(qat_dst_states(&r.n) != NULL, "dst: no states");
     CHECK(r.g.nparams == 0, "dst: the graph holds %zu parameter floats, want 0", r.g.nparams);
     CHECK(!(r.w->flags & QAT_T_PARAM), "dst: the weight view is a parameter");
     for (int i = 0; i < r.g.nall; i++)
@@ -479,7 +481,7 @@ static void test_dst_storage(void)
     qat_rng_seed(&rng, 3);
     qat_qnode_init(&r.n, &rng);
     for (int i = 0; i < 16; i++) {
-        int s = r.n.states[i];
+        int s = qat_dst_states(&r.n)[i];
         if (s0[i] == 99) CHECK(s == 2 || s == 4, "dst init 0.75: state %d, want 2 or 4", s);
         else if (s0[i] == -99) CHECK(s == -2 || s == -4, "dst init -0.75: state %d, want -2 or -4", s);
         else CHECK(s == s0[i], "dst init w %g: state %d, want %d", w0[i], s, s0[i]);
@@ -487,7 +489,7 @@ static void test_dst_storage(void)
     /* forward: w = state * L exactly (Eq. 11) */
     int8_t st[16] = {0, 1, -1, 2, -2, 4, -4, 0, 1, 1, 2, 4, -4, -2, -1, 0};
     const float wv[16] = {0, 0.25f, -0.25f, 0.5f, -0.5f, 1, -1, 0, 0.25f, 0.25f, 0.5f, 1, -1, -0.5f, -0.25f, 0};
-    memcpy(r.n.states, st, sizeof st);
+    memcpy(qat_dst_states(&r.n), st, sizeof st);
     qat_graph_set_training(&r.g, 1);
     qat_graph_forward(&r.g);
     expect("dst forward", r.w->x, wv, 16);
@@ -504,7 +506,7 @@ static void test_dst_storage(void)
     /* p = -3: L = 1/8, states 0, +-1, +-2, +-4, +-8 */
     if (!dst_build(&r, -3, 1, 8)) return;
     int8_t s3[8] = {0, 1, 2, 4, 8, -8, -4, -1};
-    memcpy(r.n.states, s3, sizeof s3);
+    memcpy(qat_dst_states(&r.n), s3, sizeof s3);
     qat_graph_forward(&r.g);
     expect("dst p -3 forward", r.w->x, (const float[]){0, 0.125f, 0.25f, 0.5f, 1, -1, -0.5f, -0.125f}, 8);
     r.n.spec.q->levels(&r.n, &lv);
@@ -517,7 +519,7 @@ static void test_dst_storage(void)
     for (size_t i = 0; i < r.w->n; i++) r.w->x[i] = 0.1f;
     qat_qnode_init(&r.n, &rng);
     long ones = 0, other = 0;
-    for (size_t i = 0; i < r.w->n; i++) ones += r.n.states[i] == 1, other += r.n.states[i] != 0 && r.n.states[i] != 1;
+    for (size_t i = 0; i < r.w->n; i++) ones += qat_dst_states(&r.n)[i] == 1, other += qat_dst_states(&r.n)[i] != 0 && qat_dst_states(&r.n)[i] != 1;
     CHECK(other == 0, "dst init 0.1: %ld states outside {0, 1}", other);
     expect_freq("dst init 0.1: P(state 1)", ones, (long)r.w->n, 0.4);
     dst_free(&r);
@@ -576,14 +578,14 @@ static void test_dst_transitions(void)
     }
     /* every state defined after mixed deltas */
     for (size_t i = 0; i < r.w->n; i++) {
-        r.n.states[i] = (int8_t)((int)(i % 9) - 4);
-        if (r.n.states[i] == 3 || r.n.states[i] == -3) r.n.states[i] = 0;
+        qat_dst_states(&r.n)[i] = (int8_t)((int)(i % 9) - 4);
+        if (qat_dst_states(&r.n)[i] == 3 || qat_dst_states(&r.n)[i] == -3) qat_dst_states(&r.n)[i] = 0;
         r.delta[i] = 0.6f * (qat_rng_uniform(&rng) - 0.5f);
     }
     r.n.spec.q->update(&r.n, r.delta, &rng);
     long bad = 0;
     for (size_t i = 0; i < r.w->n; i++) {
-        int s = r.n.states[i];
+        int s = qat_dst_states(&r.n)[i];
         bad += !(s == 0 || s == 1 || s == -1 || s == 2 || s == -2 || s == 4 || s == -4);
     }
     CHECK(bad == 0, "dst p -2: %ld states outside {0, +-1, +-2, +-4}", bad);
@@ -591,9 +593,9 @@ static void test_dst_transitions(void)
     int8_t *a = malloc(r.w->n), *b = malloc(r.w->n);
     for (int run = 0; run < 3; run++) {
         qat_rng_seed(&rng, run == 2 ? 1235 : 1234);
-        for (size_t i = 0; i < r.w->n; i++) r.n.states[i] = 0, r.delta[i] = 0.1f;
+        for (size_t i = 0; i < r.w->n; i++) qat_dst_states(&r.n)[i] = 0, r.delta[i] = 0.1f;
         r.n.spec.q->update(&r.n, r.delta, &rng);
-        memcpy(run == 0 ? a : b, r.n.states, r.w->n);
+        memcpy(run == 0 ? a : b, qat_dst_states(&r.n), r.w->n);
         if (run == 1) CHECK(memcmp(a, b, r.w->n) == 0, "dst: the same seed gives different transitions");
         if (run == 2) CHECK(memcmp(a, b, r.w->n) != 0, "dst: different seeds give the same transitions");
     }
@@ -715,7 +717,7 @@ static void test_dst_optimizer(void)
             q[0]->spec.q->update(q[0], o.delta, &m.g.rng);
             qat_model_forward(&m, x, y, 2, 1);
             long off = 0;
-            for (size_t i = 0; i < n; i++) off += w->x[i] != (float)q[0]->states[i] * 0.25f;
+            for (size_t i = 0; i < n; i++) off += w->x[i] != (float)qat_dst_states(q[0])[i] * 0.25f;
             CHECK(off == 0, "dst optimizer step %d: %ld view values are not state * L", step, off);
         }
         free(x);
@@ -727,6 +729,150 @@ static void test_dst_optimizer(void)
     }
     qat_model_free(&m);
     qat_cfg_free(&cfg);
+}
+
+/* ---- settings tables and the owned-weight registry ------------------------- */
+static qat_status build_text(const char *text, qat_cfg *cfg, qat_net_cfg *net, qat_model *m)
+{
+    qat_layer *layers = NULL;
+    int nl = 0;
+    memset(m, 0, sizeof *m);
+    qat_status st = qat_cfg_parse_text(cfg, "t.cfg", text, strlen(text));
+    if (st != QAT_OK) return st;
+    st = qat_netcfg_read(cfg, net, &layers, &nl);
+    if (st == QAT_OK) st = qat_model_build(m, layers, nl, net->c, net->h, net->w, net->batch, 1, net->seed);
+    if (st != QAT_OK) qat_cfg_free(cfg);
+    return st;
+}
+
+static void expect_cfg_error(const char *text, const char *want)
+{
+    qat_cfg cfg;
+    qat_net_cfg net;
+    qat_model m;
+    qat_status st = build_text(text, &cfg, &net, &m);
+    CHECK(st == QAT_ERR_CONFIG && strstr(qat_last_error(), want), "want a config error with '%s', got %d: %s", want,
+          (int)st, st ? qat_last_error() : "ok");
+    if (st == QAT_OK) {
+        qat_model_free(&m);
+        qat_cfg_free(&cfg);
+    }
+}
+
+static void test_settings(void)
+{
+    /* a layer that switches method starts from that method's [quant] settings */
+    static const char text[] = "[net]\nbatch = 2\n"
+                               "[quant]\nweight = ste_sign\nact = ste_sign\naqe_alpha = 0.3\ndst_p = -3\n"
+                               "[flatten]\n[linear]\noutput = 8\nweight = aqe\naqe_reach = 0.6\n"
+                               "[linear]\noutput = 8\nweight = dst\n[linear]\noutput = 10\n";
+    qat_cfg cfg;
+    qat_net_cfg net;
+    qat_model m;
+    qat_status st = build_text(text, &cfg, &net, &m);
+    CHECK(st == QAT_OK, "settings model: %s", qat_last_error());
+    if (st == QAT_OK) {
+        const qat_qspec *a = &m.layers[1].wspec, *d = &m.layers[2].wspec;
+        CHECK(a->q == qat_quantizer_find("aqe") && qat_qspec_get(a, "aqe_alpha") == 0.3f &&
+                  qat_qspec_get(a, "aqe_reach") == 0.6f && qat_qspec_get(a, "aqe_delta") == 0.5f,
+              "aqe layer: alpha %g reach %g delta %g, want 0.3 (from [quant]), 0.6 (its own), 0.5 (default)",
+              qat_qspec_get(a, "aqe_alpha"), qat_qspec_get(a, "aqe_reach"), qat_qspec_get(a, "aqe_delta"));
+        CHECK(d->q == qat_quantizer_find("dst") && qat_qspec_get(d, "dst_p") == -3 &&
+                  qat_qspec_get(d, "dst_th") == 0.5f,
+              "dst layer: p %g th %g, want -3 (from [quant]) and 0.5", qat_qspec_get(d, "dst_p"),
+              qat_qspec_get(d, "dst_th"));
+        CHECK(isnan(qat_qspec_get(d, "aqe_alpha")), "dst has no aqe_alpha");
+        qat_model_free(&m);
+        qat_cfg_free(&cfg);
+    }
+    /* a key of a method the section does not use names the method */
+    expect_cfg_error("[net]\n[flatten]\n[linear]\noutput = 10\nweight = ste_sign\naqe_alpha = 0.4\n",
+                     "t.cfg:6: [linear] aqe_alpha is a setting of aqe, and this section quantizes weights with "
+                     "ste_sign");
+    expect_cfg_error("[net]\n[flatten]\n[linear]\noutput = 10\nrounding = stochastic\n", "rounding is a setting of uniform, aqe");
+    /* [quant] checks every method's values, used or not */
+    expect_cfg_error("[net]\n[quant]\nweight = ste_sign\ndst_p = 5\n[flatten]\n[linear]\noutput = 10\n", "dst_p");
+    expect_cfg_error("[net]\n[quant]\ndst_pp = 5\n[flatten]\n[linear]\noutput = 10\n", "unknown key 'dst_pp'");
+    qat_qspec s;
+    qat_qspec_default(&s);
+    s.q = qat_quantizer_find("pact");
+    CHECK(qat_qspec_get(&s, "pact_alpha") == 10 && qat_qspec_set(&s, "pact_alpha", 3) == QAT_OK &&
+              qat_qspec_get(&s, "pact_alpha") == 3,
+          "pact_alpha default 10, set to 3");
+    CHECK(qat_qspec_set(&s, "dst_p", -2) == QAT_ERR_CONFIG && strstr(qat_last_error(), "no setting 'dst_p'"),
+          "set: a key of another method");
+    CHECK(qat_qspec_set(&s, "pact_alpha", 0) == QAT_ERR_CONFIG && strstr(qat_last_error(), "outside"),
+          "set: out of range");
+    s.q = qat_quantizer_find("dst");
+    CHECK(qat_qspec_get(&s, "dst_p") == -2, "a new method starts from its defaults");
+}
+
+/* More owned-weight layers than any fixed table held: every one is in the
+ * registry, stepped, saved and loaded. */
+static void test_owned_registry(void)
+{
+    enum { LAYERS = 70 };
+    char *text = malloc(64 * LAYERS + 256);
+    size_t k = (size_t)sprintf(text, "[net]\nbatch = 2\nseed = 3\noptimizer = sgd\nlr = 1\n[quant]\nweight = dst\n"
+                                     "dst_init = uniform\n[flatten]\n");
+    for (int i = 0; i < LAYERS; i++) k += (size_t)sprintf(text + k, "[linear]\noutput = %d\n", i == LAYERS - 1 ? 10 : 4);
+    qat_cfg cfg;
+    qat_net_cfg net;
+    qat_model m, m2;
+    qat_status st = build_text(text, &cfg, &net, &m);
+    CHECK(st == QAT_OK, "registry model: %s", qat_last_error());
+    if (st != QAT_OK) {
+        free(text);
+        return;
+    }
+    CHECK(m.nowned == LAYERS, "registry: %d owned nodes, want %d", m.nowned, LAYERS);
+    size_t total = 0;
+    for (int i = 0; i < m.nowned; i++) total += m.owned[i]->out->n;
+    qat_optimizer o;
+    st = qat_optimizer_init(&o, &m, &net.optim);
+    CHECK(st == QAT_OK && o.owned.n == total, "registry: optimizer over %zu of %zu owned weights",
+          st == QAT_OK ? o.owned.n : 0, total);
+    if (st == QAT_OK) {
+        /* the last layer's states move under a step with lr 1 */
+        qat_qnode *last = m.owned[LAYERS - 1];
+        int8_t *before = malloc(last->state_bytes);
+        memcpy(before, last->state, last->state_bytes);
+        qat_rng r;
+        qat_rng_seed(&r, 9);
+        for (size_t i = 0; i < m.input->n; i++) m.input->x[i] = qat_rng_normal(&r);
+        m.labels[0] = 1;
+        m.labels[1] = 6;
+        qat_train_step(&m, &o, &net, 1.0f, 2);
+        CHECK(memcmp(before, last->state, last->state_bytes) != 0, "registry: layer %d's states did not move", LAYERS);
+        free(before);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/qat-registry-%d.ckpt", (int)getpid());
+        qat_train_pos pos = {0};
+        st = qat_checkpoint_save(path, &m, cfg.text, cfg.text_len, &o, &pos);
+        CHECK(st == QAT_OK, "registry save: %s", qat_last_error());
+        qat_cfg cfg2;
+        qat_net_cfg net2;
+        if (st == QAT_OK && build_text(text, &cfg2, &net2, &m2) == QAT_OK) {
+            qat_ckpt ck;
+            st = qat_ckpt_read(&ck, path);
+            if (st == QAT_OK) {
+                st = qat_checkpoint_load_model(&ck, &m2);
+                qat_ckpt_free(&ck);
+            }
+            CHECK(st == QAT_OK, "registry load: %s", qat_last_error());
+            long differ = 0;
+            for (int i = 0; st == QAT_OK && i < LAYERS; i++)
+                differ += memcmp(m.owned[i]->state, m2.owned[i]->state, m.owned[i]->state_bytes) != 0;
+            CHECK(differ == 0, "registry: %ld of %d layers' states differ after a load", differ, LAYERS);
+            qat_model_free(&m2);
+            qat_cfg_free(&cfg2);
+        }
+        unlink(path);
+        qat_optimizer_free(&o);
+    }
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    free(text);
 }
 
 int main(void)
@@ -741,6 +887,8 @@ int main(void)
     test_dst_transitions();
     test_lloyd();
     test_dst_optimizer();
+    test_settings();
+    test_owned_registry();
     if (failures) printf("%d check(s) failed\n", failures);
     else printf("all checks passed\n");
     return failures ? 1 : 0;

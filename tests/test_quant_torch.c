@@ -194,8 +194,8 @@ static void run_case(const fixture *fx, const qcase *k)
     s.q = qat_quantizer_find(k->method);
     s.bits = k->bits;
     s.per_channel = k->per_channel;
-    s.signed_act = k->signed_act;
-    s.alpha = 1.7f;
+    (void)qat_qspec_set(&s, "act_signed", k->signed_act); /* the methods that have these settings */
+    (void)qat_qspec_set(&s, "pact_alpha", 1.7f);
     qat_qnode qn;
     qat_tensor *yt = s.q && xt ? qat_quantize(&g, &qn, &s, k->role, xt, "q") : NULL;
     int ok = yt && yt != xt && qat_graph_compile(&g, &yt, 1) == QAT_OK && yt->n == n && xt->g &&

@@ -171,7 +171,7 @@ static void test_ternary(void)
     }
     /* an explicit factor: 0.5 * mean(2, 1, 0.5, 0.5) = 0.5 -> the 0.5s are at delta */
     s.per_channel = 0;
-    s.ternary_factor = 0.5f;
+    SET_OPT(&s, "ternary_factor", 0.5f);
     if (rig_build(&r, &s, QAT_QROLE_WEIGHT, 1, 4, 1)) {
         rig_set(&r, (const float[]){2, -1, 0.5f, -0.5f});
         rig_run(&r, 1, NULL);
@@ -236,7 +236,7 @@ static void test_uniform_weights(void)
      *      -> y = (q - 3) 0.5 = -1.5, -1, -0.5, -1 */
     s = spec("uniform", 2);
     s.per_channel = 1;
-    s.symmetric = 0;
+    SET_OPT(&s, "symmetric", 0);
     if (rig_build(&r, &s, QAT_QROLE_WEIGHT, 3, 4, 1)) {
         rig_set(&r, (const float[]){-1, 2, 0.5f, 1.5f, -0.5f, 2.5f, 1, 0, -1.5f, -0.75f, -0.375f, -1});
         rig_run(&r, 1, g);
@@ -272,7 +272,7 @@ static void test_uniform_acts(void)
     /* signed symmetric, k = 3: m = 1.5, s = 0.5:
      * x/s = -3, 0.5, 1.5, -2.5, 2, 0 -> -3, 0, 2, -2, 2, 0 */
     s = spec("uniform", 3);
-    s.signed_act = 1;
+    SET_OPT(&s, "act_signed", 1);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, (const float[]){-1.5f, 0.25f, 0.75f, -1.25f, 1, 0});
         rig_run(&r, 1, g);
@@ -286,8 +286,8 @@ static void test_uniform_acts(void)
     /* signed asymmetric, k = 2: lo -1, hi 2, s = 1, z = 1:
      * round(x) + 1 = 0, 3, 1 (0.5 -> 0), 1 (-0.5 -> -0), 2, 3 (1.5 -> 2) */
     s = spec("uniform", 2);
-    s.signed_act = 1;
-    s.symmetric = 0;
+    SET_OPT(&s, "act_signed", 1);
+    SET_OPT(&s, "symmetric", 0);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, (const float[]){-1, 2, 0.5f, -0.5f, 1.4f, 1.5f});
         rig_run(&r, 1, g);
@@ -302,7 +302,7 @@ static void test_uniform_acts(void)
 
     /* EMA range (momentum 0.25, exact in binary), unsigned k = 2 */
     s = spec("uniform", 2);
-    s.momentum = 0.25f;
+    SET_OPT(&s, "momentum", 0.25f);
     const float x1[6] = {0, 0.5f, 1, 1.5f, 3, -1}, x2[6] = {0, 1, 2.5f, 4.5f, 15, -5}, x3[6] = {3, 5, 6, 7, 1, -1};
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, x1);
@@ -328,7 +328,7 @@ static void test_uniform_acts(void)
     }
     /* minmax range: training quantizes with the batch's range (s = 15/3 = 5)
      * but still tracks the EMA, which eval uses (s = 2) */
-    s.range = QAT_QRANGE_MINMAX;
+    SET_OPT(&s, "act_range", QAT_QRANGE_MINMAX);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, x1);
         rig_run(&r, 1, NULL);
@@ -346,7 +346,7 @@ static void test_uniform_acts(void)
     }
     /* eval before any training batch: the batch's own range (s = 7/3 is not
      * exact, so check the levels: x3 / (7/3) = 1.29, 2.14, 2.57, 3, 0.43, - -> 1, 2, 3, 3, 0, 0) */
-    s.range = QAT_QRANGE_EMA;
+    SET_OPT(&s, "act_range", QAT_QRANGE_EMA);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, x3);
         rig_run(&r, 0, NULL);
@@ -629,7 +629,7 @@ static void test_pact(void)
     }
     /* alpha = 2, k = 3: x 7/2 = 3.5 -> 4 (half to even), 1.75 -> 2, 7, 0.7 -> 1; s = 2/7 */
     s = spec("pact", 3);
-    s.alpha = 2;
+    SET_OPT(&s, "pact_alpha", 2);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 1, 4, 1)) {
         rig_set(&r, (const float[]){1, 0.5f, 2, 0.2f});
         CHECK(r.n.param->x[0] == 2, "pact alpha starts at pact_alpha");
@@ -728,7 +728,7 @@ static void test_lsq(void)
     }
     /* signed activations, b = 2: Qn = 2, Qp = 1; s = 1:
      * x = -3, -0.5, 0.5, 1, -2, -1.5 -> -2, -0, 0, 1, -2, -2 */
-    s.signed_act = 1;
+    SET_OPT(&s, "act_signed", 1);
     if (rig_build(&r, &s, QAT_QROLE_ACT, 2, 3, 1)) {
         rig_set(&r, (const float[]){-3, -0.5f, 0.5f, 1, -2, -1.5f});
         rig_run(&r, 1, NULL);
@@ -770,8 +770,8 @@ static void contract_case(const qat_quantizer *q, qat_qrole role, int bits, int 
     s.q = q;
     s.bits = bits;
     s.per_channel = per_channel;
-    s.symmetric = symmetric;
-    s.signed_act = signed_act;
+    (void)qat_qspec_set(&s, "symmetric", symmetric);   /* the methods that have these settings */
+    (void)qat_qspec_set(&s, "act_signed", signed_act);
     rig r;
     const int rows = 4, cols = 9;
     if (!rig_build(&r, &s, role, rows, cols, 3)) return;
@@ -891,9 +891,13 @@ static void test_parse(void)
                &w, &a);
     CHECK(st == QAT_OK, "parse: %s", qat_last_error());
     CHECK(w.bits == 6 && a.bits == 0 && qat_qspec_bits(&a) == 8, "weight_bits only: %d %d", w.bits, a.bits);
-    CHECK(w.symmetric == 0 && a.symmetric == 0 && a.signed_act == 1, "symmetric / act_signed");
-    CHECK(a.range == QAT_QRANGE_MINMAX && a.momentum == 0.25f && w.momentum == 0.25f, "act_range / momentum");
-    CHECK(a.stochastic == 1 && w.stochastic == 1 && a.alpha == 6, "rounding / pact_alpha");
+    CHECK(qat_qspec_get(&w, "symmetric") == 0 && qat_qspec_get(&a, "symmetric") == 0 &&
+              qat_qspec_get(&a, "act_signed") == 1,
+          "symmetric / act_signed");
+    CHECK(qat_qspec_get(&a, "act_range") == QAT_QRANGE_MINMAX && qat_qspec_get(&a, "momentum") == 0.25f &&
+              qat_qspec_get(&w, "momentum") == 0.25f,
+          "act_range / momentum");
+    CHECK(qat_qspec_get(&a, "rounding") == 1 && qat_qspec_get(&w, "rounding") == 1, "rounding");
 
     st = parse("[quant]\nweight = float\nact = none\n", &w, &a);
     CHECK(st == QAT_OK && !w.q && !a.q && qat_qspec_bits(&w) == 32, "float / none");

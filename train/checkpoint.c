@@ -10,16 +10,15 @@
 qat_status qat_optimizer_init(qat_optimizer *o, const qat_model *m, const qat_optim_cfg *cfg)
 {
     memset(o, 0, sizeof *o);
-    qat_qnode *q[64];
-    int nq = qat_model_owned(m, q, 64);
     size_t owned = 0, most = 0;
-    for (int i = 0; i < nq && i < 64; i++) {
-        owned += q[i]->out->n;
-        most = q[i]->out->n > most ? q[i]->out->n : most;
+    for (int i = 0; i < m->nowned; i++) {
+        owned += m->owned[i]->out->n;
+        most = m->owned[i]->out->n > most ? m->owned[i]->out->n : most;
     }
     qat_status st = qat_optim_init(&o->params, cfg, m->g.nparams);
     if (st == QAT_OK) st = qat_optim_init(&o->owned, cfg, owned);
-    if (st == QAT_OK && most && !(o->delta = malloc(most * sizeof(float))))
+    /* the owned weights' step scratch (qat_owned_step) */
+    if (st == QAT_OK && most && !(o->delta = malloc(2 * most * sizeof(float))))
         st = qat_error_set(QAT_ERR_MEMORY, "optimizer: out of memory");
     if (st != QAT_OK) qat_optimizer_free(o);
     return st;
@@ -55,14 +54,16 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
         snprintf(name, sizeof name, "%s%s", kind_prefix(t), t->name);
         st = qat_ckpt_writer_add(w, name, QAT_CKPT_F32, t->ndim, t->shape, t->x, t->n * sizeof(float));
     }
-    /* weights kept as integer states by their quantizer (DST) */
-    qat_qnode *q[64];
-    int nq = qat_model_owned(m, q, 64);
-    for (int i = 0; st == QAT_OK && i < nq && i < 64; i++) {
+    /* the states of weights a quantizer keeps (DST, ALQ): one record each,
+     * shaped as the weights when there is a byte per weight */
+    for (int i = 0; st == QAT_OK && i < m->nowned; i++) {
+        const qat_qnode *q = m->owned[i];
         char name[80];
-        snprintf(name, sizeof name, "state/%s", q[i]->out->name);
-        st = qat_ckpt_writer_add(w, name, QAT_CKPT_BYTES, q[i]->out->ndim, q[i]->out->shape, q[i]->states,
-                                 q[i]->out->n);
+        snprintf(name, sizeof name, "state/%s", q->out->name);
+        int bytes[1] = {(int)q->state_bytes};
+        int per_weight = q->state_bytes == q->out->n;
+        st = qat_ckpt_writer_add(w, name, QAT_CKPT_BYTES, per_weight ? q->out->ndim : 1,
+                                 per_weight ? q->out->shape : bytes, q->state, q->state_bytes);
     }
     if (o && st == QAT_OK) {
         const qat_optim *oo[2] = {&o->params, &o->owned};
@@ -115,24 +116,22 @@ qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m)
                                  "%s: checkpoint is from another model: tensor '%s' is %s there and %s here", ck->path,
                                  t->name, shape_str(r->ndim, r->dims, a, sizeof a), qat_tensor_shape_str(t, b, sizeof b));
     }
-    qat_qnode *q[64];
-    int nq = qat_model_owned(m, q, 64);
-    for (int i = 0; i < nq && i < 64; i++) {
+    for (int i = 0; i < m->nowned; i++) {
+        qat_qnode *q = m->owned[i];
         char name[80], a[64], b[64];
-        const qat_tensor *t = q[i]->out;
+        const qat_tensor *t = q->out;
         snprintf(name, sizeof name, "state/%s", t->name);
         const qat_ckpt_record *r = qat_ckpt_find(ck, name);
-        if (!r || r->ndim != t->ndim || memcmp(r->dims, t->shape, sizeof(int) * (size_t)t->ndim) != 0)
-            return qat_error_set(QAT_ERR_MISMATCH, "%s: checkpoint is from another model: weight states '%s' %s here, %s there",
-                                 ck->path, t->name, qat_tensor_shape_str(t, a, sizeof a),
+        if (!r || r->nbytes != q->state_bytes)
+            return qat_error_set(QAT_ERR_MISMATCH,
+                                 "%s: checkpoint is from another model: weight states '%s' %s (%zu bytes) here, %s there",
+                                 ck->path, t->name, qat_tensor_shape_str(t, a, sizeof a), q->state_bytes,
                                  r ? shape_str(r->ndim, r->dims, b, sizeof b) : "missing");
-        qat_status st = qat_ckpt_record_copy(r, QAT_CKPT_BYTES, q[i]->states, t->n);
-        if (st != QAT_OK) return qat_error_wrap(st, "%s", ck->path);
-        int maxs = 1 << -q[i]->spec.dst_p;
-        for (size_t k = 0; k < t->n; k++)
-            if (q[i]->states[k] > maxs || q[i]->states[k] < -maxs)
-                return qat_error_set(QAT_ERR_FORMAT, "%s: weight state %d of '%s' at element %zu is out of range +-%d",
-                                     ck->path, q[i]->states[k], t->name, k, maxs);
+        if (r->dtype != QAT_CKPT_BYTES)
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: checkpoint record '%s' is not bytes (dtype %d)", ck->path,
+                                 name, r->dtype);
+        qat_status st = q->spec.q->load_state(q, r->data, r->nbytes, ck->path);
+        if (st != QAT_OK) return st;
     }
     /* no tensor the model lacks */
     for (int i = 0; i < ck->nrec; i++) {

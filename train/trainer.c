@@ -63,20 +63,24 @@ typedef struct {
     float lr;
 } update_task;
 
-/* weights a quantizer keeps as states: the optimizer computes the step,
- * the quantizer turns it into a state transition (DST, Eq. 12-15) */
+/* weights a quantizer keeps itself: each node steps them with the
+ * optimizer that serves all of them in view (DST turns the optimizer's step
+ * into a state transition, Eq. 12-15) */
 static void update_owned(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr)
 {
-    qat_qnode *q[64];
-    int nq = qat_model_owned(m, q, 64);
-    if (nq == 0) return;
+    if (m->nowned == 0) return;
     qat_optim_begin_step(&o->owned);
-    size_t off = 0;
-    for (int i = 0; i < nq && i < 64; i++) {
-        const qat_tensor *t = q[i]->out;
-        qat_optim_delta_at(&o->owned, off, t->n, t->x, t->g, lr, net->weight_decay, o->delta);
-        q[i]->spec.q->update(q[i], o->delta, &m->g.rng);
-        off += t->n;
+    qat_owned_step s = {.optim = &o->owned, .lr = lr, .wd = net->weight_decay, .scratch = o->delta};
+    for (int i = 0; i < m->nowned; i++) {
+        qat_qnode *q = m->owned[i];
+        const qat_tensor *t = q->out;
+        if (q->spec.q->step) {
+            q->spec.q->step(q, &s, &m->g.rng);
+        } else {
+            qat_optim_delta_at(s.optim, s.off, t->n, t->x, t->g, lr, s.wd, s.scratch);
+            q->spec.q->update(q, s.scratch, &m->g.rng);
+        }
+        s.off += t->n;
     }
 }
 
@@ -132,10 +136,8 @@ static qat_status check_finite(qat_model *m, int values)
             return qat_error_set(QAT_ERR_NONFINITE, "the gradient of '%s' is %s at element %zu", t->name,
                                  nonfinite_name(v[k]), k);
     }
-    qat_qnode *q[64];
-    int nq = values ? 0 : qat_model_owned(m, q, 64);
-    for (int i = 0; i < nq && i < 64; i++) {
-        const qat_tensor *t = q[i]->out;
+    for (int i = 0; !values && i < m->nowned; i++) {
+        const qat_tensor *t = m->owned[i]->out;
         size_t k = first_nonfinite(t->g, t->n);
         if (k < t->n)
             return qat_error_set(QAT_ERR_NONFINITE, "the gradient of '%s' is %s at element %zu", t->name,
@@ -452,7 +454,7 @@ static void write_layer_stats(FILE *f, qat_model *m)
         for (size_t k = 0; k < l->wq.out->n; k++) zeros += l->wq.out->x[k] == 0.0f;
         double sparsity = (double)zeros / (double)l->wq.out->n;
         const float *w = effective_weights(m, &l->wq);
-        double near = l->wq.states ? 1.0 : qat_qnode_near_level(&l->wq, w ? w : l->w->x, l->w->n, 0.05f);
+        double near = l->wq.state ? 1.0 : qat_qnode_near_level(&l->wq, w ? w : l->w->x, l->w->n, 0.05f);
         fprintf(f, "%s\"%s\": {\"sparsity\": %.6f, \"near_level\": %.6f}", any++ ? ", " : ", \"layers\": {",
                 l->name, sparsity, near);
     }
