@@ -875,6 +875,78 @@ static void test_owned_registry(void)
     free(text);
 }
 
+/* --init-from: a quantized model of the same architecture starts from a float
+ * run's weights; its quantizers initialise from them */
+static void test_init_from(void)
+{
+    static const char fp[] = "[net]\nbatch = 2\nseed = 4\n[conv2d]\nfilters = 4\nsize = 3\n[batchnorm]\n[relu]\n"
+                             "[flatten]\n[linear]\noutput = 10\n";
+    static const char dst[] = "[net]\nbatch = 2\nseed = 8\n[quant]\nweight = dst\nlast_weight = quantized\n"
+                              "[conv2d]\nfilters = 4\nsize = 3\n[batchnorm]\n[relu]\n[flatten]\n[linear]\noutput = 10\n";
+    static const char bnn[] = "[net]\nbatch = 2\nseed = 8\n[quant]\nweight = ste_sign\nact = ste_sign\n"
+                              "[conv2d]\nfilters = 4\nsize = 3\n[batchnorm]\n[relu]\n[flatten]\n[linear]\noutput = 10\n";
+    static const char other[] = "[net]\nbatch = 2\n[conv2d]\nfilters = 5\nsize = 3\n[batchnorm]\n[relu]\n"
+                                "[flatten]\n[linear]\noutput = 10\n";
+    qat_cfg c1, c2;
+    qat_net_cfg n1, n2;
+    qat_model a, b;
+    if (build_text(fp, &c1, &n1, &a) != QAT_OK) {
+        CHECK(0, "init-from: float model: %s", qat_last_error());
+        return;
+    }
+    /* a float run's weights: make the BN statistics and weights distinctive */
+    a.layers[1].rmean->x[2] = 0.25f;
+    for (size_t i = 0; i < a.layers[0].w->n; i++) a.layers[0].w->x[i] = 0.01f * (float)((int)(i % 11) - 5);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/qat-initfrom-%d.ckpt", (int)getpid());
+    qat_train_pos pos = {0};
+    qat_status st = qat_checkpoint_save(path, &a, c1.text, c1.text_len, NULL, &pos);
+    CHECK(st == QAT_OK, "init-from: save: %s", qat_last_error());
+    qat_ckpt ck;
+    if (st == QAT_OK && (st = qat_ckpt_read(&ck, path)) == QAT_OK) {
+        /* DST: the float view takes the weights, the states come from them */
+        if (build_text(dst, &c2, &n2, &b) == QAT_OK) {
+            st = qat_checkpoint_init_from(&ck, &b, n2.seed);
+            CHECK(st == QAT_OK, "init-from dst: %s", qat_last_error());
+            CHECK(b.nowned == 2 && b.layers[1].rmean->x[2] == 0.25f, "init-from dst: BN statistics not copied");
+            const qat_tensor *w = b.owned[0]->out;
+            const int8_t *s = qat_dst_states(b.owned[0]);
+            long far = 0, nz = 0;
+            for (size_t i = 0; i < w->n; i++) {
+                float x = a.layers[0].w->x[i], v = (float)s[i] * 0.25f;
+                far += fabsf(v - x) >= 0.25f; /* stochastic rounding: the neighbouring levels of x */
+                nz += s[i] != 0;
+            }
+            CHECK(far == 0 && nz > 0, "init-from dst: %ld states are not a neighbour of the float weight (%ld nonzero)",
+                  far, nz);
+            qat_model_free(&b);
+            qat_cfg_free(&c2);
+        }
+        /* BNN: the latent weights are the float run's */
+        if (build_text(bnn, &c2, &n2, &b) == QAT_OK) {
+            st = qat_checkpoint_init_from(&ck, &b, n2.seed);
+            CHECK(st == QAT_OK && memcmp(b.layers[0].w->x, a.layers[0].w->x, a.layers[0].w->n * sizeof(float)) == 0 &&
+                      memcmp(b.layers[4].w->x, a.layers[4].w->x, a.layers[4].w->n * sizeof(float)) == 0,
+                  "init-from bnn: weights differ (%s)", st ? qat_last_error() : "");
+            qat_model_free(&b);
+            qat_cfg_free(&c2);
+        }
+        /* another architecture */
+        if (build_text(other, &c2, &n2, &b) == QAT_OK) {
+            st = qat_checkpoint_init_from(&ck, &b, 1);
+            CHECK(st == QAT_ERR_MISMATCH && strstr(qat_last_error(), "tensor 'conv1.weight' is [4, 1, 3, 3] there and "
+                                                                   "[5, 1, 3, 3] here"),
+                  "init-from other: %d %s", (int)st, st ? qat_last_error() : "");
+            qat_model_free(&b);
+            qat_cfg_free(&c2);
+        }
+        qat_ckpt_free(&ck);
+    }
+    unlink(path);
+    qat_model_free(&a);
+    qat_cfg_free(&c1);
+}
+
 int main(void)
 {
     test_aqe_sign();
@@ -889,6 +961,7 @@ int main(void)
     test_dst_optimizer();
     test_settings();
     test_owned_registry();
+    test_init_from();
     if (failures) printf("%d check(s) failed\n", failures);
     else printf("all checks passed\n");
     return failures ? 1 : 0;

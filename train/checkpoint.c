@@ -242,3 +242,84 @@ done:
     qat_ckpt_free(&ck);
     return st;
 }
+
+/* ---- --init-from -------------------------------------------------------------- */
+
+/* 1 when t is a parameter or buffer of one of the model's quantizer nodes */
+static int quantizer_tensor(const qat_model *m, const qat_tensor *t)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        const qat_qnode *q[4] = {&l->wq, &l->aq, &l->oq, &l->gq};
+        for (int k = 0; k < 4; k++)
+            if (q[k]->out && (t == q[k]->param || t == q[k]->buf)) return 1;
+    }
+    return 0;
+}
+
+/* a checkpoint tensor name that a quantizer node writes: <layer>.wq.*,
+ * .aq.*, .oq.* (parameters and buffers), <layer>.weight.state (the buffer
+ * of weights a quantizer keeps) */
+static int quantizer_name(const char *n)
+{
+    size_t len = strlen(n);
+    return strstr(n, ".wq.") || strstr(n, ".aq.") || strstr(n, ".oq.") ||
+           (len > 13 && strcmp(n + len - 13, ".weight.state") == 0);
+}
+
+/* copies the checkpoint's param/ or buffer/ record of t's name into t */
+static qat_status init_tensor(const qat_ckpt *ck, qat_tensor *t, float *dst, int *used)
+{
+    char name[96], a[64], b[64];
+    const qat_ckpt_record *r = NULL;
+    static const char *const pre[2] = {"param/", "buffer/"};
+    for (int k = 0; k < 2 && !r; k++) {
+        snprintf(name, sizeof name, "%s%s", pre[k], t->name);
+        r = qat_ckpt_find(ck, name);
+    }
+    if (!r) {
+        snprintf(name, sizeof name, "state/%s", t->name);
+        if (qat_ckpt_find(ck, name))
+            return qat_error_set(QAT_ERR_MISMATCH, "%s: '%s' is kept there as quantizer states, not float weights; "
+                                 "start from a float run of this architecture", ck->path, t->name);
+        return qat_error_set(QAT_ERR_MISMATCH, "%s: another architecture: it has no tensor '%s' %s", ck->path, t->name,
+                             qat_tensor_shape_str(t, a, sizeof a));
+    }
+    if (r->ndim != t->ndim || memcmp(r->dims, t->shape, sizeof(int) * (size_t)t->ndim) != 0)
+        return qat_error_set(QAT_ERR_MISMATCH, "%s: another architecture: tensor '%s' is %s there and %s here", ck->path,
+                             t->name, shape_str(r->ndim, r->dims, a, sizeof a), qat_tensor_shape_str(t, b, sizeof b));
+    used[r - ck->rec] = 1;
+    qat_status st = qat_ckpt_record_copy(r, QAT_CKPT_F32, dst, t->n * sizeof(float));
+    return st ? qat_error_wrap(st, "%s", ck->path) : QAT_OK;
+}
+
+qat_status qat_checkpoint_init_from(const qat_ckpt *ck, qat_model *m, uint64_t seed)
+{
+    int *used = calloc((size_t)ck->nrec + 1, sizeof *used);
+    if (!used) return qat_error_set(QAT_ERR_MEMORY, "init-from: out of memory");
+    qat_status st = QAT_OK;
+    for (int i = 0; st == QAT_OK && i < m->g.nall; i++) {
+        qat_tensor *t = m->g.all[i];
+        if ((t->flags & (QAT_T_PARAM | QAT_T_BUFFER)) && !quantizer_tensor(m, t)) st = init_tensor(ck, t, t->x, used);
+    }
+    /* weights a quantizer keeps: their float view takes the weights, from
+     * which the node's states are initialised below */
+    for (int i = 0; st == QAT_OK && i < m->nowned; i++) st = init_tensor(ck, m->owned[i]->out, m->owned[i]->out->x, used);
+    for (int i = 0; st == QAT_OK && i < ck->nrec; i++) {
+        const char *n = ck->rec[i].name;
+        const char *tn = strncmp(n, "param/", 6) == 0 ? n + 6 : strncmp(n, "buffer/", 7) == 0 ? n + 7 : NULL;
+        if (tn && !used[i] && !quantizer_name(tn))
+            st = qat_error_set(QAT_ERR_MISMATCH, "%s: another architecture: it has a tensor '%s' this model lacks",
+                               ck->path, tn);
+    }
+    free(used);
+    if (st != QAT_OK) return st;
+    qat_rng r;
+    qat_rng_seed(&r, seed ^ 0x1417ULL);
+    for (int i = 0; i < m->nlayers; i++) {
+        qat_qnode_init(&m->layers[i].wq, &r);
+        qat_qnode_init(&m->layers[i].aq, &r);
+        qat_qnode_init(&m->layers[i].oq, &r);
+    }
+    return qat_model_check_values(m);
+}

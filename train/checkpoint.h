@@ -37,6 +37,18 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
  * model must be in the checkpoint with the same shape and no other: the
  * first mismatching tensor is named (QAT_ERR_MISMATCH). */
 qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m);
+/* Starts a model from another run's weights (qat train --init-from): every
+ * layer parameter and buffer of m (weights, biases, batchnorm), including
+ * the float weights a quantizer keeps itself (DST, ALQ), is copied from the
+ * checkpoint's tensor of the same name and shape: the checkpoint of a float
+ * run, or of any config of the same architecture. The quantizers' own
+ * parameters, buffers and weight states are then initialised afresh from
+ * those weights (rng seeded with seed), as a new run initialises them.
+ * QAT_ERR_MISMATCH names the first tensor the checkpoint lacks or holds in
+ * another shape, and the first layer tensor of the checkpoint the model
+ * lacks (another architecture); quantizer tensors of the checkpoint are
+ * skipped. Optimizer state and position are not read. */
+qat_status qat_checkpoint_init_from(const qat_ckpt *ck, qat_model *m, uint64_t seed);
 /* Optimizer state (must match kind and size), RNG and position, for --resume. */
 qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optimizer *o, qat_train_pos *pos);
 /* The config text stored in the checkpoint (points into ck). */

@@ -36,16 +36,20 @@ static const char usage_main[] =
 
 static const char usage_train[] =
     "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
-    "                        [--threads N] [--resume CKPT [--override]] [--until N] [--max-steps N] [--quiet]\n"
+    "                        [--threads N] [--init-from CKPT | --resume CKPT [--override]] [--until N]\n"
+    "                        [--max-steps N] [--quiet]\n"
     "\n"
     "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
     "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
-    "  --dataset NAME  override [net] dataset (mnist, fashion-mnist): same shapes\n"
+    "  --dataset NAME  override [net] dataset (mnist, fashion-mnist, cifar10, ...):\n"
+    "                  the same image shape and classes\n"
     "  --out DIR       where metrics.jsonl, last.ckpt, best.ckpt, summary.json go\n"
     "                  (default: runs/<config name>)\n"
     "  --epochs N      override [net] epochs\n"
     "  --seed N        override [net] seed\n"
     "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
+    "  --init-from CKPT  start from the weights of a run of the same architecture\n"
+    "                  (a float one, say); quantizers initialise from them\n"
     "  --resume CKPT   continue from a checkpoint of the same model, with the run's\n"
     "                  own --epochs, --seed, --threads, --max-steps, --dataset and\n"
     "                  --data (kept in the checkpoint; one given differently is an\n"
@@ -212,6 +216,8 @@ static int cmd_train(int argc, char **argv)
             o.dataset = val;
         } else if ((val = opt_value(&a, "--resume"))) {
             o.resume = val;
+        } else if ((val = opt_value(&a, "--init-from"))) {
+            o.init_from = val;
         } else if (a.err) {
             return a.err;
         } else if (!opt_int(&a, "--epochs", 1, 1000000, &v, &m)) {

@@ -556,6 +556,10 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     qat_status st;
     qat_train_opts oo = *opts; /* with the resumed run's kept settings */
     const qat_train_opts *o = &oo;
+    if (opts->resume && opts->init_from) {
+        st = qat_error_set(QAT_ERR_ARG, "--init-from starts a run and --resume continues one: give one of them");
+        goto done;
+    }
     if (opts->resume) {
         if ((st = qat_ckpt_read(&s.resume_ck, opts->resume))) goto done;
         s.have_ck = 1;
@@ -616,6 +620,12 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         if (st == QAT_OK) st = qat_checkpoint_load_train(&s.resume_ck, &s.model, &s.optim, &pos);
         qat_ckpt_free(&s.resume_ck);
         s.have_ck = 0;
+        if (st != QAT_OK) goto done;
+    } else if (o->init_from) {
+        qat_ckpt ck;
+        if ((st = qat_ckpt_read(&ck, o->init_from))) goto done;
+        st = qat_checkpoint_init_from(&ck, &s.model, net->seed);
+        qat_ckpt_free(&ck);
         if (st != QAT_OK) goto done;
     }
     /* what the checkpoints keep for a resume (resume_settings) */

@@ -43,6 +43,10 @@ typedef struct {
      * while the checkpoint is short of it (once reached, a resume runs on) */
     const char *resume;
     int override_run;
+    /* a checkpoint of the same architecture (a float run, typically) whose
+     * weights start this run (qat_checkpoint_init_from), or NULL; not with
+     * resume */
+    const char *init_from;
     int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
     int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
     /* non-NULL: polled before every step and after every epoch's writes; a
