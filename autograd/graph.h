@@ -216,6 +216,10 @@ void qat_graph_sgemm(qat_graph *g, int ta, int tb, int M, int N, int K, float al
  * they take at most this many bytes at the largest batch (default 32 MiB),
  * else builds them again; read by compile (tests set 0 to cover rebuilding). */
 extern size_t qat_conv_keep_bytes;
+/* 1 (default): 3x3 stride-1 'same' convolutions on maps of 64 pixels or
+ * more run the direct kernels of conv3x3.h; 0: im2col + sgemm (tests and
+ * benchmarks compare the two; may change between steps) */
+extern int qat_conv_direct;
 /* per-op scratch size in bytes, used by compile */
 size_t qat_op_scratch_bytes(const qat_tensor *t, int max_batch, int threads);
 

@@ -3,6 +3,7 @@
  * mechanics: accumulation, zeroing, partial batches, the op table. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph.h"
@@ -110,8 +111,56 @@ static void conv_case(int threads, int N, int C, int H, int W, int F, int KH, in
     check(&g, qat_conv2d(&g, x, w, b, sh, sw, ph, pw), what, -1, 1, 1e-2f);
 }
 
+/* The direct 3x3 kernels and im2col + sgemm give the same forward and
+ * gradients (to summation order), at 1 and 2 threads. */
+static void conv_paths_agree(int threads, int N, int C, int H, int W, int F)
+{
+    qat_graph g;
+    qat_graph_init(&g, N, threads, 1);
+    qat_tensor *x = param(&g, "x", 4, N, C, H, W), *w = param(&g, "w", 4, F, C, 3, 3), *b = param(&g, "b", 1, F, 0, 0, 0);
+    qat_tensor *y = qat_conv2d(&g, x, w, b, 1, 1, 1, 1), *loss = y ? qat_mean(&g, qat_mul(&g, y, y)) : NULL;
+    if (!loss || qat_graph_compile(&g, &loss, 1) != QAT_OK) {
+        CHECK(0, "conv paths: build failed: %s", qat_last_error());
+        qat_graph_free(&g);
+        return;
+    }
+    qat_rng r;
+    qat_rng_seed(&r, 3);
+    fill(x, &r, -1, 1);
+    fill(w, &r, -0.5f, 0.5f);
+    fill(b, &r, -0.5f, 0.5f);
+    const qat_tensor *out[4] = {y, x, w, b};
+    float *keep[4];
+    for (int run = 0; run < 2; run++) {
+        qat_conv_direct = 1 - run;
+        qat_graph_zero_grad(&g);
+        qat_graph_forward(&g);
+        qat_graph_backward(&g, loss);
+        for (int k = 0; k < 4; k++) {
+            const float *v = k ? out[k]->g : out[k]->x;
+            if (run == 0) {
+                keep[k] = malloc(out[k]->n * sizeof(float));
+                memcpy(keep[k], v, out[k]->n * sizeof(float));
+                continue;
+            }
+            double worst = 0, scale = 1e-30;
+            for (size_t i = 0; i < out[k]->n; i++) scale = fmax(scale, fabs(v[i]));
+            for (size_t i = 0; i < out[k]->n; i++) worst = fmax(worst, fabs(v[i] - keep[k][i]) / scale);
+            CHECK(worst < 1e-5, "conv paths %dx%dx%dx%d->%d t%d: %s differs by %.3g (relative to its max)", N, C, H, W,
+                  F, threads, k == 0 ? "y" : k == 1 ? "dx" : k == 2 ? "dw" : "db", worst);
+            free(keep[k]);
+        }
+    }
+    qat_conv_direct = 1;
+    qat_graph_free(&g);
+}
+
 static void test_conv(void)
 {
+    conv_paths_agree(1, 3, 16, 32, 32, 16);
+    conv_paths_agree(2, 5, 32, 16, 16, 64);
+    conv_paths_agree(2, 4, 3, 8, 8, 32);
+    conv_paths_agree(1, 2, 7, 9, 11, 5);
     conv_case(1, 2, 3, 7, 6, 4, 3, 2, 2, 2, 2, 2, 1);
     conv_case(1, 1, 1, 5, 5, 2, 1, 1, 1, 1, 0, 0, 0); /* 1x1: direct path */
     conv_case(2, 3, 2, 6, 5, 3, 3, 3, 1, 2, 0, 1, 1); /* threads */
@@ -123,6 +172,8 @@ static void test_conv(void)
     conv_case(2, 7, 2, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1);   /* groups of 4 and a remainder of 3 */
     conv_case(2, 5, 3, 5, 4, 4, 3, 2, 1, 1, 1, 0, 1);   /* stride 1: dx as a conv of dy, grouped */
     conv_case(1, 3, 2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 0);   /* ... unpadded (dy padded by 2) */
+    conv_case(2, 3, 3, 8, 8, 5, 3, 3, 1, 1, 1, 1, 1);   /* 3x3 'same' on 64 pixels: the direct kernels */
+    conv_case(1, 2, 17, 9, 7, 3, 3, 3, 1, 1, 1, 1, 0);  /* ... and on 63: im2col + sgemm */
     /* the columns built again in the backward instead of kept */
     size_t keep = qat_conv_keep_bytes;
     qat_conv_keep_bytes = 0;

@@ -613,6 +613,9 @@ int main(int argc, char **argv)
     /* a write past `ulimit -f` fails with EFBIG and is reported with its
      * file, instead of the signal killing qat with a half-written temp */
     signal(SIGXFSZ, SIG_IGN);
+    /* QAT_CONV_DIRECT=0: 3x3 convolutions on im2col + sgemm (for comparison) */
+    const char *cd = getenv("QAT_CONV_DIRECT");
+    if (cd && !strcmp(cd, "0")) qat_conv_direct = 0;
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;
