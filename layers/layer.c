@@ -70,6 +70,7 @@ void qat_model_free(qat_model *m)
 {
     for (int i = 0; i < m->nlayers; i++) qat_qnode_free(&m->layers[i].wq);
     free(m->owned);
+    free(m->class_names);
     qat_graph_free(&m->g);
     free(m->layers);
     free(m->labels);

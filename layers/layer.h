@@ -75,6 +75,9 @@ struct qat_model {
      * order: what the trainer steps and checkpoints save as states */
     qat_qnode **owned;
     int nowned;
+    /* nclass class names (one allocation, owned), or NULL: the trainer sets
+     * them from its training set, checkpoints keep them (qat infer) */
+    char **class_names;
 };
 
 /* Builds the graph for `layers` (filled by a parser; the model takes them

@@ -522,6 +522,10 @@ static void test_train_folder(void)
           "reopen: %s", qat_last_error());
     if (st != QAT_OK)
         return;
+    /* the folder's class names travel in the checkpoint (qat infer prints them) */
+    CHECK(m.class_names && !strcmp(m.class_names[0], "a") && !strcmp(m.class_names[1], "b"),
+          "class names in the checkpoint: %s, %s", m.class_names ? m.class_names[0] : "(none)",
+          m.class_names ? m.class_names[1] : "(none)");
     qat_dataset tr, te;
     st = qat_data_load_opts(&tr, &te, "folder", root, &net.data);
     float loss, acc, test_loss = -1;

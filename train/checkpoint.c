@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datautil.h"
+
 qat_status qat_optimizer_init(qat_optimizer *o, const qat_model *m, const qat_optim_cfg *cfg)
 {
     memset(o, 0, sizeof *o);
@@ -47,6 +49,15 @@ qat_status qat_checkpoint_save(const char *path, const qat_model *m, const char 
     if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.pos", QAT_CKPT_U64, 1, d1, p, sizeof p);
     if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.rng", QAT_CKPT_U64, 1, d1, m->g.rng.s, sizeof m->g.rng.s);
     if (st == QAT_OK && pos->run) st = qat_ckpt_writer_add(w, "qat.run", QAT_CKPT_BYTES, 0, NULL, pos->run, strlen(pos->run));
+    if (st == QAT_OK && m->class_names) { /* one per line */
+        size_t len = 0;
+        for (int i = 0; i < m->nclass; i++) len += strlen(m->class_names[i]) + 1;
+        char *text = malloc(len + 1);
+        if (!text) st = qat_error_set(QAT_ERR_MEMORY, "%s: out of memory", path);
+        for (int i = 0, k = 0; text && i < m->nclass; i++) k += sprintf(text + k, "%s\n", m->class_names[i]);
+        if (st == QAT_OK) st = qat_ckpt_writer_add(w, "qat.classes", QAT_CKPT_BYTES, 0, NULL, text, len);
+        free(text);
+    }
     for (int i = 0; st == QAT_OK && i < m->g.nall; i++) {
         const qat_tensor *t = m->g.all[i];
         if (!(t->flags & (QAT_T_PARAM | QAT_T_BUFFER))) continue;
@@ -234,12 +245,28 @@ qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, q
         goto done;
     if ((st = qat_model_build(m, layers, nlayers, net->c, net->h, net->w, batch, threads, net->seed))) goto done;
     st = qat_checkpoint_load_model(&ck, m);
+    if (st == QAT_OK) st = qat_checkpoint_classes(&ck, m->nclass, &m->class_names);
 done:
     if (st != QAT_OK) {
         qat_model_free(m);
         qat_cfg_free(cfg);
     }
     qat_ckpt_free(&ck);
+    return st;
+}
+
+qat_status qat_checkpoint_classes(const qat_ckpt *ck, int nclass, char ***names)
+{
+    *names = NULL;
+    const qat_ckpt_record *r = qat_ckpt_find(ck, "qat.classes");
+    if (!r) return QAT_OK;
+    char what[600];
+    snprintf(what, sizeof what, "%s (record qat.classes)", ck->path);
+    qat_dataset ds = {0};
+    snprintf(ds.name, sizeof ds.name, "checkpoint");
+    qat_status st = r->dtype == QAT_CKPT_BYTES ? qat_data_names_parse(&ds, what, r->data, r->nbytes, nclass)
+                                               : qat_error_set(QAT_ERR_FORMAT, "%s: not bytes", what);
+    if (st == QAT_OK) *names = ds.class_names;
     return st;
 }
 

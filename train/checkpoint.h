@@ -49,6 +49,13 @@ qat_status qat_checkpoint_load_model(const qat_ckpt *ck, qat_model *m);
  * lacks (another architecture); quantizer tensors of the checkpoint are
  * skipped. Optimizer state and position are not read. */
 qat_status qat_checkpoint_init_from(const qat_ckpt *ck, qat_model *m, uint64_t seed);
+/* The class names the training set had (record qat.classes, written from
+ * m->class_names), nclass of them, into *names (one allocation:
+ * free(*names)); *names = NULL when the checkpoint has none (written before
+ * names were kept). A record with another count or a bad name is
+ * QAT_ERR_FORMAT naming the line. qat_checkpoint_open_model sets
+ * m->class_names this way. */
+qat_status qat_checkpoint_classes(const qat_ckpt *ck, int nclass, char ***names);
 /* Optimizer state (must match kind and size), RNG and position, for --resume. */
 qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optimizer *o, qat_train_pos *pos);
 /* The config text stored in the checkpoint (points into ck). */

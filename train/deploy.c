@@ -49,11 +49,15 @@ static const char usage_export[] =
 static const char usage_infer[] =
     "usage: qat infer MODEL.qnn IMAGE... [--top K]\n"
     "       qat infer MODEL.qnn --data DIR [--batch B] [--threads T] [--json]\n"
+    "       qat infer RUN.ckpt IMAGE... [--top K]\n"
     "\n"
     "Runs an exported model with the integer runtime: on image files (PNG, JPEG,\n"
     "PGM/PPM; size and channels must be the model's) printing the top classes, or\n"
     "on the test split of the IDX dataset in DIR printing accuracy and images/s.\n"
-    "QATRT_ISA=scalar|avx2|avx512 forces a kernel set.\n";
+    "QATRT_ISA=scalar|avx2|avx512 forces a kernel set. Given a checkpoint, runs the\n"
+    "trained model itself (evaluation mode) and prints the top classes by name\n"
+    "with their softmax probabilities (names from the training set, kept in the\n"
+    "checkpoint).\n";
 
 /* a .qnn larger than this is refused before it is read (a device such as
  * /dev/zero would otherwise be read until memory runs out) */
@@ -361,6 +365,77 @@ static int infer_images(const qatrt_model *rm, char **paths, int n, int top)
     return rc;
 }
 
+/* 1 when the file at path starts with a checkpoint's magic */
+static int is_checkpoint(const char *path)
+{
+    char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    return got == sizeof magic && memcmp(magic, "QATCKPT", 8) == 0;
+}
+
+/* the trained model of a checkpoint on image files: top classes by name */
+static int infer_checkpoint(const char *path, char **paths, int n, int top)
+{
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (qat_checkpoint_open_model(path, 1, 1, &m, &cfg, &net) != QAT_OK) return fail();
+    size_t hw = (size_t)m.h * m.w;
+    uint8_t *img = malloc((size_t)m.c * hw);
+    float *x = malloc(sizeof(float) * (size_t)m.c * hw), *p = malloc(sizeof(float) * (size_t)m.nclass);
+    int rc = 0;
+    if (!img || !x || !p) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        rc = 1;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        int w, h, ch;
+        unsigned char *px = stbi_load(paths[i], &w, &h, &ch, 0);
+        if (!px) {
+            fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, paths[i], stbi_failure_reason());
+            rc = 1;
+            break;
+        }
+        if (w != m.w || h != m.h || ch != m.c) {
+            fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
+                    prog, paths[i], w, h, ch, ch == 1 ? "" : "s", m.w, m.h, m.c, m.c == 1 ? "" : "s");
+            stbi_image_free(px);
+            rc = 1;
+            break;
+        }
+        for (int c = 0; c < ch; c++) /* stb gives HWC; the model reads CHW */
+            for (size_t q = 0; q < hw; q++) img[(size_t)c * hw + q] = px[q * (size_t)ch + (size_t)c];
+        stbi_image_free(px);
+        qat_data_normalize(img, 1, m.c, hw, net.mean, net.std, x);
+        qat_model_forward(&m, x, NULL, 1, 0);
+        /* softmax in double, from the largest logit */
+        const float *z = m.logits->x;
+        double zmax = z[0], sum = 0;
+        for (int k = 1; k < m.nclass; k++) zmax = z[k] > zmax ? z[k] : zmax;
+        for (int k = 0; k < m.nclass; k++) sum += exp((double)z[k] - zmax);
+        for (int k = 0; k < m.nclass; k++) p[k] = (float)(exp((double)z[k] - zmax) / sum);
+        printf("%s:", paths[i]);
+        for (int t = 0; t < top && t < m.nclass; t++) {
+            int b = 0; /* the t-th largest: ties to the smaller index */
+            for (int k = 1; k < m.nclass; k++)
+                if (p[k] > p[b] || (p[b] < 0 && p[k] >= 0)) b = k;
+            if (m.class_names) printf(" %s (%.3f)", m.class_names[b], (double)p[b]);
+            else printf(" %d (%.3f)", b, (double)p[b]);
+            p[b] = -1; /* shown */
+        }
+        printf("\n");
+    }
+    free(img);
+    free(x);
+    free(p);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+    return rc;
+}
+
 int cmd_infer(int argc, char **argv)
 {
     args a = {argc, 0, argv, usage_infer, 0};
@@ -405,6 +480,13 @@ int cmd_infer(int argc, char **argv)
         if (rc) break;
     }
     if (!rc && !model) rc = usage_error(usage_infer, "%s", "missing MODEL.qnn");
+    if (!rc && is_checkpoint(model)) {
+        if (data) rc = usage_error(usage_infer, "%s", "a checkpoint runs on IMAGE files (its test accuracy: qat eval CKPT)");
+        else if (nimg == 0) rc = usage_error(usage_infer, "%s", "give IMAGE files");
+        else rc = infer_checkpoint(model, imgs, nimg, top);
+        free(imgs);
+        return rc;
+    }
     if (!rc && !data && nimg == 0) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR");
     if (!rc && data && nimg) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR, not both");
     uint8_t *bytes = NULL;

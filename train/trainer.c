@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datautil.h"
+
 double qat_peak_rss_mb(void)
 {
     struct rusage ru;
@@ -635,6 +637,13 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
              net->epochs, o->until > 0 ? o->until : 0, (unsigned long long)net->seed, o->threads,
              o->max_steps > 0 ? o->max_steps : 0, net->dataset, dir);
     pos.run = run_text;
+    /* the class names travel in every checkpoint (qat infer prints them) */
+    if (s.train.class_names) {
+        qat_dataset names = {0};
+        snprintf(names.name, sizeof names.name, "%s", s.train.name);
+        if ((st = qat_data_names_set(&names, (const char *const *)s.train.class_names, s.train.nclass))) goto done;
+        s.model.class_names = names.class_names;
+    }
 
     /* augmentation in the training loader only; eval_loader_init leaves it off */
     qat_loader_cfg lc = {.batch = net->batch, .shuffle = net->shuffle, .seed = net->seed, .drop_last = 0,
