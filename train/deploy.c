@@ -314,6 +314,29 @@ done:
     return rc;
 }
 
+/* An image file as the model's C x H x W uint8 planes (stb gives HWC); 1
+ * with the message printed when it cannot be read or has another shape. */
+static int read_image_chw(const char *path, int c, int h, int w, uint8_t *out)
+{
+    int iw, ih, ich;
+    unsigned char *px = stbi_load(path, &iw, &ih, &ich, 0);
+    if (!px) {
+        fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, path, stbi_failure_reason());
+        return 1;
+    }
+    if (iw != w || ih != h || ich != c) {
+        fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
+                prog, path, iw, ih, ich, ich == 1 ? "" : "s", w, h, c, c == 1 ? "" : "s");
+        stbi_image_free(px);
+        return 1;
+    }
+    size_t hw = (size_t)w * h;
+    for (int k = 0; k < c; k++)
+        for (size_t q = 0; q < hw; q++) out[(size_t)k * hw + q] = px[q * (size_t)c + (size_t)k];
+    stbi_image_free(px);
+    return 0;
+}
+
 static int infer_images(const qatrt_model *rm, char **paths, int n, int top)
 {
     size_t isz = (size_t)rm->c * rm->h * rm->w;
@@ -327,24 +350,7 @@ static int infer_images(const qatrt_model *rm, char **paths, int n, int top)
         return 1;
     }
     for (int i = 0; i < n && !rc; i++) {
-        int w, h, ch;
-        unsigned char *px = stbi_load(paths[i], &w, &h, &ch, 0);
-        if (!px) {
-            fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, paths[i], stbi_failure_reason());
-            rc = 1;
-            break;
-        }
-        if (w != rm->w || h != rm->h || ch != rm->c) {
-            fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
-                    prog, paths[i], w, h, ch, ch == 1 ? "" : "s", rm->w, rm->h, rm->c, rm->c == 1 ? "" : "s");
-            stbi_image_free(px);
-            rc = 1;
-            break;
-        }
-        /* stb gives HWC; the model reads CHW */
-        for (int c = 0; c < ch; c++)
-            for (int p = 0; p < w * h; p++) img[(size_t)c * w * h + p] = px[(size_t)p * ch + c];
-        stbi_image_free(px);
+        if ((rc = read_image_chw(paths[i], rm->c, rm->h, rm->w, img))) break;
         if (qat_qnn_run(rm, img, 1, 1, 1, z) != QAT_OK) {
             rc = fail();
             break;
@@ -392,23 +398,7 @@ static int infer_checkpoint(const char *path, char **paths, int n, int top)
         rc = 1;
     }
     for (int i = 0; i < n && !rc; i++) {
-        int w, h, ch;
-        unsigned char *px = stbi_load(paths[i], &w, &h, &ch, 0);
-        if (!px) {
-            fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, paths[i], stbi_failure_reason());
-            rc = 1;
-            break;
-        }
-        if (w != m.w || h != m.h || ch != m.c) {
-            fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
-                    prog, paths[i], w, h, ch, ch == 1 ? "" : "s", m.w, m.h, m.c, m.c == 1 ? "" : "s");
-            stbi_image_free(px);
-            rc = 1;
-            break;
-        }
-        for (int c = 0; c < ch; c++) /* stb gives HWC; the model reads CHW */
-            for (size_t q = 0; q < hw; q++) img[(size_t)c * hw + q] = px[q * (size_t)ch + (size_t)c];
-        stbi_image_free(px);
+        if ((rc = read_image_chw(paths[i], m.c, m.h, m.w, img))) break;
         qat_data_normalize(img, 1, m.c, hw, net.mean, net.std, x);
         qat_model_forward(&m, x, NULL, 1, 0);
         /* softmax in double, from the largest logit */
