@@ -512,6 +512,31 @@ static void conv_fwd_task(void *ctx, int b, int e, int tid)
     }
 }
 
+static size_t conv_dw_stride(const conv_geom *c) { return (size_t)c->F * c->K + (size_t)c->F; }
+
+/* With more than one thread, per-thread partial weight and bias gradients
+ * (zeroed; conv_dw_stride floats each), summed by conv_dw_reduce in thread
+ * order so the result depends only on the thread count; NULL with one. */
+static float *conv_dw_partials(qat_graph *g, const qat_tensor *t, const conv_geom *c)
+{
+    int threads = g->threads < t->shape[0] ? g->threads : t->shape[0];
+    if (threads <= 1) return NULL;
+    size_t n = (size_t)g->threads * conv_dw_stride(c);
+    float *dw = qat_graph_scratch(g, sizeof(float) * n);
+    memset(dw, 0, sizeof(float) * n);
+    return dw;
+}
+
+static void conv_dw_reduce(const qat_graph *g, qat_tensor *t, const conv_geom *c, const float *dw)
+{
+    size_t FK = (size_t)c->F * c->K;
+    for (int i = 0; dw && i < g->threads; i++) {
+        const float *p = dw + (size_t)i * conv_dw_stride(c);
+        if (t->src[1]->g) acc(t->src[1]->g, p, FK);
+        if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)c->F);
+    }
+}
+
 /* 3x3, stride-1, 'same' convolutions run direct (autograd/conv3x3.c): no
  * columns and no GEMM packing, so no pass over memory beyond the products
  * themselves; forward, input gradient (the forward kernel on dy with the
@@ -617,22 +642,10 @@ static void conv3_bwd(qat_tensor *t, qat_graph *g, const conv_geom *c)
         k.wpt = wpt;
     }
     k.scratch = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.scratch_floats);
-    int threads = g->threads < t->shape[0] ? g->threads : t->shape[0];
-    size_t FK = (size_t)c->F * c->K;
-    if (threads > 1) {
-        /* per-thread partials, summed in thread order: the result depends
-         * only on the thread count */
-        k.dw_stride = FK + (size_t)c->F;
-        k.dw = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.dw_stride);
-        memset(k.dw, 0, sizeof(float) * (size_t)g->threads * k.dw_stride);
-    }
+    k.dw_stride = conv_dw_stride(c);
+    k.dw = conv_dw_partials(g, t, c);
     qat_graph_parallel(g, t->shape[0], conv3_bwd_task, &k);
-    if (threads > 1)
-        for (int i = 0; i < g->threads; i++) {
-            const float *p = k.dw + (size_t)i * k.dw_stride;
-            if (t->src[1]->g) acc(t->src[1]->g, p, FK);
-            if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)c->F);
-        }
+    conv_dw_reduce(g, t, c, k.dw);
 }
 
 static size_t conv3_scratch(const conv_geom *c, int threads)
@@ -732,8 +745,6 @@ static void conv_bwd_task(void *ctx, int b, int e, int tid)
     }
 }
 
-static size_t conv_dw_stride(const conv_geom *c) { return (size_t)c->F * c->K + (size_t)c->F; }
-
 static void conv_bwd(qat_tensor *t, qat_graph *g)
 {
     conv_task k = {.t = t, .c = conv_geometry(t)};
@@ -754,23 +765,10 @@ static void conv_bwd(qat_tensor *t, qat_graph *g)
                 for (size_t q = 0; q < KK; q++)
                     k.wt[(size_t)ch * Kt + (size_t)f * KK + (KK - 1 - q)] = w[((size_t)f * c->C + ch) * KK + q];
     }
-    int threads = g->threads < t->shape[0] ? g->threads : t->shape[0];
-    if (threads > 1) {
-        /* per-thread partial weight gradients, summed in thread order so the
-         * result depends only on the thread count */
-        k.dw_stride = conv_dw_stride(c);
-        k.dw = qat_graph_scratch(g, sizeof(float) * (size_t)g->threads * k.dw_stride);
-        memset(k.dw, 0, sizeof(float) * (size_t)g->threads * k.dw_stride);
-    }
+    k.dw_stride = conv_dw_stride(c);
+    k.dw = conv_dw_partials(g, t, c);
     qat_graph_parallel(g, t->shape[0], conv_bwd_task, &k);
-    if (threads > 1) {
-        size_t FK = (size_t)c->F * c->K;
-        for (int i = 0; i < g->threads; i++) {
-            const float *p = k.dw + (size_t)i * k.dw_stride;
-            if (t->src[1]->g) acc(t->src[1]->g, p, FK);
-            if (t->nsrc == 3 && t->src[2]->g) acc(t->src[2]->g, p + FK, (size_t)c->F);
-        }
-    }
+    conv_dw_reduce(g, t, c, k.dw);
 }
 
 static int conv_batch_dim(const qat_tensor *t, int max_batch)
