@@ -144,8 +144,13 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
         st = qat_error_set(QAT_ERR_MEMORY, "model: out of memory");
         goto fail;
     }
+    size_t off = 0; /* the owned optimizer serves them end to end, in layer order */
     for (int i = 0, k = 0; i < nlayers; i++)
-        if (layers[i].wq.state) m->owned[k++] = &layers[i].wq;
+        if (layers[i].wq.state) {
+            layers[i].wq.owned_off = off;
+            off += layers[i].wq.out->n;
+            m->owned[k++] = &layers[i].wq;
+        }
     return QAT_OK;
 fail:
     qat_model_free(m);
@@ -245,6 +250,36 @@ void qat_model_schedule(qat_model *m, long step, long total)
 }
 
 static int binary_layer(const qat_layer *l) { return l->wq.out && l->wq.spec.q->binary; }
+
+static int has_weights(const qat_layer *l)
+{
+    return l->w && (strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0);
+}
+
+double qat_layer_weight_bits(const qat_layer *l)
+{
+    if (!has_weights(l)) return -1;
+    return l->wq.out ? qat_qnode_avg_bits(&l->wq) : 32;
+}
+
+int qat_model_weight_storage(const qat_model *m, double *avg_bits, double *bytes, double *float_bytes)
+{
+    double bits = 0, store = 0, nw = 0;
+    int varies = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (!has_weights(l)) continue;
+        double n = (double)l->w->n;
+        nw += n;
+        bits += n * qat_layer_weight_bits(l);
+        store += l->wq.out ? (double)qat_qnode_storage_bits(&l->wq) : 32 * n;
+        varies |= l->wq.out && l->wq.spec.q && l->wq.spec.q->avg_bits;
+    }
+    *avg_bits = nw > 0 ? bits / nw : 0;
+    *bytes = store / 8;
+    *float_bytes = 4 * nw;
+    return varies;
+}
 
 size_t qat_model_binary_weights(const qat_model *m)
 {

@@ -105,6 +105,18 @@ void qat_model_schedule(qat_model *m, long step, long total);
  * written to layer/ratio). */
 size_t qat_model_binary_weights(const qat_model *m);
 void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
+/* Weight storage as the papers count it: the weights of every conv2d and
+ * linear layer (no biases, BN or quantizer parameters), each quantized
+ * layer at its quantizer's count (ALQ: bases, coordinates and the group
+ * bitwidth table, Sec. 5.4.1), float ones at 32 bits. Sets the average
+ * bits per weight (weighted by each layer's weights) and the storage and
+ * float32 size in bytes. Returns whether any layer's bitwidth varies
+ * during training (a quantizer with its own count: ALQ). */
+int qat_model_weight_storage(const qat_model *m, double *avg_bits, double *bytes, double *float_bytes);
+/* A layer's average bits per weight (its quantizer's count), 32 for float,
+ * -1 for a layer without weights. */
+double qat_layer_weight_bits(const qat_layer *l);
+
 int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap);
 /* Every parameter and buffer finite, every BN running variance >= 0;
  * otherwise QAT_ERR_FORMAT naming the tensor, the element and its value

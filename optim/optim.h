@@ -125,10 +125,28 @@ typedef enum {
     QAT_SCHED_MULTISTEP, /* MultiStepLR:   base * gamma^(milestones passed) */
     QAT_SCHED_EXP,       /* ExponentialLR: base * gamma^epoch */
     QAT_SCHED_COSINE,    /* CosineAnnealingLR closed form, T_max = total_epochs */
+    QAT_SCHED_PHASES,    /* rounds of phases, each epoch multiplying the lr by its phase's gamma (ALQ) */
     QAT_SCHED_COUNT
 } qat_sched_kind;
 
 #define QAT_SCHED_MAX_MILESTONES 16
+#define QAT_SCHED_MAX_PHASES 8
+
+/* What the weights a quantizer keeps do in an epoch (ALQ, spec section 7):
+ * TRAIN is an ordinary epoch (for ALQ: basis steps); BASIS steps the binary
+ * bases with the closed-form coordinates (Eq. 17-23), COORD the coordinates
+ * alone (Eq. 21), PRUNE removes coordinates (Eq. 11-15), STE trains latent
+ * float weights with the loss-aware projection (spec section 8). Quantizers
+ * without phases train the same in every one. */
+typedef enum { QAT_PHASE_TRAIN = 0, QAT_PHASE_BASIS, QAT_PHASE_COORD, QAT_PHASE_PRUNE, QAT_PHASE_STE, QAT_PHASE_COUNT } qat_phase_kind;
+
+/* One phase of a PHASES schedule: `epochs` epochs of `kind`, the lr
+ * multiplied by gamma before each of them. */
+typedef struct {
+    qat_phase_kind kind;
+    int epochs;  /* >= 1 */
+    float gamma; /* in (0, 1] */
+} qat_sched_phase;
 
 /* Epochs are 0-based. Fields a kind does not use are ignored. */
 typedef struct {
@@ -142,7 +160,22 @@ typedef struct {
     float min_lr;         /* cosine eta_min, in [0, base_lr] */
     int warmup_epochs;    /* >= 0: linear warm-up over the first warmup_epochs epochs, per step */
     float warmup_start;   /* in [0, 1]: warm-up starts at warmup_start * base_lr */
+    /* phases: `rounds` rounds of phase[0..nphases), then post[0..npost) once.
+     * The lr starts again from base_lr at the start of every round and of
+     * the post phases, and each epoch multiplies it by its phase's gamma
+     * first (the ALQ code's order: a round of basis 20 x0.8 starts at
+     * 0.8 base_lr). total_epochs = rounds * sum(phase) + sum(post). */
+    qat_sched_phase phase[QAT_SCHED_MAX_PHASES], post[QAT_SCHED_MAX_PHASES];
+    int nphases, rounds, npost;
 } qat_sched;
+
+/* Where an epoch falls in a schedule's phases. */
+typedef struct {
+    qat_phase_kind kind;
+    int epoch;      /* 0-based within this run of the phase */
+    int epochs;     /* the run's length */
+    int kind_left;  /* epochs of this kind from this one (included) to the end of the schedule */
+} qat_phase_at;
 
 /* Zeroes *s and sets kind, base_lr and the defaults: gamma 0.1, step_size 30,
  * no milestones (multistep needs them set), total_epochs 0 (cosine needs it
@@ -165,5 +198,17 @@ qat_status qat_sched_check(const qat_sched *s);
  * epochs are not shifted by the warm-up. s must have passed qat_sched_check;
  * epoch >= 0, steps_per_epoch >= 1 (invariants, asserted). */
 float qat_sched_lr(const qat_sched *s, int epoch, int step, int steps_per_epoch);
+
+/* "train", "basis", "coord", "prune", "ste"; NULL if out of range. */
+const char *qat_phase_name(qat_phase_kind k);
+/* Parses a phase list "basis 20 0.8, coord 10 0.8, prune 1" (a phase name,
+ * its epochs, optionally its gamma, default 1) into out[0..*n). Errors
+ * (QAT_ERR_CONFIG) name the item and what was expected. */
+qat_status qat_sched_phases_parse(const char *text, qat_sched_phase *out, int cap, int *n);
+/* The phase of (0-based) epoch; every schedule that is not PHASES is one
+ * TRAIN run of total_epochs (0 there: unbounded). */
+void qat_sched_phase_at(const qat_sched *s, int epoch, qat_phase_at *out);
+/* rounds * sum(phase epochs) + sum(post epochs) */
+int qat_sched_phase_epochs(const qat_sched *s);
 
 #endif

@@ -4,6 +4,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const sched_names[] = {
@@ -12,6 +13,7 @@ static const char *const sched_names[] = {
     [QAT_SCHED_MULTISTEP] = "multistep",
     [QAT_SCHED_EXP] = "exp",
     [QAT_SCHED_COSINE] = "cosine",
+    [QAT_SCHED_PHASES] = "phases",
 };
 _Static_assert(sizeof sched_names / sizeof sched_names[0] == QAT_SCHED_COUNT,
                "sched_names needs one row per qat_sched_kind");
@@ -98,6 +100,24 @@ qat_status qat_sched_check(const qat_sched *s)
             return qat_error_set(QAT_ERR_CONFIG, "cosine schedule: min_lr %g must be in [0, base_lr = %g]",
                                  (double)s->min_lr, (double)s->base_lr);
     }
+    if (s->kind == QAT_SCHED_PHASES) {
+        if (s->nphases < 0 || s->nphases > QAT_SCHED_MAX_PHASES || s->npost < 0 || s->npost > QAT_SCHED_MAX_PHASES ||
+            (s->nphases > 0) != (s->rounds > 0) || s->nphases + s->npost == 0)
+            return qat_error_set(QAT_ERR_CONFIG, "phases schedule: %d phases x %d rounds and %d post phases; needs "
+                                 "1 to %d phases and rounds >= 1, or post phases alone",
+                                 s->nphases, s->rounds, s->npost, QAT_SCHED_MAX_PHASES);
+        for (int k = 0; k < s->nphases + s->npost; k++) {
+            const qat_sched_phase *p = k < s->nphases ? &s->phase[k] : &s->post[k - s->nphases];
+            if ((unsigned)p->kind >= QAT_PHASE_COUNT || p->epochs < 1 || !(p->gamma > 0.0f && p->gamma <= 1.0f))
+                return qat_error_set(QAT_ERR_CONFIG, "phases schedule: %s phase %d (%s %d x%g) needs a known kind, "
+                                     ">= 1 epoch and gamma in (0, 1]", k < s->nphases ? "round" : "post",
+                                     (k < s->nphases ? k : k - s->nphases) + 1,
+                                     qat_phase_name(p->kind) ? qat_phase_name(p->kind) : "?", p->epochs, (double)p->gamma);
+        }
+        if (s->total_epochs < 1 || s->total_epochs > qat_sched_phase_epochs(s))
+            return qat_error_set(QAT_ERR_CONFIG, "phases schedule: %d epochs, but its phases take %d",
+                                 s->total_epochs, qat_sched_phase_epochs(s));
+    }
     if (s->warmup_epochs < 0)
         return qat_error_set(QAT_ERR_CONFIG, "%s schedule: warmup_epochs %d must be >= 0", name,
                              s->warmup_epochs);
@@ -105,6 +125,94 @@ qat_status qat_sched_check(const qat_sched *s)
         return qat_error_set(QAT_ERR_CONFIG, "%s schedule: warmup_start %g must be in [0, 1]", name,
                              (double)s->warmup_start);
     return QAT_OK;
+}
+
+static const char *const phase_names[QAT_PHASE_COUNT] = {"train", "basis", "coord", "prune", "ste"};
+
+const char *qat_phase_name(qat_phase_kind k) { return (unsigned)k < QAT_PHASE_COUNT ? phase_names[k] : NULL; }
+
+qat_status qat_sched_phases_parse(const char *text, qat_sched_phase *out, int cap, int *n)
+{
+    *n = 0;
+    const char *p = text;
+    for (int item = 1;; item++) {
+        char name[16];
+        int epochs, used = 0;
+        double gamma = 1;
+        while (*p == ' ' || *p == '\t') p++;
+        if (sscanf(p, "%15[a-z] %d%n", name, &epochs, &used) != 2)
+            return qat_error_set(QAT_ERR_CONFIG, "phase %d ('%.24s'): expected a phase name (train, basis, coord, prune, "
+                                 "ste), its epochs and optionally its lr factor, as in 'basis 20 0.8'", item, p);
+        p += used;
+        int more = 0;
+        if (sscanf(p, " %lf%n", &gamma, &more) == 1) p += more;
+        int k = 0;
+        while (k < QAT_PHASE_COUNT && strcmp(phase_names[k], name) != 0) k++;
+        if (k == QAT_PHASE_COUNT)
+            return qat_error_set(QAT_ERR_CONFIG, "phase %d: unknown phase '%s' (valid: train, basis, coord, prune, ste)",
+                                 item, name);
+        if (epochs < 1 || !(gamma > 0 && gamma <= 1))
+            return qat_error_set(QAT_ERR_CONFIG, "phase %d (%s): %d epochs and lr factor %g; need >= 1 epoch and a factor "
+                                 "in (0, 1]", item, name, epochs, gamma);
+        if (*n == cap) return qat_error_set(QAT_ERR_CONFIG, "more than %d phases", cap);
+        out[(*n)++] = (qat_sched_phase){(qat_phase_kind)k, epochs, (float)gamma};
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0') return QAT_OK;
+        if (*p != ',')
+            return qat_error_set(QAT_ERR_CONFIG, "phase %d (%s): expected ',' or the end after it, found '%.16s'", item,
+                                 name, p);
+        p++;
+    }
+}
+
+static int phases_sum(const qat_sched_phase *p, int n)
+{
+    int t = 0;
+    for (int i = 0; i < n; i++) t += p[i].epochs;
+    return t;
+}
+
+int qat_sched_phase_epochs(const qat_sched *s)
+{
+    return s->rounds * phases_sum(s->phase, s->nphases) + phases_sum(s->post, s->npost);
+}
+
+/* The cycle (a round, or the post phases) holding epoch: its phases and the
+ * epoch's index within it. */
+static const qat_sched_phase *cycle_of(const qat_sched *s, int epoch, int *n, int *pos)
+{
+    int all = qat_sched_phase_epochs(s);
+    QAT_ASSERT(all >= 1);
+    if (epoch >= all) epoch = all - 1; /* past the end: the last epoch's phase */
+    int per = phases_sum(s->phase, s->nphases);
+    if (per > 0 && epoch < s->rounds * per) {
+        *n = s->nphases;
+        *pos = epoch % per;
+        return s->phase;
+    }
+    *n = s->npost;
+    *pos = epoch - s->rounds * per;
+    return s->post;
+}
+
+void qat_sched_phase_at(const qat_sched *s, int epoch, qat_phase_at *out)
+{
+    if (s->kind != QAT_SCHED_PHASES) {
+        *out = (qat_phase_at){QAT_PHASE_TRAIN, epoch, s->total_epochs, s->total_epochs - epoch};
+        return;
+    }
+    int n, pos;
+    const qat_sched_phase *c = cycle_of(s, epoch, &n, &pos);
+    int i = 0;
+    while (i < n - 1 && pos >= c[i].epochs) pos -= c[i++].epochs;
+    *out = (qat_phase_at){c[i].kind, pos, c[i].epochs, 0};
+    for (int e = epoch; e < s->total_epochs; e++) {
+        int m, q;
+        const qat_sched_phase *d = cycle_of(s, e, &m, &q);
+        int j = 0;
+        while (j < m - 1 && q >= d[j].epochs) q -= d[j++].epochs;
+        out->kind_left += d[j].kind == out->kind;
+    }
 }
 
 /* The schedule proper, per epoch, in double as PyTorch computes it. */
@@ -127,6 +235,14 @@ static double scheduled(const qat_sched *s, int epoch)
     case QAT_SCHED_COSINE: {
         double lo = s->min_lr;
         return lo + (base - lo) * (1.0 + cos(M_PI * (double)epoch / (double)s->total_epochs)) / 2.0;
+    }
+    case QAT_SCHED_PHASES: { /* base times the gamma of every epoch of the cycle so far, this one included */
+        int n, pos;
+        const qat_sched_phase *c = cycle_of(s, epoch, &n, &pos);
+        double lr = base;
+        for (int i = 0, e = 0; i < n && e <= pos; i++)
+            for (int k = 0; k < c[i].epochs && e <= pos; k++, e++) lr *= c[i].gamma;
+        return lr;
     }
     case QAT_SCHED_COUNT:
     default:

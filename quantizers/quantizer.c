@@ -11,11 +11,11 @@
 #include "qmath.h"
 
 extern const qat_quantizer qat_q_ste_sign, qat_q_approx_sign, qat_q_xnor, qat_q_ternary, qat_q_uniform,
-    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act, qat_q_dst;
+    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act, qat_q_dst, qat_q_alq;
 
 const qat_quantizer *const qat_quantizers[] = {
     &qat_q_ste_sign, &qat_q_approx_sign, &qat_q_xnor, &qat_q_ternary, &qat_q_uniform,
-    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act, &qat_q_dst,
+    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act, &qat_q_dst, &qat_q_alq,
 };
 const int qat_quantizer_count = (int)(sizeof qat_quantizers / sizeof qat_quantizers[0]);
 
@@ -317,7 +317,7 @@ qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec
                                const char *name)
 {
     QAT_ASSERT(spec->q && spec->q->owns_weights && spec->q->state_size && spec->q->init_owned &&
-               spec->q->load_state && (spec->q->update || spec->q->step));
+               spec->q->load_state && (spec->q->update || spec->q->step || spec->q->step_all));
     memset(n, 0, sizeof *n);
     n->spec = *spec;
     qat_qspec_opts(&n->spec);
@@ -335,6 +335,7 @@ qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec
     if (!n->out) return NULL;
     snprintf(n->out->name, sizeof n->out->name, "%s", name);
     n->in = n->out; /* the float view is the weight tensor the layer sees */
+    if (spec->q->check && spec->q->check(n) != QAT_OK) return NULL;
     n->state_bytes = spec->q->state_size(n);
     n->state = calloc(n->state_bytes ? n->state_bytes : 1, 1);
     if (!n->state) {
@@ -342,6 +343,19 @@ qat_tensor *qat_quantize_owned(qat_graph *g, qat_qnode *n, const qat_qspec *spec
         return NULL;
     }
     return n->out;
+}
+
+double qat_qnode_avg_bits(const qat_qnode *n)
+{
+    if (!n->out || !n->spec.q) return 32;
+    return n->spec.q->avg_bits ? n->spec.q->avg_bits(n) : n->bits;
+}
+
+uint64_t qat_qnode_storage_bits(const qat_qnode *n)
+{
+    if (!n->out) return 0;
+    if (n->spec.q && n->spec.q->storage_bits) return n->spec.q->storage_bits(n);
+    return (uint64_t)n->in->n * (uint64_t)(n->spec.q ? n->bits : 32);
 }
 
 void qat_qnode_free(qat_qnode *n)

@@ -100,14 +100,22 @@ typedef struct {
 typedef struct qat_qnode qat_qnode;
 
 /* What a step of owned weights sees: the optimizer over every owned weight
- * of the model (this node's range starts at off; its t is already this
- * step's), the step's learning rate and weight decay, and scratch of
- * 2 x the largest owned tensor's floats. */
+ * of the model (node n's range starts at n->owned_off; its t is already
+ * this step's), the step's learning rate and weight decay, the epoch's
+ * phase (qat_sched_phase_at: ALQ's basis / coordinate / pruning epochs)
+ * with this step's index among the phase run's steps, the graph (its
+ * threads), and scratch of at least 2 x the largest owned tensor's floats
+ * and the sum of every owned node's step_scratch. */
 typedef struct qat_owned_step {
     qat_optim *optim;
-    size_t off;
     float lr, wd;
     float *scratch;
+    qat_graph *g;
+    qat_phase_kind phase;
+    long phase_step, phase_steps; /* 0-based step within the phase run, and the run's steps */
+    int phase_epoch;              /* 0-based epoch within the run */
+    int steps_per_epoch;
+    int phase_kind_left;          /* epochs of this phase kind from this one to the end of the schedule */
 } qat_owned_step;
 
 typedef struct qat_quantizer {
@@ -157,6 +165,24 @@ typedef struct qat_quantizer {
      * projection). */
     void (*update)(qat_qnode *n, const float *delta, qat_rng *rng);
     void (*step)(qat_qnode *n, const struct qat_owned_step *s, qat_rng *rng);
+    /* or step_all(): one call per step over every owned node of the model
+     * (it steps those of its method and skips the rest), for steps that
+     * couple layers (ALQ's global pruning budget, Sec. 3.2) */
+    void (*step_all)(qat_qnode *const *nodes, int count, const struct qat_owned_step *s, qat_rng *rng);
+    /* floats of step scratch a node needs with `threads` threads (added
+     * over the model's owned nodes); may be NULL */
+    size_t (*step_scratch)(const qat_qnode *n, int threads);
+    /* the step reads the optimizer's AMSGrad moments (ALQ's projection):
+     * the run's optimizer must be amsgrad */
+    int needs_amsgrad;
+    /* checks the node's settings against its weight's shape once it is
+     * built (ALQ's grouping); QAT_ERR_CONFIG with a message; may be NULL */
+    qat_status (*check)(const qat_qnode *n);
+    /* Storage of an owned weight as its paper counts it (ALQ, Sec. 5.4.1:
+     * bases, coordinates and the bitwidth table), in bits, and its average
+     * bits per weight; NULL: bits per weight times the count. */
+    uint64_t (*storage_bits)(const qat_qnode *n);
+    double (*avg_bits)(const qat_qnode *n);
 } qat_quantizer;
 
 /* One quantizer in a graph (owned by its layer). */
@@ -171,7 +197,13 @@ struct qat_qnode {
     qat_custom_op op;    /* the graph op (name = quantizer name) */
     void *state;         /* owned weights: the method's state (q->state_size bytes), or NULL */
     size_t state_bytes;
+    size_t owned_off;    /* owned weights: where the node's range starts in the owned optimizer */
 };
+
+/* Average bits per weight and storage bits of a weight quantizer's node
+ * (the method's own count for owned weights, else bits x weights). */
+double qat_qnode_avg_bits(const qat_qnode *n);
+uint64_t qat_qnode_storage_bits(const qat_qnode *n);
 
 /* A node's settings as its method's struct T (qat_quantize set them up). */
 #define QAT_QOPTS(n, T) ((const T *)(const void *)(n)->spec.opts)

@@ -625,6 +625,69 @@ static void test_sched_hand(void)
     expect_lr(&s, 2, 3, 4, 0.25);
 }
 
+static void expect_phase(const qat_sched *s, int epoch, qat_phase_kind kind, int at, int of, int left)
+{
+    qat_phase_at p;
+    qat_sched_phase_at(s, epoch, &p);
+    CHECK(p.kind == kind && p.epoch == at && p.epochs == of && p.kind_left == left,
+          "phases epoch %d: %s %d of %d (%d of its kind left), want %s %d of %d (%d)", epoch, qat_phase_name(p.kind),
+          p.epoch, p.epochs, p.kind_left, qat_phase_name(kind), at, of, left);
+}
+
+/* ALQ's round schedule (spec section 7): the lr starts again each round
+ * and is multiplied by the phase's factor before every epoch */
+static void test_sched_phases(void)
+{
+    qat_sched s;
+    qat_sched_default(&s, QAT_SCHED_PHASES, 1.0f);
+    CHECK(qat_sched_phases_parse("basis 2 0.5, coord 1 0.25,prune 1", s.phase, QAT_SCHED_MAX_PHASES, &s.nphases) ==
+              QAT_OK && s.nphases == 3,
+          "parse: %s", qat_last_error());
+    CHECK(s.phase[0].kind == QAT_PHASE_BASIS && s.phase[0].epochs == 2 && s.phase[0].gamma == 0.5f &&
+              s.phase[2].kind == QAT_PHASE_PRUNE && s.phase[2].gamma == 1.0f,
+          "parsed phases");
+    s.rounds = 2;
+    CHECK(qat_sched_phases_parse("ste 2 0.5, coord 1", s.post, QAT_SCHED_MAX_PHASES, &s.npost) == QAT_OK, "post");
+    s.total_epochs = qat_sched_phase_epochs(&s);
+    CHECK(s.total_epochs == 2 * 4 + 3, "total %d epochs, want 11", s.total_epochs);
+    CHECK(qat_sched_check(&s) == QAT_OK, "check: %s", qat_last_error());
+    double round[4] = {0.5, 0.25, 0.0625, 0.0625};
+    for (int r = 0; r < 2; r++)
+        for (int e = 0; e < 4; e++) expect_lr(&s, 4 * r + e, 0, 1, round[e]);
+    expect_lr(&s, 8, 0, 1, 0.5);
+    expect_lr(&s, 9, 3, 4, 0.25);
+    expect_lr(&s, 10, 0, 1, 0.25); /* coord 1 with factor 1 continues the post phases' lr */
+    expect_phase(&s, 0, QAT_PHASE_BASIS, 0, 2, 4);
+    expect_phase(&s, 1, QAT_PHASE_BASIS, 1, 2, 3);
+    expect_phase(&s, 2, QAT_PHASE_COORD, 0, 1, 3);
+    expect_phase(&s, 3, QAT_PHASE_PRUNE, 0, 1, 2);
+    expect_phase(&s, 7, QAT_PHASE_PRUNE, 0, 1, 1);
+    expect_phase(&s, 9, QAT_PHASE_STE, 1, 2, 1);
+    expect_phase(&s, 10, QAT_PHASE_COORD, 0, 1, 1);
+    s.total_epochs = 12;
+    CHECK(qat_sched_check(&s) == QAT_ERR_CONFIG && strstr(qat_last_error(), "take 11"), "12 epochs of 11 accepted");
+    /* other schedules are one TRAIN run */
+    qat_sched c;
+    qat_sched_default(&c, QAT_SCHED_COSINE, 1.0f);
+    c.total_epochs = 5;
+    expect_phase(&c, 2, QAT_PHASE_TRAIN, 2, 5, 3);
+    /* bad lists name the item */
+    qat_sched_phase ph[QAT_SCHED_MAX_PHASES];
+    int n;
+    const char *bad[][2] = {{"basis", "phase 1"},       {"basis 2 0.5 coord 1", "expected ','"},
+                            {"basis 0", "need >= 1 epoch"}, {"basis 2 1.5", "factor in (0, 1]"},
+                            {"train 1, warp 2", "unknown phase 'warp'"}, {"basis 1,", "phase 2"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        qat_status st = qat_sched_phases_parse(bad[i][0], ph, QAT_SCHED_MAX_PHASES, &n);
+        CHECK(st == QAT_ERR_CONFIG && strstr(qat_last_error(), bad[i][1]), "'%s': %d '%s', want '%s'", bad[i][0],
+              (int)st, st ? qat_last_error() : "", bad[i][1]);
+    }
+    CHECK(qat_sched_phases_parse("basis 1, basis 1, basis 1, basis 1, basis 1, basis 1, basis 1, basis 1, basis 1", ph,
+                                 QAT_SCHED_MAX_PHASES, &n) == QAT_ERR_CONFIG &&
+              strstr(qat_last_error(), "more than 8"),
+          "9 phases accepted");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -638,6 +701,7 @@ int main(int argc, char **argv)
     test_state();
     test_errors();
     test_sched_hand();
+    test_sched_phases();
     if (failures) {
         printf("test_optim: %d FAILED\n", failures);
         return 1;

@@ -12,11 +12,14 @@
 qat_status qat_optimizer_init(qat_optimizer *o, const qat_model *m, const qat_optim_cfg *cfg)
 {
     memset(o, 0, sizeof *o);
-    size_t owned = 0, most = 0;
+    size_t owned = 0, most = 0, steps = 0;
     for (int i = 0; i < m->nowned; i++) {
-        owned += m->owned[i]->out->n;
-        most = m->owned[i]->out->n > most ? m->owned[i]->out->n : most;
+        const qat_qnode *q = m->owned[i];
+        owned += q->out->n;
+        most = q->out->n > most ? q->out->n : most;
+        if (q->spec.q->step_scratch) steps += q->spec.q->step_scratch(q, m->g.threads);
     }
+    most = steps > 2 * most ? (steps + 1) / 2 : most;
     qat_status st = qat_optim_init(&o->params, cfg, m->g.nparams);
     if (st == QAT_OK) st = qat_optim_init(&o->owned, cfg, owned);
     /* the owned weights' step scratch (qat_owned_step) */

@@ -26,7 +26,7 @@ static const char usage_main[] =
     "commands:\n"
     "  train CONFIG       train a model described by a config file\n"
     "  eval CKPT          evaluate a checkpoint on the test split\n"
-    "  summary CONFIG     per layer: output shape, parameters, MACs\n"
+    "  summary CONFIG|CKPT  per layer: output shape, parameters, MACs, bits, storage\n"
     "  bench train CONFIG measure training images/s on synthetic data\n"
     "  lloyd --bits N     DST's power-of-two activation error (Table 1)\n"
     "  export CKPT        lower a trained model to integer-only .qnn (or C source)\n"
@@ -66,7 +66,10 @@ static const char usage_eval[] =
     "Rebuilds the model from the config stored in CKPT and reports test loss and\n"
     "accuracy (with --json: {\"test_acc\": ..., \"test_loss\": ..., \"n\": ...}).\n";
 
-static const char usage_summary[] = "usage: qat summary CONFIG\n";
+static const char usage_summary[] =
+    "usage: qat summary CONFIG | RUN.ckpt\n"
+    "  per layer: output shape, parameters, MACs, weight and input quantizers, and\n"
+    "  weight storage; a checkpoint gives its trained bitwidths (ALQ's pruned ones)\n";
 
 static const char usage_bench[] =
     "usage: qat bench train CONFIG [--batch B] [--steps N] [--threads T] [--warmup N] [--json]\n"
@@ -162,7 +165,10 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
     if (c->tty) fprintf(stderr, "\r\033[K");
     fprintf(stderr, "epoch %d: lr %.3g train loss %.4f acc %.4f", m->epoch, m->lr, m->train_loss, m->train_acc);
     if (m->val_acc >= 0) fprintf(stderr, " | val acc %.4f", m->val_acc);
-    fprintf(stderr, " | test loss %.4f acc %.4f | %.0f img/s %.1fs%s\n", m->test_loss, m->test_acc, m->images_per_s,
+    fprintf(stderr, " | test loss %.4f acc %.4f", m->test_loss, m->test_acc);
+    if (m->phase) fprintf(stderr, " | %s", m->phase);
+    if (m->weight_bits >= 0) fprintf(stderr, " %.3f bits %.1f KB", m->weight_bits, m->weight_kb);
+    fprintf(stderr, " | %.0f img/s %.1fs%s\n", m->images_per_s,
             m->seconds, m->best ? " *" : "");
 }
 
@@ -378,7 +384,10 @@ static int cmd_summary(int argc, char **argv)
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
-    if (!load_model(argv[0], 1, 1, &m, &cfg, &net)) {
+    size_t len = strlen(argv[0]);
+    int ckpt = len > 5 && strcmp(argv[0] + len - 5, ".ckpt") == 0;
+    if (ckpt ? qat_checkpoint_open_model(argv[0], 1, 1, &m, &cfg, &net) != QAT_OK
+             : !load_model(argv[0], 1, 1, &m, &cfg, &net)) {
         qat_cfg_free(&cfg);
         return fail();
     }
@@ -405,9 +414,14 @@ static int cmd_summary(int argc, char **argv)
         int conv = l->w && (strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0);
         if (conv) {
             int wb = qat_qspec_bits(&l->wspec), ab = qat_qspec_bits(&l->aspec);
-            snprintf(wq, sizeof wq, "%s/%d", l->wspec.q ? l->wspec.q->name : "float", wb);
             snprintf(aq, sizeof aq, "%s/%d", l->aspec.q ? l->aspec.q->name : "float", ab);
-            bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
+            if (l->wq.out && l->wq.spec.q->avg_bits) { /* its own count: ALQ's average bits and storage */
+                snprintf(wq, sizeof wq, "%s/%.2f", l->wq.spec.q->name, qat_layer_weight_bits(l));
+                bits = bits - 32.0 * (double)l->w->n + (double)qat_qnode_storage_bits(&l->wq);
+            } else {
+                snprintf(wq, sizeof wq, "%s/%d", l->wspec.q ? l->wspec.q->name : "float", wb);
+                bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
+            }
         }
         printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, out,
                np, l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0,
@@ -421,6 +435,10 @@ static int cmd_summary(int argc, char **argv)
     printf("\ntotal: %zu trainable parameters, %lld MACs per image, %zu buffer values\n", tp, tm, nb);
     printf("parameter memory: %.1f KiB packed, %.1f KiB as float32: %.2fx compression\n", packed / 1024.0,
            full / 1024.0, packed > 0 ? full / packed : 1.0);
+    double wb, wbytes, fbytes;
+    qat_model_weight_storage(&m, &wb, &wbytes, &fbytes);
+    printf("weights alone, as the papers count them: %.1f KB (1000 bytes) against %.1f KB float32: %.1fx, "
+           "%.3f bits per weight on average\n", wbytes / 1000, fbytes / 1000, wbytes > 0 ? fbytes / wbytes : 1.0, wb);
     qat_model_free(&m);
     qat_cfg_free(&cfg);
     return 0;

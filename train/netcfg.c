@@ -92,7 +92,33 @@ static qat_status read_norm(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
 
 static const char *const nonfinite_names[QAT_NONFINITE_COUNT] = {"stop", "skip_step"};
 static const char *const optim_names[QAT_OPTIM_COUNT] = {"sgd", "adam", "adamw", "amsgrad"};
-static const char *const sched_names[QAT_SCHED_COUNT] = {"constant", "step", "multistep", "exp", "cosine"};
+static const char *const sched_names[QAT_SCHED_COUNT] = {"constant", "step", "multistep", "exp", "cosine", "phases"};
+
+/* schedule = phases: `phases` (a round), `rounds`, `post_phases`; the run's
+ * epochs follow from them ("epochs", if given, must agree) */
+static qat_status read_phases(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
+{
+    qat_status st;
+    qat_sched *q = &n->sched;
+    const char *text = NULL;
+    if ((st = qat_cfg_get_str(c, s, "phases", "", &text))) return st;
+    if (*text && qat_sched_phases_parse(text, q->phase, QAT_SCHED_MAX_PHASES, &q->nphases))
+        return qat_cfg_error_at(c, s->line, "[net] phases: %s", qat_last_error());
+    if ((st = qat_cfg_get_int(c, s, "rounds", q->nphases ? 1 : 0, 0, 1000, &q->rounds)) ||
+        (st = qat_cfg_get_str(c, s, "post_phases", "", &text)))
+        return st;
+    if (*text && qat_sched_phases_parse(text, q->post, QAT_SCHED_MAX_PHASES, &q->npost))
+        return qat_cfg_error_at(c, s->line, "[net] post_phases: %s", qat_last_error());
+    if (q->nphases + q->npost == 0)
+        return qat_cfg_error_at(c, s->line, "[net] schedule = phases needs 'phases' (with 'rounds') or 'post_phases', "
+                                "as in phases = basis 20 0.8, coord 10 0.8, prune 1");
+    int total = qat_sched_phase_epochs(q);
+    if (qat_cfg_has(s, "epochs") && n->epochs != total)
+        return qat_cfg_error_at(c, s->line, "[net] epochs = %d, but the phases take %d (%d rounds and the post phases); "
+                                "drop 'epochs' or make them agree", n->epochs, total, q->rounds);
+    n->epochs = q->total_epochs = total;
+    return QAT_OK;
+}
 
 static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
 {
@@ -135,7 +161,8 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
                                    &n->sched.nmilestones)) ||
         (st = qat_cfg_get_float(c, s, "min_lr", 0.0f, 0.0f, lr, &n->sched.min_lr)) ||
         (st = qat_cfg_get_int(c, s, "warmup_epochs", 0, 0, 100000, &n->sched.warmup_epochs)) ||
-        (st = qat_cfg_get_float(c, s, "warmup_start", n->sched.warmup_start, 0.0f, 1.0f, &n->sched.warmup_start)))
+        (st = qat_cfg_get_float(c, s, "warmup_start", n->sched.warmup_start, 0.0f, 1.0f, &n->sched.warmup_start)) ||
+        (sched == QAT_SCHED_PHASES && (st = read_phases(c, s, n))))
         return st;
     if (qat_sched_check(&n->sched) != QAT_OK) return qat_cfg_error_at(c, s->line, "[net] %s", qat_last_error());
 

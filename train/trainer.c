@@ -68,21 +68,36 @@ typedef struct {
 /* weights a quantizer keeps itself: each node steps them with the
  * optimizer that serves all of them in view (DST turns the optimizer's step
  * into a state transition, Eq. 12-15) */
-static void update_owned(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr)
+static void update_owned(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, const qat_train_phase *ph)
 {
     if (m->nowned == 0) return;
     qat_optim_begin_step(&o->owned);
-    qat_owned_step s = {.optim = &o->owned, .lr = lr, .wd = net->weight_decay, .scratch = o->delta};
+    qat_owned_step s = {.optim = &o->owned, .lr = lr, .wd = net->weight_decay, .scratch = o->delta, .g = &m->g};
+    if (ph) {
+        s.phase = ph->at.kind;
+        s.phase_epoch = ph->at.epoch;
+        s.phase_kind_left = ph->at.kind_left;
+        s.steps_per_epoch = ph->steps_per_epoch;
+        s.phase_steps = (long)ph->at.epochs * ph->steps_per_epoch;
+        s.phase_step = (long)ph->at.epoch * ph->steps_per_epoch + ph->step;
+    } else {
+        s.steps_per_epoch = 1;
+        s.phase_steps = 1;
+    }
     for (int i = 0; i < m->nowned; i++) {
         qat_qnode *q = m->owned[i];
         const qat_tensor *t = q->out;
-        if (q->spec.q->step) {
-            q->spec.q->step(q, &s, &m->g.rng);
+        const qat_quantizer *qq = q->spec.q;
+        if (qq->step_all) { /* once per method, over every node (it picks its own) */
+            int seen = 0;
+            for (int k = 0; k < i && !seen; k++) seen = m->owned[k]->spec.q == qq;
+            if (!seen) qq->step_all(m->owned, m->nowned, &s, &m->g.rng);
+        } else if (qq->step) {
+            qq->step(q, &s, &m->g.rng);
         } else {
-            qat_optim_delta_at(s.optim, s.off, t->n, t->x, t->g, lr, s.wd, s.scratch);
-            q->spec.q->update(q, s.scratch, &m->g.rng);
+            qat_optim_delta_at(s.optim, q->owned_off, t->n, t->x, t->g, lr, s.wd, s.scratch);
+            qq->update(q, s.scratch, &m->g.rng);
         }
-        s.off += t->n;
     }
 }
 
@@ -158,18 +173,24 @@ static void train_forward_backward(qat_model *m, int n)
     qat_graph_backward(g, m->loss);
 }
 
-static void train_update(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr)
+static void train_update(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, const qat_train_phase *ph)
 {
     qat_graph *g = &m->g;
     qat_optim_begin_step(&o->params);
     update_task k = {g, &o->params, net, lr};
     qat_graph_parallel(g, (int)((g->nparams + UPDATE_BLOCK - 1) / UPDATE_BLOCK), update_run, &k);
-    update_owned(m, o, net, lr);
+    update_owned(m, o, net, lr, ph);
     qat_model_post_update(m);
 }
 
 qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
                                   int *skipped)
+{
+    return qat_train_step_phase(m, o, net, lr, n, NULL, loss, skipped);
+}
+
+qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                                const qat_train_phase *ph, float *loss, int *skipped)
 {
     *skipped = 0;
     train_forward_backward(m, n);
@@ -180,14 +201,14 @@ qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_
         *skipped = 1; /* the update is dropped: the model stays as it was */
         return QAT_OK;
     }
-    train_update(m, o, net, lr);
+    train_update(m, o, net, lr, ph);
     return check_finite(m, 1);
 }
 
 float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n)
 {
     train_forward_backward(m, n);
-    train_update(m, o, net, lr);
+    train_update(m, o, net, lr, NULL);
     return m->loss->x[0];
 }
 
@@ -472,7 +493,8 @@ static const char *json_num(char buf[40], double v, const char *fmt)
     return buf;
 }
 
-static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads)
+static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads,
+                                const qat_model *m)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -487,9 +509,17 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     char a[40], b[40];
     fprintf(f,
             ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %s,\n  \"best_val_acc\": %s,\n"
-            "  \"best_epoch\": %d,\n  \"train_images_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f\n}\n",
+            "  \"best_epoch\": %d,\n  \"train_images_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f,\n"
+            "  \"avg_weight_bits\": %.4f,\n  \"weight_kb\": %.3f,\n  \"float_weight_kb\": %.3f,\n  \"compression\": %.2f",
             r->epochs, threads, json_num(a, r->test_acc, "%.6f"), json_num(b, r->best_val_acc, "%.6f"), r->best_epoch,
-            r->train_images_per_s, r->seconds, r->peak_rss_mb);
+            r->train_images_per_s, r->seconds, r->peak_rss_mb, r->weight_bits, r->weight_kb, r->float_kb,
+            r->weight_kb > 0 ? r->float_kb / r->weight_kb : 0.0);
+    fprintf(f, ",\n  \"weight_bits\": {");
+    for (int i = 0, k = 0; m && i < m->nlayers; i++) {
+        double wb = qat_layer_weight_bits(&m->layers[i]);
+        if (wb >= 0) fprintf(f, "%s\"%s\": %.4f", k++ ? ", " : "", m->layers[i].name, wb);
+    }
+    fprintf(f, "}\n}\n");
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp); /* no debris */
@@ -570,6 +600,11 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     if ((st = qat_cfg_parse_file(&s.cfg, o->cfg_path)) || (st = qat_netcfg_read(&s.cfg, &s.net, &layers, &nlayers)))
         goto done;
     qat_net_cfg *net = &s.net;
+    if (o->epochs > 0 && net->sched.kind == QAT_SCHED_PHASES && o->epochs > qat_sched_phase_epochs(&net->sched)) {
+        st = qat_error_set(QAT_ERR_ARG, "--epochs %d: %s's phases take %d epochs; a run can stop earlier, not go beyond",
+                           o->epochs, o->cfg_path, qat_sched_phase_epochs(&net->sched));
+        goto done;
+    }
     if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
     if (o->seed >= 0) net->seed = (uint64_t)o->seed;
     if (o->dataset) {
@@ -588,6 +623,13 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed);
     layers = NULL; /* the model's now, freed with it even when the build failed */
     if (st) goto done;
+    for (int i = 0; i < s.model.nowned; i++)
+        if (s.model.owned[i]->spec.q->needs_amsgrad && net->optim.kind != QAT_OPTIM_AMSGRAD) {
+            st = qat_error_set(QAT_ERR_CONFIG, "%s: '%s' is quantized by %s, whose step projects AMSGrad's update "
+                               "(its moments): set optimizer = amsgrad in [net]", o->cfg_path,
+                               s.model.owned[i]->out->name, s.model.owned[i]->spec.q->name);
+            goto done;
+        }
     if ((st = qat_optimizer_init(&s.optim, &s.model, &net->optim))) goto done;
 
     char dir[512];
@@ -696,7 +738,9 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
             qat_model_schedule(&s.model, (long)pos.step, (long)net->epochs * steps);
             float loss;
             int skip;
-            if ((st = qat_train_step_checked(&s.model, &s.optim, net, lr, n, &loss, &skip))) {
+            qat_train_phase ph = {.step = step, .steps_per_epoch = steps};
+            qat_sched_phase_at(&net->sched, epoch, &ph.at);
+            if ((st = qat_train_step_phase(&s.model, &s.optim, net, lr, n, &ph, &loss, &skip))) {
                 st = qat_error_wrap(st, "%s: epoch %d, step %d of %d: training diverged; %s", o->cfg_path, epoch + 1,
                                     step + 1, steps,
                                     pos.epoch > 0 ? "last.ckpt holds the last finite state (the end of the epoch before)"
@@ -753,6 +797,25 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
                 json_num(jv[4], em.val_acc, "%.6f"), json_num(jv[5], em.test_loss, "%.6f"),
                 json_num(jv[6], em.test_acc, "%.6f"), em.images_per_s, em.seconds, em.best ? "true" : "false");
         if (net->nonfinite == QAT_NONFINITE_SKIP) fprintf(s.metrics, ", \"skipped_steps\": %ld", skipped);
+        if (net->sched.kind == QAT_SCHED_PHASES) {
+            qat_phase_at at;
+            qat_sched_phase_at(&net->sched, epoch, &at);
+            em.phase = qat_phase_name(at.kind);
+            fprintf(s.metrics, ", \"phase\": \"%s\"", em.phase);
+        }
+        em.weight_bits = -1;
+        double wb, wbytes, fbytes;
+        if (qat_model_weight_storage(&s.model, &wb, &wbytes, &fbytes)) {
+            /* bitwidths that training changes (ALQ's pruning): per layer, per epoch (the paper's Fig. 2) */
+            em.weight_bits = wb;
+            em.weight_kb = wbytes / 1000;
+            fprintf(s.metrics, ", \"avg_weight_bits\": %.4f, \"weight_kb\": %.3f, \"weight_bits\": {", wb, wbytes / 1000);
+            for (int i = 0, k = 0; i < s.model.nlayers; i++) {
+                double b = qat_layer_weight_bits(&s.model.layers[i]);
+                if (b >= 0) fprintf(s.metrics, "%s\"%s\": %.4f", k++ ? ", " : "", s.model.layers[i].name, b);
+            }
+            fprintf(s.metrics, "}");
+        }
         if (s.signs) {
             /* fraction of binary weights whose sign changed during the epoch */
             const qat_layer *fl[64];
@@ -790,8 +853,12 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     res->train_images_per_s = train_seconds > 0 ? (double)train_images / train_seconds : 0;
     res->seconds = qat_time_now() - t0;
     res->peak_rss_mb = qat_peak_rss_mb();
+    double wbytes, fbytes;
+    qat_model_weight_storage(&s.model, &res->weight_bits, &wbytes, &fbytes);
+    res->weight_kb = wbytes / 1000;
+    res->float_kb = fbytes / 1000;
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
-    st = write_summary(path, o, res, o->threads);
+    st = write_summary(path, o, res, o->threads, &s.model);
 done:
     free(layers); /* a failure between reading the layers and building them */
     session_free(&s);

@@ -25,6 +25,9 @@ typedef struct {
     float test_loss, test_acc;
     double seconds, images_per_s;
     int best; /* 1 if this epoch wrote best.ckpt */
+    const char *phase;  /* the schedule's phase (schedule = phases), or NULL */
+    double weight_bits; /* average bits per weight when a quantizer's bitwidth varies (ALQ), else -1 */
+    double weight_kb;   /* and the weights' storage in KB (1000 bytes, as the papers count) */
 } qat_epoch_metrics;
 
 typedef struct {
@@ -66,6 +69,7 @@ typedef struct {
     int best_epoch;
     double train_images_per_s, seconds;
     double peak_rss_mb;
+    double weight_bits, weight_kb, float_kb; /* qat_model_weight_storage of the final model */
 } qat_train_result;
 
 qat_status qat_train(const qat_train_opts *o, qat_train_result *res);
@@ -73,6 +77,15 @@ qat_status qat_train(const qat_train_opts *o, qat_train_result *res);
 /* Loss and accuracy of a built model over a whole dataset, in eval mode. */
 qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
                         float *acc);
+
+/* Where a step falls in the schedule's phases (what ALQ's owned weights
+ * do: basis, coordinate, pruning steps); NULL in the calls below: an
+ * ordinary (TRAIN) step. */
+typedef struct {
+    qat_phase_at at;     /* the epoch's phase (qat_sched_phase_at) */
+    int step;            /* 0-based step within the epoch */
+    int steps_per_epoch;
+} qat_train_phase;
 
 /* One training step on a batch already in m->input / m->labels: zero_grad,
  * forward, backward, optimizer update. Returns the loss. */
@@ -84,6 +97,9 @@ float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, flo
  * *loss gets the batch's mean loss. */
 qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
                                   int *skipped);
+/* The same in a phase of the schedule. */
+qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                                const qat_train_phase *ph, float *loss, int *skipped);
 
 /* peak resident set size of this process, in MiB */
 double qat_peak_rss_mb(void);
