@@ -109,6 +109,49 @@ static void test_resume(const char *tmp)
     CHECK(lines == 3, "kept settings: metrics.jsonl has %d lines, expected 3 (--epochs 3 of the first run)", lines);
 }
 
+/* the "avg_weight_bits" of metrics line `epoch` (1-based), or -1 */
+static double metrics_bits(const char *dir, int epoch)
+{
+    char path[800], line[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    double b = -1;
+    for (int e = 1; f && fgets(line, sizeof line, f); e++) {
+        const char *p = strstr(line, "\"avg_weight_bits\": ");
+        if (e == epoch && p) b = atof(p + 18);
+    }
+    if (f) fclose(f);
+    return b;
+}
+
+/* ALQ through every phase (basis, coord, prune; basis, coord, prune; ste,
+ * coord): 8 epochs straight and the same run stopped and resumed after
+ * every epoch end bit-identical; the linear pruning reaches its target */
+static void test_alq(const char *tmp)
+{
+    const char *cfg = "tests/fixtures/train/lenet5_alq_phases.cfg";
+    char a[700], b[700], ca[800], cb[800];
+    qat_train_result r;
+    snprintf(a, sizeof a, "%s/alq-straight", tmp);
+    snprintf(b, sizeof b, "%s/alq-resumed", tmp);
+    snprintf(ca, sizeof ca, "%s/last.ckpt", a);
+    snprintf(cb, sizeof cb, "%s/last.ckpt", b);
+    CHECK(run(cfg, a, 0, 12, NULL, &r) == QAT_OK && r.epochs == 8, "alq straight: %d epochs", r.epochs);
+    int n = 0;
+    for (int e = 1; e <= 8; e++) {
+        CHECK(run_until(cfg, b, 0, e, 12, e > 1 ? cb : NULL, &r) == QAT_OK, "alq: epoch %d", e);
+        if (e == 4) CHECK(!same_state(ca, cb, 0, &n), "alq: 4 epochs equal 8 (the test could not fail)");
+    }
+    CHECK(same_state(ca, cb, 1, &n) && n >= 4, "alq: 8 epochs straight and 8 resumed one at a time differ");
+    double b2 = metrics_bits(a, 2), b3 = metrics_bits(a, 3), b6 = metrics_bits(a, 6), b8 = metrics_bits(a, 8);
+    /* 4 planes sketched; the first pruning epoch goes halfway to 3 bits, the second to 3 */
+    CHECK(b2 == 4.0 && b3 < 4.0 && b3 > 3.0 && b6 <= 3.0 && b6 > 2.9 && b8 == b6,
+          "alq bits per weight: %.4f after the coordinate epoch, %.4f and %.4f after the pruning epochs, %.4f at the end",
+          b2, b3, b6, b8);
+    printf("alq: every phase resumes bit-identically (%d records); %.3f -> %.3f -> %.3f bits per weight\n", n, b2,
+           b3, b6);
+}
+
 static void test_configs(const char *tmp, const char *set)
 {
     char dir[700];
@@ -336,6 +379,7 @@ int main(int argc, char **argv)
     if (!strcmp(only, "all") || !strcmp(only, "lenet")) test_lenet_epoch(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "diverge")) test_diverge(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "aqe")) test_aqe(tmp);
+    if (!strcmp(only, "all") || !strcmp(only, "alq")) test_alq(tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
