@@ -272,6 +272,9 @@ static qat_status weight_levels(lowering *L, qat_layer *l, int cout, int K, int6
         *approx = 1;
         return QAT_OK;
     }
+    if (!l->wq.spec.q->levels) /* ALQ: a multi-bit layer has no single integer codebook */
+        return layer_error(l, "its %s weights have no integer codebook the runtime takes yet (a multi-bit layer "
+                              "lowers to one popcount GEMM per plane, not yet in the exporter)", l->wq.spec.q->name);
     qat_levels lv;
     l->wq.spec.q->levels(&l->wq, &lv);
     for (int c = 0; c < cout; c++) {
@@ -415,6 +418,9 @@ static qat_status new_op(lowering *L, const qat_layer *l, int *op)
  * and that layer's input levels */
 static qat_status set_target(lowering *L, qat_layer *next, chain *ch, rt_tensor *out, int *approx)
 {
+    if (next->aq.spec.q && !next->aq.spec.q->levels)
+        return layer_error(next, "its input quantizer %s has no integer codebook the runtime takes yet (multi-bit "
+                                 "activations x_ref + D gamma, not yet in the exporter)", next->aq.spec.q->name);
     if (next->aq.spec.q) {
         qat_levels lv;
         next->aq.spec.q->levels(&next->aq, &lv);

@@ -11,11 +11,11 @@
 #include "qmath.h"
 
 extern const qat_quantizer qat_q_ste_sign, qat_q_approx_sign, qat_q_xnor, qat_q_ternary, qat_q_uniform,
-    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act, qat_q_dst, qat_q_alq;
+    qat_q_stochastic, qat_q_dorefa, qat_q_pact, qat_q_lsq, qat_q_aqe, qat_q_dst_act, qat_q_dst, qat_q_alq, qat_q_alq_act;
 
 const qat_quantizer *const qat_quantizers[] = {
     &qat_q_ste_sign, &qat_q_approx_sign, &qat_q_xnor, &qat_q_ternary, &qat_q_uniform,
-    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act, &qat_q_dst, &qat_q_alq,
+    &qat_q_stochastic, &qat_q_dorefa, &qat_q_pact, &qat_q_lsq, &qat_q_aqe, &qat_q_dst_act, &qat_q_dst, &qat_q_alq, &qat_q_alq_act,
 };
 const int qat_quantizer_count = (int)(sizeof qat_quantizers / sizeof qat_quantizers[0]);
 
@@ -304,7 +304,7 @@ qat_tensor *qat_quantize(qat_graph *g, qat_qnode *n, const qat_qspec *spec, qat_
         src[nsrc++] = n->param;
     }
     /* buffers: [0, C) scales, [C, 2C) zero points, then method state */
-    int shape[1] = {2 * n->channels + 4};
+    int shape[1] = {2 * n->channels + (spec->q->buf_extra ? spec->q->buf_extra : 4)};
     snprintf(pname, sizeof pname, "%s.state", name);
     n->buf = qat_graph_param(g, pname, 1, shape, QAT_T_BUFFER);
     if (!n->buf) return NULL;

@@ -131,6 +131,7 @@ typedef struct qat_quantizer {
     int unit_signs;      /* every forward output is exactly -1 or +1 (training and evaluation):
                             a conv between two such runs on XOR-popcount (layers/binconv.c) */
     int per_channel_ok;  /* weights may have one scale per output channel */
+    int buf_extra;       /* floats of method state after the scales and zero points (0: 4) */
     /* sets param/buffer initial values (after compile); may be NULL */
     void (*init)(qat_qnode *n);
     void (*forward)(qat_qnode *n, qat_tensor *t, qat_graph *g);

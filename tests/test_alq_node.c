@@ -408,8 +408,127 @@ static void test_state(void)
     rig_free(&r);
 }
 
+/* ---- alq_act: Eq. 24-26 ------------------------------------------------------------ */
+typedef struct {
+    qat_graph g;
+    qat_qnode n;
+    qat_tensor *x, *y;
+} act_rig;
+
+static void act_build(act_rig *r, int bits, size_t count)
+{
+    memset(r, 0, sizeof *r);
+    qat_graph_init(&r->g, 1, 1, 3);
+    int shape[2] = {1, (int)count};
+    r->x = qat_graph_param(&r->g, "x", 2, shape, QAT_T_PARAM);
+    qat_qspec s;
+    qat_qspec_default(&s);
+    s.q = qat_quantizer_find("alq_act");
+    s.bits = bits;
+    r->y = qat_quantize(&r->g, &r->n, &s, QAT_QROLE_ACT, r->x, "aq");
+    CHECK(r->y && qat_graph_compile(&r->g, &r->y, 1) == QAT_OK, "alq_act build: %s", qat_last_error());
+    qat_qnode_init(&r->n, &r->g.rng);
+}
+
+/* gamma' = [x_ref, gamma_1..I] of the node */
+static float *act_gamma(act_rig *r) { return r->n.buf->x + 2 + 1; }
+
+static void act_levels(const float *gp, int I, float *lev)
+{
+    for (int c = 0; c < (1 << I); c++) {
+        float v = gp[0];
+        for (int k = 0; k < I; k++) v += (c >> k & 1) ? gp[1 + k] : -gp[1 + k];
+        lev[c] = v;
+    }
+}
+
+static void test_act(void)
+{
+    enum { N = 4000, I = 2 };
+    act_rig r;
+    act_build(&r, I, N);
+    qat_rng rng;
+    qat_rng_seed(&rng, 77);
+    for (int i = 0; i < N; i++) r.x->x[i] = 2.0f * qat_rng_normal(&rng);
+    qat_graph_set_training(&r.g, 0);
+    qat_graph_forward(&r.g);
+    /* the first batch spreads 4 levels evenly over [0, mean + 3 std of max(x, 0)] */
+    double s = 0, s2 = 0;
+    for (int i = 0; i < N; i++) {
+        double v = r.x->x[i] > 0 ? r.x->x[i] : 0;
+        s += v, s2 += v * v;
+    }
+    double hi = s / N + 3 * sqrt(s2 / N - (s / N) * (s / N));
+    float lev[4], *gp = act_gamma(&r);
+    act_levels(gp, I, lev);
+    double want[4] = {0, hi / 3, 2 * hi / 3, hi}; /* codes 0 (b = -1, -1), 2, 1, 3 in level order */
+    int order[4] = {0, 2, 1, 3};
+    for (int k = 0; k < 4; k++)
+        CHECK(fabs(lev[order[k]] - want[k]) <= 1e-5 * hi, "first levels: level %d is %g, want %g", k, lev[order[k]],
+              want[k]);
+    /* every output is the nearest level */
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        float best = lev[0];
+        for (int c = 1; c < 4; c++)
+            if (fabsf(r.x->x[i] - lev[c]) < fabsf(r.x->x[i] - best)) best = lev[c];
+        bad += r.y->x[i] != best;
+    }
+    CHECK(bad == 0, "%d outputs are not the nearest level", bad);
+    /* a training forward: gamma' <- 0.9 gamma' + 0.1 (D'^T D')^-1 D'^T x (Eq. 25-26),
+     * the normal equations solved here by Cramer's rule on the 3 x 3 system */
+    float g0[3] = {gp[0], gp[1], gp[2]};
+    double A[3][3] = {{0}}, b[3] = {0};
+    for (int i = 0; i < N; i++) {
+        int c = 0;
+        for (int k = 1; k < 4; k++)
+            if (fabsf(r.x->x[i] - lev[k]) < fabsf(r.x->x[i] - lev[c])) c = k;
+        double d[3] = {1, (c & 1) ? 1 : -1, (c & 2) ? 1 : -1};
+        for (int p = 0; p < 3; p++) {
+            b[p] += d[p] * r.x->x[i];
+            for (int q = 0; q < 3; q++) A[p][q] += d[p] * d[q];
+        }
+    }
+#define DET3(M) (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) + \
+                 M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
+    double det = DET3(A), fit[3];
+    for (int p = 0; p < 3; p++) {
+        double M[3][3];
+        memcpy(M, A, sizeof M);
+        for (int q = 0; q < 3; q++) M[q][p] = b[q];
+        fit[p] = DET3(M) / det;
+    }
+    qat_graph_set_training(&r.g, 1);
+    qat_graph_zero_grad(&r.g);
+    qat_graph_forward(&r.g);
+    for (int p = 0; p < 3; p++) {
+        double w = 0.9 * g0[p] + 0.1 * fabs(fit[p]) * (p ? 1 : fit[p] < 0 ? -1 : 1);
+        CHECK(fabs(gp[p] - w) <= 1e-5 * fabs(w) + 1e-6, "Eq. 26: gamma'[%d] = %.7g, want %.7g", p, gp[p], w);
+    }
+    /* the backward passes the gradient inside the span of the levels the forward used */
+    for (int i = 0; i < N; i++) r.y->g[i] = 1;
+    qat_graph_backward_seeded(&r.g);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += r.x->g[i] != ((r.x->x[i] >= lev[0] && r.x->x[i] <= lev[3]) ? 1.0f : 0.0f);
+    CHECK(bad == 0, "%d gradients outside the straight-through mask", bad);
+    /* data on the levels of another gamma': from near it, repeated training
+     * forwards move gamma' onto it (the alternation of nearest codes and
+     * Eq. 25 is a Lloyd-like descent: from far away it can settle elsewhere) */
+    float target[3] = {1.5f, 1.0f, 0.5f}, tl[4];
+    act_levels(target, I, tl);
+    for (int i = 0; i < N; i++) r.x->x[i] = tl[i % 4] + 0.01f * qat_rng_normal(&rng);
+    gp[0] = 1.7f, gp[1] = 0.9f, gp[2] = 0.6f;
+    for (int it = 0; it < 200; it++) qat_graph_forward(&r.g);
+    for (int p = 0; p < 3; p++)
+        CHECK(fabs(gp[p] - target[p]) < 0.01, "gamma'[%d] = %g after 200 batches on levels of %g", p, gp[p], target[p]);
+    printf("alq_act: first levels, nearest codes, Eq. 25-26's refit, the STE mask, convergence to the data's levels\n");
+    qat_qnode_free(&r.n);
+    qat_graph_free(&r.g);
+}
+
 int main(void)
 {
+    test_act();
     test_view();
     test_basis();
     test_coord();

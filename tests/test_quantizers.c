@@ -824,6 +824,7 @@ static void test_contract(void)
     for (int k = 0; k < qat_quantizer_count; k++) {
         const qat_quantizer *q = qat_quantizers[k];
         if (q->owns_weights) continue; /* no float input: built by qat_quantize_owned, not qat_quantize */
+        if (!q->levels) continue;      /* no integer codebook (alq_act's x_ref + D gamma): test_alq_node */
         int bl[3] = {q->min_bits, q->default_bits, q->max_bits};
         for (int b = 0; b < 3; b++) {
             if ((b == 1 && bl[1] == bl[0]) || (b == 2 && (bl[2] == bl[1] || bl[2] == bl[0]))) continue;
