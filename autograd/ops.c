@@ -367,7 +367,10 @@ static void col2im_add(const conv_geom *c, const float *restrict cols, size_t ld
                     if (ih < 0 || ih >= c->H) continue;
                     const float *s = src + (size_t)oh * c->OW;
                     float *d = dx + ((size_t)ch * c->H + ih) * c->W - c->pw + kw;
-                    for (int ow = wlo; ow < whi; ow++) d[ow * c->sw] += s[ow];
+                    if (c->sw == 1) /* contiguous: vectorises */
+                        for (int ow = wlo; ow < whi; ow++) d[ow] += s[ow];
+                    else
+                        for (int ow = wlo; ow < whi; ow++) d[ow * c->sw] += s[ow];
                 }
             }
 }
@@ -1218,11 +1221,23 @@ static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int traini
         size_t plane = (size_t)n * C + c;
         const float *x = xt->x + plane * HW, *dy = p->g + plane * P, *y = p->x + plane * P;
         const int32_t *arg = (const int32_t *)p->state + plane * P;
-        for (size_t w = 0; w < P; w++) {
+        /* LANES independent float sums per plane (one double chain was latency-bound) */
+        float a[LANES] = {0}, b[LANES] = {0};
+        size_t w = 0;
+        for (; w + LANES <= P; w += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float d = relu && !(y[w + j] > 0.0f) ? 0.0f : dy[w + j];
+                a[j] += d;
+                b[j] += d * (x[arg[w + j]] - m);
+            }
+        double s1 = lanes_total(a), s2 = lanes_total(b);
+        for (; w < P; w++) {
             float d = relu && !(y[w] > 0.0f) ? 0.0f : dy[w];
-            sdy += d;
-            sdyxm += (double)d * (x[arg[w]] - m);
+            s1 += d;
+            s2 += (double)d * (x[arg[w]] - m);
         }
+        sdy += s1;
+        sdyxm += s2;
     }
     double sdyx = sdyxm * is;
     float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
