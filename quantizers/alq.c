@@ -173,10 +173,29 @@ static void alq_init_owned(qat_qnode *n, const float *w, qat_rng *rng)
     free(grp);
 }
 
-/* ---- forward: the float view w_hat = B alpha (Eq. 2) --------------------- */
+/* ---- forward: the float view w_hat = B alpha (Eq. 2) ---------------------
+ * The coordinates the network sees are fixed-point: alpha rounded to a
+ * multiple of 2^-F, F the layer's largest with every |a| = alpha 2^F at
+ * most 32767 / I_max. Each weight is then an integer W = sum_i a_i b_i
+ * (|W| <= 32767) times 2^-F, exactly as a float, so the integer runtime
+ * computes what training computed (the codebook contract); the state keeps
+ * alpha in float, and the basis and coordinate steps work on it. The
+ * rounding is at most 2^-16 of the layer's largest coordinate times I_max. */
+static int frac_bits(const alq_view *v)
+{
+    float top = 0;
+    for (size_t g = 0; g < v->G; g++)
+        for (int i = 0; i < v->I[g]; i++) top = fmaxf(top, v->alpha[g * (size_t)v->imax + (size_t)i]);
+    if (!(top > 0)) return 0;
+    int F = 0;
+    frexpf((float)(32767 / v->imax) / top, &F); /* 2^(F-1) <= limit / top < 2^F */
+    return F - 1;
+}
+
 typedef struct {
     alq_view v;
     float *w;
+    int F;
 } put_task;
 
 static void put_run(void *ctx, int b, int e, int tid)
@@ -184,13 +203,15 @@ static void put_run(void *ctx, int b, int e, int tid)
     (void)tid;
     const put_task *k = ctx;
     const alq_view *v = &k->v;
+    float unit = ldexpf(1.0f, -k->F);
     for (size_t g = (size_t)b; g < (size_t)e; g++) {
         const int8_t *B = planes(v, g);
-        const float *a = v->alpha + g * (size_t)v->imax;
+        int32_t a[QAT_ALQ_MAX_BITS];
+        for (int i = 0; i < v->I[g]; i++) a[i] = (int32_t)lrintf(ldexpf(v->alpha[g * (size_t)v->imax + (size_t)i], k->F));
         for (size_t j = 0; j < v->n; j++) {
-            float s = 0; /* as qat_alq_reconstruct: planes in order, in float */
-            for (int i = 0; i < v->I[g]; i++) s += a[i] * (float)B[(size_t)i * v->n + j];
-            k->w[qat_alq_group_offset(&v->gp, g, j)] = s;
+            int32_t s = 0;
+            for (int i = 0; i < v->I[g]; i++) s += a[i] * B[(size_t)i * v->n + j];
+            k->w[qat_alq_group_offset(&v->gp, g, j)] = (float)s * unit;
         }
     }
 }
@@ -199,8 +220,15 @@ static void alq_forward(qat_qnode *n, qat_tensor *t, qat_graph *g)
 {
     put_task k = {.w = t->x};
     view(n, &k.v);
-    qat_qscale(n)[0] = 1;
+    k.F = frac_bits(&k.v);
+    qat_qscale(n)[0] = ldexpf(1.0f, -k.F);
     qat_graph_parallel(g, (int)k.v.G, put_run, &k);
+}
+
+/* the codebook: integer weights W = sum_i a_i b_i times 2^-F (the last forward's) */
+static void alq_levels(const qat_qnode *n, qat_levels *out)
+{
+    *out = (qat_levels){.lo = -32767, .hi = 32767, .step = 1, .scale = qat_qscale(n), .nscale = 1};
 }
 
 static void alq_backward(qat_qnode *n, qat_tensor *t, qat_graph *g)
@@ -554,7 +582,7 @@ static double alq_avg_bits(const qat_qnode *n)
 
 const qat_quantizer qat_q_alq = {
     .name = "alq", .roles = QAT_QROLE_WEIGHT, .default_bits = 6, .min_bits = 1, .max_bits = QAT_ALQ_MAX_BITS,
-    .forward = alq_forward, .backward = alq_backward, .owns_weights = 1, .needs_amsgrad = 1,
+    .forward = alq_forward, .backward = alq_backward, .levels = alq_levels, .owns_weights = 1, .needs_amsgrad = 1,
     .state_size = alq_state_size, .init_owned = alq_init_owned, .load_state = alq_load_state,
     .step_all = alq_step_all, .step_scratch = alq_step_scratch, .check = alq_check,
     .storage_bits = alq_storage_bits, .avg_bits = alq_avg_bits,

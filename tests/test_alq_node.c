@@ -99,7 +99,9 @@ static void step(alq_rig *r, qat_phase_kind ph, float lr)
     qat_graph_forward(&r->g); /* the new views */
 }
 
-/* group g of node k is the contiguous slice [g n, (g + 1) n) for both shapes here */
+/* group g of node k is the contiguous slice [g n, (g + 1) n) for both
+ * shapes here. The view is B a 2^-F with a = round(alpha 2^F), F the
+ * largest with every a <= 32767 / I_max: integers times the scale */
 static void test_view(void)
 {
     alq_rig r;
@@ -109,17 +111,45 @@ static void test_view(void)
         qat_alq_node a;
         qat_alq_node_get(&r.n[k], &a);
         CHECK(a.gp.n == (k ? 18u : 64u) && a.gp.G == (k ? 3u : 4u), "node %d: %zu groups of %zu", k, a.gp.G, a.gp.n);
-        float want[64];
+        float top = 0;
+        for (size_t c = 0; c < a.gp.G * 4; c++) top = fmaxf(top, a.alpha[c]);
+        int F = 0;
+        while (ldexp(top, F + 1) <= 32767 / 4) F++;
+        CHECK(ldexp(top, F) <= 32767 / 4 && ldexp(top, F) > 32767 / 8, "F %d", F);
+        double scale = ldexp(1, -F);
+        CHECK(r.n[k].buf->x[0] == (float)scale, "node %d: scale %g, want 2^-%d", k, r.n[k].buf->x[0], F);
+        qat_levels lv;
+        r.n[k].spec.q->levels(&r.n[k], &lv);
+        CHECK(lv.lo == -32767 && lv.hi == 32767 && lv.step == 1 && lv.scale[0] == (float)scale, "codebook");
         int bad = 0;
+        double err = 0;
         for (size_t g = 0; g < a.gp.G; g++) {
             CHECK(a.I[g] == 4, "node %d group %zu sketched to %d planes, want 4", k, g, a.I[g]);
-            qat_alq_reconstruct(a.B + g * 4 * a.gp.n, a.alpha + g * 4, a.gp.n, a.I[g], want);
-            for (size_t j = 0; j < a.gp.n; j++) bad += r.w[k]->x[g * a.gp.n + j] != want[j];
+            for (size_t j = 0; j < a.gp.n; j++) {
+                long W = 0;
+                double exact = 0;
+                for (int i = 0; i < 4; i++) {
+                    W += lrint(ldexp(a.alpha[g * 4 + (size_t)i], F)) * a.B[(g * 4 + (size_t)i) * a.gp.n + j];
+                    exact += (double)a.alpha[g * 4 + (size_t)i] * a.B[(g * 4 + (size_t)i) * a.gp.n + j];
+                }
+                bad += r.w[k]->x[g * a.gp.n + j] != (float)((double)W * scale);
+                err = fmax(err, fabs(exact - r.w[k]->x[g * a.gp.n + j]));
+            }
         }
-        CHECK(bad == 0, "node %d: %d view values differ from B alpha", k, bad);
+        CHECK(bad == 0, "node %d: %d view values differ from B a 2^-F", k, bad);
+        CHECK(err <= 4 * 0.5 * scale, "node %d: the fixed point moves a weight by %g > 4 half units", k, err);
     }
-    printf("view: the float views are B alpha of the sketched groups\n");
+    printf("view: the float views are B a 2^-F of the sketched groups, integers times the scale\n");
     rig_free(&r);
+}
+
+/* w_hat = B alpha in double (the state's float coordinates) */
+static double what(const qat_alq_node *a, size_t g, size_t j)
+{
+    double s = 0;
+    for (int i = 0; i < a->I[g]; i++)
+        s += (double)a->alpha[g * 4 + (size_t)i] * a->B[(g * 4 + (size_t)i) * a->gp.n + j];
+    return s;
 }
 
 static void test_basis(void)
@@ -145,13 +175,13 @@ static void test_basis(void)
                 for (size_t j = 0; j < n; j++) {
                     size_t p = g * n + j;
                     double gj = lr * (double)mh[off + p], H = sqrt((double)vh[off + p]) + r.o.cfg.eps;
-                    double d = (double)r.w[k]->x[p] - before[off + p], tau = before[off + p] - gj / H;
+                    double d = what(&a, g, j) - before[off + p], tau = before[off + p] - gj / H;
                     f += gj * d + 0.5 * H * d * d; /* Eq. 10 */
-                    sH += H * (fabs((double)r.w[k]->x[p]) + fabs(tau));
+                    sH += H * (fabs(what(&a, g, j)) + fabs(tau));
                     scale += gj * gj / H;
                     for (int i = 0; i < a.I[g]; i++) { /* B^T H (B alpha - tau) */
                         double b = a.B[(g * 4 + (size_t)i) * n + j];
-                        nrm[i] += b * H * ((double)r.w[k]->x[p] - tau);
+                        nrm[i] += b * H * (what(&a, g, j) - tau);
                         ma[i] += b * r.o.m[off + p];
                         va[i] += r.o.v[off + p];
                     }

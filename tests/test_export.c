@@ -463,7 +463,7 @@ static const mnist_case mnist_configs[] = {
     {"lenet5_twn", 120},         {"lenet5_tnn", 120},       {"lenet5_dorefa_w2a2", 120},
     {"lenet5_pact_w4a4", 120},   {"lenet5_lsq_w2a2", 120},  {"lenet5_sr_w4a4", 120},
     {"lenet5_aqe_bnn", 120},     {"lenet5_aqe_tnn", 120},   {"lenet5_aqe_w3a3", 400},
-    {"lenet5_dst_w3a3", 120},
+    {"lenet5_dst_w3a3", 120},    {"lenet5_alq_pact4", 120},
 };
 #define MIN_ACCURACY 0.5
 
