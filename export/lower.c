@@ -9,6 +9,7 @@
 #include "dataset.h"
 #include "export.h"
 #include "qatrt.h"
+#include "alq.h"
 #include "quantizer.h"
 
 /* ---- the .qnn writer ------------------------------------------------------ */
@@ -383,6 +384,71 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
     return st;
 }
 
+/* An ALQ layer's planes and fixed-point coordinates as the multi-bit
+ * weights blob (docs/format.md): groups in training order (channel c's gc
+ * groups), each group's elements in the order the runtime lays a row out
+ * (0: (c, ky, kx), the layer's own; 1: (ky, kx, c) for pixel-wise groups,
+ * which are then contiguous). The coefficients are the forward's,
+ * round(alpha 2^F) with 2^-F the layer's scale, negated for a channel whose
+ * weights the caller negated (sw < 0). The weights it encodes are checked
+ * against wl (cout rows of K in the runtime's (ky, kx, c) order). */
+static qat_status encode_mb(lowering *L, int op, const qat_layer *l, int cout, int cin, int kh, int kw, const int32_t *wl,
+                            const double *sw, size_t *bytes)
+{
+    qat_alq_node a;
+    qat_alq_node_get(&l->wq, &a);
+    size_t n = a.gp.n, gc = a.gp.per_chan, K = (size_t)cin * kh * kw, T = (size_t)kh * kw;
+    if (n * gc != K || a.gp.G != (size_t)cout * gc)
+        return layer_error(l, "its ALQ groups (%zu of %zu per channel) do not cover its %zu weights per channel", gc, n, K);
+    int order = a.gp.structure == QAT_ALQ_PIXEL;
+    int F = -ilogbf(l->wq.buf->x[0]);
+    size_t planes = 0;
+    for (size_t g = 0; g < a.gp.G; g++) planes += a.I[g];
+    size_t groups = (size_t)cout * gc, chan_at = (32 + groups + 3) / 4 * 4, coef_at = chan_at + 4 * (size_t)cout;
+    size_t bits_at = coef_at + 2 * planes, size = bits_at + (planes * n + 7) / 8;
+    uint8_t *b = calloc(size, 1);
+    int32_t *row = malloc(sizeof(int32_t) * K);
+    if (!b || !row) {
+        free(b), free(row);
+        return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    }
+    put32(b, (uint32_t)n), put32(b + 4, (uint32_t)gc), put32(b + 8, (uint32_t)order), put32(b + 12, (uint32_t)a.imax);
+    put32(b + 16, (uint32_t)planes);
+    qat_status st = QAT_OK;
+    size_t q = 0;
+    for (int c = 0; c < cout && !st; c++) {
+        put32(b + chan_at + 4 * (size_t)c, (uint32_t)q);
+        memset(row, 0, sizeof(int32_t) * K);
+        int neg = sw[c] < 0;
+        for (size_t j = 0; j < gc; j++) {
+            size_t g = (size_t)c * gc + j;
+            b[32 + g] = a.I[g];
+            for (int i = 0; i < a.I[g]; i++, q++) {
+                int32_t co = (int32_t)lrintf(ldexpf(a.alpha[g * (size_t)a.imax + (size_t)i], F));
+                if (neg) co = -co;
+                b[coef_at + 2 * q] = (uint8_t)(co & 0xff);
+                b[coef_at + 2 * q + 1] = (uint8_t)((uint32_t)co >> 8 & 0xff);
+                const int8_t *pl = a.B + (g * (size_t)a.imax + (size_t)i) * n;
+                for (size_t e = 0; e < n; e++) {
+                    size_t bit = q * n + e;
+                    if (pl[e] < 0) b[bits_at + bit / 8] |= (uint8_t)(1u << (bit % 8));
+                    /* element e of the group: its (ky, kx, c) position in the row */
+                    size_t pos = j * n + e, hwc = order ? pos : (pos % T) * (size_t)cin + pos / T;
+                    row[hwc] += pl[e] < 0 ? -co : co;
+                }
+            }
+        }
+        for (size_t k = 0; k < K && !st; k++)
+            if (row[k] != wl[(size_t)c * K + k])
+                st = layer_error(l, "its multi-bit encoding gives weight %d at channel %d, element %zu; the codebook says %d",
+                                 row[k], c, k, wl[(size_t)c * K + k]);
+    }
+    if (!st) st = w_blob(&L->w, op, 64, b, size);
+    *bytes = size;
+    free(b), free(row);
+    return st;
+}
+
 static int bits_of(qatrt_kernel k)
 {
     switch (k) {
@@ -511,6 +577,9 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     else if (w_p2) kern = QATRT_K_P2;
     else if (w_i8) kern = QATRT_K_I8I8;
     else kern = QATRT_K_I16;
+    /* ALQ: its planes and coordinates as they are (one masked sum per plane) */
+    int alq = l->wq.spec.q && l->wq.spec.q->owns_weights && !strcmp(l->wq.spec.q->name, "alq");
+    if (alq) kern = QATRT_K_MB;
     int64_t wmax = 0;
     for (size_t i = 0; i < nw; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
     int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
@@ -577,7 +646,7 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
      * negated weights when they can be, so the runtime need not negate */
     if (next_li >= 0 && !L->o->keep_flips)
         for (int c = 0; c < cout; c++) {
-            int32_t *row = wl + (size_t)c * K, lowest = kern == QATRT_K_I16 ? -32768 : -128;
+            int32_t *row = wl + (size_t)c * K, lowest = kern == QATRT_K_I16 || kern == QATRT_K_MB ? -32768 : -128;
             int ok = chain_dir(&ch, c) < 0;
             for (int k = 0; k < K && ok; k++) ok = row[k] > lowest;
             if (!ok) continue;
@@ -594,8 +663,14 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     put32(rec + 40, (uint32_t)stride);
     put32(rec + 44, (uint32_t)pad);
     put32(rec + 48, (uint32_t)kern);
-    if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
-    r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
+    if (alq) {
+        size_t bytes = 0;
+        if ((st = encode_mb(L, op, l, cout, cin, kh, kw, wl, sw, &bytes))) goto done;
+        r->payload += bytes;
+    } else {
+        if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
+        r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
+    }
     r->float_bytes += (size_t)cout * K * 4;
     rt_tensor out = {.c = cout, .h = oh, .w = ow};
     if (next_li >= 0) {

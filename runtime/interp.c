@@ -46,6 +46,9 @@ static size_t a_row(const qatrt_op *op)
     }
 }
 
+/* a multi-bit op whose rows are in the stored (ky, kx, c) order */
+static int mb_hwc(const qatrt_op *op) { return op->mb_order == 1 || op->cin == 1 || op->kh * op->kw == 1; }
+
 /* the input is the one row (a linear layer), already in the kernel's
  * encoding: int8 / uint8 bytes, or packed signs that fill whole words */
 static int direct_input(const qatrt_op *op)
@@ -54,6 +57,7 @@ static int direct_input(const qatrt_op *op)
     switch (op->kernel) {
     case QATRT_K_BIN: return (size_t)op->h * op->w * cbytes(op->cin) == a_row(op);
     case QATRT_K_TER: case QATRT_K_I16: return 0;
+    case QATRT_K_MB: return mb_hwc(op); /* rows in (c, ky, kx) order are gathered */
     default: return 1;
     }
 }
@@ -266,6 +270,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, cons
     case QATRT_K_I16: k->i16gemm(M, N, K, A, arow / 2, W, op->wrow / 2, C, ldc); break;
     case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
     case QATRT_K_U8B: k->u8bgemm_pk(M, N, K, A, arow, W, C, ldc); break;
+    case QATRT_K_MB: k->mbgemm(M, N, K, A, arow, op->in_u8, &op->mb, C, ldc); break;
     default: break; /* the reader admits no other kernel */
     }
 }
@@ -294,7 +299,8 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
         return;
     }
     uint8_t *dst = col;
-    if (op->pad == 0 && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16) {
+    if (op->pad == 0 && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16 &&
+        (op->kernel != QATRT_K_MB || mb_hwc(op))) {
         /* the common case in one tight loop: kh copies of kw pixels per row
          * (the shape in locals: the stores through dst could alias *op) */
         size_t C = (size_t)op->cin, run = (size_t)op->kw * C, pitch = (size_t)op->w * C;
@@ -326,6 +332,12 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                 } else if (op->kernel == QATRT_K_TER) {
                     gather_bytes(op, x, oy, ox, gbuf);
                     qatrt_pack_ternary((const int8_t *)gbuf, op->K, (int)(arow / 16), (uint64_t *)(void *)dst);
+                } else if (op->kernel == QATRT_K_MB && !mb_hwc(op)) {
+                    /* the groups' order: (c, ky, kx), as the layer's weights in training */
+                    gather_bytes(op, x, oy, ox, gbuf);
+                    size_t C = (size_t)op->cin, T = (size_t)op->kh * op->kw;
+                    for (size_t r = 0; r < T; r++)
+                        for (size_t ci = 0; ci < C; ci++) dst[ci * T + r] = gbuf[r * C + ci];
                 } else if (op->kernel == QATRT_K_I16) {
                     gather_bytes(op, x, oy, ox, gbuf);
                     int16_t *d = (int16_t *)(void *)dst;

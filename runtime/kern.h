@@ -30,6 +30,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Multi-bit binary weights (ALQ, docs/format.md "multi-bit"): each output
+ * channel's K weights split into gc groups of n (K = gc n), group j being
+ * elements [j n, (j + 1) n) of a row; group (c, j) has bw[c gc + j] planes
+ * of n sign bits (bit set = -1) with an int16 coefficient each, so weight
+ * e of the group is W = sum_i coef_i (bit_i(e) ? -1 : +1). Planes and
+ * coefficients of channel c start at plane chan[c] (planes of n bits, one
+ * dense bit stream: plane q is bits [q n, (q + 1) n) of `bits`). The
+ * caller lays out each row of A in that element order. */
+typedef struct {
+    int n, gc;
+    const uint8_t *bw;   /* cout x gc bitwidths */
+    const uint32_t *chan; /* cout plane starts */
+    const int16_t *coef; /* one per plane */
+    const uint8_t *bits; /* the planes, dense */
+} qatrt_mb;
+
 typedef enum { QATRT_ISA_SCALAR = 0, QATRT_ISA_AVX2, QATRT_ISA_AVX512, QATRT_ISA_COUNT } qatrt_isa;
 
 /* u8i8gemm takes K up to this with all of B in registers (first layers) */
@@ -102,7 +118,18 @@ typedef struct {
      * each channel's T thresholds ascend (the .qnn reader checks it) */
     void (*thresh_levels)(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
                           const int8_t *levels, int8_t *out, size_t ldo);
+    /* int8 (a_u8: uint8) activations x multi-bit binary weights (ALQ): per
+     * row of A, per channel, every group's planes as masked sums of the
+     * group's n values, sum_i coef_i (S_j - 2 sum_{bit set} x) with S_j the
+     * group's sum (one popcount-style pass per plane); the caller
+     * guarantees the int32 range of C */
+    void (*mbgemm)(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
+                   size_t ldc);
 } qatrt_kernels;
+
+/* the AVX2 multi-bit kernel, shared by the AVX2 and AVX-512 tables */
+void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
+                       size_t ldc);
 
 /* 1 when this CPU (and this build) can run the table for isa */
 int qatrt_isa_supported(qatrt_isa isa);

@@ -471,6 +471,102 @@ static void u8i8gemm_bits_avx2(int M, int N, int K, const uint8_t *A, size_t lda
     qatrt_u8i8gemm_bits_via(&qatrt_kernels_avx2, M, N, K, A, lda, B, ldb, thr, flip, out, ldo);
 }
 
+/* ---- multi-bit binary weights (ALQ) ----------------------------------------
+ * Per row: each group's sum S_j of its n values once (shared by every
+ * channel and plane); per plane the sum of the values whose sign bit is
+ * set, 32 at a time: the 32 bits widened to a byte mask (shuffle, AND,
+ * compare), ANDed with the values biased to unsigned (x + 128 for int8),
+ * summed by SAD; then plane = S_j - 2 (that - 128 popcount). */
+static inline uint32_t mb_bits32(const uint8_t *bits, size_t b, size_t nbytes)
+{
+    uint64_t w = 0; /* bytes of the stream from b / 8, never past its end */
+    size_t at = b / 8, k = nbytes - at < 8 ? nbytes - at : 8;
+    memcpy(&w, bits + at, k);
+    return (uint32_t)(w >> (b % 8));
+}
+
+AI __m256i mb_mask(uint32_t v)
+{
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                         3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), sel);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+}
+
+AI int64_t hsum64(__m256i v)
+{
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+/* the sum of n values (uint8, or int8 biased by 128 and unbiased after) */
+static inline int64_t mb_sum(const uint8_t *x, size_t n, __m256i bias)
+{
+    __m256i t = _mm256_setzero_si256();
+    size_t e = 0;
+    for (; e + 32 <= n; e += 32)
+        t = _mm256_add_epi64(t, _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + e)), bias),
+                                                _mm256_setzero_si256()));
+    int64_t s = hsum64(t);
+    int u8 = _mm256_testz_si256(bias, bias);
+    s -= u8 ? 0 : 128 * (int64_t)e;
+    for (; e < n; e++) s += u8 ? (int64_t)x[e] : (int64_t)(int8_t)x[e];
+    return s;
+}
+
+#define MB_CACHE 1024 /* group sums kept per row; more groups are summed again per channel */
+
+void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
+                       size_t ldc)
+{
+    (void)K; /* = n gc */
+    size_t n = (size_t)B->n, gc = (size_t)B->gc, last = 0;
+    if (N < 1) return;
+    for (size_t j = 0; j < gc; j++) last += B->bw[(size_t)(N - 1) * gc + j];
+    size_t nbytes = ((B->chan[N - 1] + last) * n + 7) / 8; /* the stream's length */
+    const __m256i bias = _mm256_set1_epi8(a_u8 ? 0 : (char)0x80), zero = _mm256_setzero_si256();
+    int64_t sums[MB_CACHE];
+    size_t cached = gc < MB_CACHE ? gc : MB_CACHE;
+    for (int m = 0; m < M; m++) {
+        const uint8_t *a = A + (size_t)m * lda;
+        for (size_t j = 0; j < cached; j++) sums[j] = mb_sum(a + j * n, n, bias);
+        for (int c = 0; c < N; c++) {
+            int64_t acc = 0;
+            size_t q = B->chan[c];
+            for (size_t j = 0; j < gc; j++) {
+                int I = B->bw[(size_t)c * gc + j];
+                if (!I) continue;
+                const uint8_t *x = a + j * n;
+                int64_t S = j < cached ? sums[j] : mb_sum(x, n, bias);
+                for (int i = 0; i < I; i++, q++) {
+                    __m256i t = zero;
+                    int64_t ones = 0;
+                    for (size_t e = 0; e < n; e += 32) {
+                        size_t len = n - e < 32 ? n - e : 32;
+                        uint32_t v = mb_bits32(B->bits, q * n + e, nbytes);
+                        if (len < 32) v &= (1u << len) - 1;
+                        ones += __builtin_popcount(v);
+                        __m256i xv;
+                        if (len == 32) {
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)(x + e));
+                        } else {
+                            uint8_t tmp[32] = {0}; /* never read past the row */
+                            memcpy(tmp, x + e, len);
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)tmp);
+                        }
+                        xv = _mm256_and_si256(_mm256_xor_si256(xv, bias), mb_mask(v));
+                        t = _mm256_add_epi64(t, _mm256_sad_epu8(xv, zero));
+                    }
+                    int64_t set = hsum64(t) - (a_u8 ? 0 : 128 * ones); /* the values whose bit is set */
+                    acc += (int64_t)B->coef[q] * (S - 2 * set);
+                }
+            }
+            C[(size_t)m * ldc + c] = (int32_t)acc;
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx2 = {
     .isa = QATRT_ISA_AVX2,
@@ -490,4 +586,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .u8i8gemm_bits = u8i8gemm_bits_avx2,
     .thresh_bits = thresh_bits_avx2,
     .thresh_levels = qatrt_thresh_levels_ref,
+    .mbgemm = qatrt_mbgemm_avx2,
 };

@@ -1139,4 +1139,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .u8i8gemm_bits = u8i8gemm_bits_avx512,
     .thresh_bits = thresh_bits_avx512,
     .thresh_levels = thresh_levels_avx512,
+    .mbgemm = qatrt_mbgemm_avx2,
 };

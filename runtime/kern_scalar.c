@@ -231,6 +231,34 @@ static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t l
 
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_scalar;
+/* the reference: every weight's sign read bit by bit, summed in int64 */
+static void mbgemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
+                          size_t ldc)
+{
+    (void)K; /* = n gc */
+    size_t n = (size_t)B->n;
+    for (int m = 0; m < M; m++) {
+        const uint8_t *a = A + (size_t)m * lda;
+        for (int c = 0; c < N; c++) {
+            int64_t acc = 0;
+            size_t q = B->chan[c];
+            for (int j = 0; j < B->gc; j++) {
+                const uint8_t *x = a + (size_t)j * n;
+                for (int i = 0; i < B->bw[(size_t)c * (size_t)B->gc + (size_t)j]; i++, q++) {
+                    int64_t s = 0;
+                    for (size_t e = 0; e < n; e++) {
+                        size_t b = q * n + e;
+                        int32_t v = a_u8 ? (int32_t)x[e] : (int32_t)(int8_t)x[e];
+                        s += (B->bits[b / 8] >> (b % 8) & 1) ? -v : v;
+                    }
+                    acc += (int64_t)B->coef[q] * s;
+                }
+            }
+            C[(size_t)m * ldc + c] = (int32_t)acc;
+        }
+    }
+}
+
 const qatrt_kernels qatrt_kernels_scalar = {
     .isa = QATRT_ISA_SCALAR,
     .name = "scalar",
@@ -249,6 +277,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .u8i8gemm_bits = u8i8gemm_bits_scalar,
     .thresh_bits = thresh_bits_scalar,
     .thresh_levels = qatrt_thresh_levels_ref,
+    .mbgemm = mbgemm_scalar,
 };
 
 static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,

@@ -67,6 +67,8 @@ typedef enum {
     QATRT_K_I16,     /* uint8 / int8 inputs widened x int16 weights */
     QATRT_K_P2,      /* int8 inputs x power-of-two codes (shift-add) */
     QATRT_K_U8B,     /* uint8 image x binary weights (a bit each; a first layer with large K) */
+    QATRT_K_MB,      /* int8 inputs (or the uint8 image) x multi-bit binary weights (ALQ): groups of
+                      * sign planes with int16 coefficients (kern.h qatrt_mb, docs/format.md) */
     QATRT_K_COUNT
 } qatrt_kernel;
 
@@ -101,6 +103,8 @@ typedef struct {
                                * of kern.h (binary) or the lookup layout of kern_u8bpk.h (uint8 x
                                * binary) */
     size_t prep_off;          /* where, in the workspace's prepared area */
+    qatrt_mb mb;              /* MB: the weights blob, parsed */
+    int mb_order;             /* MB: a row's element order: 0 (c, ky, kx), 1 (ky, kx, c) */
     int pan;                  /* 1: int8 weights (uint8 / int8 x int8, K > QATRT_I8_SMALL_K) also laid
                                * out as the panels of kern.h, at pan_off, for tables that prefer
                                * them (i8panel) */

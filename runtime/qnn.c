@@ -70,7 +70,7 @@ const char *qatrt_kernel_name(qatrt_kernel k)
     static const char *const names[QATRT_K_COUNT] = {
         [QATRT_K_BIN] = "binary", [QATRT_K_TER] = "ternary", [QATRT_K_I8T] = "int8 x ternary",
         [QATRT_K_U8I8] = "uint8 x int8", [QATRT_K_I8I8] = "int8 x int8", [QATRT_K_I16] = "int16",
-        [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary"};
+        [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary", [QATRT_K_MB] = "multi-bit binary"};
     return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
 }
 
@@ -83,6 +83,15 @@ static int64_t weight_bound(const qatrt_op *op)
     switch (op->kernel) {
     case QATRT_K_BIN: case QATRT_K_TER: case QATRT_K_I8T: case QATRT_K_U8B: return 1;
     case QATRT_K_P2: return 64;
+    case QATRT_K_MB: { /* a group's weights are at most the sum of its |coefficients| */
+        size_t q = 0;
+        for (size_t g = 0; g < (size_t)op->cout * (size_t)op->mb.gc; g++) {
+            int64_t s = 0;
+            for (int i = 0; i < op->mb.bw[g]; i++, q++) s += op->mb.coef[q] < 0 ? -op->mb.coef[q] : op->mb.coef[q];
+            if (s > m) m = s;
+        }
+        return m;
+    }
     case QATRT_K_I16:
         for (size_t i = 0; i < n; i++) {
             const uint8_t *p = (const uint8_t *)op->weights + 2 * i;
@@ -168,6 +177,83 @@ static qatrt_status field(reader *r, size_t at, const char *name, uint32_t lo, u
     return QATRT_OK;
 }
 
+/* The multi-bit weights blob (docs/format.md): a 32-byte header (n, gc,
+ * order, imax, planes, then zeros), the cout x gc bitwidths, the cout plane
+ * starts (u32, at a multiple of 4), the int16 coefficients, the planes'
+ * bits (dense; the last byte's unused bits 0). Everything is checked
+ * against the op's shapes and against itself. */
+static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
+{
+    uint32_t off = rd32(r->base + at + F_WEIGHTS), size = rd32(r->base + at + F_WEIGHTS + 4);
+    if (size < 32)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its header alone takes 32",
+                    at + F_WEIGHTS + 4, size);
+    const void *b;
+    qatrt_status st = blob(r, at + F_WEIGHTS, "weights", size, &b);
+    if (st) return st;
+    const uint8_t *p = b;
+    size_t o = off;
+    uint32_t n = rd32(p), gc = rd32(p + 4), order = rd32(p + 8), imax = rd32(p + 12), np = rd32(p + 16);
+    if (n < 1 || gc < 1 || (uint64_t)n * gc != (uint64_t)op->K)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: %u groups of %u weights per channel; this op has K = %d", o, gc, n,
+                    op->K);
+    if (order > 1 || (order == 1 && (n != (uint32_t)op->cin || gc != (uint32_t)(op->kh * op->kw))))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: element order %u with groups of %u; expected 0, or 1 with groups of "
+                    "one tap's %d channels", o + 8, order, n, op->cin);
+    if (imax < 1 || imax > 8)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: at most %u planes per group; expected 1..8", o + 12, imax);
+    for (size_t z = 20; z < 32; z++)
+        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", o + z, p[z]);
+    uint64_t groups = (uint64_t)op->cout * gc, chan_at = (32 + groups + 3) / 4 * 4, coef_at = chan_at + 4 * (uint64_t)op->cout;
+    uint64_t bits_at = coef_at + 2 * (uint64_t)np, end = bits_at + ((uint64_t)np * n + 7) / 8;
+    if (end != size)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; %llu groups and %u planes "
+                    "of %u bits take %llu", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np, n,
+                    (unsigned long long)end);
+    for (uint64_t z = 32 + groups; z < chan_at; z++)
+        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding byte is %u; expected 0", o + (size_t)z, p[z]);
+    const uint8_t *I = p + 32;
+    const uint32_t *chan = (const uint32_t *)(const void *)(p + chan_at);
+    const int16_t *coef = (const int16_t *)(const void *)(p + coef_at);
+    uint64_t q = 0;
+    for (uint64_t c = 0; c < (uint64_t)op->cout; c++) {
+        if (rd32(p + chan_at + 4 * c) != q)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %llu's planes start at %u; its groups before say %llu",
+                        o + (size_t)(chan_at + 4 * c), (unsigned long long)c, rd32(p + chan_at + 4 * c),
+                        (unsigned long long)q);
+        for (uint64_t j = 0; j < gc; j++) {
+            uint8_t v = I[c * gc + j];
+            if (v > imax)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: group %llu of channel %llu has %u planes; at most %u",
+                            o + 32 + (size_t)(c * gc + j), (unsigned long long)j, (unsigned long long)c, v, imax);
+            int64_t s = 0;
+            for (uint32_t i = 0; i < v; i++) {
+                int16_t a = (int16_t)(uint16_t)(p[coef_at + 2 * (q + i)] | p[coef_at + 2 * (q + i) + 1] << 8);
+                if (a == INT16_MIN)
+                    return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: coefficient -32768 (expected -32767..32767)",
+                                o + (size_t)(coef_at + 2 * (q + i)));
+                s += a < 0 ? -a : a;
+            }
+            if (s > 32767)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: group %llu of channel %llu: coefficients add up to %lld; "
+                            "its weights must fit int16", o + (size_t)(coef_at + 2 * q), (unsigned long long)j,
+                            (unsigned long long)c, (long long)s);
+            q += v;
+        }
+    }
+    if (q != np)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths add up to %llu", o + 16, np,
+                    (unsigned long long)q);
+    uint64_t used = (uint64_t)np * n;
+    if (used % 8 && (p[bits_at + used / 8] >> (used % 8)))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: bits past the last plane must be 0", o + (size_t)(bits_at + used / 8));
+    op->mb = (qatrt_mb){.n = (int)n, .gc = (int)gc, .bw = I, .chan = chan, .coef = coef, .bits = p + bits_at};
+    op->mb_order = (int)order;
+    op->wbytes = size;
+    op->wrow = (size_t)op->K;
+    return QATRT_OK;
+}
+
 static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_op *prev, const qatrt_model *m)
 {
     qatrt_status st;
@@ -245,7 +331,8 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
-    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B || (op->kernel == QATRT_K_I16 && op->in_u8)))
+    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B ||
+                      ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + F_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
@@ -254,7 +341,12 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
                op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B;
-    if ((st = blob(r, at + F_WEIGHTS, "weights", op->wbytes, &op->weights))) return st;
+    if (op->kernel == QATRT_K_MB) {
+        if ((st = read_mb(r, at, op))) return st;
+        op->weights = r->base + rd32(r->base + at + F_WEIGHTS);
+    } else if ((st = blob(r, at + F_WEIGHTS, "weights", op->wbytes, &op->weights))) {
+        return st;
+    }
     if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;

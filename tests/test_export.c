@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alq.h"
 #include "checkpoint.h"
 #include "dst.h"
 #include "export.h"
@@ -65,6 +66,20 @@ static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
     float *x = malloc(sizeof(float) * isz * 64);
     qat_rng r;
     qat_rng_seed(&r, seed);
+    for (int i = 0; i < m->nlayers; i++) { /* ALQ: pruned groups (0 planes) and fewer planes in others */
+        qat_layer *l = &m->layers[i];
+        if (!l->wq.state || l->wq.spec.q != qat_quantizer_find("alq")) continue;
+        qat_alq_node a;
+        qat_alq_node_get(&l->wq, &a);
+        for (size_t g = 0; g < a.gp.G; g++) {
+            int keep = g % 3 == 0 ? 0 : a.I[g] - (int)(g % 2);
+            for (int p = keep < 0 ? 0 : keep; p < a.I[g]; p++) {
+                memset((int8_t *)a.B + (g * (size_t)a.imax + (size_t)p) * a.gp.n, 0, a.gp.n);
+                ((float *)a.alpha)[g * (size_t)a.imax + (size_t)p] = 0;
+            }
+            ((uint8_t *)a.I)[g] = (uint8_t)(keep < 0 ? 0 : keep);
+        }
+    }
     for (int it = 0; it < 40; it++) {
         random_images(img, isz * 64, seed + (uint64_t)it);
         qat_data_normalize(img, 64, m->c, isz / (size_t)m->c, net->mean, net->std, x);
@@ -72,7 +87,7 @@ static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
     }
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
-        if (l->wq.state) { /* DST: every defined state, so the power-of-two kernel runs */
+        if (l->wq.state && l->wq.spec.q == qat_quantizer_find("dst")) { /* every defined state, so the power-of-two kernel runs */
             static const int8_t st[7] = {0, 1, -1, 2, -2, 4, -4};
             for (size_t j = 0; j < l->wq.out->n; j++) qat_dst_states(&l->wq)[j] = st[qat_rng_below(&r, 7)];
         }
@@ -306,6 +321,57 @@ static int check_ascending(const qat_export_result *r, const char *what)
     return tried;
 }
 
+/* a multi-bit weights blob broken one way at a time: each refused with a
+ * message naming what is wrong; returns the number of breakages tried */
+static int check_mb_hostile(const qat_export_result *r, const char *what)
+{
+    size_t n = r->size;
+    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    qatrt_model m;
+    qatrt_error err;
+    memcpy(b, r->bytes, n);
+    size_t at = 0;
+    int cout = 0, gc = 0;
+    if (qatrt_load(&m, b, n, &err) == QATRT_OK)
+        for (int i = 0; i < m.nops && !at; i++)
+            if (m.ops[i].type == QATRT_OP_CONV && m.ops[i].kernel == QATRT_K_MB && m.ops[i].cout > 1) {
+                at = (size_t)((const uint8_t *)m.ops[i].weights - b);
+                cout = m.ops[i].cout, gc = m.ops[i].mb.gc;
+            }
+    CHECK(at, "%s: no multi-bit op", what);
+    if (!at) {
+        free(b);
+        return 0;
+    }
+    size_t chan_at = at + (32 + (size_t)cout * (size_t)gc + 3) / 4 * 4;
+    struct {
+        size_t off;
+        uint8_t val;
+        const char *want;
+    } bad[] = {
+        {at + 0, 0, "groups of"},                    /* n = 0 */
+        {at + 8, 2, "element order"},                /* order 2 */
+        {at + 12, 9, "planes per group"},            /* imax 9 */
+        {at + 20, 1, "reserved byte"},
+        {at + 16, 0, "planes of"},                   /* planes in the header: the size no longer fits */
+        {at + 32, 9, "planes; at most"},             /* a group's bitwidth > imax */
+        {chan_at + 4, 0xff, "start at"},             /* channel 1's start */
+    };
+    int tried = 0;
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++, tried++) {
+        memcpy(b, r->bytes, n);
+        b[bad[k].off] = bad[k].val;
+        uint32_t crc = qatrt_crc32(0, b, n - 4);
+        for (int z = 0; z < 4; z++) b[n - 4 + z] = (uint8_t)(crc >> (8 * z));
+        qatrt_status st = qatrt_load(&m, b, n, &err);
+        CHECK(st == QATRT_ERR_FORMAT && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
+              "%s: multi-bit breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, k, bad[k].off, bad[k].val,
+              (int)st, err.msg, bad[k].want);
+    }
+    free(b);
+    return tried;
+}
+
 typedef struct {
     const char *name, *text;
     int float_bits; /* export with --float-layers */
@@ -352,6 +418,15 @@ static const unit_case cases[] = {
             "[conv2d]\nfilters = 12\nsize = 3\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 20\nsize = 3\nstride = 2\nbias = 0\n[batchnorm]\n"
             "[linear]\noutput = 10\n[batchnorm]\n", 0},
+    /* ALQ's multi-bit weights on the image (channel-wise groups), on
+     * 4-bit activations with padding (kernel-wise), pixel-wise groups
+     * (each tap's channels) and a sub-channel-wise linear layer, with
+     * pruned groups (settle) */
+    {"alq_multibit", NET "[quant]\nweight = alq\nweight_bits = 3\nact = pact\nact_bits = 4\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 16\nsize = 3\nalq_struct = pixel\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\nalq_struct = subchannel\nalq_subchannels = 4\n[batchnorm]\n", 0},
 };
 
 static void test_unit(void)
@@ -413,6 +488,8 @@ static void test_unit(void)
                 CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
             }
             if (ci < 2) check_hostile(&r, uc->name);
+            if (!strncmp(uc->name, "alq", 3))
+                printf("  %s: %d broken multi-bit blobs refused\n", uc->name, check_mb_hostile(&r, uc->name));
             ascend_checked += check_ascending(&r, uc->name);
             if (ci < 2) { /* kept for the workspace-reuse check: both 28x28x1 */
                 keep_bytes[ci] = malloc(r.size);
