@@ -206,15 +206,24 @@ static void test_basis(void)
     rig_free(&r);
 }
 
+/* a default rig (geometric pruning) with gradients drawn from seed; with
+ * warm, one basis step first and new gradients (moments and t_alpha that
+ * are not zero) */
+static void start(alq_rig *r, qat_rng *rng, uint64_t seed, int warm)
+{
+    build(r, 0, 1, 0.8f, 0.005f);
+    qat_rng_seed(rng, seed);
+    forward_grads(r, rng);
+    if (!warm) return;
+    step(r, QAT_PHASE_BASIS, 0.01f);
+    forward_grads(r, rng);
+}
+
 static void test_coord(void)
 {
     alq_rig r;
-    build(&r, 0, 1, 0.8f, 0.005f);
     qat_rng rng;
-    qat_rng_seed(&rng, 21);
-    forward_grads(&r, &rng);
-    step(&r, QAT_PHASE_BASIS, 0.01f); /* moments and t_alpha that are not zero */
-    forward_grads(&r, &rng);
+    start(&r, &rng, 21, 1);
     float lr = 1e-3f;
     double b1 = 0.9, b2 = 0.999, eps = r.o.cfg.eps;
     int checked = 0;
@@ -367,10 +376,8 @@ static void test_prune(void)
 static void test_ste(void)
 {
     alq_rig r;
-    build(&r, 0, 1, 0.8f, 0.005f);
     qat_rng rng;
-    qat_rng_seed(&rng, 41);
-    forward_grads(&r, &rng);
+    start(&r, &rng, 41, 0);
     float *w0 = malloc(sizeof(float) * r.N), *mh = malloc(sizeof(float) * r.N), *vh = malloc(sizeof(float) * r.N);
     for (int k = 0; k < NN; k++) memcpy(w0 + r.n[k].owned_off, r.w[k]->x, sizeof(float) * r.w[k]->n);
     float lr = 0.01f;
