@@ -15,7 +15,11 @@
  *    monotone per channel, and max commutes with a non-decreasing map);
  *  - the first layer reads the uint8 image (normalisation folded into its
  *    thresholds, or a per-channel table when its input is quantized); the
- *    last layer gives int32 logits by dyadic requantization.
+ *    last layer gives int32 logits by dyadic requantization;
+ *  - an emptied output channel (every weight 0: ALQ's pruning, a ternary
+ *    row of zeros) is a constant level: it leaves the graph, and the next
+ *    layer adds that level times its weights to its thresholds (exact when
+ *    no zero padding reaches it, or when the level is 0; else it stays).
  * A layer the config leaves in float has no integer form: the export fails
  * naming it, unless float_bits asks to quantize such layers after training
  * (weights per output channel to 8 or 16 bits, float activations to 8 bits
@@ -35,6 +39,7 @@ typedef struct {
     const float *mean, *std; /* the input normalisation per channel (the cfg's) */
     int keep_flips;        /* 1: never fold a negative BN scale into the weights (the
                             * runtime's flip bits then do it; tests use this) */
+    int keep_emptied;      /* 1: keep emptied channels in the graph (tests compare) */
 } qat_export_opts;
 
 typedef struct {
@@ -42,7 +47,9 @@ typedef struct {
     size_t size;
     int exact;      /* 1: every layer lowered from its trained codebook (parity expected) */
     size_t payload; /* theoretical payload bytes: packed weight bits + thresholds + scales + tables */
+    size_t weight_bytes; /* the weights' share of the payload (qat summary's storage, for comparison) */
     size_t float_bytes; /* the same layers' weights as float32 */
+    int emptied;        /* emptied channels dropped from the graph */
     char approx[256];   /* layers quantized after training, comma-separated */
     char kernels[512];  /* one line per op: "conv1: uint8 x int8, 6 thresholds" */
 } qat_export_result;

@@ -107,6 +107,7 @@ typedef struct {
     double sa, inv255std, meanstd;
     const double *sw, *wsum;
     const float *bias;
+    const int64_t *off; /* per channel: added to acc (the inputs an earlier layer dropped as constants), or NULL */
     post_op post[MAX_POST];
     int npost;
     /* the quantizer that consumes the result: a node of the model, or (after
@@ -120,6 +121,7 @@ typedef struct {
 
 static float chain_value(const chain *ch, int c, int64_t acc)
 {
+    if (ch->off) acc += ch->off[c];
     double xr = ch->u8 ? ch->sw[c] * ((double)acc * ch->inv255std - ch->meanstd * ch->wsum[c])
                        : (double)acc * ch->sa * ch->sw[c];
     float x = (float)xr;
@@ -222,6 +224,12 @@ typedef struct {
     qat_export_result *r;
     qnnw w;
     float *calib_lo, *calib_hi; /* per layer: range of its input on the calibration images */
+    /* the channels the layer before dropped from its output (emptied:
+     * every weight 0, so a constant level), for the next layer to fold:
+     * its output's channel count, which it kept, the dropped ones' levels */
+    int drop_c0;
+    uint8_t *drop_keep; /* NULL: none dropped */
+    int32_t *drop_lev;
 } lowering;
 
 static void note(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -390,62 +398,106 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
  * (0: (c, ky, kx), the layer's own; 1: (ky, kx, c) for pixel-wise groups,
  * which are then contiguous). The coefficients are the forward's,
  * round(alpha 2^F) with 2^-F the layer's scale, negated for a channel whose
- * weights the caller negated (sw < 0). The weights it encodes are checked
- * against wl (cout rows of K in the runtime's (ky, kx, c) order). */
-static qat_status encode_mb(lowering *L, int op, const qat_layer *l, int cout, int cin, int kh, int kw, const int32_t *wl,
-                            const double *sw, size_t *bytes)
+ * weights the caller negated (sw < 0). Only the output channels orows[]
+ * (cout of them) are written, and of each group only the elements of the
+ * input channels in_keep[] flags (NULL: all cin0): a group left empty
+ * goes with its planes, and groups left of unequal sizes get the offset
+ * table (n = 0). The weights it encodes are checked against wl (cout rows
+ * of K = cin kh kw, the kept input channels, in the runtime's (ky, kx, c)
+ * order). */
+static qat_status encode_mb(lowering *L, int op, const qat_layer *l, int cout, const int *orows, int cin0,
+                            const uint8_t *in_keep, int cin, int kh, int kw, const int32_t *wl, const double *sw,
+                            size_t *bytes)
 {
     qat_alq_node a;
     qat_alq_node_get(&l->wq, &a);
-    size_t n = a.gp.n, gc = a.gp.per_chan, K = (size_t)cin * kh * kw, T = (size_t)kh * kw;
-    if (n * gc != K || a.gp.G != (size_t)cout * gc)
-        return layer_error(l, "its ALQ groups (%zu of %zu per channel) do not cover its %zu weights per channel", gc, n, K);
+    size_t n0 = a.gp.n, gc0 = a.gp.per_chan, K0 = (size_t)cin0 * kh * kw, K = (size_t)cin * kh * kw, T = (size_t)kh * kw;
+    if (n0 * gc0 != K0 || a.gp.G % gc0)
+        return layer_error(l, "its ALQ groups (%zu of %zu per channel) do not cover its %zu weights per channel", gc0, n0, K0);
     int order = a.gp.structure == QAT_ALQ_PIXEL;
     int F = -ilogbf(l->wq.buf->x[0]);
-    size_t planes = 0;
-    for (size_t g = 0; g < a.gp.G; g++) planes += a.I[g];
-    size_t groups = (size_t)cout * gc, chan_at = (32 + groups + 3) / 4 * 4, coef_at = chan_at + 4 * (size_t)cout;
-    size_t bits_at = coef_at + 2 * planes, size = bits_at + (planes * n + 7) / 8;
-    uint8_t *b = calloc(size, 1);
-    int32_t *row = malloc(sizeof(int32_t) * K);
-    if (!b || !row) {
-        free(b), free(row);
-        return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    /* the kept input channels' ranks, each group's kept length */
+    int *rank = malloc(sizeof(int) * (size_t)cin0);
+    uint32_t *len = calloc(gc0 + 1, sizeof(uint32_t)), *off = calloc(gc0 + 1, sizeof(uint32_t));
+    int32_t *row = malloc(sizeof(int32_t) * (K ? K : 1));
+    uint8_t *b = NULL;
+    qat_status st = QAT_OK;
+    if (!rank || !len || !off || !row) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
+    }
+    for (int c = 0, r = 0; c < cin0; c++) rank[c] = !in_keep || in_keep[c] ? r++ : -1;
+    size_t gc = 0, n = 0;
+    int uniform = 1;
+    for (size_t j = 0; j < gc0; j++) {
+        for (size_t e = 0; e < n0; e++) {
+            size_t pos = j * n0 + e;
+            len[j] += rank[order ? e : pos / T] >= 0;
+        }
+        if (!len[j]) continue;
+        off[gc + 1] = off[gc] + len[j];
+        if (n && len[j] != n) uniform = 0;
+        n = len[j];
+        gc++;
+    }
+    if (off[gc] != K) {
+        st = layer_error(l, "its kept groups cover %u of the %zu weights per channel", off[gc], K);
+        goto done;
+    }
+    size_t planes = 0, nbits = 0;
+    for (int r = 0; r < cout; r++)
+        for (size_t j = 0; j < gc0; j++) {
+            size_t g = (size_t)orows[r] * gc0 + j;
+            planes += len[j] ? a.I[g] : 0;
+            nbits += (size_t)a.I[g] * len[j];
+        }
+    if (!uniform) n = 0;
+    size_t I_at = 32 + (n ? 0 : 4 * (gc + 1)), chan_at = (I_at + (size_t)cout * gc + 3) / 4 * 4;
+    size_t bit0_at = chan_at + 4 * (size_t)cout, coef_at = bit0_at + (n ? 0 : 4 * (size_t)cout);
+    size_t bits_at = coef_at + 2 * planes, size = bits_at + (nbits + 7) / 8;
+    if (!(b = calloc(size, 1))) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
     }
     put32(b, (uint32_t)n), put32(b + 4, (uint32_t)gc), put32(b + 8, (uint32_t)order), put32(b + 12, (uint32_t)a.imax);
     put32(b + 16, (uint32_t)planes);
-    qat_status st = QAT_OK;
-    size_t q = 0;
-    for (int c = 0; c < cout && !st; c++) {
-        put32(b + chan_at + 4 * (size_t)c, (uint32_t)q);
+    for (size_t j = 0; !n && j <= gc; j++) put32(b + 32 + 4 * j, off[j]);
+    size_t q = 0, bit = 0;
+    for (int r = 0; r < cout && !st; r++) {
+        int c = orows[r];
+        put32(b + chan_at + 4 * (size_t)r, (uint32_t)q);
+        if (!n) put32(b + bit0_at + 4 * (size_t)r, (uint32_t)bit);
         memset(row, 0, sizeof(int32_t) * K);
-        int neg = sw[c] < 0;
-        for (size_t j = 0; j < gc; j++) {
-            size_t g = (size_t)c * gc + j;
-            b[32 + g] = a.I[g];
+        int neg = sw[r] < 0;
+        for (size_t j = 0, jj = 0; j < gc0; j++) {
+            if (!len[j]) continue;
+            size_t g = (size_t)c * gc0 + j;
+            b[I_at + (size_t)r * gc + jj++] = a.I[g];
             for (int i = 0; i < a.I[g]; i++, q++) {
                 int32_t co = (int32_t)lrintf(ldexpf(a.alpha[g * (size_t)a.imax + (size_t)i], F));
                 if (neg) co = -co;
                 b[coef_at + 2 * q] = (uint8_t)(co & 0xff);
                 b[coef_at + 2 * q + 1] = (uint8_t)((uint32_t)co >> 8 & 0xff);
-                const int8_t *pl = a.B + (g * (size_t)a.imax + (size_t)i) * n;
-                for (size_t e = 0; e < n; e++) {
-                    size_t bit = q * n + e;
+                const int8_t *pl = a.B + (g * (size_t)a.imax + (size_t)i) * n0;
+                for (size_t e = 0; e < n0; e++) {
+                    /* element e of the group: its input channel and tap, kept or not */
+                    size_t pos = j * n0 + e, ci = order ? e : pos / T, tap = order ? j : pos % T;
+                    if (rank[ci] < 0) continue;
                     if (pl[e] < 0) b[bits_at + bit / 8] |= (uint8_t)(1u << (bit % 8));
-                    /* element e of the group: its (ky, kx, c) position in the row */
-                    size_t pos = j * n + e, hwc = order ? pos : (pos % T) * (size_t)cin + pos / T;
-                    row[hwc] += pl[e] < 0 ? -co : co;
+                    bit++;
+                    row[tap * (size_t)cin + (size_t)rank[ci]] += pl[e] < 0 ? -co : co;
                 }
             }
         }
         for (size_t k = 0; k < K && !st; k++)
-            if (row[k] != wl[(size_t)c * K + k])
+            if (row[k] != wl[(size_t)r * K + k])
                 st = layer_error(l, "its multi-bit encoding gives weight %d at channel %d, element %zu; the codebook says %d",
-                                 row[k], c, k, wl[(size_t)c * K + k]);
+                                 row[k], c, k, wl[(size_t)r * K + k]);
     }
     if (!st) st = w_blob(&L->w, op, 64, b, size);
     *bytes = size;
-    free(b), free(row);
+done:
+    free(b), free(row), free(rank), free(len), free(off);
     return st;
 }
 
@@ -525,9 +577,12 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     int cin = in->c, h = in->h, w = in->w;
     int cout = conv ? l->filters : l->out->shape[1];
     int kh = conv ? l->size : h, kw = conv ? l->size : w, stride = conv ? l->stride : 1, pad = conv ? l->pad : 0;
-    int K = cin * kh * kw;
+    /* the layer before may have dropped emptied channels: the weights have
+     * cin0 input channels, the integer graph cin */
+    int cin0 = L->drop_keep ? L->drop_c0 : cin;
+    int K = cin * kh * kw, K0 = cin0 * kh * kw, taps = kh * kw;
     int oh = conv ? l->out->shape[2] : 1, ow = conv ? l->out->shape[3] : 1;
-    if (!conv && (int)l->w->shape[1] != K) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K);
+    if (!conv && (int)l->w->shape[1] != K0) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K0);
     if (in->u8 && pad) return layer_error(l, "a first layer with padding is not supported (its zero padding is not an image value)");
     if (in->u8 && m->c > 1 && L->o->std) {
         for (int c = 1; c < m->c; c++)
@@ -535,10 +590,12 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
                 return layer_error(l, "per-channel input normalisation with different values is not supported on a float-input first layer");
     }
     qat_status st = QAT_OK;
-    int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * K);
+    int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * K0);
     double *sw = malloc(sizeof(double) * (size_t)cout), *wsum = calloc((size_t)cout, sizeof(double));
-    int32_t *thr = NULL;
-    uint8_t *flip = NULL;
+    int64_t *aoff = NULL;
+    int32_t *thr = NULL, *lev0 = NULL;
+    uint8_t *flip = NULL, *keep = NULL;
+    int *orows = NULL;
     post_op post[MAX_POST];
     memset(post, 0, sizeof post);
     int npost = 0, approx_w = 0, approx_a = 0;
@@ -549,7 +606,26 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     /* operands: what the input levels and weight levels allow */
     int64_t lmax = in->u8 ? 255 : 0; /* the largest |input level| */
     for (int i = 0; !in->u8 && i < in->nlev; i++) lmax = llabs((long long)in->lev[i]) > lmax ? llabs((long long)in->lev[i]) : lmax;
-    if ((st = weight_levels(L, l, cout, K, lmax ? lmax : 1, wl, sw, &approx_w))) goto done;
+    if ((st = weight_levels(L, l, cout, K0, lmax ? lmax : 1, wl, sw, &approx_w))) goto done;
+    if (L->drop_keep) {
+        /* a dropped input channel is a constant level v: its weights add
+         * v times their sum to every accumulator (no padding reaches it, or
+         * v is 0); that goes to aoff, the rest of the row closes up */
+        if (!(aoff = calloc((size_t)cout, sizeof *aoff))) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        for (int o = 0; o < cout; o++) {
+            int32_t *src = wl + (size_t)o * K0, *dst = wl + (size_t)o * K;
+            for (int c = 0, ri = 0; c < cin0; c++) {
+                if (!L->drop_keep[c]) {
+                    for (int t = 0; t < taps; t++) aoff[o] += (int64_t)L->drop_lev[c] * src[(size_t)c * taps + t];
+                    continue;
+                }
+                memmove(dst + (size_t)ri++ * taps, src + (size_t)c * taps, sizeof(int32_t) * (size_t)taps);
+            }
+        }
+    }
     {
         int32_t *tmp = malloc(sizeof(int32_t) * (size_t)K);
         if (!tmp) {
@@ -635,7 +711,8 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
         st = layer_error(&m->layers[pools[0]], "a batchnorm with a negative scale follows this max pool; pool after the batchnorm to export");
         goto done;
     }
-    chain ch = {.u8 = in->u8, .sa = in->sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .npost = npost};
+    chain ch = {.u8 = in->u8, .sa = in->sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
+                .npost = npost};
     if (in->u8) {
         double sd = L->o->std ? L->o->std[0] : 1.0, mu = L->o->mean ? L->o->mean[0] : 0.0;
         ch.inv255std = 1.0 / (255.0 * sd);
@@ -653,11 +730,69 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
             for (int k = 0; k < K; k++) row[k] = -row[k];
             sw[c] = -sw[c];
             wsum[c] = -wsum[c];
+            if (aoff) aoff[c] = -aoff[c];
         }
+    rt_tensor out = {.c = cout, .h = oh, .w = ow};
+    int T = 0, nflip = 0, cout2 = cout, ndrop = 0;
+    if (next_li >= 0) {
+        if ((st = set_target(L, &m->layers[next_li], &ch, &out, &approx_a))) goto done;
+        T = out.nlev - 1;
+        thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)T);
+        flip = calloc(((size_t)cout + 7) / 8, 1);
+        keep = malloc((size_t)cout);
+        lev0 = calloc((size_t)cout, sizeof *lev0);
+        if (!thr || !flip || !keep || !lev0) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        nflip = thresholds(l, &ch, cout, B, out.lev, out.nlev, thr, flip, &st);
+        if (st) goto done;
+        /* emptied channels: every weight 0, so one level whatever the input
+         * (acc = 0); the next layer folds them unless its zero padding
+         * would meet a nonzero level (keep_emptied: all stay) */
+        const qat_layer *nx = &m->layers[next_li];
+        int npad = is(nx, "conv2d") && nx->pad > 0, kept = 0;
+        for (int c = 0; c < cout; c++) {
+            int zero = !L->o->keep_emptied;
+            for (int k = 0; k < K && zero; k++) zero = wl[(size_t)c * K + k] == 0;
+            lev0[c] = zero ? chain_level(&ch, c, 0) : 0;
+            keep[c] = !zero || (npad && lev0[c] != 0);
+            kept += keep[c];
+        }
+        if (!kept) keep[0] = 1, kept = 1; /* a graph needs a channel */
+        ndrop = cout - kept;
+    }
+    if (!(orows = malloc(sizeof(int) * (size_t)cout))) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
+    }
+    cout2 = 0;
+    for (int c = 0; c < cout; c++)
+        if (!ndrop || keep[c]) orows[cout2++] = c;
+    if (ndrop) { /* close up the kept channels' rows, scales, thresholds, flip bits */
+        uint8_t *flip2 = calloc(((size_t)cout + 7) / 8, 1);
+        if (!flip2) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        nflip = 0;
+        for (int ri = 0; ri < cout2; ri++) {
+            int c = orows[ri];
+            memmove(wl + (size_t)ri * K, wl + (size_t)c * K, sizeof(int32_t) * (size_t)K);
+            memmove(thr + (size_t)ri * T, thr + (size_t)c * T, sizeof(int32_t) * (size_t)T);
+            sw[ri] = sw[c];
+            wsum[ri] = wsum[c];
+            if (flip[c / 8] >> (c % 8) & 1) flip2[ri / 8] |= (uint8_t)(1u << (ri % 8)), nflip++;
+        }
+        free(flip);
+        flip = flip2;
+        out.c = cout2;
+        r->emptied += ndrop;
+    }
     int op = 0;
     if ((st = new_op(L, l, &op))) goto done;
     uint8_t *rec = L->w.ops[op];
-    set_op(rec, QATRT_OP_CONV, in->u8, cin, h, w, cout, oh, ow);
+    set_op(rec, QATRT_OP_CONV, in->u8, cin, h, w, cout2, oh, ow);
     put32(rec + 32, (uint32_t)kh);
     put32(rec + 36, (uint32_t)kw);
     put32(rec + 40, (uint32_t)stride);
@@ -665,36 +800,31 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     put32(rec + 48, (uint32_t)kern);
     if (alq) {
         size_t bytes = 0;
-        if ((st = encode_mb(L, op, l, cout, cin, kh, kw, wl, sw, &bytes))) goto done;
+        if ((st = encode_mb(L, op, l, cout2, orows, cin0, L->drop_keep, cin, kh, kw, wl, sw, &bytes))) goto done;
         r->payload += bytes;
+        r->weight_bytes += bytes;
     } else {
-        if ((st = encode_weights(L, op, kern, wl, cout, K))) goto done;
-        r->payload += ((size_t)cout * K * (size_t)bits_of(kern) + 7) / 8;
+        if ((st = encode_weights(L, op, kern, wl, cout2, K))) goto done;
+        r->payload += ((size_t)cout2 * K * (size_t)bits_of(kern) + 7) / 8;
+        r->weight_bytes += ((size_t)cout2 * K * (size_t)bits_of(kern) + 7) / 8;
     }
-    r->float_bytes += (size_t)cout * K * 4;
-    rt_tensor out = {.c = cout, .h = oh, .w = ow};
+    r->float_bytes += (size_t)cout * K0 * 4;
     if (next_li >= 0) {
-        if ((st = set_target(L, &m->layers[next_li], &ch, &out, &approx_a))) goto done;
-        int T = out.nlev - 1;
-        thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)T);
-        flip = calloc(((size_t)cout + 7) / 8, 1);
-        if (!thr || !flip) {
-            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
-            goto done;
-        }
-        int nflip = thresholds(l, &ch, cout, B, out.lev, out.nlev, thr, flip, &st);
-        if (st) goto done;
         int8_t lev8[QATRT_MAX_LEVELS];
         for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
         put32(rec + 52, QATRT_STAGE_THRESH);
         put32(rec + 56, (uint32_t)T);
-        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout * (size_t)T)) ||
+        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout2 * (size_t)T)) ||
             (st = w_blob(&L->w, op, 88, lev8, (size_t)out.nlev)) ||
-            (nflip && (st = w_blob(&L->w, op, 112, flip, ((size_t)cout + 7) / 8))))
+            (nflip && (st = w_blob(&L->w, op, 112, flip, ((size_t)cout2 + 7) / 8))))
             goto done;
-        r->payload += (size_t)cout * (size_t)T * 4 + (size_t)out.nlev + (nflip ? ((size_t)cout + 7) / 8 : 0);
-        note(r->kernels, sizeof r->kernels, "%s: %s, %d threshold%s per channel\n", l->name, qatrt_kernel_name(kern), T,
+        r->payload += (size_t)cout2 * (size_t)T * 4 + (size_t)out.nlev + (nflip ? ((size_t)cout2 + 7) / 8 : 0);
+        note(r->kernels, sizeof r->kernels, "%s: %s, %d threshold%s per channel", l->name, qatrt_kernel_name(kern), T,
              T == 1 ? "" : "s");
+        if (ndrop)
+            note(r->kernels, sizeof r->kernels, "; %d of %d channels emptied, dropped (constants folded into %s)", ndrop,
+                 cout, m->layers[next_li].name);
+        note(r->kernels, sizeof r->kernels, "\n");
         /* the pools, now on levels */
         for (int i = 0; i < npool; i++) {
             qat_layer *p = &m->layers[pools[i]];
@@ -730,6 +860,7 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
         for (int c = 0; c < cout; c++) {
             double a = in->u8 ? sw[c] * ch.inv255std : in->sa * sw[c];
             double b = in->u8 ? -sw[c] * ch.meanstd * wsum[c] : 0.0;
+            if (aoff) b += a * (double)aoff[c]; /* the dropped inputs' constant part */
             b += l->b ? l->b->x[c] : 0.0;
             for (int i = 0; i < npost; i++) {
                 a *= post[i].a[c];
@@ -777,6 +908,13 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
              approx_w && approx_a ? "weights, input" : approx_w ? "weights" : "input");
     }
     *in = out;
+    /* the next layer folds this one's dropped channels */
+    free(L->drop_keep);
+    free(L->drop_lev);
+    L->drop_keep = ndrop ? keep : NULL;
+    L->drop_lev = ndrop ? lev0 : NULL;
+    L->drop_c0 = cout;
+    if (ndrop) keep = NULL, lev0 = NULL;
 done:
     for (int i = 0; i < npost; i++) {
         free(post[i].a);
@@ -787,6 +925,10 @@ done:
     free(wsum);
     free(thr);
     free(flip);
+    free(keep);
+    free(lev0);
+    free(orows);
+    free(aoff);
     return st;
 }
 
@@ -890,6 +1032,8 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     free(L.w.data);
     free(L.calib_lo);
     free(L.calib_hi);
+    free(L.drop_keep);
+    free(L.drop_lev);
     if (st) qat_export_free(r);
     return st;
 }

@@ -31,20 +31,36 @@
 #include <stdint.h>
 
 /* Multi-bit binary weights (ALQ, docs/format.md "multi-bit"): each output
- * channel's K weights split into gc groups of n (K = gc n), group j being
- * elements [j n, (j + 1) n) of a row; group (c, j) has bw[c gc + j] planes
- * of n sign bits (bit set = -1) with an int16 coefficient each, so weight
- * e of the group is W = sum_i coef_i (bit_i(e) ? -1 : +1). Planes and
- * coefficients of channel c start at plane chan[c] (planes of n bits, one
- * dense bit stream: plane q is bits [q n, (q + 1) n) of `bits`). The
- * caller lays out each row of A in that element order. */
+ * channel's K weights split into gc groups, group j being elements
+ * [off_j, off_j + len_j) of a row: j n and n when n > 0, else the table
+ * off (gc + 1 ascending offsets, 0 .. K; an exporter that dropped input
+ * channels leaves groups of unequal sizes). Group (c, j) has
+ * bw[c gc + j] planes of len_j sign bits (bit set = -1) with an int16
+ * coefficient each, so weight e of the group is
+ * W = sum_i coef_i (bit_i(e) ? -1 : +1). Channel c's planes start at plane
+ * chan[c] and at bit qatrt_mb_bit0(B, c) of `bits`, one dense stream of
+ * nbits bits: a plane is its group's len_j bits. The caller lays out each
+ * row of A in that element order. */
 typedef struct {
     int n, gc;
-    const uint8_t *bw;   /* cout x gc bitwidths */
+    const uint32_t *off;  /* n = 0: gc + 1 group offsets into a row */
+    const uint8_t *bw;    /* cout x gc bitwidths */
     const uint32_t *chan; /* cout plane starts */
-    const int16_t *coef; /* one per plane */
-    const uint8_t *bits; /* the planes, dense */
+    const uint32_t *bit0; /* n = 0: cout bit starts */
+    const int16_t *coef;  /* one per plane */
+    const uint8_t *bits;  /* the planes, dense */
+    size_t nbits;         /* the stream's length in bits */
 } qatrt_mb;
+
+static inline size_t qatrt_mb_off(const qatrt_mb *b, size_t j) { return b->n ? j * (size_t)b->n : b->off[j]; }
+static inline size_t qatrt_mb_len(const qatrt_mb *b, size_t j)
+{
+    return b->n ? (size_t)b->n : (size_t)(b->off[j + 1] - b->off[j]);
+}
+static inline size_t qatrt_mb_bit0(const qatrt_mb *b, size_t c)
+{
+    return b->n ? (size_t)b->chan[c] * (size_t)b->n : (size_t)b->bit0[c];
+}
 
 typedef enum { QATRT_ISA_SCALAR = 0, QATRT_ISA_AVX2, QATRT_ISA_AVX512, QATRT_ISA_COUNT } qatrt_isa;
 

@@ -520,31 +520,29 @@ static inline int64_t mb_sum(const uint8_t *x, size_t n, __m256i bias)
 void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
                        size_t ldc)
 {
-    (void)K; /* = n gc */
-    size_t n = (size_t)B->n, gc = (size_t)B->gc, last = 0;
-    if (N < 1) return;
-    for (size_t j = 0; j < gc; j++) last += B->bw[(size_t)(N - 1) * gc + j];
-    size_t nbytes = ((B->chan[N - 1] + last) * n + 7) / 8; /* the stream's length */
+    (void)K; /* = the groups' lengths summed */
+    size_t gc = (size_t)B->gc, nbytes = (B->nbits + 7) / 8;
     const __m256i bias = _mm256_set1_epi8(a_u8 ? 0 : (char)0x80), zero = _mm256_setzero_si256();
     int64_t sums[MB_CACHE];
     size_t cached = gc < MB_CACHE ? gc : MB_CACHE;
     for (int m = 0; m < M; m++) {
         const uint8_t *a = A + (size_t)m * lda;
-        for (size_t j = 0; j < cached; j++) sums[j] = mb_sum(a + j * n, n, bias);
+        for (size_t j = 0; j < cached; j++) sums[j] = mb_sum(a + qatrt_mb_off(B, j), qatrt_mb_len(B, j), bias);
         for (int c = 0; c < N; c++) {
             int64_t acc = 0;
-            size_t q = B->chan[c];
+            size_t q = B->chan[c], bit = qatrt_mb_bit0(B, (size_t)c);
             for (size_t j = 0; j < gc; j++) {
                 int I = B->bw[(size_t)c * gc + j];
                 if (!I) continue;
-                const uint8_t *x = a + j * n;
+                size_t n = qatrt_mb_len(B, j);
+                const uint8_t *x = a + qatrt_mb_off(B, j);
                 int64_t S = j < cached ? sums[j] : mb_sum(x, n, bias);
-                for (int i = 0; i < I; i++, q++) {
+                for (int i = 0; i < I; i++, q++, bit += n) {
                     __m256i t = zero;
                     int64_t ones = 0;
                     for (size_t e = 0; e < n; e += 32) {
                         size_t len = n - e < 32 ? n - e : 32;
-                        uint32_t v = mb_bits32(B->bits, q * n + e, nbytes);
+                        uint32_t v = mb_bits32(B->bits, bit + e, nbytes);
                         if (len < 32) v &= (1u << len) - 1;
                         ones += __builtin_popcount(v);
                         __m256i xv;

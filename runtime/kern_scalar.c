@@ -235,19 +235,18 @@ extern const qatrt_kernels qatrt_kernels_scalar;
 static void mbgemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
                           size_t ldc)
 {
-    (void)K; /* = n gc */
-    size_t n = (size_t)B->n;
+    (void)K; /* = the groups' lengths summed */
     for (int m = 0; m < M; m++) {
         const uint8_t *a = A + (size_t)m * lda;
         for (int c = 0; c < N; c++) {
             int64_t acc = 0;
-            size_t q = B->chan[c];
+            size_t q = B->chan[c], b = qatrt_mb_bit0(B, (size_t)c);
             for (int j = 0; j < B->gc; j++) {
-                const uint8_t *x = a + (size_t)j * n;
+                const uint8_t *x = a + qatrt_mb_off(B, (size_t)j);
+                size_t n = qatrt_mb_len(B, (size_t)j);
                 for (int i = 0; i < B->bw[(size_t)c * (size_t)B->gc + (size_t)j]; i++, q++) {
                     int64_t s = 0;
-                    for (size_t e = 0; e < n; e++) {
-                        size_t b = q * n + e;
+                    for (size_t e = 0; e < n; e++, b++) {
                         int32_t v = a_u8 ? (int32_t)x[e] : (int32_t)(int8_t)x[e];
                         s += (B->bits[b / 8] >> (b % 8) & 1) ? -v : v;
                     }

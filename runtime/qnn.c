@@ -194,7 +194,8 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
     const uint8_t *p = b;
     size_t o = off;
     uint32_t n = rd32(p), gc = rd32(p + 4), order = rd32(p + 8), imax = rd32(p + 12), np = rd32(p + 16);
-    if (n < 1 || gc < 1 || (uint64_t)n * gc != (uint64_t)op->K)
+    /* n = 0: groups of unequal sizes, given by a table of offsets */
+    if (gc < 1 || (n > 0 && (uint64_t)n * gc != (uint64_t)op->K) || (n == 0 && gc > (uint32_t)op->K))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: %u groups of %u weights per channel; this op has K = %d", o, gc, n,
                     op->K);
     if (order > 1 || (order == 1 && (n != (uint32_t)op->cin || gc != (uint32_t)(op->kh * op->kw))))
@@ -204,30 +205,43 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: at most %u planes per group; expected 1..8", o + 12, imax);
     for (size_t z = 20; z < 32; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", o + z, p[z]);
-    uint64_t groups = (uint64_t)op->cout * gc, chan_at = (32 + groups + 3) / 4 * 4, coef_at = chan_at + 4 * (uint64_t)op->cout;
-    uint64_t bits_at = coef_at + 2 * (uint64_t)np, end = bits_at + ((uint64_t)np * n + 7) / 8;
-    if (end != size)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; %llu groups and %u planes "
-                    "of %u bits take %llu", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np, n,
-                    (unsigned long long)end);
-    for (uint64_t z = 32 + groups; z < chan_at; z++)
+    uint64_t groups = (uint64_t)op->cout * gc, I_at = 32 + (n ? 0 : 4 * ((uint64_t)gc + 1));
+    uint64_t chan_at = (I_at + groups + 3) / 4 * 4, bit0_at = chan_at + 4 * (uint64_t)op->cout;
+    uint64_t coef_at = bit0_at + (n ? 0 : 4 * (uint64_t)op->cout), bits_at = coef_at + 2 * (uint64_t)np;
+    if (bits_at > size)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its %llu groups and %u planes "
+                    "need %llu before the planes", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    (unsigned long long)bits_at);
+    if (!n) {
+        if (rd32(p + 32) != 0 || rd32(p + 32 + 4 * (size_t)gc) != (uint32_t)op->K)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the group offsets run %u..%u; expected 0..%d (K)", o + 32,
+                        rd32(p + 32), rd32(p + 32 + 4 * (size_t)gc), op->K);
+        for (uint64_t j = 1; j <= gc; j++)
+            if (rd32(p + 32 + 4 * j) <= rd32(p + 28 + 4 * j))
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: group offset %u after %u; the offsets must increase",
+                            o + (size_t)(32 + 4 * j), rd32(p + 32 + 4 * j), rd32(p + 28 + 4 * j));
+    }
+    for (uint64_t z = I_at + groups; z < chan_at; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding byte is %u; expected 0", o + (size_t)z, p[z]);
-    const uint8_t *I = p + 32;
-    const uint32_t *chan = (const uint32_t *)(const void *)(p + chan_at);
+    const uint8_t *I = p + I_at;
     const int16_t *coef = (const int16_t *)(const void *)(p + coef_at);
-    uint64_t q = 0;
+    uint64_t q = 0, bits = 0;
     for (uint64_t c = 0; c < (uint64_t)op->cout; c++) {
         if (rd32(p + chan_at + 4 * c) != q)
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %llu's planes start at %u; its groups before say %llu",
                         o + (size_t)(chan_at + 4 * c), (unsigned long long)c, rd32(p + chan_at + 4 * c),
                         (unsigned long long)q);
+        if (!n && rd32(p + bit0_at + 4 * c) != bits)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %llu's planes start at bit %u; its groups before say %llu",
+                        o + (size_t)(bit0_at + 4 * c), (unsigned long long)c, rd32(p + bit0_at + 4 * c),
+                        (unsigned long long)bits);
         for (uint64_t j = 0; j < gc; j++) {
             uint8_t v = I[c * gc + j];
             if (v > imax)
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: group %llu of channel %llu has %u planes; at most %u",
-                            o + 32 + (size_t)(c * gc + j), (unsigned long long)j, (unsigned long long)c, v, imax);
+                            o + (size_t)(I_at + c * gc + j), (unsigned long long)j, (unsigned long long)c, v, imax);
             int64_t s = 0;
-            for (uint32_t i = 0; i < v; i++) {
+            for (uint32_t i = 0; i < v && q + i < np; i++) {
                 int16_t a = (int16_t)(uint16_t)(p[coef_at + 2 * (q + i)] | p[coef_at + 2 * (q + i) + 1] << 8);
                 if (a == INT16_MIN)
                     return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: coefficient -32768 (expected -32767..32767)",
@@ -239,15 +253,26 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
                             "its weights must fit int16", o + (size_t)(coef_at + 2 * q), (unsigned long long)j,
                             (unsigned long long)c, (long long)s);
             q += v;
+            bits += (uint64_t)v * (n ? n : rd32(p + 36 + 4 * j) - rd32(p + 32 + 4 * j));
+            if (q > np)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths up to group %llu of "
+                            "channel %llu add up to more", o + 16, np, (unsigned long long)j, (unsigned long long)c);
         }
     }
     if (q != np)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths add up to %llu", o + 16, np,
                     (unsigned long long)q);
-    uint64_t used = (uint64_t)np * n;
-    if (used % 8 && (p[bits_at + used / 8] >> (used % 8)))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: bits past the last plane must be 0", o + (size_t)(bits_at + used / 8));
-    op->mb = (qatrt_mb){.n = (int)n, .gc = (int)gc, .bw = I, .chan = chan, .coef = coef, .bits = p + bits_at};
+    uint64_t end = bits_at + (bits + 7) / 8;
+    if (end != size || bits > UINT32_MAX)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; %llu groups and %u planes "
+                    "of %llu bits in all take %llu", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    (unsigned long long)bits, (unsigned long long)end);
+    if (bits % 8 && (p[bits_at + bits / 8] >> (bits % 8)))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: bits past the last plane must be 0", o + (size_t)(bits_at + bits / 8));
+    op->mb = (qatrt_mb){.n = (int)n, .gc = (int)gc, .off = n ? NULL : (const uint32_t *)(const void *)(p + 32), .bw = I,
+                        .chan = (const uint32_t *)(const void *)(p + chan_at),
+                        .bit0 = n ? NULL : (const uint32_t *)(const void *)(p + bit0_at), .coef = coef,
+                        .bits = p + bits_at, .nbits = (size_t)bits};
     op->mb_order = (int)order;
     op->wbytes = size;
     op->wrow = (size_t)op->K;

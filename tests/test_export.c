@@ -57,6 +57,48 @@ static void random_images(uint8_t *x, size_t n, uint64_t seed)
     }
 }
 
+/* empties channel 2 and every fourth output channel (c % 4 == 1) of each
+ * compute layer but the last (unevenly: the groups of a sub-channel-wise
+ * layer after it lose different numbers of elements): an ALQ layer's
+ * groups all lose their planes, another layer's latent weights go to 0
+ * (so its quantized row is 0). Channel 1's batch norm then gives it a
+ * nonzero level: before a padded layer it must stay (the padding is 0,
+ * not that level), and parity shows whether it did. After settle(). */
+static int emptied(int c) { return c % 4 == 1 || c == 2; }
+
+static void empty_channels(qat_model *m)
+{
+    int last = -1;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].w && m->layers[i].wq.out) last = i;
+    for (int i = 0; i < last; i++) {
+        qat_layer *l = &m->layers[i];
+        if (!l->w || !l->wq.out) continue;
+        int cout = l->w->shape[0];
+        size_t K = l->w->n / (size_t)cout;
+        if (l->wq.state && l->wq.spec.q == qat_quantizer_find("alq")) {
+            qat_alq_node a;
+            qat_alq_node_get(&l->wq, &a);
+            size_t gc = a.gp.per_chan;
+            for (int c = 0; c < cout; c++)
+                for (size_t g = (size_t)c * gc; emptied(c) && g < (size_t)(c + 1) * gc; g++) {
+                    memset((int8_t *)a.B + g * (size_t)a.imax * a.gp.n, 0, (size_t)a.imax * a.gp.n);
+                    memset((float *)a.alpha + g * (size_t)a.imax, 0, sizeof(float) * (size_t)a.imax);
+                    ((uint8_t *)a.I)[g] = 0;
+                }
+        } else {
+            for (int c = 0; c < cout; c++)
+                if (emptied(c)) memset(l->w->x + (size_t)c * K, 0, sizeof(float) * K);
+        }
+        for (int j = i + 1; j < m->nlayers && !m->layers[j].w; j++)
+            if (m->layers[j].gamma && cout > 1) {
+                m->layers[j].rmean->x[1] = 0;
+                m->layers[j].beta->x[1] = 3.0f;
+                m->layers[j].gamma->x[1] = fabsf(m->layers[j].gamma->x[1]);
+            }
+    }
+}
+
 /* BN running statistics from a few training-mode forwards, and some
  * negative BN scales and shifted biases (the flip path) */
 static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
@@ -330,13 +372,19 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
     qatrt_model m;
     qatrt_error err;
     memcpy(b, r->bytes, n);
-    size_t at = 0;
-    int cout = 0, gc = 0;
+    size_t at = 0, var = 0; /* var: a blob with unequal groups (an offset table) */
+    int cout = 0, gc = 0, vcout = 0, vgc = 0;
     if (qatrt_load(&m, b, n, &err) == QATRT_OK)
-        for (int i = 0; i < m.nops && !at; i++)
+        for (int i = 0; i < m.nops; i++)
             if (m.ops[i].type == QATRT_OP_CONV && m.ops[i].kernel == QATRT_K_MB && m.ops[i].cout > 1) {
-                at = (size_t)((const uint8_t *)m.ops[i].weights - b);
-                cout = m.ops[i].cout, gc = m.ops[i].mb.gc;
+                if (!at && m.ops[i].mb.n) {
+                    at = (size_t)((const uint8_t *)m.ops[i].weights - b);
+                    cout = m.ops[i].cout, gc = m.ops[i].mb.gc;
+                }
+                if (!var && !m.ops[i].mb.n && m.ops[i].mb.gc > 1) {
+                    var = (size_t)((const uint8_t *)m.ops[i].weights - b);
+                    vcout = m.ops[i].cout, vgc = m.ops[i].mb.gc;
+                }
             }
     CHECK(at, "%s: no multi-bit op", what);
     if (!at) {
@@ -344,16 +392,21 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
         return 0;
     }
     size_t chan_at = at + (32 + (size_t)cout * (size_t)gc + 3) / 4 * 4;
+    size_t vI_at = var + 32 + 4 * ((size_t)vgc + 1), vchan_at = var + (vI_at - var + (size_t)vcout * (size_t)vgc + 3) / 4 * 4;
     struct {
         size_t off;
         uint8_t val;
         const char *want;
     } bad[] = {
-        {at + 0, 0, "groups of"},                    /* n = 0 */
+        {at + 0, 0, "group"},                        /* n = 0: an offset table that is not there */
+        /* with unequal groups: group 1 starting at 0, the offsets ending at 0, channel 1's bit start */
+        {var ? var + 36 : at + 20, var ? 0 : 1, var ? "must increase" : "reserved byte"},
+        {var ? var + 32 + 4 * (size_t)vgc : at + 20, var ? 0 : 1, var ? "offsets run" : "reserved byte"},
+        {var ? vchan_at + 4 * (size_t)vcout + 4 : at + 20, var ? 0xff : 1, var ? "start at bit" : "reserved byte"},
         {at + 8, 2, "element order"},                /* order 2 */
         {at + 12, 9, "planes per group"},            /* imax 9 */
         {at + 20, 1, "reserved byte"},
-        {at + 16, 0, "planes of"},                   /* planes in the header: the size no longer fits */
+        {at + 16, 0, "the header says"},             /* planes in the header */
         {at + 32, 9, "planes; at most"},             /* a group's bitwidth > imax */
         {chan_at + 4, 0xff, "start at"},             /* channel 1's start */
     };
@@ -375,6 +428,7 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
 typedef struct {
     const char *name, *text;
     int float_bits; /* export with --float-layers */
+    int empty;      /* empty_channels(): exported with and without keep_emptied */
 } unit_case;
 
 #define NET "[net]\ndataset = mnist\nbatch = 64\nepochs = 1\nseed = 3\n"
@@ -383,33 +437,33 @@ static const unit_case cases[] = {
     {"bnn", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 40\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 40\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"bnn_pad_xnor", NET "[quant]\nweight = xnor\nper_channel = 1\nact = ste_sign\nfirst_input = float\n"
             "[conv2d]\nfilters = 6\nsize = 3\nstride = 2\nbias = 0\n[batchnorm]\n"
             "[conv2d]\nfilters = 10\nsize = 3\npad = 1\nbias = 1\n[batchnorm]\n[hardtanh]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"tnn", NET "[quant]\nweight = ternary\nact = ternary\nact_threshold = 0.5\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"ternary_w_uniform_a", NET "[quant]\nweight = ternary\nact = uniform\nact_bits = 4\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"dst_p2", NET "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"aqe_w3a3", NET "[quant]\nweight = aqe\nact = aqe\nbits = 3\nfirst_input = float\nlast_weight = quantized\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[hardtanh]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[hardtanh]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[hardtanh]\n[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"dorefa_w2a2", NET "[quant]\nweight = dorefa\nact = dorefa\nbits = 2\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 30\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"pact_lsq_quantized_input", NET "[quant]\nweight = lsq\nact = pact\nbits = 4\nfirst_input = quantized\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     {"mlp_float_last_int16", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = float\n"
-            "[flatten]\n[linear]\noutput = 64\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n", 16},
+            "[flatten]\n[linear]\noutput = 64\nbias = 0\n[batchnorm]\n[linear]\noutput = 10\n", 16, 0},
     /* a quantized first input whose LUT writes packed signs, channel counts
      * that leave padding bits in each pixel's bytes, a stride, flip bits
      * (odd index) */
@@ -417,7 +471,7 @@ static const unit_case cases[] = {
             "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = quantized\nlast_weight = quantized\n"
             "[conv2d]\nfilters = 12\nsize = 3\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 20\nsize = 3\nstride = 2\nbias = 0\n[batchnorm]\n"
-            "[linear]\noutput = 10\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
     /* ALQ's multi-bit weights on the image (channel-wise groups), on
      * 4-bit activations with padding (kernel-wise), pixel-wise groups
      * (each tap's channels) and a sub-channel-wise linear layer, with
@@ -426,8 +480,58 @@ static const unit_case cases[] = {
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
             "[conv2d]\nfilters = 16\nsize = 3\nalq_struct = pixel\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
-            "[linear]\noutput = 10\nalq_struct = subchannel\nalq_subchannels = 4\n[batchnorm]\n", 0},
+            "[linear]\noutput = 10\nalq_struct = subchannel\nalq_subchannels = 4\n[batchnorm]\n", 0, 0},
+    /* the same with emptied channels (every group 0 bits): before a padded
+     * layer (dropped only where their level is 0), before a pixel-wise
+     * layer (its groups shrink alike) and before the sub-channel-wise
+     * linear layer (its groups shrink unequally: the offset table) */
+    {"alq_emptied", NET "[quant]\nweight = alq\nweight_bits = 3\nact = pact\nact_bits = 4\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 16\nsize = 3\nalq_struct = pixel\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\nalq_struct = subchannel\nalq_subchannels = 4\n[batchnorm]\n", 0, 1},
+    /* ternary rows of zeros, into a convolution and a linear layer */
+    {"ternary_emptied", NET "[quant]\nweight = ternary\nact = uniform\nact_bits = 4\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 3\nbias = 1\n[relu]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 1},
 };
+
+/* the emptied channels of uc: exported with keep_emptied too, both in
+ * parity; dropping them removes channels (the count the export reports),
+ * shrinks the file, and for ALQ leaves a multi-bit op with unequal groups */
+static void check_emptied(const unit_case *uc, qat_model *m, const qat_export_opts *o, const qat_export_result *r,
+                          const uint8_t *img, int n, const float *fl)
+{
+    qat_export_opts keep = *o;
+    keep.keep_emptied = 1;
+    qat_export_result rk;
+    if (qat_export(m, &keep, &rk) != QAT_OK) {
+        CHECK(0, "%s: export keeping emptied channels: %s", uc->name, qat_last_error());
+        return;
+    }
+    qatrt_model a, b;
+    int ca = 0, cb = 0, unequal = 0;
+    CHECK(qatrt_load(&a, r->bytes, r->size, NULL) == QATRT_OK && qatrt_load(&b, rk.bytes, rk.size, NULL) == QATRT_OK,
+          "%s: load", uc->name);
+    for (int i = 0; i < a.nops; i++) {
+        ca += a.ops[i].type == QATRT_OP_CONV ? a.ops[i].cout : 0;
+        unequal += a.ops[i].type == QATRT_OP_CONV && a.ops[i].kernel == QATRT_K_MB && a.ops[i].mb.n == 0;
+    }
+    for (int i = 0; i < b.nops; i++) cb += b.ops[i].type == QATRT_OP_CONV ? b.ops[i].cout : 0;
+    int32_t *il = malloc(sizeof(int32_t) * (size_t)n * m->nclass);
+    run_all_isas(&b, img, n, il, uc->name);
+    parity p = compare(fl, il, n, m->nclass);
+    printf("  %s: %d emptied channels dropped (%zu bytes; %zu kept), %d with them kept: parity %d/%d\n", uc->name,
+           r->emptied, r->size, rk.size, rk.emptied, p.differ, n);
+    CHECK(rk.emptied == 0 && r->emptied > 0 && ca == cb - r->emptied && r->size < rk.size,
+          "%s: emptied %d (kept: %d), channels %d vs %d, %zu vs %zu bytes", uc->name, r->emptied, rk.emptied, ca, cb,
+          r->size, rk.size);
+    CHECK(p.differ_far == 0, "%s: keeping emptied channels: %d predictions differ", uc->name, p.differ_far);
+    if (!strncmp(uc->name, "alq", 3)) CHECK(unequal > 0, "%s: no multi-bit op with unequal groups", uc->name);
+    free(il);
+    qat_export_free(&rk);
+}
 
 static void test_unit(void)
 {
@@ -447,6 +551,7 @@ static void test_unit(void)
             continue;
         }
         settle(&m, &net, 11 + ci);
+        if (uc->empty) empty_channels(&m);
         int n = 500;
         size_t isz = (size_t)m.c * m.h * m.w;
         uint8_t *img = malloc(isz * (size_t)n);
@@ -482,6 +587,7 @@ static void test_unit(void)
             if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ from the float model's", uc->name, p.differ_far);
             else CHECK(p.differ <= n / 50, "%s: agreement too low (%d of %d differ)", uc->name, p.differ, n);
             check_csource(&r, img, 40, il, uc->name);
+            if (uc->empty) check_emptied(uc, &m, &o, &r, img, n, fl);
             if (getenv("QAT_QNN_OUT")) { /* seeds for scripts/fuzz-qnn */
                 char path[600];
                 snprintf(path, sizeof path, "%s/%s.qnn", getenv("QAT_QNN_OUT"), uc->name);

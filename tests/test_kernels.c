@@ -694,70 +694,88 @@ static void test_gaps(void)
 /* multi-bit binary weights (ALQ): every table's mbgemm against the naive
  * sum over the expanded integer weights W = sum_i coef_i (+-1), on int8
  * and uint8 rows (the extremes included), group sizes below, at and past
- * the AVX2 width, groups without planes, coefficients summing to 32767 */
+ * the AVX2 width, groups without planes, coefficients summing to 32767;
+ * groups of one size (n) and of unequal sizes (an offset table, as the
+ * exporter leaves them after dropping input channels) */
 static void test_mbgemm(void)
 {
     static const int ns[] = {1, 5, 25, 31, 32, 33, 64, 100, 400};
     int cases = 0;
     for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++)
-        for (int u8 = 0; u8 < 2; u8++)
-            for (int mode = 0; mode < 3; mode++, cases++) {
-                int n = ns[t], gc = rnd_in(1, 6), N = rnd_in(1, 9), M = rnd_in(1, 5), K = n * gc, imax = rnd_in(1, 8);
-                size_t lda = (size_t)K + (size_t)rnd_in(0, 3);
-                uint8_t *bw = malloc((size_t)N * gc), *A = malloc(lda * (size_t)M);
-                uint32_t *chan = malloc(sizeof(uint32_t) * (size_t)N);
-                size_t planes = 0;
-                for (int c = 0; c < N; c++) {
-                    chan[c] = (uint32_t)planes;
-                    for (int j = 0; j < gc; j++) planes += bw[c * gc + j] = (uint8_t)rnd_in(0, imax);
-                }
-                int16_t *coef = malloc(sizeof(int16_t) * (planes + 1));
-                uint8_t *bits = calloc((planes * (size_t)n + 7) / 8 + 1, 1);
-                size_t q = 0;
-                for (int g = 0; g < N * gc; g++) { /* the largest |W| a group allows: 32767 */
-                    int left = 32767;
-                    for (int i = 0; i < bw[g]; i++, q++) {
-                        int a = mode == 2 ? left / (bw[g] - i) : rnd_in(0, left / (bw[g] - i));
-                        left -= a;
-                        coef[q] = (int16_t)(rnd() & 1 && mode != 2 ? -a : a);
+        for (int var = 0; var < 2; var++)
+            for (int u8 = 0; u8 < 2; u8++)
+                for (int mode = 0; mode < 3; mode++, cases++) {
+                    int n = ns[t], gc = rnd_in(1, 6), N = rnd_in(1, 9), M = rnd_in(1, 5), imax = rnd_in(1, 8), K = 0;
+                    uint32_t off[7];
+                    for (int j = 0; j < gc; j++) {
+                        off[j] = (uint32_t)K;
+                        K += var ? rnd_in(1, 2 * n) : n;
                     }
-                }
-                for (size_t b = 0; b < planes * (size_t)n; b++)
-                    if (mode == 1 ? 1 : rnd() & 1) bits[b / 8] |= (uint8_t)(1u << (b % 8));
-                for (size_t i = 0; i < lda * (size_t)M; i++)
-                    A[i] = mode == 1 ? (u8 ? 255 : 0x80) : (uint8_t)rnd();
-                qatrt_mb B = {.n = n, .gc = gc, .bw = bw, .chan = chan, .coef = coef, .bits = bits};
-                int64_t *ref = malloc(sizeof(int64_t) * (size_t)M * N);
-                for (int m = 0; m < M; m++)
+                    off[gc] = (uint32_t)K;
+                    size_t lda = (size_t)K + (size_t)rnd_in(0, 3);
+                    uint8_t *bw = malloc((size_t)N * gc), *A = malloc(lda * (size_t)M);
+                    uint32_t *chan = malloc(sizeof(uint32_t) * (size_t)N), *bit0 = malloc(sizeof(uint32_t) * (size_t)N);
+                    size_t planes = 0, nbits = 0;
                     for (int c = 0; c < N; c++) {
-                        int64_t s = 0;
-                        size_t p = chan[c];
-                        for (int j = 0; j < gc; j++)
-                            for (int e = 0; e < n; e++) {
-                                int64_t W = 0;
-                                for (int i = 0; i < bw[c * gc + j]; i++) {
-                                    size_t b = (p + (size_t)i) * (size_t)n + (size_t)e;
-                                    W += (bits[b / 8] >> (b % 8) & 1) ? -coef[p + (size_t)i] : coef[p + (size_t)i];
-                                }
-                                uint8_t x = A[(size_t)m * lda + (size_t)j * n + (size_t)e];
-                                s += W * (u8 ? (int64_t)x : (int64_t)(int8_t)x);
-                                if (e == n - 1) p += bw[c * gc + j];
-                            }
-                        ref[(size_t)m * N + c] = s;
+                        chan[c] = (uint32_t)planes;
+                        bit0[c] = (uint32_t)nbits;
+                        for (int j = 0; j < gc; j++) {
+                            planes += bw[c * gc + j] = (uint8_t)rnd_in(0, imax);
+                            nbits += (size_t)bw[c * gc + j] * (off[j + 1] - off[j]);
+                        }
                     }
-                int32_t *C = malloc(sizeof(int32_t) * (size_t)M * N);
-                for (int i = 0; i < QATRT_ISA_COUNT; i++) {
-                    if (!qatrt_isa_supported((qatrt_isa)i)) continue;
-                    memset(C, 0x55, sizeof(int32_t) * (size_t)M * N);
-                    qatrt_kernels_for((qatrt_isa)i)->mbgemm(M, N, K, A, lda, u8, &B, C, (size_t)N);
-                    int bad = 0;
-                    for (int z = 0; z < M * N; z++)
-                        bad += ref[z] >= INT32_MIN && ref[z] <= INT32_MAX && C[z] != (int32_t)ref[z];
-                    CHECK(bad == 0, "mbgemm %s: n %d gc %d N %d M %d %s mode %d: %d of %d differ", qatrt_isa_name((qatrt_isa)i),
-                          n, gc, N, M, u8 ? "uint8" : "int8", mode, bad, M * N);
+                    int16_t *coef = malloc(sizeof(int16_t) * (planes + 1));
+                    uint8_t *bits = calloc((nbits + 7) / 8 + 1, 1);
+                    size_t q = 0;
+                    for (int g = 0; g < N * gc; g++) { /* the largest |W| a group allows: 32767 */
+                        int left = 32767;
+                        for (int i = 0; i < bw[g]; i++, q++) {
+                            int a = mode == 2 ? left / (bw[g] - i) : rnd_in(0, left / (bw[g] - i));
+                            left -= a;
+                            coef[q] = (int16_t)(rnd() & 1 && mode != 2 ? -a : a);
+                        }
+                    }
+                    for (size_t b = 0; b < nbits; b++)
+                        if (mode == 1 ? 1 : rnd() & 1) bits[b / 8] |= (uint8_t)(1u << (b % 8));
+                    for (size_t i = 0; i < lda * (size_t)M; i++)
+                        A[i] = mode == 1 ? (u8 ? 255 : 0x80) : (uint8_t)rnd();
+                    qatrt_mb B = {.n = var ? 0 : n, .gc = gc, .off = var ? off : NULL, .bw = bw, .chan = chan,
+                                  .bit0 = var ? bit0 : NULL, .coef = coef, .bits = bits, .nbits = nbits};
+                    int64_t *ref = malloc(sizeof(int64_t) * (size_t)M * N);
+                    for (int m = 0; m < M; m++)
+                        for (int c = 0; c < N; c++) {
+                            int64_t s = 0;
+                            size_t p = chan[c], pb = bit0[c];
+                            for (int j = 0; j < gc; j++) {
+                                size_t len = off[j + 1] - off[j];
+                                for (size_t e = 0; e < len; e++) {
+                                    int64_t W = 0;
+                                    for (int i = 0; i < bw[c * gc + j]; i++) {
+                                        size_t b = pb + (size_t)i * len + e;
+                                        W += (bits[b / 8] >> (b % 8) & 1) ? -coef[p + (size_t)i] : coef[p + (size_t)i];
+                                    }
+                                    uint8_t x = A[(size_t)m * lda + off[j] + e];
+                                    s += W * (u8 ? (int64_t)x : (int64_t)(int8_t)x);
+                                }
+                                p += bw[c * gc + j];
+                                pb += bw[c * gc + j] * len;
+                            }
+                            ref[(size_t)m * N + c] = s;
+                        }
+                    int32_t *C = malloc(sizeof(int32_t) * (size_t)M * N);
+                    for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                        if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                        memset(C, 0x55, sizeof(int32_t) * (size_t)M * N);
+                        qatrt_kernels_for((qatrt_isa)i)->mbgemm(M, N, K, A, lda, u8, &B, C, (size_t)N);
+                        int bad = 0;
+                        for (int z = 0; z < M * N; z++)
+                            bad += ref[z] >= INT32_MIN && ref[z] <= INT32_MAX && C[z] != (int32_t)ref[z];
+                        CHECK(bad == 0, "mbgemm %s: n %d%s gc %d N %d M %d %s mode %d: %d of %d differ",
+                              qatrt_isa_name((qatrt_isa)i), n, var ? " (unequal groups)" : "", gc, N, M,
+                              u8 ? "uint8" : "int8", mode, bad, M * N);
+                    }
+                    free(bw), free(A), free(chan), free(bit0), free(coef), free(bits), free(ref), free(C);
                 }
-                free(bw), free(A), free(chan), free(coef), free(bits), free(ref), free(C);
-            }
     printf("mbgemm: %d cases, every table against the expanded weights\n", cases);
 }
 

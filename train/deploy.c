@@ -298,6 +298,9 @@ int cmd_export(int argc, char **argv)
            "%.1fx smaller than the float32 weights)\n",
            ckpt, out, r.size, r.payload, 100.0 * ((double)r.size - (double)fixed - (double)r.payload) / (double)r.payload,
            fixed, (double)r.float_bytes / (double)r.size);
+    printf("weights: %zu bytes (%.1f KB)", r.weight_bytes, (double)r.weight_bytes / 1000.0);
+    if (r.emptied) printf("; %d emptied channel%s (every weight 0) dropped from the graph", r.emptied, r.emptied == 1 ? "" : "s");
+    printf("\n");
     fputs(r.kernels, stdout);
     if (r.exact)
         printf("exact: every layer comes from its trained codebook; predictions match the float model's\n");
