@@ -9,6 +9,7 @@
 #include "dataset.h"
 #include "export.h"
 #include "qatrt.h"
+#include "qnn_format.h"
 #include "alq.h"
 #include "quantizer.h"
 
@@ -60,21 +61,21 @@ static qat_status w_finish(qnnw *w, const qat_model *m, uint8_t **out, size_t *s
     size_t total = base + w->len + 4;
     uint8_t *f = calloc(1, total);
     if (!f) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
-    memcpy(f, QATRT_MAGIC, 8);
-    put32(f + 8, QATRT_VERSION);
-    put32(f + 12, QATRT_HEADER_SIZE);
-    put32(f + 16, QATRT_OP_SIZE);
-    put32(f + 20, (uint32_t)w->nops);
-    put32(f + 24, (uint32_t)m->c);
-    put32(f + 28, (uint32_t)m->h);
-    put32(f + 32, (uint32_t)m->w);
-    put32(f + 36, (uint32_t)m->nclass);
-    put32(f + 40, (uint32_t)total);
-    put32(f + 44, (uint32_t)((uint64_t)total >> 32));
+    memcpy(f + QNN_H_MAGIC, QATRT_MAGIC, 8);
+    put32(f + QNN_H_VERSION, QATRT_VERSION);
+    put32(f + QNN_H_HEADER_SIZE, QATRT_HEADER_SIZE);
+    put32(f + QNN_H_OP_SIZE, QATRT_OP_SIZE);
+    put32(f + QNN_H_NOPS, (uint32_t)w->nops);
+    put32(f + QNN_H_C, (uint32_t)m->c);
+    put32(f + QNN_H_H, (uint32_t)m->h);
+    put32(f + QNN_H_W, (uint32_t)m->w);
+    put32(f + QNN_H_NCLASS, (uint32_t)m->nclass);
+    put32(f + QNN_H_FILE_SIZE, (uint32_t)total);
+    put32(f + QNN_H_FILE_SIZE + 4, (uint32_t)((uint64_t)total >> 32));
     for (int i = 0; i < w->nops; i++) {
         uint8_t *r = f + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE;
         memcpy(r, w->ops[i], QATRT_OP_SIZE);
-        for (int fld = 64; fld < 120; fld += 8) {
+        for (int fld = QNN_OP_WEIGHTS; fld < QNN_OP_BLOBS_END; fld += 8) {
             uint32_t off = (uint32_t)r[fld] | (uint32_t)r[fld + 1] << 8 | (uint32_t)r[fld + 2] << 16 |
                            (uint32_t)r[fld + 3] << 24;
             if (off) put32(r + fld, off - 1 + (uint32_t)base);
@@ -385,8 +386,8 @@ static qat_status encode_weights(lowering *L, int op, qatrt_kernel k, const int3
             break;
         }
     }
-    if (!st) st = w_blob(&L->w, op, 64, buf, size);
-    if (!st && k == QATRT_K_I8I8) st = w_blob(&L->w, op, 72, bsum, (size_t)cout * 4);
+    if (!st) st = w_blob(&L->w, op, QNN_OP_WEIGHTS, buf, size);
+    if (!st && k == QATRT_K_I8I8) st = w_blob(&L->w, op, QNN_OP_BSUM, bsum, (size_t)cout * 4);
     free(buf);
     free(bsum);
     return st;
@@ -452,16 +453,16 @@ static qat_status encode_mb(lowering *L, int op, const qat_layer *l, int cout, c
             nbits += (size_t)a.I[g] * len[j];
         }
     if (!uniform) n = 0;
-    size_t I_at = 32 + (n ? 0 : 4 * (gc + 1)), chan_at = (I_at + (size_t)cout * gc + 3) / 4 * 4;
+    size_t I_at = QNN_MB_TABLES + (n ? 0 : 4 * (gc + 1)), chan_at = (I_at + (size_t)cout * gc + 3) / 4 * 4;
     size_t bit0_at = chan_at + 4 * (size_t)cout, coef_at = bit0_at + (n ? 0 : 4 * (size_t)cout);
     size_t bits_at = coef_at + 2 * planes, size = bits_at + (nbits + 7) / 8;
     if (!(b = calloc(size, 1))) {
         st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
         goto done;
     }
-    put32(b, (uint32_t)n), put32(b + 4, (uint32_t)gc), put32(b + 8, (uint32_t)order), put32(b + 12, (uint32_t)a.imax);
-    put32(b + 16, (uint32_t)planes);
-    for (size_t j = 0; !n && j <= gc; j++) put32(b + 32 + 4 * j, off[j]);
+    put32(b + QNN_MB_N, (uint32_t)n), put32(b + QNN_MB_GC, (uint32_t)gc), put32(b + QNN_MB_ORDER, (uint32_t)order);
+    put32(b + QNN_MB_IMAX, (uint32_t)a.imax), put32(b + QNN_MB_PLANES, (uint32_t)planes);
+    for (size_t j = 0; !n && j <= gc; j++) put32(b + QNN_MB_TABLES + 4 * j, off[j]);
     size_t q = 0, bit = 0;
     for (int r = 0; r < cout && !st; r++) {
         int c = orows[r];
@@ -494,7 +495,7 @@ static qat_status encode_mb(lowering *L, int op, const qat_layer *l, int cout, c
                 st = layer_error(l, "its multi-bit encoding gives weight %d at channel %d, element %zu; the codebook says %d",
                                  row[k], c, k, wl[(size_t)r * K + k]);
     }
-    if (!st) st = w_blob(&L->w, op, 64, b, size);
+    if (!st) st = w_blob(&L->w, op, QNN_OP_WEIGHTS, b, size);
     *bytes = size;
 done:
     free(b), free(row), free(rank), free(len), free(off);
@@ -514,14 +515,14 @@ static int bits_of(qatrt_kernel k)
 
 static void set_op(uint8_t *r, int type, int flags, int cin, int h, int w, int cout, int oh, int ow)
 {
-    put32(r + 0, (uint32_t)type);
-    put32(r + 4, (uint32_t)flags);
-    put32(r + 8, (uint32_t)cin);
-    put32(r + 12, (uint32_t)h);
-    put32(r + 16, (uint32_t)w);
-    put32(r + 20, (uint32_t)cout);
-    put32(r + 24, (uint32_t)oh);
-    put32(r + 28, (uint32_t)ow);
+    put32(r + QNN_OP_TYPE, (uint32_t)type);
+    put32(r + QNN_OP_FLAGS, (uint32_t)flags);
+    put32(r + QNN_OP_CIN, (uint32_t)cin);
+    put32(r + QNN_OP_H, (uint32_t)h);
+    put32(r + QNN_OP_W, (uint32_t)w);
+    put32(r + QNN_OP_COUT, (uint32_t)cout);
+    put32(r + QNN_OP_OH, (uint32_t)oh);
+    put32(r + QNN_OP_OW, (uint32_t)ow);
 }
 
 static qat_status new_op(lowering *L, const qat_layer *l, int *op)
@@ -529,6 +530,7 @@ static qat_status new_op(lowering *L, const qat_layer *l, int *op)
     if (L->w.nops >= QATRT_MAX_OPS) return layer_error(l, "more than %d integer ops", QATRT_MAX_OPS);
     *op = L->w.nops++;
     memset(L->w.ops[*op], 0, QATRT_OP_SIZE);
+    put32(L->w.ops[*op] + QNN_OP_IN0, (uint32_t)*op); /* a chain: the op before (op k - 1 is k), the image for op 0 */
     return QAT_OK;
 }
 
@@ -568,7 +570,123 @@ static qat_status set_target(lowering *L, qat_layer *next, chain *ch, rt_tensor 
     return QAT_OK;
 }
 
-static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
+/* ---- what folds into a compute layer's op: one rule per layer type ------- */
+
+/* the layers between a compute layer and the next one, as the chain sees them */
+typedef struct {
+    post_op post[MAX_POST];
+    int npost;
+    int pools[MAX_POST], npool; /* max pools, moved after the thresholds */
+    int last;                   /* no compute layer follows: the op gives logits */
+} tail;
+
+static qat_status fold_batchnorm(qat_layer *p, tail *t)
+{
+    int C = p->gamma->shape[0];
+    post_op *o = &t->post[t->npost++];
+    o->kind = POST_BN;
+    o->a = malloc(sizeof(float) * (size_t)C);
+    o->b = malloc(sizeof(float) * (size_t)C);
+    if (!o->a || !o->b) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    qat_batchnorm_affine(p, o->a, o->b);
+    for (int c = 0; c < C && t->npool; c++)
+        if (o->a[c] < 0)
+            return layer_error(p, "a batchnorm with a negative scale follows a max pool (channel %d); pool after the "
+                                  "batchnorm to export", c);
+    return QAT_OK;
+}
+
+static qat_status fold_relu(qat_layer *p, tail *t)
+{
+    (void)p;
+    t->post[t->npost++].kind = POST_RELU;
+    return QAT_OK;
+}
+
+static qat_status fold_hardtanh(qat_layer *p, tail *t)
+{
+    post_op *o = &t->post[t->npost++];
+    o->kind = POST_HARDTANH;
+    o->lo = p->lo;
+    o->hi = p->hi;
+    return QAT_OK;
+}
+
+static qat_status fold_maxpool(qat_layer *p, tail *t)
+{
+    if (t->last) return layer_error(p, "a max pool after the last compute layer has no integer logits form");
+    t->pools[t->npool++] = p->index;
+    return QAT_OK;
+}
+
+/* dropout (identity in eval), flatten (the runtime's tensors are the same bytes) */
+static qat_status fold_through(qat_layer *p, tail *t)
+{
+    (void)p, (void)t;
+    return QAT_OK;
+}
+
+static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in);
+
+/* how each layer type lowers: an op of its own, or folded into the op of
+ * the compute layer before it */
+typedef struct {
+    const char *section;
+    qat_status (*lower)(lowering *L, int li, int next_li, rt_tensor *in);
+    qat_status (*fold)(qat_layer *p, tail *t);
+} lowering_rule;
+
+static const lowering_rule rules[] = {
+    {"conv2d", lower_compute, NULL}, {"linear", lower_compute, NULL},   {"batchnorm", NULL, fold_batchnorm},
+    {"relu", NULL, fold_relu},       {"hardtanh", NULL, fold_hardtanh}, {"maxpool", NULL, fold_maxpool},
+    {"dropout", NULL, fold_through}, {"flatten", NULL, fold_through},
+};
+
+static const lowering_rule *rule_for(const qat_layer *l)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(rules[i].section, l->type->section)) return &rules[i];
+    return NULL;
+}
+
+/* "supported between layers: batchnorm, relu, ..." for messages */
+static const char *rules_text(int compute)
+{
+    static char buf[2][256];
+    char *b = buf[compute != 0];
+    snprintf(b, sizeof buf[0], "supported %s: ", compute ? "compute layers" : "between layers");
+    for (size_t i = 0, k = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if ((rules[i].lower != NULL) == (compute != 0)) {
+            size_t n = strlen(b);
+            snprintf(b + n, sizeof buf[0] - n, "%s%s", k++ ? ", " : "", rules[i].section);
+        }
+    return b;
+}
+
+/* the GEMM for an op: what its input levels (or the image) and its weight
+ * levels allow, the cheapest first */
+static qatrt_kernel choose_kernel(const rt_tensor *in, const int32_t *wl, size_t nw, int K, int pad)
+{
+    int w_pm1 = all_in(wl, nw, -1, 1, 1), w_ter = all_in(wl, nw, -1, 1, 0), w_i8 = all_in(wl, nw, -128, 127, 0);
+    int w_p2 = 1;
+    for (size_t i = 0; i < nw && w_p2; i++) w_p2 = pow2_code(wl[i]) >= 0;
+    int a_pm1 = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 1);
+    int a_ter = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 0);
+    /* +-1 weights on the image: a bit each, expanded to +-1 bytes in the
+     * kernel, unless K is small, where int8 rows let the runtime broadcast
+     * whole pixels into VPDPBUSD (and the size difference is small) */
+    if (in->u8) return w_pm1 && K > 64 ? QATRT_K_U8B : w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
+    if (a_pm1 && w_pm1 && !pad) return QATRT_K_BIN;
+    if (a_ter && w_ter) return QATRT_K_TER;
+    if (w_ter) return QATRT_K_I8T;
+    if (w_p2) return QATRT_K_P2;
+    if (w_i8) return QATRT_K_I8I8;
+    return QATRT_K_I16;
+}
+
+/* a conv2d or linear layer and what follows it up to the next one: one
+ * CONV op (and the pools after its thresholds) */
+static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
 {
     qat_model *m = L->m;
     qat_layer *l = &m->layers[li];
@@ -596,9 +714,9 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     int32_t *thr = NULL, *lev0 = NULL;
     uint8_t *flip = NULL, *keep = NULL;
     int *orows = NULL;
-    post_op post[MAX_POST];
-    memset(post, 0, sizeof post);
-    int npost = 0, approx_w = 0, approx_a = 0;
+    tail tl;
+    memset(&tl, 0, sizeof tl);
+    int approx_w = 0, approx_a = 0;
     if (!wl || !sw || !wsum) {
         st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
         goto done;
@@ -638,87 +756,37 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     size_t nw = (size_t)cout * K;
     for (int c = 0; c < cout; c++)
         for (int k = 0; k < K; k++) wsum[c] += wl[(size_t)c * K + k];
-    int w_pm1 = all_in(wl, nw, -1, 1, 1), w_ter = all_in(wl, nw, -1, 1, 0), w_i8 = all_in(wl, nw, -128, 127, 0);
-    int w_p2 = 1;
-    for (size_t i = 0; i < nw && w_p2; i++) w_p2 = pow2_code(wl[i]) >= 0;
-    int a_pm1 = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 1), a_ter = !in->u8 && all_in(in->lev, (size_t)in->nlev, -1, 1, 0);
-    qatrt_kernel kern;
-    /* +-1 weights on the image: a bit each, expanded to +-1 bytes in the
-     * kernel, unless K is small, where int8 rows let the runtime broadcast
-     * whole pixels into VPDPBUSD (and the size difference is small) */
-    if (in->u8) kern = w_pm1 && K > 64 ? QATRT_K_U8B : w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
-    else if (a_pm1 && w_pm1 && !pad) kern = QATRT_K_BIN;
-    else if (a_ter && w_ter) kern = QATRT_K_TER;
-    else if (w_ter) kern = QATRT_K_I8T;
-    else if (w_p2) kern = QATRT_K_P2;
-    else if (w_i8) kern = QATRT_K_I8I8;
-    else kern = QATRT_K_I16;
     /* ALQ: its planes and coordinates as they are (one masked sum per plane) */
     int alq = l->wq.spec.q && l->wq.spec.q->owns_weights && !strcmp(l->wq.spec.q->name, "alq");
-    if (alq) kern = QATRT_K_MB;
+    qatrt_kernel kern = alq ? QATRT_K_MB : choose_kernel(in, wl, nw, K, pad);
     int64_t wmax = 0;
     for (size_t i = 0; i < nw; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
+    int u8 = in->u8; /* the chain's accumulator: of raw pixels, or of levels times sa */
+    double sa = in->sa;
     int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
     if (B >= INT32_MAX) {
         st = layer_error(l, "its accumulator could reach %lld, beyond int32", (long long)B);
         goto done;
     }
-    /* what follows up to the next compute layer */
-    int pools[MAX_POST], npool = 0, neg_after_pool = 0;
+    /* what follows up to the next compute layer folds into the chain */
     int end = next_li >= 0 ? next_li : m->nlayers;
-    for (int j = li + 1; j < end; j++) {
+    tl.last = next_li < 0;
+    for (int j = li + 1; j < end && !st; j++) {
         qat_layer *p = &m->layers[j];
-        if (is(p, "dropout") || is(p, "flatten")) continue;
-        if (npost >= MAX_POST || npool >= MAX_POST) {
-            st = layer_error(p, "too many layers between two compute layers");
-            goto done;
-        }
-        if (is(p, "batchnorm")) {
-            int C = p->gamma->shape[0];
-            post[npost].kind = POST_BN;
-            post[npost].a = malloc(sizeof(float) * (size_t)C);
-            post[npost].b = malloc(sizeof(float) * (size_t)C);
-            if (!post[npost].a || !post[npost].b) {
-                npost++;
-                st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
-                goto done;
-            }
-            for (int c = 0; c < C; c++) {
-                float s = (float)(1.0 / sqrt((double)p->rvar->x[c] + p->eps)); /* as the batchnorm op */
-                post[npost].a[c] = p->gamma->x[c] * s;
-                post[npost].b[c] = p->beta->x[c] - p->rmean->x[c] * post[npost].a[c];
-                if (npool && post[npost].a[c] < 0) neg_after_pool = 1;
-            }
-            npost++;
-        } else if (is(p, "relu")) {
-            post[npost++].kind = POST_RELU;
-        } else if (is(p, "hardtanh")) {
-            post[npost].kind = POST_HARDTANH;
-            post[npost].lo = p->lo;
-            post[npost++].hi = p->hi;
-        } else if (is(p, "maxpool")) {
-            if (next_li < 0) {
-                st = layer_error(p, "a max pool after the last compute layer has no integer logits form");
-                goto done;
-            }
-            pools[npool++] = j;
-        } else {
-            st = layer_error(p, "has no integer lowering (supported between layers: batchnorm, relu, hardtanh, maxpool, dropout, flatten)");
-            goto done;
-        }
+        const lowering_rule *ru = rule_for(p);
+        if (!ru || !ru->fold) st = layer_error(p, "has no integer lowering (%s)", rules_text(0));
+        else if (tl.npost >= MAX_POST || tl.npool >= MAX_POST) st = layer_error(p, "too many layers between two compute layers");
+        else st = ru->fold(p, &tl);
     }
-    if (neg_after_pool) {
-        st = layer_error(&m->layers[pools[0]], "a batchnorm with a negative scale follows this max pool; pool after the batchnorm to export");
-        goto done;
-    }
-    chain ch = {.u8 = in->u8, .sa = in->sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
-                .npost = npost};
-    if (in->u8) {
+    if (st) goto done;
+    chain ch = {.u8 = u8, .sa = sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
+                .npost = tl.npost};
+    if (u8) {
         double sd = L->o->std ? L->o->std[0] : 1.0, mu = L->o->mean ? L->o->mean[0] : 0.0;
         ch.inv255std = 1.0 / (255.0 * sd);
         ch.meanstd = mu / sd;
     }
-    memcpy(ch.post, post, sizeof post);
+    memcpy(ch.post, tl.post, sizeof tl.post);
     /* a channel whose folded function decreases (negative BN scale) gets
      * negated weights when they can be, so the runtime need not negate */
     if (next_li >= 0 && !L->o->keep_flips)
@@ -793,11 +861,11 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     if ((st = new_op(L, l, &op))) goto done;
     uint8_t *rec = L->w.ops[op];
     set_op(rec, QATRT_OP_CONV, in->u8, cin, h, w, cout2, oh, ow);
-    put32(rec + 32, (uint32_t)kh);
-    put32(rec + 36, (uint32_t)kw);
-    put32(rec + 40, (uint32_t)stride);
-    put32(rec + 44, (uint32_t)pad);
-    put32(rec + 48, (uint32_t)kern);
+    put32(rec + QNN_OP_KH, (uint32_t)kh);
+    put32(rec + QNN_OP_KW, (uint32_t)kw);
+    put32(rec + QNN_OP_STRIDE, (uint32_t)stride);
+    put32(rec + QNN_OP_PAD, (uint32_t)pad);
+    put32(rec + QNN_OP_KERNEL, (uint32_t)kern);
     if (alq) {
         size_t bytes = 0;
         if ((st = encode_mb(L, op, l, cout2, orows, cin0, L->drop_keep, cin, kh, kw, wl, sw, &bytes))) goto done;
@@ -812,11 +880,11 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     if (next_li >= 0) {
         int8_t lev8[QATRT_MAX_LEVELS];
         for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
-        put32(rec + 52, QATRT_STAGE_THRESH);
-        put32(rec + 56, (uint32_t)T);
-        if ((st = w_blob(&L->w, op, 80, thr, sizeof(int32_t) * (size_t)cout2 * (size_t)T)) ||
-            (st = w_blob(&L->w, op, 88, lev8, (size_t)out.nlev)) ||
-            (nflip && (st = w_blob(&L->w, op, 112, flip, ((size_t)cout2 + 7) / 8))))
+        put32(rec + QNN_OP_STAGE, QATRT_STAGE_THRESH);
+        put32(rec + QNN_OP_NTHR, (uint32_t)T);
+        if ((st = w_blob(&L->w, op, QNN_OP_THR, thr, sizeof(int32_t) * (size_t)cout2 * (size_t)T)) ||
+            (st = w_blob(&L->w, op, QNN_OP_LEVELS, lev8, (size_t)out.nlev)) ||
+            (nflip && (st = w_blob(&L->w, op, QNN_OP_FLIP, flip, ((size_t)cout2 + 7) / 8))))
             goto done;
         r->payload += (size_t)cout2 * (size_t)T * 4 + (size_t)out.nlev + (nflip ? ((size_t)cout2 + 7) / 8 : 0);
         note(r->kernels, sizeof r->kernels, "%s: %s, %d threshold%s per channel", l->name, qatrt_kernel_name(kern), T,
@@ -826,15 +894,15 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
                  cout, m->layers[next_li].name);
         note(r->kernels, sizeof r->kernels, "\n");
         /* the pools, now on levels */
-        for (int i = 0; i < npool; i++) {
-            qat_layer *p = &m->layers[pools[i]];
+        for (int i = 0; i < tl.npool; i++) {
+            qat_layer *p = &m->layers[tl.pools[i]];
             int pop = 0;
             if ((st = new_op(L, p, &pop))) goto done;
             int ph = p->out->shape[2], pw = p->out->shape[3];
             set_op(L->w.ops[pop], QATRT_OP_MAXPOOL, 0, out.c, out.h, out.w, out.c, ph, pw);
-            put32(L->w.ops[pop] + 32, (uint32_t)p->size);
-            put32(L->w.ops[pop] + 36, (uint32_t)p->size);
-            put32(L->w.ops[pop] + 40, (uint32_t)(p->stride ? p->stride : p->size));
+            put32(L->w.ops[pop] + QNN_OP_KH, (uint32_t)p->size);
+            put32(L->w.ops[pop] + QNN_OP_KW, (uint32_t)p->size);
+            put32(L->w.ops[pop] + QNN_OP_STRIDE, (uint32_t)(p->stride ? p->stride : p->size));
             out.h = ph;
             out.w = pw;
         }
@@ -845,8 +913,8 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
             st = layer_error(l, "a quantized output (last_output policy) is not supported by the exporter yet");
             goto done;
         }
-        for (int i = 0; i < npost; i++)
-            if (post[i].kind != POST_BN) {
+        for (int i = 0; i < tl.npost; i++)
+            if (tl.post[i].kind != POST_BN) {
                 st = layer_error(l, "only batchnorm may follow the last compute layer (its logits must be affine)");
                 goto done;
             }
@@ -858,13 +926,13 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
             goto done;
         }
         for (int c = 0; c < cout; c++) {
-            double a = in->u8 ? sw[c] * ch.inv255std : in->sa * sw[c];
-            double b = in->u8 ? -sw[c] * ch.meanstd * wsum[c] : 0.0;
+            double a = u8 ? sw[c] * ch.inv255std : sa * sw[c];
+            double b = u8 ? -sw[c] * ch.meanstd * wsum[c] : 0.0;
             if (aoff) b += a * (double)aoff[c]; /* the dropped inputs' constant part */
             b += l->b ? l->b->x[c] : 0.0;
-            for (int i = 0; i < npost; i++) {
-                a *= post[i].a[c];
-                b = b * post[i].a[c] + post[i].b[c];
+            for (int i = 0; i < tl.npost; i++) {
+                a *= tl.post[i].a[c];
+                b = b * tl.post[i].a[c] + tl.post[i].b[c];
             }
             A[c] = a;
             Bc[c] = b;
@@ -895,8 +963,8 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
             req[4 * c + 2] = (int32_t)(uint32_t)((uint64_t)bi & 0xffffffffu);
             req[4 * c + 3] = (int32_t)(uint32_t)((uint64_t)bi >> 32);
         }
-        put32(rec + 52, QATRT_STAGE_LOGITS);
-        st = w_blob(&L->w, op, 96, req, (size_t)cout * 16);
+        put32(rec + QNN_OP_STAGE, QATRT_STAGE_LOGITS);
+        st = w_blob(&L->w, op, QNN_OP_REQ, req, (size_t)cout * 16);
         r->payload += (size_t)cout * 16;
         free(A), free(Bc), free(req);
         if (st) goto done;
@@ -916,9 +984,9 @@ static qat_status lower_layer(lowering *L, int li, int next_li, rt_tensor *in)
     L->drop_c0 = cout;
     if (ndrop) keep = NULL, lev0 = NULL;
 done:
-    for (int i = 0; i < npost; i++) {
-        free(post[i].a);
-        free(post[i].b);
+    for (int i = 0; i < tl.npost; i++) {
+        free(tl.post[i].a);
+        free(tl.post[i].b);
     }
     free(wl);
     free(sw);
@@ -957,7 +1025,7 @@ static qat_status lower_lut(lowering *L, qat_layer *first, rt_tensor *t)
             }
             lut[c * 256 + p] = (int8_t)lq;
         }
-    st = w_blob(&L->w, op, 104, lut, (size_t)m->c * 256);
+    st = w_blob(&L->w, op, QNN_OP_LUT, lut, (size_t)m->c * 256);
     L->r->payload += (size_t)m->c * 256;
     free(lut);
     t->u8 = 0;
@@ -1014,8 +1082,9 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     int first = -1;
     for (int i = 0; i < m->nlayers && first < 0 && !st; i++) {
         qat_layer *l = &m->layers[i];
-        if (is(l, "conv2d") || is(l, "linear")) first = i;
-        else if (!is(l, "flatten") && !is(l, "dropout"))
+        const lowering_rule *ru = rule_for(l);
+        if (ru && ru->lower) first = i;
+        else if (!ru || ru->fold != fold_through)
             st = layer_error(l, "comes before the first compute layer; the integer graph starts with a conv2d or linear on the image");
     }
     rt_tensor t = {.c = m->c, .h = m->h, .w = m->w, .u8 = 1};
@@ -1024,8 +1093,8 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     for (int i = first; i >= 0 && !st;) {
         int next = -1;
         for (int j = i + 1; j < m->nlayers && next < 0; j++)
-            if (is(&m->layers[j], "conv2d") || is(&m->layers[j], "linear")) next = j;
-        st = lower_layer(&L, i, next, &t);
+            if (rule_for(&m->layers[j]) && rule_for(&m->layers[j])->lower) next = j;
+        st = rule_for(&m->layers[i])->lower(&L, i, next, &t);
         i = next;
     }
     if (!st) st = w_finish(&L.w, m, &r->bytes, &r->size);

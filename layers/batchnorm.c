@@ -1,5 +1,7 @@
 /* batchnorm.c: [batchnorm] eps, momentum. BatchNorm1d on [N, C] and
  * BatchNorm2d on [N, C, H, W]: weight 1, bias 0, running mean 0, var 1. */
+#include <math.h>
+
 #include "layers_internal.h"
 
 static qat_status parse(qat_layer *l, qat_cfg *c, qat_cfg_section *s)
@@ -33,3 +35,12 @@ static void init(qat_layer *l, qat_rng *r)
 }
 
 const qat_layer_type qat_layer_batchnorm = {"batchnorm", "bn", parse, build, init};
+
+void qat_batchnorm_affine(const qat_layer *l, float *a, float *b)
+{
+    for (int c = 0; c < l->gamma->shape[0]; c++) { /* as the batchnorm op computes them in eval mode */
+        float invstd = (float)(1.0 / sqrt((double)l->rvar->x[c] + l->eps));
+        a[c] = l->gamma->x[c] * invstd;
+        b[c] = l->beta->x[c] - l->rmean->x[c] * a[c];
+    }
+}

@@ -115,6 +115,11 @@ void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
 int qat_model_weight_storage(const qat_model *m, double *avg_bits, double *bytes, double *float_bytes);
 /* A layer's average bits per weight (its quantizer's count), 32 for float,
  * -1 for a layer without weights. */
+/* A batchnorm layer in eval mode as y = x a[c] + b[c], a and b as the
+ * batchnorm op computes them from the running statistics (the exporter
+ * folds them into thresholds). */
+void qat_batchnorm_affine(const qat_layer *l, float *a, float *b);
+
 double qat_layer_weight_bits(const qat_layer *l);
 
 int qat_model_flip_ratios(const qat_model *m, const uint8_t *snap, const qat_layer **layer, float *ratio, int cap);

@@ -24,15 +24,23 @@
 
 static size_t cbytes(int c) { return ((size_t)c + 7) / 8; }
 
-/* op i's output is packed signs: the next CONV after any max pools is binary */
+/* op i's output is packed signs: every op reading it is a binary CONV, or
+ * a max pool whose own output is packed (the reader made sure some op
+ * reads every output but the last) */
 static int packed_out(const qatrt_model *m, int i)
 {
-    for (int j = i + 1; j < m->nops; j++)
-        if (m->ops[j].type != QATRT_OP_MAXPOOL) return m->ops[j].type == QATRT_OP_CONV && m->ops[j].kernel == QATRT_K_BIN;
-    return 0;
+    int readers = 0;
+    for (int j = i + 1; j < m->nops; j++) {
+        const qatrt_op *r = &m->ops[j];
+        if (r->in0 != i && r->in1 != i) continue;
+        readers++;
+        if (r->type == QATRT_OP_MAXPOOL ? !packed_out(m, j) : !(r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN))
+            return 0;
+    }
+    return readers > 0;
 }
 
-static int packed_in(const qatrt_model *m, int i) { return i > 0 && packed_out(m, i - 1); }
+static int packed_in(const qatrt_model *m, int i) { return m->ops[i].in0 >= 0 && packed_out(m, m->ops[i].in0); }
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
 static size_t a_row(const qatrt_op *op)
@@ -104,7 +112,7 @@ size_t qatrt_workspace_size(const qatrt_model *m, int batch)
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     size_t n = (size_t)batch;
     sizes s = need(m, n);
-    return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + 2 * ALIGN_UP(n * s.act + SLACK) +
+    return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
            ALIGN_UP(s.col + SLACK) + ALIGN_UP(s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
 }
 
@@ -508,9 +516,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     sizes s = need(m, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
     uint8_t *img = prep + m->prep_size;
-    uint8_t *act[2] = {img + ALIGN_UP(nn * s.img + SLACK), NULL};
-    act[1] = act[0] + ALIGN_UP(nn * s.act + SLACK);
-    uint8_t *col = act[1] + ALIGN_UP(nn * s.act + SLACK);
+    uint8_t *act = img + ALIGN_UP(nn * s.img + SLACK); /* m->nslots buffers of abytes */
+    size_t abytes = ALIGN_UP(nn * s.act + SLACK);
+    uint8_t *col = act + (size_t)m->nslots * abytes;
     int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
     /* the images, CHW, as NHWC (with slack after them for copy8) */
@@ -520,11 +528,10 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         for (size_t i = 0; i < nn; i++)
             for (size_t c = 0; c < C; c++)
                 for (size_t p = 0; p < hw; p++) img[(i * hw + p) * C + c] = images[(i * C + c) * hw + p];
-    const uint8_t *in = img;
-    int cur = 0;
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
-        uint8_t *out = act[cur];
+        const uint8_t *in = op->in0 < 0 ? img : act + (size_t)m->ops[op->in0].slot * abytes;
+        uint8_t *out = act + (size_t)op->slot * abytes;
         int pin = packed_in(m, i), pout = packed_out(m, i);
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
@@ -548,8 +555,6 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             break;
         }
         }
-        in = out;
-        cur ^= 1;
     }
     return QATRT_OK;
 }

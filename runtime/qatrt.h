@@ -25,7 +25,8 @@
  *                      rounded to nearest (dyadic requantization in int64)
  *   MAXPOOL  max over windows of levels (exact after THRESH because the
  *            folded function is monotone; docs/format.md explains why)
- * The first op reads the uint8 image; the last is a CONV with LOGITS. */
+ * Ops read the image or earlier ops' outputs (a DAG, .qnn v3; v2 files are
+ * chains); the last is a CONV with LOGITS. */
 #ifndef QATRT_H
 #define QATRT_H
 
@@ -33,13 +34,9 @@
 #include <stdint.h>
 
 #include "kern.h"
+#include "qnn_format.h"
 
-#define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
-#define QATRT_VERSION 2
-#define QATRT_HEADER_SIZE 64
-#define QATRT_OP_SIZE 128
 #define QATRT_MAX_OPS 64
-#define QATRT_ALIGN 64         /* every blob starts at a multiple of this */
 #define QATRT_MAX_DIM 65536    /* any channel count, height, width */
 #define QATRT_MAX_LEVELS 256
 
@@ -53,26 +50,8 @@ typedef enum {
     QATRT_ERR_UNPREPARED /* the workspace was not prepared for this model (qatrt_prepare) */
 } qatrt_status;
 
-typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt_op_type;
+/* qatrt_op_type, qatrt_kernel, qatrt_stage: values stored in the file */
 
-/* which GEMM a CONV runs; it fixes how weights are stored and how the
- * input is laid out for the kernel (kern.h encodings) */
-typedef enum {
-    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding);
-                      * each tap's channels padded to whole bytes (docs/format.md) */
-    QATRT_K_TER,     /* {-1, 0, 1} inputs x ternary or binary weights: two bit planes */
-    QATRT_K_I8T,     /* int8 inputs x ternary weights (bit planes) */
-    QATRT_K_U8I8,    /* uint8 image x int8 weights */
-    QATRT_K_I8I8,    /* int8 inputs x int8 weights */
-    QATRT_K_I16,     /* uint8 / int8 inputs widened x int16 weights */
-    QATRT_K_P2,      /* int8 inputs x power-of-two codes (shift-add) */
-    QATRT_K_U8B,     /* uint8 image x binary weights (a bit each; a first layer with large K) */
-    QATRT_K_MB,      /* int8 inputs (or the uint8 image) x multi-bit binary weights (ALQ): groups of
-                      * sign planes with int16 coefficients (kern.h qatrt_mb, docs/format.md) */
-    QATRT_K_COUNT
-} qatrt_kernel;
-
-typedef enum { QATRT_STAGE_THRESH = 1, QATRT_STAGE_LOGITS = 2 } qatrt_stage;
 
 typedef struct {
     uint32_t off, size; /* bytes, from the start of the file */
@@ -88,6 +67,8 @@ typedef struct {
     qatrt_stage stage;
     int nthr;           /* THRESH: thresholds per channel (levels = nthr + 1) */
     int K;              /* kh * kw * cin: the products each output sums */
+    int in0, in1;       /* the ops whose outputs it reads: in0 -1 for the image, in1 -1 for none */
+    int slot;           /* the activation buffer its output goes to (reused once every reader ran) */
     /* blobs, resolved to pointers into the model's bytes */
     const void *weights;      /* per output channel, in the kernel's encoding */
     const int32_t *bsum;      /* I8I8: sum of each channel's weights (may be NULL) */
@@ -115,6 +96,7 @@ typedef struct {
     int c, h, w;        /* input image */
     int nclass;
     int nops;
+    int nslots;         /* activation buffers the ops' outputs share */
     qatrt_op ops[QATRT_MAX_OPS];
     const void *data;   /* the file's bytes */
     size_t size;        /* bytes of the file */
@@ -154,6 +136,14 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws, size_t ws_size);
  * k: the kernel table (qatrt_kernels_for(qatrt_isa_select(NULL))). */
 qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, size_t ws_size, const uint8_t *images,
                        int n, int32_t *logits);
+
+/* The reference interpreter (refinterp.c, the one `qat export --format c`
+ * writes out): every op from its definition, one image at a time, on ws
+ * of qatrt_reference_workspace(m) bytes (8-byte aligned); the tests hold
+ * qatrt_run against it. */
+size_t qatrt_reference_workspace(const qatrt_model *m);
+qatrt_status qatrt_run_reference(const qatrt_model *m, void *ws, size_t ws_size, const uint8_t *images, int n,
+                                 int32_t *logits);
 
 /* CRC-32 (IEEE 802.3, the zlib one) of n bytes, continuing from crc (0 to start) */
 uint32_t qatrt_crc32(uint32_t crc, const void *data, size_t n);

@@ -8,13 +8,8 @@
 #include <string.h>
 
 #include "qatrt.h"
+#include "qnn_format.h"
 
-/* the op record's fields, as byte offsets (docs/format.md) */
-enum {
-    F_TYPE = 0, F_FLAGS = 4, F_CIN = 8, F_H = 12, F_W = 16, F_COUT = 20, F_OH = 24, F_OW = 28, F_KH = 32,
-    F_KW = 36, F_STRIDE = 40, F_PAD = 44, F_KERNEL = 48, F_STAGE = 52, F_NTHR = 56, F_RES0 = 60,
-    F_WEIGHTS = 64, F_BSUM = 72, F_THR = 80, F_LEVELS = 88, F_REQ = 96, F_LUT = 104, F_FLIP = 112, F_RES1 = 120
-};
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -184,42 +179,43 @@ static qatrt_status field(reader *r, size_t at, const char *name, uint32_t lo, u
  * against the op's shapes and against itself. */
 static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
 {
-    uint32_t off = rd32(r->base + at + F_WEIGHTS), size = rd32(r->base + at + F_WEIGHTS + 4);
-    if (size < 32)
+    uint32_t off = rd32(r->base + at + QNN_OP_WEIGHTS), size = rd32(r->base + at + QNN_OP_WEIGHTS + 4);
+    if (size < QNN_MB_TABLES)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its header alone takes 32",
-                    at + F_WEIGHTS + 4, size);
+                    at + QNN_OP_WEIGHTS + 4, size);
     const void *b;
-    qatrt_status st = blob(r, at + F_WEIGHTS, "weights", size, &b);
+    qatrt_status st = blob(r, at + QNN_OP_WEIGHTS, "weights", size, &b);
     if (st) return st;
     const uint8_t *p = b;
     size_t o = off;
-    uint32_t n = rd32(p), gc = rd32(p + 4), order = rd32(p + 8), imax = rd32(p + 12), np = rd32(p + 16);
+    uint32_t n = rd32(p + QNN_MB_N), gc = rd32(p + QNN_MB_GC), order = rd32(p + QNN_MB_ORDER), imax = rd32(p + QNN_MB_IMAX);
+    uint32_t np = rd32(p + QNN_MB_PLANES);
     /* n = 0: groups of unequal sizes, given by a table of offsets */
     if (gc < 1 || (n > 0 && (uint64_t)n * gc != (uint64_t)op->K) || (n == 0 && gc > (uint32_t)op->K))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: %u groups of %u weights per channel; this op has K = %d", o, gc, n,
                     op->K);
     if (order > 1 || (order == 1 && (n != (uint32_t)op->cin || gc != (uint32_t)(op->kh * op->kw))))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: element order %u with groups of %u; expected 0, or 1 with groups of "
-                    "one tap's %d channels", o + 8, order, n, op->cin);
+                    "one tap's %d channels", o + QNN_MB_ORDER, order, n, op->cin);
     if (imax < 1 || imax > 8)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: at most %u planes per group; expected 1..8", o + 12, imax);
-    for (size_t z = 20; z < 32; z++)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: at most %u planes per group; expected 1..8", o + QNN_MB_IMAX, imax);
+    for (size_t z = QNN_MB_RESERVED; z < QNN_MB_TABLES; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", o + z, p[z]);
-    uint64_t groups = (uint64_t)op->cout * gc, I_at = 32 + (n ? 0 : 4 * ((uint64_t)gc + 1));
+    uint64_t groups = (uint64_t)op->cout * gc, I_at = QNN_MB_TABLES + (n ? 0 : 4 * ((uint64_t)gc + 1));
     uint64_t chan_at = (I_at + groups + 3) / 4 * 4, bit0_at = chan_at + 4 * (uint64_t)op->cout;
     uint64_t coef_at = bit0_at + (n ? 0 : 4 * (uint64_t)op->cout), bits_at = coef_at + 2 * (uint64_t)np;
     if (bits_at > size)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its %llu groups and %u planes "
-                    "need %llu before the planes", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    "need %llu before the planes", at + QNN_OP_WEIGHTS + 4, size, (unsigned long long)groups, np,
                     (unsigned long long)bits_at);
     if (!n) {
-        if (rd32(p + 32) != 0 || rd32(p + 32 + 4 * (size_t)gc) != (uint32_t)op->K)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the group offsets run %u..%u; expected 0..%d (K)", o + 32,
-                        rd32(p + 32), rd32(p + 32 + 4 * (size_t)gc), op->K);
+        if (rd32(p + QNN_MB_TABLES) != 0 || rd32(p + QNN_MB_TABLES + 4 * (size_t)gc) != (uint32_t)op->K)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the group offsets run %u..%u; expected 0..%d (K)", o + QNN_MB_TABLES,
+                        rd32(p + QNN_MB_TABLES), rd32(p + QNN_MB_TABLES + 4 * (size_t)gc), op->K);
         for (uint64_t j = 1; j <= gc; j++)
-            if (rd32(p + 32 + 4 * j) <= rd32(p + 28 + 4 * j))
+            if (rd32(p + QNN_MB_TABLES + 4 * j) <= rd32(p + QNN_MB_TABLES - 4 + 4 * j))
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: group offset %u after %u; the offsets must increase",
-                            o + (size_t)(32 + 4 * j), rd32(p + 32 + 4 * j), rd32(p + 28 + 4 * j));
+                            o + (size_t)(QNN_MB_TABLES + 4 * j), rd32(p + QNN_MB_TABLES + 4 * j), rd32(p + QNN_MB_TABLES - 4 + 4 * j));
     }
     for (uint64_t z = I_at + groups; z < chan_at; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding byte is %u; expected 0", o + (size_t)z, p[z]);
@@ -253,19 +249,19 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
                             "its weights must fit int16", o + (size_t)(coef_at + 2 * q), (unsigned long long)j,
                             (unsigned long long)c, (long long)s);
             q += v;
-            bits += (uint64_t)v * (n ? n : rd32(p + 36 + 4 * j) - rd32(p + 32 + 4 * j));
+            bits += (uint64_t)v * (n ? n : rd32(p + QNN_MB_TABLES + 4 + 4 * j) - rd32(p + QNN_MB_TABLES + 4 * j));
             if (q > np)
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths up to group %llu of "
-                            "channel %llu add up to more", o + 16, np, (unsigned long long)j, (unsigned long long)c);
+                            "channel %llu add up to more", o + QNN_MB_PLANES, np, (unsigned long long)j, (unsigned long long)c);
         }
     }
     if (q != np)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths add up to %llu", o + 16, np,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the header says %u planes; the bitwidths add up to %llu", o + QNN_MB_PLANES, np,
                     (unsigned long long)q);
     uint64_t end = bits_at + (bits + 7) / 8;
     if (end != size || bits > UINT32_MAX)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; %llu groups and %u planes "
-                    "of %llu bits in all take %llu", at + F_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    "of %llu bits in all take %llu", at + QNN_OP_WEIGHTS + 4, size, (unsigned long long)groups, np,
                     (unsigned long long)bits, (unsigned long long)end);
     if (bits % 8 && (p[bits_at + bits / 8] >> (bits % 8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: bits past the last plane must be 0", o + (size_t)(bits_at + bits / 8));
@@ -279,117 +275,161 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
     return QATRT_OK;
 }
 
-static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_op *prev, const qatrt_model *m)
+/* the op whose levels op i reads: its input, through any max pools */
+static int producer(const qatrt_model *m, int i)
+{
+    int k = m->ops[i].in0;
+    while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k = m->ops[k].in0;
+    return k;
+}
+
+/* every output but the last op's is read by a later op; the outputs
+ * share buffers: op i's goes to the lowest slot whose output has had its
+ * last reader before i (a chain: two slots, in turn) */
+static qatrt_status assign_slots(qatrt_model *m, qatrt_error *err)
+{
+    int last[QATRT_MAX_OPS], owner[QATRT_MAX_OPS];
+    for (int i = 0; i < m->nops; i++) last[i] = -1, owner[i] = -1;
+    for (int j = 0; j < m->nops; j++) {
+        if (m->ops[j].in0 >= 0) last[m->ops[j].in0] = j;
+        if (m->ops[j].in1 >= 0) last[m->ops[j].in1] = j;
+    }
+    m->nslots = 0;
+    for (int i = 0; i < m->nops; i++) {
+        if (i + 1 < m->nops && last[i] < 0)
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: no op reads op %d's output",
+                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, i);
+        int s = 0;
+        while (s < m->nslots && owner[s] >= 0 && last[owner[s]] >= i) s++;
+        if (s == m->nslots) m->nslots++;
+        owner[s] = i;
+        m->ops[i].slot = s;
+    }
+    return QATRT_OK;
+}
+
+static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m, uint32_t version)
 {
     qatrt_status st;
     const uint8_t *p = r->base + at;
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
-    if ((st = field(r, at + F_TYPE, "the op type", 1, 3, &type)) || (st = field(r, at + F_FLAGS, "the flags", 0, 1, &flags)))
+    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, 3, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 1, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
-    for (size_t z = F_RES0; z < F_RES0 + 4; z++)
+    /* v3: the op names its input (0 the image, k op k - 1); v2: the op before it */
+    uint32_t in0 = version >= 3 ? rd32(p + QNN_OP_IN0) : (uint32_t)i, in1 = version >= 3 ? rd32(p + QNN_OP_IN1) : 0;
+    for (size_t z = QNN_OP_IN0; version < 3 && z < QNN_OP_IN0 + 4; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
-    for (size_t z = F_RES1; z < QATRT_OP_SIZE; z++)
+    for (size_t z = version >= 3 ? QNN_OP_RES1 : QNN_OP_IN1; z < QATRT_OP_SIZE; z++)
         if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
-    if ((st = field(r, at + F_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
-        (st = field(r, at + F_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
-        (st = field(r, at + F_W, "the input width", 1, QATRT_MAX_DIM, &op->w)) ||
-        (st = field(r, at + F_COUT, "the output channels", 1, QATRT_MAX_DIM, &op->cout)) ||
-        (st = field(r, at + F_OH, "the output height", 1, QATRT_MAX_DIM, &op->oh)) ||
-        (st = field(r, at + F_OW, "the output width", 1, QATRT_MAX_DIM, &op->ow)))
+    if (in0 > (uint32_t)i)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads input %u; expected 0 (the image) .. %d (an op before it)",
+                    at + QNN_OP_IN0, i, in0, i);
+    if (in1 != 0)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d has a second input (%u); its type takes one (expected 0)",
+                    at + QNN_OP_IN1, i, in1);
+    op->in0 = (int)in0 - 1;
+    op->in1 = -1;
+    const qatrt_op *prev = in0 ? &m->ops[in0 - 1] : NULL;
+    if ((st = field(r, at + QNN_OP_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
+        (st = field(r, at + QNN_OP_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
+        (st = field(r, at + QNN_OP_W, "the input width", 1, QATRT_MAX_DIM, &op->w)) ||
+        (st = field(r, at + QNN_OP_COUT, "the output channels", 1, QATRT_MAX_DIM, &op->cout)) ||
+        (st = field(r, at + QNN_OP_OH, "the output height", 1, QATRT_MAX_DIM, &op->oh)) ||
+        (st = field(r, at + QNN_OP_OW, "the output width", 1, QATRT_MAX_DIM, &op->ow)))
         return st;
-    /* the op's input is the image or the previous op's output */
+    /* the op's input is the image or an earlier op's output */
     int pc = prev ? prev->cout : m->c, ph = prev ? prev->oh : m->h, pw = prev ? prev->ow : m->w;
     if (op->cin != pc || op->h != ph || op->w != pw)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's input is [%d, %d, %d] but %s gives [%d, %d, %d]", at + F_CIN,
-                    i, op->cin, op->h, op->w, prev ? "the previous op" : "the model's image", pc, ph, pw);
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's input is [%d, %d, %d] but %s gives [%d, %d, %d]", at + QNN_OP_CIN,
+                    i, op->cin, op->h, op->w, prev ? "the op it reads" : "the model's image", pc, ph, pw);
     if (op->in_u8 != !prev)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: only the first op reads the uint8 image (flags bit 0 is %d for op %d)",
-                    at + F_FLAGS, op->in_u8, i);
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: only an op reading the image reads uint8 (flags bit 0 is %d for op %d)",
+                    at + QNN_OP_FLAGS, op->in_u8, i);
     if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", at + F_CIN, i);
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", at + QNN_OP_CIN, i);
 
     if (op->type == QATRT_OP_LUT) {
-        if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", at + F_TYPE);
+        if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", at + QNN_OP_TYPE);
         if (op->cout != op->cin || op->oh != op->h || op->ow != op->w)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op keeps its input's shape", at + F_COUT);
-        for (size_t z = F_KH; z < F_WEIGHTS; z++)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op keeps its input's shape", at + QNN_OP_COUT);
+        for (size_t z = QNN_OP_KH; z < QNN_OP_IN0; z++)
             if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a LUT op must be 0", at + z);
         const void *b;
-        if ((st = blob(r, at + F_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
+        if ((st = blob(r, at + QNN_OP_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
         op->lut = b;
-        for (size_t z = F_WEIGHTS; z < F_RES1; z += 8)
-            if (z != F_LUT && (st = blob(r, at + z, "unused", 0, &b))) return st;
+        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
+            if (z != QNN_OP_LUT && (st = blob(r, at + z, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
-    if ((st = field(r, at + F_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
-        (st = field(r, at + F_KW, "the kernel width", 1, (uint32_t)op->w, &op->kw)) ||
-        (st = field(r, at + F_STRIDE, "the stride", 1, QATRT_MAX_DIM, &op->stride)))
+    if ((st = field(r, at + QNN_OP_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
+        (st = field(r, at + QNN_OP_KW, "the kernel width", 1, (uint32_t)op->w, &op->kw)) ||
+        (st = field(r, at + QNN_OP_STRIDE, "the stride", 1, QATRT_MAX_DIM, &op->stride)))
         return st;
     if (op->type == QATRT_OP_MAXPOOL) {
-        if ((st = field(r, at + F_PAD, "the pad of a max pool", 0, 0, &op->pad))) return st;
-        if (op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image", at + F_FLAGS);
+        if ((st = field(r, at + QNN_OP_PAD, "the pad of a max pool", 0, 0, &op->pad))) return st;
+        if (op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image", at + QNN_OP_FLAGS);
         if (op->cout != op->cin)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool keeps the channel count (%d), found %d", at + F_COUT,
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool keeps the channel count (%d), found %d", at + QNN_OP_COUT,
                         op->cin, op->cout);
-    } else if ((st = field(r, at + F_PAD, "the pad", 0, (uint32_t)(op->kh < op->kw ? op->kh : op->kw) - 1, &op->pad)))
+    } else if ((st = field(r, at + QNN_OP_PAD, "the pad", 0, (uint32_t)(op->kh < op->kw ? op->kh : op->kw) - 1, &op->pad)))
         return st;
     int eh = (op->h + 2 * op->pad - op->kh) / op->stride + 1, ew = (op->w + 2 * op->pad - op->kw) / op->stride + 1;
     if (op->h + 2 * op->pad < op->kh || op->w + 2 * op->pad < op->kw || op->oh != eh || op->ow != ew)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: output %dx%d does not follow from input %dx%d, kernel %dx%d, stride %d, pad %d (expected %dx%d)",
-                    at + F_OH, op->oh, op->ow, op->h, op->w, op->kh, op->kw, op->stride, op->pad, eh, ew);
+                    at + QNN_OP_OH, op->oh, op->ow, op->h, op->w, op->kh, op->kw, op->stride, op->pad, eh, ew);
     const void *b;
     if (op->type == QATRT_OP_MAXPOOL) {
-        for (size_t z = F_KERNEL; z < F_RES0; z++)
+        for (size_t z = QNN_OP_KERNEL; z < QNN_OP_IN0; z++)
             if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a max pool must be 0", at + z);
-        for (size_t z = F_WEIGHTS; z < F_RES1; z += 8)
+        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
             if ((st = blob(r, at + z, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
     /* CONV */
     int kernel = 0, stage = 0;
-    if ((st = field(r, at + F_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
-        (st = field(r, at + F_STAGE, "the stage", 1, 2, &stage)))
+    if ((st = field(r, at + QNN_OP_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
+        (st = field(r, at + QNN_OP_STAGE, "the stage", 1, 2, &stage)))
         return st;
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
     if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B ||
                       ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + F_KERNEL,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + QNN_OP_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     if (op->kernel == QATRT_K_BIN && op->pad)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + F_PAD);
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + QNN_OP_PAD);
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
                op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B;
     if (op->kernel == QATRT_K_MB) {
         if ((st = read_mb(r, at, op))) return st;
-        op->weights = r->base + rd32(r->base + at + F_WEIGHTS);
-    } else if ((st = blob(r, at + F_WEIGHTS, "weights", op->wbytes, &op->weights))) {
+        op->weights = r->base + rd32(r->base + at + QNN_OP_WEIGHTS);
+    } else if ((st = blob(r, at + QNN_OP_WEIGHTS, "weights", op->wbytes, &op->weights))) {
         return st;
     }
-    if ((st = blob(r, at + F_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
+    if ((st = blob(r, at + QNN_OP_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;
-    if ((st = blob(r, at + F_LUT, "lut", 0, &b))) return st;
+    if ((st = blob(r, at + QNN_OP_LUT, "lut", 0, &b))) return st;
     if (op->stage == QATRT_STAGE_THRESH) {
-        if ((st = field(r, at + F_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
-        if ((st = blob(r, at + F_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
+        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
+        if ((st = blob(r, at + QNN_OP_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
         op->thr = b;
         /* the flip bits are optional: absent when no channel is flipped */
-        if (rd32(r->base + at + F_FLIP + 4) != 0) {
-            if ((st = blob(r, at + F_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
+        if (rd32(r->base + at + QNN_OP_FLIP + 4) != 0) {
+            if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
             op->flip = b;
-        } else if ((st = blob(r, at + F_FLIP, "flip bits", 0, &b))) {
+        } else if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b))) {
             return st;
         }
-        if ((st = blob(r, at + F_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
+        if ((st = blob(r, at + QNN_OP_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
         op->levels = b;
-        if ((st = blob(r, at + F_REQ, "requantization", 0, &b))) return st;
+        if ((st = blob(r, at + QNN_OP_REQ, "requantization", 0, &b))) return st;
         /* per channel ascending, as the kernels count them (thresh_levels) */
         for (int c = 0; c < op->cout; c++)
             for (int j = 1; j < op->nthr; j++) {
@@ -403,13 +443,13 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
                             (size_t)((const uint8_t *)(op->levels + j) - r->base), op->levels[j], op->levels[j - 1]);
     } else {
-        if ((st = field(r, at + F_NTHR, "the threshold count of a LOGITS stage", 0, 0, &op->nthr))) return st;
+        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS stage", 0, 0, &op->nthr))) return st;
         if (op->oh != 1 || op->ow != 1)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + F_OH,
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + QNN_OP_OH,
                         op->oh, op->ow);
-        if ((st = blob(r, at + F_THR, "thresholds", 0, &b)) || (st = blob(r, at + F_LEVELS, "levels", 0, &b)) ||
-            (st = blob(r, at + F_FLIP, "flip bits", 0, &b)) ||
-            (st = blob(r, at + F_REQ, "requantization", (size_t)op->cout * 16, &b)))
+        if ((st = blob(r, at + QNN_OP_THR, "thresholds", 0, &b)) || (st = blob(r, at + QNN_OP_LEVELS, "levels", 0, &b)) ||
+            (st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b)) ||
+            (st = blob(r, at + QNN_OP_REQ, "requantization", (size_t)op->cout * 16, &b)))
             return st;
         op->req = b;
         for (int c = 0; c < op->cout; c++) {
@@ -440,15 +480,16 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     if (size < QATRT_HEADER_SIZE + 4)
         return fail(err, QATRT_ERR_FORMAT, "byte %zu: the file ends inside the %d-byte header (and checksum)", size,
                     QATRT_HEADER_SIZE);
-    if (memcmp(p, QATRT_MAGIC, 8) != 0)
+    if (memcmp(p + QNN_H_MAGIC, QATRT_MAGIC, 8) != 0)
         return fail(err, QATRT_ERR_FORMAT, "byte 0: not a .qnn file (magic \"qat.qnn\\0\" expected)");
-    uint32_t version = rd32(p + 8);
-    if (version != QATRT_VERSION)
-        return fail(err, QATRT_ERR_VERSION, "byte 8: .qnn version %u; this runtime reads version %d", version, QATRT_VERSION);
-    uint64_t fsize = rd64(p + 40);
+    uint32_t version = rd32(p + QNN_H_VERSION);
+    if (version < QATRT_VERSION_MIN || version > QATRT_VERSION)
+        return fail(err, QATRT_ERR_VERSION, "byte %d: .qnn version %u; this runtime reads versions %d..%d (export the "
+                    "model again with this qat)", QNN_H_VERSION, version, QATRT_VERSION_MIN, QATRT_VERSION);
+    uint64_t fsize = rd64(p + QNN_H_FILE_SIZE);
     if (fsize != size)
-        return fail(err, QATRT_ERR_FORMAT, "byte 40: the header says the file has %llu bytes; it has %zu (truncated or padded?)",
-                    (unsigned long long)fsize, size);
+        return fail(err, QATRT_ERR_FORMAT, "byte %d: the header says the file has %llu bytes; it has %zu (truncated or padded?)",
+                    QNN_H_FILE_SIZE, (unsigned long long)fsize, size);
     uint32_t stored = rd32(p + size - 4), crc = qatrt_crc32(0, p, size - 4);
     if (stored != crc)
         return fail(err, QATRT_ERR_CHECKSUM, "byte %zu: CRC-32 is %08x; the bytes before it give %08x (the file is damaged)",
@@ -456,27 +497,27 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     reader r = {.base = p, .err = err};
     qatrt_status st;
     int hsz = 0, osz = 0;
-    if ((st = field(&r, 12, "the header size", QATRT_HEADER_SIZE, QATRT_HEADER_SIZE, &hsz)) ||
-        (st = field(&r, 16, "the op record size", QATRT_OP_SIZE, QATRT_OP_SIZE, &osz)) ||
-        (st = field(&r, 20, "the op count", 1, QATRT_MAX_OPS, &m->nops)) ||
-        (st = field(&r, 24, "the image channels", 1, QATRT_MAX_DIM, &m->c)) ||
-        (st = field(&r, 28, "the image height", 1, QATRT_MAX_DIM, &m->h)) ||
-        (st = field(&r, 32, "the image width", 1, QATRT_MAX_DIM, &m->w)) ||
-        (st = field(&r, 36, "the class count", 1, QATRT_MAX_DIM, &m->nclass)))
+    if ((st = field(&r, QNN_H_HEADER_SIZE, "the header size", QATRT_HEADER_SIZE, QATRT_HEADER_SIZE, &hsz)) ||
+        (st = field(&r, QNN_H_OP_SIZE, "the op record size", QATRT_OP_SIZE, QATRT_OP_SIZE, &osz)) ||
+        (st = field(&r, QNN_H_NOPS, "the op count", 1, QATRT_MAX_OPS, &m->nops)) ||
+        (st = field(&r, QNN_H_C, "the image channels", 1, QATRT_MAX_DIM, &m->c)) ||
+        (st = field(&r, QNN_H_H, "the image height", 1, QATRT_MAX_DIM, &m->h)) ||
+        (st = field(&r, QNN_H_W, "the image width", 1, QATRT_MAX_DIM, &m->w)) ||
+        (st = field(&r, QNN_H_NCLASS, "the class count", 1, QATRT_MAX_DIM, &m->nclass)))
         return st;
-    for (size_t z = 48; z < QATRT_HEADER_SIZE; z++)
+    for (size_t z = QNN_H_RESERVED; z < QATRT_HEADER_SIZE; z++)
         if (p[z]) return fail(err, QATRT_ERR_FORMAT, "byte %zu: reserved header byte is %u; expected 0", z, p[z]);
     size_t table_end = QATRT_HEADER_SIZE + (size_t)m->nops * QATRT_OP_SIZE;
     if (table_end > size - 4)
-        return fail(err, QATRT_ERR_FORMAT, "byte 20: %d op records need %zu bytes; the file has %zu before its checksum",
-                    m->nops, table_end, size - 4);
+        return fail(err, QATRT_ERR_FORMAT, "byte %d: %d op records need %zu bytes; the file has %zu before its checksum",
+                    QNN_H_NOPS, m->nops, table_end, size - 4);
     r.lo = table_end;
     r.hi = size - 4;
     for (int i = 0; i < m->nops; i++) {
-        const qatrt_op *prev = i ? &m->ops[i - 1] : NULL;
-        if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], prev, m))) return st;
-        if (i == 0 && m->ops[0].type == QATRT_OP_MAXPOOL)
-            return fail(err, QATRT_ERR_FORMAT, "byte %d: the first op cannot be a max pool", QATRT_HEADER_SIZE);
+        if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], m, version))) return st;
+        if (m->ops[i].in0 < 0 && m->ops[i].type == QATRT_OP_MAXPOOL)
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image",
+                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE);
         /* the binary and ternary kernels read +-1 / {-1, 0, 1} inputs: the
          * levels the previous op can produce must be of that set; and no
          * accumulator may overflow: K max|input| max|weight| < 2^31 */
@@ -484,8 +525,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         if (op->type == QATRT_OP_CONV) {
             int64_t amax = 255;
             if (!op->in_u8) {
-                int k = i - 1;
-                while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k--;
+                int k = producer(m, i);
                 amax = 0;
                 const int8_t *lv = m->ops[k].type == QATRT_OP_LUT ? m->ops[k].lut : m->ops[k].levels;
                 int nl = m->ops[k].type == QATRT_OP_LUT ? m->ops[k].cin * 256 : m->ops[k].nthr + 1;
@@ -493,12 +533,11 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
             }
             if ((int64_t)op->K * amax * weight_bound(op) > INT32_MAX)
                 return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld with the '%s' kernel's weights could overflow the int32 accumulator",
-                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_CIN, op->K, (long long)amax,
+                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_CIN, op->K, (long long)amax,
                             qatrt_kernel_name(op->kernel));
         }
         if (op->type == QATRT_OP_CONV && (op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER)) {
-            int k = i - 1;
-            while (k >= 0 && m->ops[k].type == QATRT_OP_MAXPOOL) k--;
+            int k = producer(m, i);
             int bad = k < 0;
             if (!bad && m->ops[k].type == QATRT_OP_LUT)
                 for (int v = 0; v < m->ops[k].cin * 256 && !bad; v++) bad = !level_fits(m->ops[k].lut[v], op->kernel);
@@ -506,7 +545,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
                 for (int j = 0; j <= m->ops[k].nthr && !bad; j++) bad = !level_fits(m->ops[k].levels[j], op->kernel);
             if (bad)
                 return fail(err, QATRT_ERR_FORMAT, "byte %zu: op %d's '%s' kernel needs %s inputs; op %d produces other levels",
-                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_KERNEL, i, qatrt_kernel_name(op->kernel),
+                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_KERNEL, i, qatrt_kernel_name(op->kernel),
                             op->kernel == QATRT_K_BIN ? "+-1" : "{-1, 0, 1}", k);
         }
     }
@@ -517,7 +556,8 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     for (int i = 0; i + 1 < m->nops; i++)
         if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage != QATRT_STAGE_THRESH)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: only the last op may give logits",
-                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + F_STAGE);
+                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_STAGE);
+    if ((st = assign_slots(m, err))) return st;
     for (int i = 0; i < m->nops; i++) {
         qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;

@@ -282,6 +282,90 @@ static void check_csource(const qat_export_result *r, const uint8_t *img, int n,
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
 }
 
+/* the runtime's reference interpreter (the exported C source's own) gives
+ * the logits the kernels gave */
+static void check_reference(const qatrt_model *rm, const uint8_t *img, int n, const int32_t *want, const char *what)
+{
+    size_t ws = qatrt_reference_workspace(rm);
+    void *w = aligned_alloc(64, (ws + 63) / 64 * 64);
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (size_t)rm->nclass);
+    CHECK(qatrt_run_reference(rm, w, ws, img, n, z) == QATRT_OK, "%s: reference run", what);
+    int bad = 0;
+    for (size_t i = 0; i < (size_t)n * (size_t)rm->nclass; i++) bad += z[i] != want[i];
+    CHECK(bad == 0, "%s: %d reference-interpreter logits differ from the kernels'", what, bad);
+    free(w);
+    free(z);
+}
+
+/* b (n bytes) with its checksum made right again */
+static void recrc(uint8_t *b, size_t n)
+{
+    uint32_t crc = qatrt_crc32(0, b, n - 4);
+    for (int z = 0; z < 4; z++) b[n - 4 + z] = (uint8_t)(crc >> (8 * z));
+}
+
+/* .qnn v3 (ops name their inputs) against v2 (chains): the same model
+ * written as v2 loads and gives the same logits; v3 input fields that
+ * break the graph, and unknown versions, are refused by byte */
+static void check_versions(const qat_export_result *r, const uint8_t *img, int n, const int32_t *want, const char *what)
+{
+    size_t sz = r->size;
+    uint8_t *b = aligned_alloc(64, (sz + 63) / 64 * 64);
+    qatrt_model m;
+    qatrt_error err;
+    memcpy(b, r->bytes, sz);
+    CHECK(b[QNN_H_VERSION] == 3 && qatrt_load(&m, b, sz, NULL) == QATRT_OK, "%s: not a v3 file", what);
+    int nops = m.nops;
+    /* v2: the version, and the input fields zero */
+    b[QNN_H_VERSION] = 2;
+    for (int i = 0; i < nops; i++) memset(b + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_IN0, 0, 4);
+    recrc(b, sz);
+    qatrt_status st = qatrt_load(&m, b, sz, &err);
+    CHECK(st == QATRT_OK, "%s: as v2: %s", what, err.msg);
+    if (st == QATRT_OK) {
+        int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (size_t)m.nclass);
+        size_t ws = qatrt_workspace_size(&m, n);
+        void *w = aligned_alloc(64, (ws + 63) / 64 * 64);
+        CHECK(qatrt_prepare(&m, w, ws) == QATRT_OK &&
+                  qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, n, z) == QATRT_OK,
+              "%s: v2 run", what);
+        int bad = 0;
+        for (size_t i = 0; i < (size_t)n * (size_t)m.nclass; i++) bad += z[i] != want[i];
+        CHECK(bad == 0, "%s: the v2 file gives %d other logits", what, bad);
+        free(z);
+        free(w);
+    }
+    /* in v2 the input field is reserved */
+    b[QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0] = 1;
+    recrc(b, sz);
+    CHECK(qatrt_load(&m, b, sz, &err) == QATRT_ERR_FORMAT && strstr(err.msg, "reserved"), "%s: v2 with an input: %s",
+          what, err.msg);
+    struct {
+        size_t at;
+        uint8_t val;
+        const char *want;
+    } bad[] = {
+        {QNN_H_VERSION, 4, "reads versions"},
+        {QNN_H_VERSION, 1, "reads versions"},
+        {QATRT_HEADER_SIZE + QNN_OP_IN0, 1, "expected 0 (the image)"}, /* op 0 reads itself */
+        {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0, 9, "expected 0 (the image)"}, /* a later op */
+        {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN1, 1, "second input"},
+        {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_RES1, 1, "reserved"},
+        /* op 1 reading the image: not uint8 (or a shape that differs) */
+        {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0, 0, "op 1"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        memcpy(b, r->bytes, sz);
+        b[bad[k].at] = bad[k].val;
+        recrc(b, sz);
+        st = qatrt_load(&m, b, sz, &err);
+        CHECK(st != QATRT_OK && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
+              "%s: v3 breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, k, bad[k].at, bad[k].val, (int)st,
+              err.msg, bad[k].want);
+    }
+    free(b);
+}
+
 /* truncations and flips: a clean status, never a crash; a flip with the
  * checksum repaired that still loads must run */
 static void check_hostile(const qat_export_result *r, const char *what)
@@ -586,6 +670,7 @@ static void test_unit(void)
             CHECK(r.exact == !uc->float_bits, "%s: exact flag %d", uc->name, r.exact);
             if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ from the float model's", uc->name, p.differ_far);
             else CHECK(p.differ <= n / 50, "%s: agreement too low (%d of %d differ)", uc->name, p.differ, n);
+            check_reference(&rm, img, n, il, uc->name);
             check_csource(&r, img, 40, il, uc->name);
             if (uc->empty) check_emptied(uc, &m, &o, &r, img, n, fl);
             if (getenv("QAT_QNN_OUT")) { /* seeds for scripts/fuzz-qnn */
@@ -594,6 +679,7 @@ static void test_unit(void)
                 CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
             }
             if (ci < 2) check_hostile(&r, uc->name);
+            if (ci < 2) check_versions(&r, img, n, il, uc->name);
             if (!strncmp(uc->name, "alq", 3))
                 printf("  %s: %d broken multi-bit blobs refused\n", uc->name, check_mb_hostile(&r, uc->name));
             ascend_checked += check_ascending(&r, uc->name);

@@ -1,0 +1,96 @@
+/* qnn_format.h: the .qnn layout as byte offsets, the one description the
+ * reader (runtime/qnn.c), the writer (export/lower.c) and the C-source
+ * generator share; docs/format.md explains each field. Little-endian
+ * throughout. */
+#ifndef QNN_FORMAT_H
+#define QNN_FORMAT_H
+
+/* the file: header, op records, blobs (each aligned), CRC-32 */
+#define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
+#define QATRT_VERSION 3     /* v3: ops name their inputs (a DAG); v2 files (chains) still load */
+#define QATRT_VERSION_MIN 2
+#define QATRT_HEADER_SIZE 64
+#define QATRT_OP_SIZE 128
+#define QATRT_ALIGN 64         /* every blob starts at a multiple of this */
+
+/* an op's type */
+typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt_op_type;
+
+/* which GEMM a CONV runs; it fixes how weights are stored and how the
+ * input is laid out for the kernel (kern.h encodings) */
+typedef enum {
+    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding);
+                      * each tap's channels padded to whole bytes (docs/format.md) */
+    QATRT_K_TER,     /* {-1, 0, 1} inputs x ternary or binary weights: two bit planes */
+    QATRT_K_I8T,     /* int8 inputs x ternary weights (bit planes) */
+    QATRT_K_U8I8,    /* uint8 image x int8 weights */
+    QATRT_K_I8I8,    /* int8 inputs x int8 weights */
+    QATRT_K_I16,     /* uint8 / int8 inputs widened x int16 weights */
+    QATRT_K_P2,      /* int8 inputs x power-of-two codes (shift-add) */
+    QATRT_K_U8B,     /* uint8 image x binary weights (a bit each; a first layer with large K) */
+    QATRT_K_MB,      /* int8 inputs (or the uint8 image) x multi-bit binary weights (ALQ): groups of
+                      * sign planes with int16 coefficients (kern.h qatrt_mb, docs/format.md) */
+    QATRT_K_COUNT
+} qatrt_kernel;
+
+/* what a CONV does with its accumulators */
+typedef enum { QATRT_STAGE_THRESH = 1, QATRT_STAGE_LOGITS = 2 } qatrt_stage;
+
+/* the file header (QATRT_HEADER_SIZE bytes) */
+enum {
+    QNN_H_MAGIC = 0,       /* 8 bytes: QATRT_MAGIC with its NUL */
+    QNN_H_VERSION = 8,     /* u32 */
+    QNN_H_HEADER_SIZE = 12, /* u32: QATRT_HEADER_SIZE */
+    QNN_H_OP_SIZE = 16,    /* u32: QATRT_OP_SIZE */
+    QNN_H_NOPS = 20,       /* u32: op records after the header */
+    QNN_H_C = 24,          /* u32: the image's channels, height, width */
+    QNN_H_H = 28,
+    QNN_H_W = 32,
+    QNN_H_NCLASS = 36,     /* u32: logits */
+    QNN_H_FILE_SIZE = 40,  /* u64: the whole file, checksum included */
+    QNN_H_RESERVED = 48    /* zero up to QATRT_HEADER_SIZE */
+};
+
+/* an op record (QATRT_OP_SIZE bytes) */
+enum {
+    QNN_OP_TYPE = 0,   /* u32 qatrt_op_type */
+    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image */
+    QNN_OP_CIN = 8,    /* u32 x 6: input channels, height, width; output channels, height, width */
+    QNN_OP_H = 12,
+    QNN_OP_W = 16,
+    QNN_OP_COUT = 20,
+    QNN_OP_OH = 24,
+    QNN_OP_OW = 28,
+    QNN_OP_KH = 32,    /* u32 x 4: kernel height, width, stride, zero padding */
+    QNN_OP_KW = 36,
+    QNN_OP_STRIDE = 40,
+    QNN_OP_PAD = 44,
+    QNN_OP_KERNEL = 48, /* u32 qatrt_kernel (CONV) */
+    QNN_OP_STAGE = 52,  /* u32 qatrt_stage (CONV) */
+    QNN_OP_NTHR = 56,   /* u32: thresholds per channel (THRESH) */
+    QNN_OP_IN0 = 60,    /* u32 (v3): the input, 0 the image, k op k - 1's output (k - 1 < this op); v2: zero */
+    /* blobs: u32 offset from the start of the file, u32 size */
+    QNN_OP_WEIGHTS = 64,
+    QNN_OP_BSUM = 72,
+    QNN_OP_THR = 80,
+    QNN_OP_LEVELS = 88,
+    QNN_OP_REQ = 96,
+    QNN_OP_LUT = 104,
+    QNN_OP_FLIP = 112,
+    QNN_OP_BLOBS_END = 120,
+    QNN_OP_IN1 = 120,   /* u32 (v3): a second input as IN0 (0: none; no op type takes one yet); v2: zero */
+    QNN_OP_RES1 = 124   /* zero up to QATRT_OP_SIZE */
+};
+
+/* the multi-bit weights blob's header (kernel QATRT_K_MB) */
+enum {
+    QNN_MB_N = 0,       /* u32: elements per group, 0: unequal groups (the offset table) */
+    QNN_MB_GC = 4,      /* u32: groups per channel */
+    QNN_MB_ORDER = 8,   /* u32: a row's element order, 0 (c, ky, kx) or 1 (ky, kx, c) */
+    QNN_MB_IMAX = 12,   /* u32: planes per group at most */
+    QNN_MB_PLANES = 16, /* u32: planes in all */
+    QNN_MB_RESERVED = 20,
+    QNN_MB_TABLES = 32  /* the offset table (n = 0), then the bitwidths */
+};
+
+#endif

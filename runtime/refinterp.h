@@ -1,0 +1,27 @@
+/* refinterp.h: the reference interpreter's op table (refinterp.c). */
+#ifndef QATC_REFINTERP_H
+#define QATC_REFINTERP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* one op of a .qnn file, its blobs as pointers (qnn_format.h values) */
+typedef struct {
+    int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;
+    int in0, slot; /* the op it reads (-1: the image), the buffer its output goes to */
+    const uint8_t *wt, *flip;
+    const int32_t *thr, *req;
+    const int8_t *levels, *lut;
+} qatc_op;
+
+#ifndef QATC_API
+#define QATC_API
+#endif
+
+/* Runs nops ops on one image (c h w bytes, CHW) into the last op's logits.
+ * workspace: nslots act_bytes bytes, act_bytes at least every op's output
+ * (cout oh ow bytes), a multiple of 8; op i's output is buffer slot. */
+QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const uint8_t *image,
+                           int32_t *logits, void *workspace);
+
+#endif
