@@ -131,6 +131,10 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
         if (o->type == QATRT_OP_CONV) {
             snprintf(name, sizeof name, "%s_w%d", prefix, i);
             emit_bytes(f, name, o->weights, o->wbytes);
+            if (o->table) {
+                snprintf(name, sizeof name, "%s_p%d", prefix, i);
+                emit_i32(f, name, o->table, (size_t)o->cin * 256);
+            }
             if (o->stage == QATRT_STAGE_THRESH) {
                 snprintf(name, sizeof name, "%s_t%d", prefix, i);
                 emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)o->nthr);
@@ -160,12 +164,14 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
             fprintf(f, "%s_w%d, ", prefix, i);
             if (o->flip) fprintf(f, "%s_f%d, ", prefix, i);
             else fprintf(f, "NULL, ");
-            if (o->stage == QATRT_STAGE_THRESH) fprintf(f, "%s_t%d, NULL, %s_l%d, NULL},\n", prefix, i, prefix, i);
-            else fprintf(f, "NULL, %s_q%d, NULL, NULL},\n", prefix, i);
+            if (o->stage == QATRT_STAGE_THRESH) fprintf(f, "%s_t%d, NULL, %s_l%d, NULL, ", prefix, i, prefix, i);
+            else fprintf(f, "NULL, %s_q%d, NULL, NULL, ", prefix, i);
+            if (o->table) fprintf(f, "%s_p%d},\n", prefix, i);
+            else fprintf(f, "NULL},\n");
         } else if (o->type == QATRT_OP_LUT) {
-            fprintf(f, "NULL, NULL, NULL, NULL, NULL, %s_u%d},\n", prefix, i);
+            fprintf(f, "NULL, NULL, NULL, NULL, NULL, %s_u%d, NULL},\n", prefix, i);
         } else {
-            fprintf(f, "NULL, NULL, NULL, NULL, NULL, NULL},\n");
+            fprintf(f, "NULL, NULL, NULL, NULL, NULL, NULL, NULL},\n");
         }
     }
     fputs("};\n\n", f);

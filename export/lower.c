@@ -684,6 +684,38 @@ static qatrt_kernel choose_kernel(const rt_tensor *in, const int32_t *wl, size_t
     return QATRT_K_I16;
 }
 
+/* A first layer's pixel table (T32): channel c's pixel p as the loader
+ * normalises it, x = (p / 255 - mean_c) / std_c in float, times 2^S and
+ * rounded, S as large as K |x| wmax < 2^31 allows (at most 30): a zero
+ * pad is the normalised 0 exactly, and the rounding, at most 2^-(S+1),
+ * is below float32's own at the pixel values (S >= 23 for a 3x3x3 layer of
+ * int8 weights up to 3). The table goes to *out (c x 256 int32); *xmax
+ * gets its largest |value|, *bits S. */
+static qat_status pixel_table(lowering *L, int K, int64_t wmax, int32_t **out, int64_t *xmax, int *bits)
+{
+    const qat_model *m = L->m;
+    double big = 0;
+    for (int c = 0; c < m->c; c++)
+        for (int p = 0; p < 256; p++) {
+            float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
+            big = fmax(big, fabs((double)qat_data_pixel((uint8_t)p, mu, sd)));
+        }
+    int S = 30;
+    while (S > 0 && (double)K * (double)(wmax ? wmax : 1) * ldexp(big, S) >= 2147483647.0) S--;
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)m->c * 256);
+    if (!t) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    *xmax = 0;
+    for (int c = 0; c < m->c; c++)
+        for (int p = 0; p < 256; p++) {
+            float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
+            t[c * 256 + p] = (int32_t)lrint(ldexp((double)qat_data_pixel((uint8_t)p, mu, sd), S));
+            *xmax = llabs((long long)t[c * 256 + p]) > *xmax ? llabs((long long)t[c * 256 + p]) : *xmax;
+        }
+    *out = t;
+    *bits = S;
+    return QAT_OK;
+}
+
 /* a conv2d or linear layer and what follows it up to the next one: one
  * CONV op (and the pools after its thresholds) */
 static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
@@ -701,17 +733,18 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     int K = cin * kh * kw, K0 = cin0 * kh * kw, taps = kh * kw;
     int oh = conv ? l->out->shape[2] : 1, ow = conv ? l->out->shape[3] : 1;
     if (!conv && (int)l->w->shape[1] != K0) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K0);
-    if (in->u8 && pad) return layer_error(l, "a first layer with padding is not supported (its zero padding is not an image value)");
-    if (in->u8 && m->c > 1 && L->o->std) {
-        for (int c = 1; c < m->c; c++)
-            if (L->o->std[c] != L->o->std[0] || L->o->mean[c] != L->o->mean[0])
-                return layer_error(l, "per-channel input normalisation with different values is not supported on a float-input first layer");
-    }
+    /* a first layer whose zero padding (0 after normalisation, not pixel 0)
+     * or per-channel normalisation the accumulator of raw pixels cannot
+     * express reads the pixels through a table of their normalised values
+     * in fixed point (T32) */
+    int t32 = in->u8 && pad > 0;
+    for (int c = 1; in->u8 && c < m->c && L->o->std; c++)
+        t32 |= L->o->std[c] != L->o->std[0] || L->o->mean[c] != L->o->mean[0];
     qat_status st = QAT_OK;
     int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * K0);
     double *sw = malloc(sizeof(double) * (size_t)cout), *wsum = calloc((size_t)cout, sizeof(double));
     int64_t *aoff = NULL;
-    int32_t *thr = NULL, *lev0 = NULL;
+    int32_t *thr = NULL, *lev0 = NULL, *table = NULL;
     uint8_t *flip = NULL, *keep = NULL;
     int *orows = NULL;
     tail tl;
@@ -761,8 +794,20 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     qatrt_kernel kern = alq ? QATRT_K_MB : choose_kernel(in, wl, nw, K, pad);
     int64_t wmax = 0;
     for (size_t i = 0; i < nw; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
-    int u8 = in->u8; /* the chain's accumulator: of raw pixels, or of levels times sa */
+    int u8 = in->u8; /* the chain's accumulator: of raw pixels, or of levels (or table values) times sa */
     double sa = in->sa;
+    if (t32) {
+        if (alq || !all_in(wl, nw, -128, 127, 0)) {
+            st = layer_error(l, "a first layer with padding or per-channel normalisation needs int8 weight levels (its "
+                                "pixels go through a table of their normalised values)");
+            goto done;
+        }
+        int S = 0;
+        if ((st = pixel_table(L, K, wmax, &table, &lmax, &S))) goto done;
+        kern = QATRT_K_T32;
+        u8 = 0;
+        sa = ldexp(1.0, -S);
+    }
     int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
     if (B >= INT32_MAX) {
         st = layer_error(l, "its accumulator could reach %lld, beyond int32", (long long)B);
@@ -875,6 +920,10 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         if ((st = encode_weights(L, op, kern, wl, cout2, K))) goto done;
         r->payload += ((size_t)cout2 * K * (size_t)bits_of(kern) + 7) / 8;
         r->weight_bytes += ((size_t)cout2 * K * (size_t)bits_of(kern) + 7) / 8;
+    }
+    if (table) {
+        if ((st = w_blob(&L->w, op, QNN_OP_LUT, table, sizeof(int32_t) * (size_t)m->c * 256))) goto done;
+        r->payload += sizeof(int32_t) * (size_t)m->c * 256;
     }
     r->float_bytes += (size_t)cout * K0 * 4;
     if (next_li >= 0) {
@@ -996,6 +1045,7 @@ done:
     free(keep);
     free(lev0);
     free(orows);
+    free(table);
     free(aoff);
     return st;
 }

@@ -50,6 +50,7 @@ static size_t a_row(const qatrt_op *op)
     case QATRT_K_BIN: return qatrt_weight_row(QATRT_K_BIN, op->kh * op->kw, op->cin);
     case QATRT_K_TER: return 2 * kw * 8;
     case QATRT_K_I16: return 2 * (size_t)op->K;
+    case QATRT_K_T32: return 4 * (size_t)op->K;
     default: return (size_t)op->K;
     }
 }
@@ -64,7 +65,7 @@ static int direct_input(const qatrt_op *op)
     if (op->kh != op->h || op->kw != op->w || op->pad != 0) return 0;
     switch (op->kernel) {
     case QATRT_K_BIN: return (size_t)op->h * op->w * cbytes(op->cin) == a_row(op);
-    case QATRT_K_TER: case QATRT_K_I16: return 0;
+    case QATRT_K_TER: case QATRT_K_I16: case QATRT_K_T32: return 0;
     case QATRT_K_MB: return mb_hwc(op); /* rows in (c, ky, kx) order are gathered */
     default: return 1;
     }
@@ -244,6 +245,25 @@ static void gather_bytes(const qatrt_op *op, const uint8_t *in, int oy, int ox, 
     }
 }
 
+/* a T32 row under (oy, ox): each tap's pixels through their channel's
+ * table; taps in the padding 0 (the normalised zero, exactly) */
+static void gather_table(const qatrt_op *op, const uint8_t *in, int oy, int ox, int32_t *row)
+{
+    int C = op->cin;
+    for (int ky = 0; ky < op->kh; ky++) {
+        int iy = oy * op->stride - op->pad + ky;
+        for (int kx = 0; kx < op->kw; kx++, row += C) {
+            int ix = ox * op->stride - op->pad + kx;
+            if (iy < 0 || iy >= op->h || ix < 0 || ix >= op->w) {
+                memset(row, 0, sizeof(int32_t) * (size_t)C);
+                continue;
+            }
+            const uint8_t *px = in + ((size_t)iy * op->w + (size_t)ix) * (size_t)C;
+            for (int c = 0; c < C; c++) row[c] = op->table[(size_t)c * 256 + px[c]];
+        }
+    }
+}
+
 /* the binary kernel's row under (oy, ox) from packed NHWC signs (a binary
  * layer has no padding): kh copies of kw pixels, then zero words' tail */
 static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row, size_t arow)
@@ -279,6 +299,7 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, cons
     case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
     case QATRT_K_U8B: k->u8bgemm_pk(M, N, K, A, arow, W, C, ldc); break;
     case QATRT_K_MB: k->mbgemm(M, N, K, A, arow, op->in_u8, &op->mb, C, ldc); break;
+    case QATRT_K_T32: k->i32i8gemm(M, N, K, A, arow / 4, W, op->wrow, C, ldc); break;
     default: break; /* the reader admits no other kernel */
     }
 }
@@ -308,6 +329,7 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
     }
     uint8_t *dst = col;
     if (op->pad == 0 && op->kernel != QATRT_K_BIN && op->kernel != QATRT_K_TER && op->kernel != QATRT_K_I16 &&
+        op->kernel != QATRT_K_T32 &&
         (op->kernel != QATRT_K_MB || mb_hwc(op))) {
         /* the common case in one tight loop: kh copies of kw pixels per row
          * (the shape in locals: the stores through dst could alias *op) */
@@ -346,6 +368,8 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                     size_t C = (size_t)op->cin, T = (size_t)op->kh * op->kw;
                     for (size_t r = 0; r < T; r++)
                         for (size_t ci = 0; ci < C; ci++) dst[ci * T + r] = gbuf[r * C + ci];
+                } else if (op->kernel == QATRT_K_T32) {
+                    gather_table(op, x, oy, ox, (int32_t *)(void *)dst);
                 } else if (op->kernel == QATRT_K_I16) {
                     gather_bytes(op, x, oy, ox, gbuf);
                     int16_t *d = (int16_t *)(void *)dst;

@@ -141,8 +141,16 @@ typedef struct {
      * guarantees the int32 range of C */
     void (*mbgemm)(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
                    size_t ldc);
+    /* int32 activations (a first layer's normalised pixels in fixed point)
+     * x int8 weights, as u8i8gemm; the caller guarantees the int32 range
+     * of every partial sum */
+    void (*i32i8gemm)(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                      size_t ldc);
 } qatrt_kernels;
 
+/* the AVX2 int32 x int8 kernel, shared by the AVX2 and AVX-512 tables */
+void qatrt_i32i8gemm_avx2(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                          size_t ldc);
 /* the AVX2 multi-bit kernel, shared by the AVX2 and AVX-512 tables */
 void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
                        size_t ldc);

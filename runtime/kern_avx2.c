@@ -565,6 +565,34 @@ void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_
     }
 }
 
+/* ---- int32 x int8 (a first layer's fixed-point pixels) ---------------------
+ * Eight products per VPMULLD, the weights widened from int8 (K is a first
+ * layer's kh kw C: small). */
+void qatrt_i32i8gemm_avx2(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                          size_t ldc)
+{
+    int K8 = K & ~7;
+    for (int m = 0; m < M; m++) {
+        const int32_t *a = A + (size_t)m * lda;
+        for (int n = 0; n < N; n++) {
+            const int8_t *b = B + (size_t)n * ldb;
+            __m256i acc = _mm256_setzero_si256();
+            for (int k = 0; k < K8; k += 8) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(a + k));
+                __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(b + k)));
+                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(x, w));
+            }
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+            /* int32 lanes wrap like the int64 sum truncated: the total fits */
+            uint32_t dot = (uint32_t)_mm_cvtsi128_si32(s);
+            for (int k = K8; k < K; k++) dot += (uint32_t)((int64_t)a[k] * b[k]);
+            C[(size_t)m * ldc + n] = (int32_t)dot;
+        }
+    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx2 = {
     .isa = QATRT_ISA_AVX2,
@@ -585,4 +613,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .thresh_bits = thresh_bits_avx2,
     .thresh_levels = qatrt_thresh_levels_ref,
     .mbgemm = qatrt_mbgemm_avx2,
+    .i32i8gemm = qatrt_i32i8gemm_avx2,
 };

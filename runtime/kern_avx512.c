@@ -1140,4 +1140,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .thresh_bits = thresh_bits_avx512,
     .thresh_levels = thresh_levels_avx512,
     .mbgemm = qatrt_mbgemm_avx2,
+    .i32i8gemm = qatrt_i32i8gemm_avx2,
 };

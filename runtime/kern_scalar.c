@@ -229,6 +229,21 @@ void qatrt_u8i8gemm_bits_via(const qatrt_kernels *kt, int M, int N, int K, const
 static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                                  const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo);
 
+/* the reference: int32 products summed in int64, as the caller's range
+ * guarantee makes them fit int32 */
+static void i32i8gemm_scalar(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                             size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int32_t *a = A + (size_t)m * lda;
+            const int8_t *b = B + (size_t)n * ldb;
+            int64_t dot = 0;
+            for (int k = 0; k < K; k++) dot += (int64_t)a[k] * b[k];
+            C[(size_t)m * ldc + n] = (int32_t)dot;
+        }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_scalar;
 /* the reference: every weight's sign read bit by bit, summed in int64 */
@@ -277,6 +292,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .thresh_bits = thresh_bits_scalar,
     .thresh_levels = qatrt_thresh_levels_ref,
     .mbgemm = mbgemm_scalar,
+    .i32i8gemm = i32i8gemm_scalar,
 };
 
 static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,

@@ -77,6 +77,7 @@ typedef struct {
     const int8_t *levels;     /* THRESH: nthr + 1 ascending levels */
     const int32_t *req;       /* LOGITS: per channel [mult, shift, bias_lo, bias_hi] */
     const int8_t *lut;        /* LUT: cin x 256 */
+    const int32_t *table;     /* T32 CONV: cin x 256, the image's pixel values as the kernel reads them */
     size_t wrow;              /* bytes per output channel's weights as the kernel reads them */
     size_t wbytes;            /* bytes of the weights blob in the file */
     int prep;                 /* 1: the file's dense bits are laid out in the workspace before the

@@ -65,7 +65,8 @@ const char *qatrt_kernel_name(qatrt_kernel k)
     static const char *const names[QATRT_K_COUNT] = {
         [QATRT_K_BIN] = "binary", [QATRT_K_TER] = "ternary", [QATRT_K_I8T] = "int8 x ternary",
         [QATRT_K_U8I8] = "uint8 x int8", [QATRT_K_I8I8] = "int8 x int8", [QATRT_K_I16] = "int16",
-        [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary", [QATRT_K_MB] = "multi-bit binary"};
+        [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary", [QATRT_K_MB] = "multi-bit binary",
+        [QATRT_K_T32] = "uint8 table x int8"};
     return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
 }
 
@@ -111,7 +112,7 @@ size_t qatrt_weight_bytes(qatrt_kernel k, int cout, int K)
     switch (k) {
     case QATRT_K_BIN: case QATRT_K_U8B: return (n + 7) / 8;
     case QATRT_K_TER: case QATRT_K_I8T: return 2 * ((n + 7) / 8);
-    case QATRT_K_U8I8: case QATRT_K_I8I8: return n;
+    case QATRT_K_U8I8: case QATRT_K_I8I8: case QATRT_K_T32: return n;
     case QATRT_K_I16: return 2 * n;
     case QATRT_K_P2: return (n + 1) / 2;
     default: return 0;
@@ -125,7 +126,7 @@ size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
     case QATRT_K_BIN: return ((size_t)taps * (((size_t)cin + 7) / 8) * 8 + 63) / 64 * 8;
     case QATRT_K_TER: case QATRT_K_I8T: return 2 * kw * 8;
     case QATRT_K_U8B: return kw * 8;
-    case QATRT_K_U8I8: case QATRT_K_I8I8: return K;
+    case QATRT_K_U8I8: case QATRT_K_I8I8: case QATRT_K_T32: return K;
     case QATRT_K_I16: return 2 * K;
     case QATRT_K_P2: return (K + 1) / 2;
     default: return 0;
@@ -396,7 +397,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
-    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B ||
+    if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B || op->kernel == QATRT_K_T32 ||
                       ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + QNN_OP_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
@@ -415,7 +416,10 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if ((st = blob(r, at + QNN_OP_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;
-    if ((st = blob(r, at + QNN_OP_LUT, "lut", 0, &b))) return st;
+    /* T32: the pixel table, int32 per channel and pixel value */
+    if ((st = blob(r, at + QNN_OP_LUT, "pixel table", op->kernel == QATRT_K_T32 ? (size_t)op->cin * 256 * 4 : 0, &b)))
+        return st;
+    op->table = b;
     if (op->stage == QATRT_STAGE_THRESH) {
         if ((st = field(r, at + QNN_OP_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
         if ((st = blob(r, at + QNN_OP_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
@@ -524,6 +528,13 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         qatrt_op *op = &m->ops[i];
         if (op->type == QATRT_OP_CONV) {
             int64_t amax = 255;
+            if (op->kernel == QATRT_K_T32) { /* its table's values, not the pixels */
+                amax = 0;
+                for (int v = 0; v < op->cin * 256; v++) {
+                    int64_t t = op->table[v] < 0 ? -(int64_t)op->table[v] : op->table[v];
+                    if (t > amax) amax = t;
+                }
+            }
             if (!op->in_u8) {
                 int k = producer(m, i);
                 amax = 0;

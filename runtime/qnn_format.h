@@ -30,6 +30,9 @@ typedef enum {
     QATRT_K_U8B,     /* uint8 image x binary weights (a bit each; a first layer with large K) */
     QATRT_K_MB,      /* int8 inputs (or the uint8 image) x multi-bit binary weights (ALQ): groups of
                       * sign planes with int16 coefficients (kern.h qatrt_mb, docs/format.md) */
+    QATRT_K_T32,     /* the uint8 image through a per-channel int32 table (the normalised pixel in fixed
+                      * point, so zero padding is exact) x int8 weights: a first layer with padding or
+                      * per-channel normalisation */
     QATRT_K_COUNT
 } qatrt_kernel;
 

@@ -66,7 +66,7 @@ static int32_t qatc_weight(const qatc_op *o, int c, int ci, int ky, int kx)
     case QATRT_K_TER: case QATRT_K_I8T: /* nonzero plane, then sign plane */
         if (!(o->wt[i / 8] >> (i % 8) & 1)) return 0;
         return (o->wt[plane + i / 8] >> (i % 8) & 1) ? -1 : 1;
-    case QATRT_K_U8I8: case QATRT_K_I8I8:
+    case QATRT_K_U8I8: case QATRT_K_I8I8: case QATRT_K_T32:
         return (int8_t)o->wt[i];
     case QATRT_K_I16: /* little-endian */
         return (int16_t)(uint16_t)(o->wt[2 * i] | o->wt[2 * i + 1] << 8);
@@ -82,6 +82,7 @@ static int32_t qatc_input(const qatc_op *o, const void *in, int c, int y, int x)
     size_t i;
     if (y < 0 || y >= o->h || x < 0 || x >= o->w) return 0;
     i = ((size_t)c * (size_t)o->h + (size_t)y) * (size_t)o->w + (size_t)x;
+    if (o->table) return o->table[(size_t)c * 256 + ((const uint8_t *)in)[i]];
     return o->in_u8 ? ((const uint8_t *)in)[i] : ((const int8_t *)in)[i];
 }
 

@@ -12,6 +12,7 @@ typedef struct {
     const uint8_t *wt, *flip;
     const int32_t *thr, *req;
     const int8_t *levels, *lut;
+    const int32_t *table; /* QATRT_K_T32: the image's pixel values per channel (256 each) */
 } qatc_op;
 
 #ifndef QATC_API

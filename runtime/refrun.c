@@ -23,7 +23,7 @@ static void reference_ops(const qatrt_model *m, qatc_op *ops)
                            .cout = o->cout, .oh = o->oh, .ow = o->ow, .kh = o->kh, .kw = o->kw, .stride = o->stride,
                            .pad = o->pad, .kernel = (int)o->kernel, .stage = (int)o->stage, .nthr = o->nthr,
                            .K = o->K, .in0 = o->in0, .slot = o->slot, .wt = o->weights, .flip = o->flip, .thr = o->thr, .req = o->req,
-                           .levels = o->levels, .lut = o->lut};
+                           .levels = o->levels, .lut = o->lut, .table = o->table};
     }
 }
 

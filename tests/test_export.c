@@ -516,6 +516,7 @@ typedef struct {
 } unit_case;
 
 #define NET "[net]\ndataset = mnist\nbatch = 64\nepochs = 1\nseed = 3\n"
+#define NETC "[net]\ndataset = cifar10\nbatch = 64\nepochs = 1\nseed = 3\n"
 
 static const unit_case cases[] = {
     {"bnn", NET "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
@@ -579,6 +580,20 @@ static const unit_case cases[] = {
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 3\nbias = 1\n[relu]\n[maxpool]\nsize = 2\n"
             "[linear]\noutput = 10\n[batchnorm]\n", 0, 1},
+    /* RGB images with per-channel normalisation (CIFAR-10's): first layers
+     * that read the pixels through a table of their normalised values
+     * (T32), with zero padding (the normalised 0, not pixel 0), a stride,
+     * +-1, AQE and DoReFa weights; a padded binary layer after one */
+    {"rgb_pad_bnn", NETC "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
+    {"rgb_pad_stride_aqe", NETC "[quant]\nweight = aqe\nact = aqe\nbits = 3\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nstride = 2\nbias = 0\n[batchnorm]\n[hardtanh]\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
+    {"rgb_dorefa", NETC "[quant]\nweight = dorefa\nact = dorefa\nbits = 2\n"
+            "[conv2d]\nfilters = 8\nsize = 5\nbias = 1\n[relu]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
 };
 
 /* the emptied channels of uc: exported with keep_emptied too, both in

@@ -779,8 +779,43 @@ static void test_mbgemm(void)
     printf("mbgemm: %d cases, every table against the expanded weights\n", cases);
 }
 
+/* int32 x int8 (a first layer's fixed-point pixels): every table against
+ * the int64 sum, K across the AVX2 width and its tails, values as large as
+ * the int32 range of the sum allows, extremes included */
+static void test_i32i8gemm(void)
+{
+    int cases = 0;
+    for (int K = 1; K <= 80; K += (K < 20 ? 1 : 7))
+        for (int mode = 0; mode < 2; mode++, cases++) {
+            int M = rnd_in(1, 6), N = rnd_in(1, 9);
+            size_t lda = (size_t)K + (size_t)rnd_in(0, 3), ldb = (size_t)K + (size_t)rnd_in(0, 5);
+            int32_t amax = (int32_t)(2147483000 / (128 * K)); /* the products' sum fits int32 */
+            int32_t *A = malloc(sizeof(int32_t) * lda * (size_t)M), *C = malloc(sizeof(int32_t) * (size_t)M * N);
+            int8_t *B = malloc(ldb * (size_t)N);
+            for (size_t i = 0; i < lda * (size_t)M; i++)
+                A[i] = mode ? (i % 2 ? amax : -amax) : (int32_t)(rnd() % (2 * (uint64_t)amax + 1)) - amax;
+            for (size_t i = 0; i < ldb * (size_t)N; i++) B[i] = mode ? (int8_t)(i % 2 ? -128 : 127) : (int8_t)rnd();
+            for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                qatrt_kernels_for((qatrt_isa)i)->i32i8gemm(M, N, K, A, lda, B, ldb, C, (size_t)N);
+                int bad = 0;
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++) {
+                        int64_t ref = 0;
+                        for (int k = 0; k < K; k++) ref += (int64_t)A[(size_t)m * lda + k] * B[(size_t)n * ldb + k];
+                        bad += C[(size_t)m * N + n] != ref;
+                    }
+                CHECK(bad == 0, "i32i8gemm %s: K %d M %d N %d mode %d: %d differ", qatrt_isa_name((qatrt_isa)i), K, M, N,
+                      mode, bad);
+            }
+            free(A), free(B), free(C);
+        }
+    printf("i32i8gemm: %d cases, every table against the int64 sum\n", cases);
+}
+
 int main(void)
 {
+    test_i32i8gemm();
     test_mbgemm();
     test_packing();
     test_select();
