@@ -32,6 +32,7 @@
 #include "export.h"
 #include "netcfg.h"
 #include "qatrt.h"
+#include "report.h"
 
 static const char usage_export[] =
     "usage: qat export CKPT -o OUT [--format qnn|c] [--float-layers int8|int16] [--data DIR]\n"
@@ -44,7 +45,8 @@ static const char usage_export[] =
     "training images, default 2048); the model is then approximate and --verify\n"
     "reports its agreement with the float model instead of parity.\n"
     "  --verify   run the float model and the .qnn on the test split (needs the data)\n"
-    "             and report the predictions that differ\n";
+    "             and report the predictions that differ (kept in OUT.verify.json\n"
+    "             for qat report --model)\n";
 
 static const char usage_infer[] =
     "usage: qat infer MODEL.qnn IMAGE... [--top K]\n"
@@ -132,9 +134,12 @@ static int argmax_i(const int32_t *z, int k)
 }
 
 /* the float model's and the runtime's predictions on the test split */
-static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test, const uint8_t *qnn, size_t size,
-                  int threads, int exact)
+static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test, const qat_export_result *r,
+                  int threads, const char *ckpt, const char *out)
 {
+    const uint8_t *qnn = r->bytes;
+    size_t size = r->size;
+    int exact = r->exact;
     qatrt_model rm;
     qatrt_error err;
     if (qatrt_load(&rm, qnn, size, &err) != QATRT_OK) {
@@ -170,6 +175,12 @@ static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test,
                n, (double)fcorrect / n, (double)icorrect / n, exact ? "parity:" : "agreement:", differ, n,
                differ - differ_far, near);
         if (exact && differ_far) rc = 1;
+        /* kept beside the model for qat report --model */
+        qat_verify_record vr = {.checkpoint = ckpt, .bytes = r->size, .weight_bytes = r->weight_bytes,
+                                .float_bytes = r->float_bytes, .exact = exact, .n = n, .differ = differ,
+                                .differ_ties = differ - differ_far, .float_acc = (double)fcorrect / n,
+                                .int_acc = (double)icorrect / n};
+        if (out && qat_report_write_verify(out, &vr) != QAT_OK) rc = fail();
     }
     free(fl);
     free(il);
@@ -306,7 +317,7 @@ int cmd_export(int argc, char **argv)
         printf("exact: every layer comes from its trained codebook; predictions match the float model's\n");
     else
         printf("approximate: quantized after training: %s\n", r.approx);
-    if (do_verify) rc = verify(&m, &net, &test, r.bytes, r.size, threads, r.exact);
+    if (do_verify) rc = verify(&m, &net, &test, &r, threads, ckpt, strcmp(format, "qnn") ? NULL : out);
 done:
     free(cx);
     qat_export_free(&r);

@@ -14,6 +14,7 @@
 
 #include "dst.h"
 #include "cli.h"
+#include "report.h"
 #include "trainer.h"
 
 
@@ -31,13 +32,14 @@ static const char usage_main[] =
     "  lloyd --bits N     DST's power-of-two activation error (Table 1)\n"
     "  export CKPT        lower a trained model to integer-only .qnn (or C source)\n"
     "  infer MODEL.qnn    run an exported model on images or a dataset's test split\n"
+    "  report RUN_DIR...  one HTML page of a run's charts (several runs overlaid)\n"
     "\n"
     "'qat COMMAND --help' describes a command's options.\n";
 
 static const char usage_train[] =
     "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
     "                        [--threads N] [--init-from CKPT | --resume CKPT [--override]] [--until N]\n"
-    "                        [--max-steps N] [--quiet]\n"
+    "                        [--max-steps N] [--quiet] [--report]\n"
     "\n"
     "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
     "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
@@ -58,7 +60,8 @@ static const char usage_train[] =
     "                  continue later with --resume)\n"
     "  --max-steps N   at most N steps per epoch and N batches per evaluation\n"
     "                  (smoke tests)\n"
-    "  --quiet         no progress output\n";
+    "  --quiet         no progress output\n"
+    "  --report        write OUT/report.html (qat report) after every epoch and at the end\n";
 
 static const char usage_eval[] =
     "usage: qat eval CKPT [--data DIR] [--json] [--threads N] [--batch B]\n"
@@ -140,7 +143,35 @@ int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched
 typedef struct {
     int tty, quiet;
     double last;
+    /* --report: OUT/report.html after every epoch */
+    const char *report_out, *out_dir, *command;
 } progress_ctx;
+
+/* the run's page (qat train --report); a failure is a warning while the
+ * run goes on */
+static int write_run_report(const progress_ctx *c)
+{
+    const char *runs[1] = {c->out_dir};
+    qat_report_opts ro = {.runs = runs, .nruns = 1, .out = c->report_out, .command = c->command};
+    if (qat_report_write(&ro) == QAT_OK) return 1;
+    fprintf(stderr, "%s: warning: the report: %s\n", prog, qat_last_error());
+    return 0;
+}
+
+/* argv as one line, arguments with spaces or quotes in single quotes */
+static void join_command(char *buf, size_t n, int argc, char **argv)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < argc && k + 1 < n; i++) {
+        const char *a = argv[i];
+        int quote = !*a || strpbrk(a, " \t\"'\\$`*?;&|<>()") != NULL;
+        k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? " " : "", quote ? "'" : "");
+        for (; *a && k + 5 < n; a++)
+            k += (size_t)(*a == '\'' ? snprintf(buf + k, n - k, "'\\''") : snprintf(buf + k, n - k, "%c", *a));
+        if (quote && k + 1 < n) k += (size_t)snprintf(buf + k, n - k, "'");
+    }
+}
 
 static void on_progress(void *ctx, const qat_progress *p)
 {
@@ -161,7 +192,10 @@ static void on_progress(void *ctx, const qat_progress *p)
 static void on_epoch(void *ctx, const qat_epoch_metrics *m)
 {
     progress_ctx *c = ctx;
-    if (c->quiet) return;
+    if (c->quiet) {
+        if (c->report_out) write_run_report(c);
+        return;
+    }
     if (c->tty) fprintf(stderr, "\r\033[K");
     fprintf(stderr, "epoch %d: lr %.3g train loss %.4f acc %.4f", m->epoch, m->lr, m->train_loss, m->train_acc);
     if (m->val_acc >= 0) fprintf(stderr, " | val acc %.4f", m->val_acc);
@@ -170,6 +204,7 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
     if (m->weight_bits >= 0) fprintf(stderr, " %.3f bits %.1f KB", m->weight_bits, m->weight_kb);
     fprintf(stderr, " | %.0f img/s %.1fs%s\n", m->images_per_s,
             m->seconds, m->best ? " *" : "");
+    if (c->report_out) write_run_report(c);
 }
 
 /* SIGINT / SIGTERM ask the trainer to stop between steps (every file it
@@ -194,15 +229,15 @@ static void catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int cmd_train(int argc, char **argv)
+static int cmd_train(int argc, char **argv, const char *command)
 {
     args a = {argc, 0, argv, usage_train, 0};
     qat_train_opts o = {0};
     o.seed = -1;
     o.threads = default_threads();
     long v;
-    int quiet = 0;
-    char outbuf[600];
+    int quiet = 0, report = 0;
+    char outbuf[600], reportbuf[700];
     for (a.i = 0; a.i < argc; a.i++) {
         const char *s = argv[a.i];
         int m = 0;
@@ -214,6 +249,8 @@ static int cmd_train(int argc, char **argv)
             quiet = 1;
         } else if (!strcmp(s, "--override")) {
             o.override_run = 1;
+        } else if (!strcmp(s, "--report")) {
+            report = 1;
         } else if ((val = opt_value(&a, "--data"))) {
             o.data_dir = val;
         } else if ((val = opt_value(&a, "--out"))) {
@@ -262,7 +299,12 @@ static int cmd_train(int argc, char **argv)
         snprintf(outbuf, sizeof outbuf, "runs/%.*s", (int)strcspn(base, "."), base);
         o.out_dir = outbuf;
     }
-    progress_ctx pc = {isatty(2), quiet, 0};
+    progress_ctx pc = {isatty(2), quiet, 0, NULL, o.out_dir, NULL};
+    if (report) {
+        snprintf(reportbuf, sizeof reportbuf, "%s/report.html", o.out_dir);
+        pc.report_out = reportbuf;
+    }
+    o.command = pc.command = command;
     catch_stop_signals();
     o.stop = &stop_flag;
     o.on_progress = on_progress;
@@ -270,6 +312,7 @@ static int cmd_train(int argc, char **argv)
     o.ctx = &pc;
     qat_train_result r;
     if (qat_train(&o, &r) != QAT_OK) return fail();
+    if (report && !write_run_report(&pc)) return 1;
     if (!quiet)
         fprintf(stderr, "done: %s on %s (%s), %d epochs, test acc %.4f, %.0f img/s, %.1f s, peak RSS %.0f MiB -> %s\n",
                 o.cfg_path, r.dataset, r.data_dir, r.epochs, r.test_acc, r.train_images_per_s, r.seconds,
@@ -350,28 +393,6 @@ static int load_model(const char *path, int batch, int threads, qat_model *m, qa
     return 1;
 }
 
-/* MINW-Net's Table I rules (aqe-minw-net.txt, Sec. IV): the operation
- * follows the smaller bit width of inputs and weights (<= 2 XNOR, 3 SHIFT;
- * with the other side in float, "... ADDER"; both float MAC), the
- * precision the larger (<= 2: 1-bit fixed, 3: 2-bit fixed, else float). */
-static const char *minw_operation(int m, int n)
-{
-    int lo = m < n ? m : n, hi = m < n ? n : m;
-    if (lo >= 16) return "MAC";
-    const char *op = lo <= 2 ? "XNOR" : lo == 3 ? "SHIFT" : "MAC";
-    if (hi >= 16) return lo <= 2 ? "XNOR ADDER" : lo == 3 ? "SHIFT ADDER" : "MAC";
-    return op;
-}
-
-static size_t layer_params(const qat_layer *l)
-{
-    size_t n = 0;
-    const qat_tensor *ts[4] = {l->w, l->b, l->gamma, l->beta};
-    for (int i = 0; i < 4; i++)
-        if (ts[i]) n += ts[i]->n;
-    return n;
-}
-
 static int cmd_summary(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') {
@@ -399,37 +420,14 @@ static int cmd_summary(int argc, char **argv)
     double packed = 0, full = 0;
     for (int i = 0; i < m.nlayers; i++) {
         const qat_layer *l = &m.layers[i];
-        char shape[64];
-        qat_tensor o = *l->out;
-        o.shape[0] = 1;
-        qat_tensor_shape_str(&o, shape, sizeof shape);
-        /* drop the batch from the shape: "[1, 20, 24, 24]" -> "[20, 24, 24]" */
-        char *p = strchr(shape, ',');
-        char out[64];
-        snprintf(out, sizeof out, "[%s", p ? p + 2 : shape + 1);
-        size_t np = layer_params(l);
-        char wq[32] = "-", aq[32] = "-";
-        /* weights at their bit width, everything else (BN, bias) as float32 */
-        double bits = 32.0 * (double)np;
-        int conv = l->w && (strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0);
-        if (conv) {
-            int wb = qat_qspec_bits(&l->wspec), ab = qat_qspec_bits(&l->aspec);
-            snprintf(aq, sizeof aq, "%s/%d", l->aspec.q ? l->aspec.q->name : "float", ab);
-            if (l->wq.out && l->wq.spec.q->avg_bits) { /* its own count: ALQ's average bits and storage */
-                snprintf(wq, sizeof wq, "%s/%.2f", l->wq.spec.q->name, qat_layer_weight_bits(l));
-                bits = bits - 32.0 * (double)l->w->n + (double)qat_qnode_storage_bits(&l->wq);
-            } else {
-                snprintf(wq, sizeof wq, "%s/%d", l->wspec.q ? l->wspec.q->name : "float", wb);
-                bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
-            }
-        }
-        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, out,
-               np, l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0,
-               conv ? minw_operation(qat_qspec_bits(&l->aspec), qat_qspec_bits(&l->wspec)) : "");
-        tp += np;
-        tm += l->macs;
-        packed += bits / 8.0;
-        full += 4.0 * (double)np;
+        qat_layer_row r;
+        qat_report_layer_row(l, &r);
+        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, r.out,
+               r.params, r.macs, r.wq, r.aq, r.bits / 8192.0, 32.0 * (double)r.params / 8192.0, r.op);
+        tp += r.params;
+        tm += r.macs;
+        packed += r.bits / 8.0;
+        full += 4.0 * (double)r.params;
     }
     size_t nb = m.g.nbuffers;
     printf("\ntotal: %zu trainable parameters, %lld MACs per image, %zu buffer values\n", tp, tm, nb);
@@ -577,6 +575,63 @@ static void choose_openblas_core(char **argv)
     /* exec failed: carry on with the slow kernels */
 }
 
+/* ---- report --------------------------------------------------------------- */
+static const char usage_report[] =
+    "usage: qat report RUN_DIR [RUN_DIR...] [-o OUT.html] [--model MODEL.qnn]\n"
+    "\n"
+    "Writes one self-contained HTML page (inline SVG, no script, no network) of\n"
+    "what the runs wrote: loss, accuracy, learning rate and images/s per epoch,\n"
+    "flip ratio, sparsity and bits per layer, weight and activation histograms\n"
+    "with the quantizer's levels, the layers' bits and storage, the config and\n"
+    "the command. Several runs: their curves overlaid and their final numbers.\n"
+    "  -o OUT.html       default: RUN_DIR/report.html for one run, report.html for several\n"
+    "  --model M.qnn     also the exported model's size, compression and the parity\n"
+    "                    'qat export --verify' recorded\n";
+
+static int cmd_report(int argc, char **argv)
+{
+    args a = {argc, 0, argv, usage_report, 0};
+    const char *out = NULL, *model = NULL;
+    const char **runs = calloc((size_t)argc + 1, sizeof *runs);
+    int nruns = 0;
+    char outbuf[4200];
+    if (!runs) return usage_error(usage_report, "%s", "out of memory");
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *s = argv[a.i], *val;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_report, stdout);
+            free(runs);
+            return 0;
+        } else if ((val = opt_value(&a, "-o")) || (val = opt_value(&a, "--out"))) {
+            out = val;
+        } else if ((val = opt_value(&a, "--model"))) {
+            model = val;
+        } else if (a.err) {
+            free(runs);
+            return a.err;
+        } else if (s[0] == '-') {
+            free(runs);
+            return usage_error(usage_report, "unknown option '%s'", s);
+        } else {
+            runs[nruns++] = s;
+        }
+    }
+    if (!nruns) {
+        free(runs);
+        return usage_error(usage_report, "%s", "missing RUN_DIR");
+    }
+    if (!out) {
+        snprintf(outbuf, sizeof outbuf, "%s%s", nruns == 1 ? runs[0] : "", nruns == 1 ? "/report.html" : "report.html");
+        out = outbuf;
+    }
+    qat_report_opts ro = {.runs = runs, .nruns = nruns, .out = out, .model = model};
+    qat_status st = qat_report_write(&ro);
+    free(runs);
+    if (st != QAT_OK) return fail();
+    printf("%s\n", out);
+    return 0;
+}
+
 /* ---- lloyd ---------------------------------------------------------------- */
 static const char usage_lloyd[] =
     "usage: qat lloyd --bits N [--q2 V] [--json]\n"
@@ -643,7 +698,12 @@ int main(int argc, char **argv)
         fputs(usage_main, stdout);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) {
+        char line[4096];
+        join_command(line, sizeof line, argc, argv);
+        return cmd_train(argc - 2, argv + 2, line);
+    }
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);

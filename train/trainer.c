@@ -506,6 +506,10 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     json_str(f, r->dataset);
     fprintf(f, ",\n  \"data_dir\": ");
     json_str(f, r->data_dir);
+    if (o->command) {
+        fprintf(f, ",\n  \"command\": ");
+        json_str(f, o->command);
+    }
     char a[40], b[40];
     fprintf(f,
             ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %s,\n  \"best_val_acc\": %s,\n"
