@@ -8,30 +8,24 @@
 # boxes that overlap or leave the chart) and the DOM it dumps is checked
 # here. A screenshot of the single-run page is taken (and copied to
 # SCREENSHOT.png when given: how docs/report.png is made).
-# Data: $QAT_DATA/mnist, else Debian's Fashion-MNIST; exit 77 (skip) without
-# chromium or data.
+# Data: $QAT_DATA/mnist, else Debian's Fashion-MNIST (tests/idx_data.sh);
+# exit 77 (skip) without chromium or data.
 set -uo pipefail
 qat=$1 root=$2 shot=${3:-}
 chrome=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$chrome" ] || { echo "skip: chromium is not installed (apt-get install chromium)"; exit 77; }
-if [ -n "${QAT_DATA:-}" ] && [ -d "$QAT_DATA/mnist" ]; then
-    datadir=$QAT_DATA/mnist data=(--data "$datadir")
-elif [ -d /usr/share/datasets/fashion-mnist ]; then
-    datadir=/usr/share/datasets/fashion-mnist data=(--dataset fashion-mnist --data "$datadir")
-else
-    echo "skip: neither \$QAT_DATA/mnist nor /usr/share/datasets/fashion-mnist (dataset-fashion-mnist)"; exit 77
-fi
+. "$root/tests/idx_data.sh"
 tmp=$(mktemp -d /tmp/qat-report-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export QAT_NO_REEXEC=1
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
-"$qat" train "$root/configs/mnist/lenet5_aqe_bnn.cfg" "${data[@]}" --epochs 5 --max-steps 20 --threads 2 --quiet \
+"$qat" train "$root/configs/mnist/lenet5_aqe_bnn.cfg" "${data_args[@]}" --epochs 5 --max-steps 20 --threads 2 --quiet \
     --report --out "$tmp/aqe" || { echo "FAIL: training aqe"; exit 1; }
-"$qat" train "$root/configs/mnist/lenet5_bnn.cfg" "${data[@]}" --epochs 3 --max-steps 20 --threads 2 --quiet \
+"$qat" train "$root/configs/mnist/lenet5_bnn.cfg" "${data_args[@]}" --epochs 3 --max-steps 20 --threads 2 --quiet \
     --out "$tmp/ste" || { echo "FAIL: training ste"; exit 1; }
-"$qat" export "$tmp/ste/last.ckpt" -o "$tmp/ste.qnn" --verify --data "$datadir" --threads 2 >"$tmp/export.txt" ||
+"$qat" export "$tmp/ste/last.ckpt" -o "$tmp/ste.qnn" --verify --data "$data" --threads 2 >"$tmp/export.txt" ||
     { cat "$tmp/export.txt"; echo "FAIL: export --verify"; exit 1; }
 [ -f "$tmp/ste.qnn.verify.json" ] || bad "export --verify wrote no $tmp/ste.qnn.verify.json"
 "$qat" report "$tmp/aqe" "$tmp/ste" --model "$tmp/ste.qnn" -o "$tmp/both.html" >/dev/null || { echo "FAIL: qat report"; exit 1; }

@@ -1,8 +1,9 @@
-/* test_train.c: the trainer on real MNIST ($QAT_DATA/mnist; exit 77 when it
- * is absent): 2 epochs straight and 1 + resume 1 give bit-identical
+/* test_train.c: the trainer on real MNIST ($QAT_DATA/mnist, else Debian's
+ * Fashion-MNIST; exit 77 when neither is there): 2 epochs straight and 1 + resume 1 give bit-identical
  * checkpoints; every config in configs/ trains a few steps (CIFAR-10 from
  * $QAT_DATA/cifar-10-batches-bin, CIFAR-100 from a synthetic copy); LeNet-5 fp32
- * reaches >= 98% test accuracy after one epoch. argv[1] is the source root. */
+ * reaches >= 98% test accuracy after one epoch on MNIST (>= 80% on
+ * Fashion-MNIST). argv[1] is the source root. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +16,16 @@
 
 static char root[512], mnist[600];
 
-static const char *data_dir; /* NULL: MNIST */
+static const char *data_dir; /* NULL: MNIST (or its fallback) */
+static const char *idx_name;  /* "mnist" or "fashion-mnist" (qat_test_idx_data) */
 
 static qat_status run_until(const char *cfg, const char *out, int epochs, int until, int max_steps,
                             const char *resume, qat_train_result *r)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", root, cfg);
-    qat_train_opts o = {.cfg_path = path, .data_dir = data_dir ? data_dir : mnist, .out_dir = out, .epochs = epochs,
-                        .seed = -1, .threads = 2, .resume = resume, .max_steps = max_steps, .until = until};
+    qat_train_opts o = {.cfg_path = path, .data_dir = data_dir ? data_dir : mnist,
+                        .dataset = data_dir ? NULL : idx_name, .out_dir = out, .epochs = epochs, .seed = -1, .threads = 2, .resume = resume, .max_steps = max_steps, .until = until};
     qat_status st = qat_train(&o, r);
     if (st != QAT_OK) printf("train %s: %s\n", cfg, qat_last_error());
     return st;
@@ -94,7 +96,7 @@ static void test_resume(const char *tmp)
     CHECK(run_until(cfg, c, 3, 1, 5, NULL, &r) == QAT_OK, "kept: first epoch");
     char path[700];
     snprintf(path, sizeof path, "%s/%s", root, cfg);
-    qat_train_opts ko = {.cfg_path = path, .data_dir = mnist, .out_dir = c, .seed = -1, .threads = 1,
+    qat_train_opts ko = {.cfg_path = path, .data_dir = mnist, .dataset = idx_name, .out_dir = c, .seed = -1, .threads = 1,
                          .threads_given = 1, .resume = cc};
     qat_status kst = qat_train(&ko, &r);
     CHECK(kst == QAT_ERR_ARG && strstr(qat_last_error(), "--threads 1 (the run has 2"), "other threads: %d %s", kst,
@@ -216,9 +218,11 @@ static void test_lenet_epoch(const char *tmp)
     snprintf(out, sizeof out, "%s/lenet-1epoch", tmp);
     qat_train_result r;
     CHECK(run("configs/mnist/lenet5_fp32.cfg", out, 1, 0, NULL, &r) == QAT_OK, "lenet epoch");
-    printf("LeNet-5 fp32, 1 epoch: test accuracy %.4f (%.0f images/s, peak RSS %.0f MiB)\n", r.test_acc,
-           r.train_images_per_s, r.peak_rss_mb);
-    CHECK(r.test_acc >= 0.98f, "LeNet-5 after one epoch: %.4f < 0.98", r.test_acc);
+    printf("LeNet-5 fp32 on %s, 1 epoch: test accuracy %.4f (%.0f images/s, peak RSS %.0f MiB)\n", idx_name,
+           r.test_acc, r.train_images_per_s, r.peak_rss_mb);
+    /* MNIST's number; Fashion-MNIST is harder (about 0.87 after one epoch) */
+    float want = strcmp(idx_name, "mnist") ? 0.80f : 0.98f;
+    CHECK(r.test_acc >= want, "LeNet-5 on %s after one epoch: %.4f < %.2f", idx_name, r.test_acc, want);
 }
 
 static volatile sig_atomic_t stop_now;
@@ -241,7 +245,7 @@ static void test_until_kept(const char *tmp)
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c);
     qat_train_result r;
     stop_now = 0;
-    qat_train_opts o = {.cfg_path = path, .data_dir = mnist, .out_dir = c, .epochs = 5, .until = 3, .seed = -1,
+    qat_train_opts o = {.cfg_path = path, .data_dir = mnist, .dataset = idx_name, .out_dir = c, .epochs = 5, .until = 3, .seed = -1,
                         .threads = 2, .max_steps = 4, .stop = &stop_now, .on_epoch = stop_after_first};
     qat_status st = qat_train(&o, &r);
     CHECK(st == QAT_ERR_INTERRUPTED && strstr(qat_last_error(), "interrupted in epoch 1"), "stop: %d %s", st,
@@ -358,16 +362,11 @@ int main(int argc, char **argv)
 {
     const char *data = getenv("QAT_DATA");
     snprintf(root, sizeof root, "%s", argc > 1 ? argv[1] : ".");
-    if (!data) {
-        printf("skip: QAT_DATA is not set\n");
+    if (!qat_test_idx_data(mnist, sizeof mnist, &idx_name)) {
+        printf("skip: %s\n", mnist);
         return 77;
     }
-    snprintf(mnist, sizeof mnist, "%s/mnist", data);
-    struct stat sb;
-    if (stat(mnist, &sb) != 0) {
-        printf("skip: %s not found\n", mnist);
-        return 77;
-    }
+    if (strcmp(idx_name, "mnist")) printf("note: no $QAT_DATA/mnist: training on %s (%s)\n", idx_name, mnist);
     char tmp[] = "/tmp/qat-train-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
     const char *only = argc > 2 ? argv[2] : "all";
@@ -375,7 +374,8 @@ int main(int argc, char **argv)
     if (!strcmp(only, "all") || !strcmp(only, "resume")) test_until_kept(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "configs")) test_configs(tmp, "mnist");
     int skip = 0;
-    if (!strcmp(only, "all") || !strcmp(only, "cifar_configs")) skip = test_cifar_configs(tmp, data) == 77;
+    if (!strcmp(only, "all") || !strcmp(only, "cifar_configs"))
+        skip = test_cifar_configs(tmp, data ? data : "") == 77;
     if (!strcmp(only, "all") || !strcmp(only, "lenet")) test_lenet_epoch(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "diverge")) test_diverge(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "aqe")) test_aqe(tmp);
