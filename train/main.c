@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -143,6 +144,9 @@ int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched
 typedef struct {
     int tty, quiet;
     double last;
+    int epoch;                 /* the epoch the bar shows, */
+    double epoch_start;        /* when it started, */
+    double epoch_seconds;      /* and how long the last whole one took (0: none yet) */
     /* --report: OUT/report.html after every epoch */
     const char *report_out, *out_dir, *command;
 } progress_ctx;
@@ -173,25 +177,53 @@ static void join_command(char *buf, size_t n, int argc, char **argv)
     }
 }
 
+/* "42s", "3m07s", "2h05m" */
+static void fmt_duration(char *b, size_t n, double s)
+{
+    int t = s > 0 && s < 3.6e8 ? (int)(s + 0.5) : 0; /* under 100000 hours */
+    if (t < 60) snprintf(b, n, "%ds", t);
+    else if (t < 3600) snprintf(b, n, "%dm%02ds", t / 60, t % 60);
+    else snprintf(b, n, "%dh%02dm", t / 3600, t % 3600 / 60);
+}
+
+/* on a terminal: one line redrawn, the epoch's bar with images/s and the
+ * time left in the epoch and in the run (the epochs still to come at the
+ * length of the last whole one, its evaluation included) */
 static void on_progress(void *ctx, const qat_progress *p)
 {
     progress_ctx *c = ctx;
     if (c->quiet || !c->tty) return;
     double now = qat_time_now();
+    if (p->step == 1 || c->epoch != p->epoch) { /* the clock of the epoch's steps starts after its first */
+        c->epoch = p->epoch;
+        c->epoch_start = now;
+    }
     if (p->step != p->steps && now - c->last < 0.1) return;
     c->last = now;
-    int width = 30, fill = (int)((double)width * p->step / p->steps);
-    char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : ' ';
+    int width = 20, fill = (int)((double)width * p->step / p->steps);
+    char bar[64], line[256], eta[32], run[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;
-    fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %.4f %.0f img/s ", p->epoch, p->epochs, bar, p->step,
-            p->steps, p->loss, p->acc, p->images_per_s);
+    int n = snprintf(line, sizeof line, "epoch %d/%d [%s] %d/%d loss %.4f acc %.4f %.0f img/s", p->epoch, p->epochs,
+                     bar, p->step, p->steps, p->loss, p->acc, p->images_per_s);
+    if (p->step > 1 && n > 0 && n < (int)sizeof line) {
+        double per_step = (now - c->epoch_start) / (p->step - 1), left = per_step * (p->steps - p->step);
+        double per_epoch = c->epoch_seconds > 0 ? c->epoch_seconds : per_step * p->steps;
+        fmt_duration(eta, sizeof eta, left);
+        fmt_duration(run, sizeof run, left + per_epoch * (p->epochs - p->epoch));
+        snprintf(line + n, sizeof line - (size_t)n, " ETA %s, run %s", eta, run);
+    }
+    /* one terminal line, or the carriage return would redraw only its end */
+    struct winsize ws;
+    int cols = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+    fprintf(stderr, "\r\033[K%.*s", cols - 1, line);
     fflush(stderr);
 }
 
 static void on_epoch(void *ctx, const qat_epoch_metrics *m)
 {
     progress_ctx *c = ctx;
+    c->epoch_seconds = m->seconds;
     if (c->quiet) {
         if (c->report_out) write_run_report(c);
         return;
@@ -299,7 +331,7 @@ static int cmd_train(int argc, char **argv, const char *command)
         snprintf(outbuf, sizeof outbuf, "runs/%.*s", (int)strcspn(base, "."), base);
         o.out_dir = outbuf;
     }
-    progress_ctx pc = {isatty(2), quiet, 0, NULL, o.out_dir, NULL};
+    progress_ctx pc = {.tty = isatty(2), .quiet = quiet, .out_dir = o.out_dir};
     if (report) {
         snprintf(reportbuf, sizeof reportbuf, "%s/report.html", o.out_dir);
         pc.report_out = reportbuf;
