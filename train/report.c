@@ -310,14 +310,19 @@ static void run_free(run *r)
     qat_cfg_free(&r->cfg);
 }
 
+/* RUN/name (read_text); path receives its path */
+static qat_status read_run_file(const run *r, const char *name, char path[1200], char **text, size_t *len, int *missing)
+{
+    snprintf(path, 1200, "%s/%s", r->dir, name);
+    return read_text(path, text, len, missing);
+}
+
 static qat_status read_metrics(run *r)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
-    char *text;
+    char path[1200], *text;
     size_t len;
     int missing;
-    qat_status st = read_text(path, &text, &len, &missing);
+    qat_status st = read_run_file(r, "metrics.jsonl", path, &text, &len, &missing);
     if (st) return st;
     if (missing) return qat_error_set(QAT_ERR_IO, "%s: not found: is %s a run folder (qat train --out)?", path, r->dir);
     int line = 0;
@@ -349,12 +354,10 @@ static qat_status read_metrics(run *r)
 
 static qat_status read_summary(run *r)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/summary.json", r->dir);
-    char *text;
+    char path[1200], *text;
     size_t len;
     int missing;
-    qat_status st = read_text(path, &text, &len, &missing);
+    qat_status st = read_run_file(r, "summary.json", path, &text, &len, &missing);
     if (st || missing) return st;
     st = json_parse(text, len, path, 1, &r->sum);
     r->has_sum = st == QAT_OK;
@@ -479,7 +482,7 @@ static qat_status run_read(run *r, const char *dir)
     snprintf(ckpt, sizeof ckpt, "%s/last.ckpt", dir);
     struct stat sb;
     if (stat(ckpt, &sb) != 0) {
-        snprintf(r->model_note, sizeof r->model_note, "%s: not there yet (written after the first epoch)", ckpt);
+        snprintf(r->model_note, sizeof r->model_note, "%s: not there (a run writes it after each epoch); the layer table, the quantizer levels and the config come from it", ckpt);
     } else if (qat_checkpoint_open_model(ckpt, 1, 1, &r->m, &r->cfg, &r->net) != QAT_OK) {
         snprintf(r->model_note, sizeof r->model_note, "%s", qat_last_error());
         qat_cfg_free(&r->cfg);
@@ -871,7 +874,7 @@ static void section_run(FILE *f, const run *r, int idx, const char *command)
     fprintf(f, "<h3>Config and command</h3>\n<p>Command: <code>");
     const char *cmd = r->has_sum ? jstr(&r->sum, "command") : NULL;
     if (!cmd) cmd = command;
-    qat_svg_escape(f, cmd ? cmd : "not recorded (summary.json, written when the run ends, keeps it)");
+    qat_svg_escape(f, cmd ? cmd : "not recorded (summary.json keeps it, written when a run ends)");
     fprintf(f, "</code></p>\n");
     if (r->has_model) {
         fprintf(f, "<pre class=\"config\">");
@@ -1001,7 +1004,7 @@ static const char page_style[] =
     ".grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:11px;color:#555}"
     "svg.chart{border:1px solid #ddd;background:#fff}"
     "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-    "td:nth-child(2),th:nth-child(2){text-align:left}"
+    "td:nth-child(2),th:nth-child(2),table.final td:first-child{text-align:left}table{margin-top:12px}"
     "pre.config{background:#f6f6f6;padding:8px;font-size:11px;max-height:420px;overflow:auto}"
     ".note{color:#555;font-size:12px}.swatch{display:inline-block;width:12px;height:12px;margin-right:6px}"
     "details{margin-top:16px}summary{cursor:pointer;font-weight:bold}";

@@ -62,7 +62,7 @@ static void axis_linear(axis *a, double lo, double hi, int from_zero, int intege
     a->log = 0;
     a->lo = floor(lo / step + 1e-9) * step;
     a->hi = ceil(hi / step - 1e-9) * step;
-    if (integer && !from_zero) { /* epochs: the axis starts at the first one, not at a rounded floor */
+    if (integer && !from_zero && step == 1) { /* a few epochs: the axis spans exactly the first to the last */
         a->lo = lo;
         a->hi = hi;
     }
@@ -116,6 +116,14 @@ static double legend_width(const char *label)
     return 30.0 + 6.2 * (double)strlen(label) + 14.0;
 }
 
+/* the legend's label of a series: none without a finite point */
+static const char *series_label(const qat_svg_series *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (isfinite(s->x[i]) && isfinite(s->y[i])) return s->label;
+    return NULL;
+}
+
 static void dash_attr(FILE *f, int dash)
 {
     if (dash == 1) fputs(" stroke-dasharray=\"6 3\"", f);
@@ -147,12 +155,18 @@ void qat_svg_chart_write(FILE *f, const qat_svg_chart *c, const qat_svg_series *
             if (s[k].n >= 2) half = 0.5 * fabs(s[k].x[1] - s[k].x[0]);
 
     /* legend rows under the x label */
-    int nleg = (c->nmarks > 0 && c->mark_label) ? 1 : 0;
-    for (int k = 0; k < ns; k++) nleg += s[k].label != NULL;
+    int nleg = (c->nmarks > 0 && c->mark_label) ? 1 : 0, maxpts = 0;
+    for (int k = 0; k < ns; k++) {
+        int pts = 0;
+        for (int i = 0; i < s[k].n; i++) pts += isfinite(s[k].x[i]) && isfinite(s[k].y[i]);
+        if (!pts) continue; /* a run that did not record it: no legend entry */
+        nleg += s[k].label != NULL;
+        maxpts = pts > maxpts ? pts : maxpts;
+    }
     int rows = 0;
     double used = W;
     for (int k = 0; k <= ns; k++) {
-        const char *lab = k < ns ? s[k].label : (c->nmarks > 0 ? c->mark_label : NULL);
+        const char *lab = k < ns ? series_label(&s[k]) : (c->nmarks > 0 ? c->mark_label : NULL);
         if (!lab) continue;
         double w = legend_width(lab);
         if (used + w > W - ml - mr) {
@@ -230,7 +244,7 @@ void qat_svg_chart_write(FILE *f, const qat_svg_chart *c, const qat_svg_series *
     /* the curves, clipped to the plot */
     fprintf(f, "<g class=\"series\">\n");
     for (int k = 0; k < ns; k++) {
-        int open = 0, npts = 0;
+        int open = 0;
         for (int i = 0; i < s[k].n; i++) {
             double xv = s[k].x[i], yv = s[k].y[i];
             if (!isfinite(xv) || !usable(yv, logy)) {
@@ -251,11 +265,10 @@ void qat_svg_chart_write(FILE *f, const qat_svg_chart *c, const qat_svg_series *
             } else {
                 fprintf(f, "%.1f,%.1f ", ml + pw * axis_pos(&ax, xv), py);
             }
-            npts++;
         }
         if (open) fputs("\"/>\n", f);
         /* few points: mark them, so a single epoch still shows */
-        if (!c->steps && npts <= 40)
+        if (!c->steps && maxpts <= 40)
             for (int i = 0; i < s[k].n; i++)
                 if (isfinite(s[k].x[i]) && usable(s[k].y[i], logy))
                     fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>", ml + pw * axis_pos(&ax, s[k].x[i]),
@@ -268,7 +281,7 @@ void qat_svg_chart_write(FILE *f, const qat_svg_chart *c, const qat_svg_series *
         fprintf(f, "<g class=\"legend\">\n");
         double x = W, y = H0 - 6;
         for (int k = 0; k <= ns; k++) {
-            const char *lab = k < ns ? s[k].label : (c->nmarks > 0 ? c->mark_label : NULL);
+            const char *lab = k < ns ? series_label(&s[k]) : (c->nmarks > 0 ? c->mark_label : NULL);
             if (!lab) continue;
             double w = legend_width(lab);
             if (x + w > W - mr) {
