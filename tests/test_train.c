@@ -5,6 +5,7 @@
  * reaches >= 98% test accuracy after one epoch on MNIST (>= 80% on
  * Fashion-MNIST). argv[1] is the source root. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,49 @@ static void test_lenet_epoch(const char *tmp)
     CHECK(r.test_acc >= want, "LeNet-5 on %s after one epoch: %.4f < %.2f", idx_name, r.test_acc, want);
 }
 
+/* A run given --dataset keeps it in its checkpoints: eval and export
+ * rebuild the model with that dataset and its normalisation, and find the
+ * test accuracy the run found (Debian's Fashion-MNIST for an MNIST config) */
+static void test_kept_dataset(const char *tmp)
+{
+    struct stat sb;
+    if (stat(QAT_TEST_FASHION_DIR, &sb) != 0) {
+        printf("skip part: %s is absent\n", QAT_TEST_FASHION_DIR);
+        return;
+    }
+    char out[700], ckpt[800], path[700];
+    snprintf(out, sizeof out, "%s/kept-dataset", tmp);
+    snprintf(ckpt, sizeof ckpt, "%s/last.ckpt", out);
+    snprintf(path, sizeof path, "%s/configs/mnist/lenet5_fp32.cfg", root);
+    qat_train_opts o = {.cfg_path = path, .data_dir = QAT_TEST_FASHION_DIR, .dataset = "fashion-mnist", .out_dir = out,
+                        .epochs = 1, .seed = -1, .threads = 2, .max_steps = 10};
+    qat_train_result r;
+    CHECK(qat_train(&o, &r) == QAT_OK, "fashion-mnist run: %s", qat_last_error());
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    float mean[3], sd[3], loss = -1, acc = -1;
+    qat_data_default_norm("fashion-mnist", mean, sd, 1);
+    qat_status ost = qat_checkpoint_open_model(ckpt, 256, 2, &m, &cfg, &net);
+    CHECK(ost == QAT_OK, "%s", qat_last_error());
+    if (ost != QAT_OK) return;
+    CHECK(!strcmp(net.dataset, "fashion-mnist") && net.mean[0] == mean[0] && net.std[0] == sd[0] && net.epochs == 1,
+          "the checkpoint of a --dataset fashion-mnist run opens as %s (mean %g, std %g), %d epochs", net.dataset,
+          net.mean[0], net.std[0], net.epochs);
+    qat_dataset train = {0}, test = {0};
+    CHECK(qat_data_load(&train, &test, net.dataset, QAT_TEST_FASHION_DIR) == QAT_OK, "%s", qat_last_error());
+    qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc);
+    /* the run evaluated 10 batches of 128 (--max-steps), eval the whole split: close, not equal */
+    CHECK(fabsf(acc - r.test_acc) < 0.05f, "fashion-mnist: eval of the checkpoint %.4f, the run's test %.4f", acc,
+          r.test_acc);
+    printf("kept dataset: the checkpoint opens on %s (mean %.4f), test accuracy %.4f (the run's %.4f)\n", net.dataset,
+           net.mean[0], acc, r.test_acc);
+    qat_dataset_free(&train);
+    qat_dataset_free(&test);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+}
+
 static volatile sig_atomic_t stop_now;
 
 static void stop_after_first(void *ctx, const qat_epoch_metrics *m)
@@ -372,6 +416,7 @@ int main(int argc, char **argv)
     const char *only = argc > 2 ? argv[2] : "all";
     if (!strcmp(only, "all") || !strcmp(only, "resume")) test_resume(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "resume")) test_until_kept(tmp);
+    if (!strcmp(only, "all") || !strcmp(only, "resume")) test_kept_dataset(tmp);
     if (!strcmp(only, "all") || !strcmp(only, "configs")) test_configs(tmp, "mnist");
     int skip = 0;
     if (!strcmp(only, "all") || !strcmp(only, "cifar_configs"))

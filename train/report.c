@@ -291,6 +291,8 @@ typedef struct {
     int nh;
     int has_model;
     char model_note[1400]; /* why the model is not there */
+    int epochs;           /* the run's epochs and dataset (its --epochs and --dataset too, */
+    char dataset[32];     /* qat_checkpoint_open_model), 0 and "" without a checkpoint */
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
@@ -488,6 +490,8 @@ static qat_status run_read(run *r, const char *dir)
         qat_cfg_free(&r->cfg);
     } else {
         r->has_model = 1;
+        r->epochs = r->net.epochs;
+        snprintf(r->dataset, sizeof r->dataset, "%s", r->net.dataset);
     }
     return QAT_OK;
 }
@@ -813,7 +817,7 @@ static void section_run(FILE *f, const run *r, int idx, const char *command)
     qat_svg_escape(f, r->label);
     fprintf(f, "</h2>\n<p>");
     const char *cfgp = r->has_sum ? jstr(&r->sum, "config") : NULL;
-    const char *ds = r->has_model ? r->net.dataset : r->has_sum ? jstr(&r->sum, "dataset") : NULL;
+    const char *ds = r->has_sum ? jstr(&r->sum, "dataset") : r->dataset[0] ? r->dataset : NULL;
     if (cfgp) {
         fprintf(f, "<code>");
         qat_svg_escape(f, cfgp);
@@ -823,7 +827,7 @@ static void section_run(FILE *f, const run *r, int idx, const char *command)
         fprintf(f, "on ");
         qat_svg_escape(f, ds);
     }
-    int total = r->has_model ? r->net.epochs : r->has_sum ? (int)jnum(&r->sum, "epochs") : 0;
+    int total = r->has_sum ? (int)jnum(&r->sum, "epochs") : r->epochs;
     fprintf(f, ": %d epoch%s recorded", r->nep, r->nep == 1 ? "" : "s");
     if (total > 0) fprintf(f, " of %d", total);
     if (!r->has_sum) fprintf(f, " (no summary.json: the run is going on, or stopped before its end)");
