@@ -81,7 +81,7 @@ while read -r l; do bad "two: $l"; done < <(grep '^chart ' "$tmp/two.check" | gr
 
 # the screenshot: a real picture of the single-run page
 timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/chrome" --hide-scrollbars \
-    --window-size=1480,1400 --screenshot="$tmp/report.png" "file://$tmp/aqe/report.html" >/dev/null 2>>"$tmp/chrome.log"
+    --window-size=1480,2500 --screenshot="$tmp/report.png" "file://$tmp/aqe/report.html" >/dev/null 2>>"$tmp/chrome.log"
 size=$(stat -c %s "$tmp/report.png" 2>/dev/null || echo 0)
 [ "$size" -gt 50000 ] || bad "the screenshot is $size bytes"
 [ -n "$shot" ] && [ "$size" -gt 0 ] && cp "$tmp/report.png" "$shot"
