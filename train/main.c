@@ -23,6 +23,7 @@
 
 /* ---- train --------------------------------------------------------------- */
 static char train_command[4096]; /* argv joined (join_command) */
+
 typedef struct {
     int tty, quiet;
     double last;
@@ -33,15 +34,19 @@ typedef struct {
     const char *report_out, *out_dir, *command;
 } progress_ctx;
 
-/* the run's page (qat train --report); a failure is a warning while the
- * run goes on */
-static int write_run_report(const progress_ctx *c)
+/* the run's page (qat train --report) */
+static qat_status write_run_report(const progress_ctx *c)
 {
     const char *runs[1] = {c->out_dir};
     qat_report_opts ro = {.runs = runs, .nruns = 1, .out = c->report_out, .command = c->command};
-    if (qat_report_write(&ro) == QAT_OK) return 1;
-    fprintf(stderr, "%s: warning: the report: %s\n", qat_cli_prog, qat_last_error());
-    return 0;
+    return qat_report_write(&ro);
+}
+
+/* after an epoch: a page that cannot be written is a warning, the run goes on */
+static void epoch_report(const progress_ctx *c)
+{
+    if (c->report_out && write_run_report(c) != QAT_OK)
+        fprintf(stderr, "%s: warning: the report: %s\n", qat_cli_prog, qat_last_error());
 }
 
 /* argv as one line, arguments with spaces or quotes in single quotes */
@@ -107,7 +112,7 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
     progress_ctx *c = ctx;
     c->epoch_seconds = m->seconds;
     if (c->quiet) {
-        if (c->report_out) write_run_report(c);
+        epoch_report(c);
         return;
     }
     if (c->tty) fprintf(stderr, "\r\033[K");
@@ -118,7 +123,7 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
     if (m->weight_bits >= 0) fprintf(stderr, " %.3f bits %.1f KB", m->weight_bits, m->weight_kb);
     fprintf(stderr, " | %.0f img/s %.1fs%s\n", m->images_per_s,
             m->seconds, m->best ? " *" : "");
-    if (c->report_out) write_run_report(c);
+    epoch_report(c);
 }
 
 /* SIGINT / SIGTERM ask the trainer to stop between steps (every file it
@@ -211,7 +216,7 @@ static int run_train(const qat_cli_command *c, qat_cli_val *v, int npos, char **
     o.ctx = &pc;
     qat_train_result r;
     if (qat_train(&o, &r) != QAT_OK) return qat_cli_fail();
-    if (report && !write_run_report(&pc)) return 1;
+    if (report && write_run_report(&pc) != QAT_OK) return qat_cli_fail(); /* the run is whole; its page is not */
     if (!quiet)
         fprintf(stderr, "done: %s on %s (%s), %d epochs, test acc %.4f, %.0f img/s, %.1f s, peak RSS %.0f MiB -> %s\n",
                 o.cfg_path, r.dataset, r.data_dir, r.epochs, r.test_acc, r.train_images_per_s, r.seconds,
