@@ -6,8 +6,9 @@
  *
  * Rates are effective MACs (M N K / seconds per call). OpenBLAS 0.3.21 falls
  * back to its SSE3 "Prescott" kernels on CPUs newer than it knows; the bench
- * then restarts itself once with OPENBLAS_CORETYPE set (QAT_NO_REEXEC=1 or an
- * explicit OPENBLAS_CORETYPE turns that off) so sgemm is at its best.
+ * then restarts itself once with OPENBLAS_CORETYPE set, as qat does
+ * (train/blascore.h; QAT_NO_REEXEC=1 or an explicit OPENBLAS_CORETYPE turns
+ * that off) so sgemm is at its best.
  * "_pk" kernels read weights packed once, as the runtime prepares them per
  * model; on AVX-512 each shape also reports the rate of a registers-only
  * VPXORQ + VPOPCNTQ + VPADDQ loop, the bound of the binary kernels. */
@@ -16,37 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "blascore.h"
 #include "kern.h"
-
-static void choose_openblas_core(char **argv)
-{
-    if (getenv("OPENBLAS_CORETYPE") || getenv("QAT_NO_REEXEC")) return;
-    const char *name = openblas_get_corename();
-    const char *core = NULL;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        core = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        core = "Haswell";
-#endif
-    /* Prescott: a CPU newer than OpenBLAS; Haswell or Zen: AVX2 kernels on a
-     * CPU with AVX-512 (Zen 4/5) */
-    if (!core || !name) return;
-    int known = strcasecmp(name, "Prescott") != 0;
-    int narrower = strcmp(core, "SkylakeX") == 0 && (strcasecmp(name, "Haswell") == 0 || strcasecmp(name, "Zen") == 0);
-    if (known && !narrower) return; /* OpenBLAS chose kernels as wide as the CPU's */
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("BENCH_KERNELS_RESTARTED", name, 1); /* for the report */
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the slow kernels, and say so below */
-    unsetenv("BENCH_KERNELS_RESTARTED");
-}
 
 static double now(void)
 {
@@ -271,7 +246,7 @@ static const shape shapes[] = {
 
 int main(int argc, char **argv)
 {
-    choose_openblas_core(argv);
+    qat_openblas_choose_core(argv);
     const char *json = NULL;
     int reps = 5;
     double min_s = 0.05;
@@ -291,7 +266,7 @@ int main(int argc, char **argv)
         return 2;
     }
     openblas_set_num_threads(1);
-    const char *env = getenv("OPENBLAS_CORETYPE"), *was = getenv("BENCH_KERNELS_RESTARTED");
+    const char *env = getenv("OPENBLAS_CORETYPE"), *was = getenv("QAT_OPENBLAS_PICKED");
     printf("sgemm: OpenBLAS core %s, 1 thread (OPENBLAS_CORETYPE=%s", openblas_get_corename(), env ? env : "unset");
     if (was) printf(", set by restarting: OpenBLAS had picked %s", was);
     printf(")\n");

@@ -2,11 +2,11 @@
 # tests/full_disk.sh QAT SRC_ROOT: every write qat train and qat export make,
 # under a file-size limit (ulimit -f) small enough to stop it at different
 # points, ends with exit 1, a message naming the file, no temporary file
-# left, and whatever checkpoint is there loadable. Needs MNIST ($QAT_DATA/mnist).
+# left, and whatever checkpoint is there loadable. Trains on $QAT_DATA/mnist,
+# else Debian's Fashion-MNIST (tests/idx_data.sh); exit 77 without either.
 set -uo pipefail
 qat=$1 root=$2
-data=${QAT_DATA:-}/mnist
-[ -n "${QAT_DATA:-}" ] && [ -d "$data" ] || { echo "skip: \$QAT_DATA/mnist not found"; exit 77; }
+. "$root/tests/idx_data.sh"
 tmp=$(mktemp -d /tmp/qat-full-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export QAT_NO_REEXEC=1
@@ -18,7 +18,7 @@ for kib in 0 1 1024 4096; do
     out=$tmp/run$kib
     mkdir -p "$out"
     # stderr through a pipe: the limit would stop a message written to a file too
-    ( ulimit -f "$kib"; exec "$qat" train "$cfg" --data "$data" --epochs 2 --max-steps 3 --threads 2 --quiet --out "$out" ) \
+    ( ulimit -f "$kib"; exec "$qat" train "$cfg" "${data_args[@]}" --epochs 2 --max-steps 3 --threads 2 --quiet --out "$out" ) \
         2>&1 >/dev/null | cat >"$tmp/err"
     rc=${PIPESTATUS[0]}
     msg=$(cat "$tmp/err")
@@ -40,7 +40,7 @@ for f in metrics.jsonl hist/conv1.weight.e001.csv; do
     out=$tmp/full-$(basename "$f")
     mkdir -p "$out/hist"
     ln -s /dev/full "$out/$f"
-    "$qat" train "$root/configs/mnist/lenet5_aqe_bnn.cfg" --data "$data" --epochs 1 --max-steps 3 --threads 2 --quiet \
+    "$qat" train "$root/configs/mnist/lenet5_aqe_bnn.cfg" "${data_args[@]}" --epochs 1 --max-steps 3 --threads 2 --quiet \
         --out "$out" 2>&1 >/dev/null | cat >"$tmp/err"
     rc=${PIPESTATUS[0]}
     if [ $rc -ne 1 ] || ! grep -q "$(basename "$f")" "$tmp/err" || ! grep -q "No space left" "$tmp/err"; then
@@ -51,7 +51,7 @@ for f in metrics.jsonl hist/conv1.weight.e001.csv; do
     echo "$f on a full disk: exit $rc: $(cat "$tmp/err")"
 done
 # export: the .qnn write
-"$qat" train "$cfg" --data "$data" --epochs 1 --max-steps 3 --threads 2 --quiet --out "$tmp/ok" || { echo "FAIL: run"; exit 1; }
+"$qat" train "$cfg" "${data_args[@]}" --epochs 1 --max-steps 3 --threads 2 --quiet --out "$tmp/ok" || { echo "FAIL: run"; exit 1; }
 ( ulimit -f 16; exec "$qat" export "$tmp/ok/last.ckpt" -o "$tmp/m.qnn" ) 2>&1 >/dev/null | cat >"$tmp/err"
 rc=${PIPESTATUS[0]}
 if [ $rc -ne 1 ] || ! grep -q "m.qnn" "$tmp/err" || [ -e "$tmp/m.qnn" ] || ls "$tmp" | grep -q 'm.qnn.tmp'; then

@@ -2,15 +2,15 @@
 # tests/kill_loop.sh QAT SRC_ROOT [TRIES]: qat train killed at random moments
 # (SIGKILL and SIGTERM, TRIES times) and resumed until it finishes must end
 # with the checkpoints of an uninterrupted run, byte for byte, metrics.jsonl with one line per epoch in order, and no
-# temporary file left. Needs MNIST ($QAT_DATA/mnist); exit 77 without it.
+# temporary file left. Trains on $QAT_DATA/mnist, else Debian's Fashion-MNIST
+# (tests/idx_data.sh); exit 77 without either.
 set -uo pipefail
 qat=$1 root=$2 tries=${3:-24}
-data=${QAT_DATA:-}/mnist
-[ -n "${QAT_DATA:-}" ] && [ -d "$data" ] || { echo "skip: \$QAT_DATA/mnist not found"; exit 77; }
+. "$root/tests/idx_data.sh"
 tmp=$(mktemp -d /tmp/qat-kill-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cfg=$root/tests/fixtures/train/lenet5_dropout.cfg
-args=(--data "$data" --epochs 4 --max-steps 30 --threads 2 --quiet)
+args=("${data_args[@]}" --epochs 4 --max-steps 30 --threads 2 --quiet)
 export QAT_NO_REEXEC=1
 "$qat" train "$cfg" "${args[@]}" --out "$tmp/straight" || { echo "FAIL: uninterrupted run"; exit 1; }
 RANDOM=7

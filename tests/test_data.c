@@ -1,6 +1,7 @@
 /* test_data.c: the data module on the real MNIST (through $QAT_DATA, the
- * folder that holds mnist/) and, if installed, Debian's Fashion-MNIST: known
- * sizes and first labels, the split, and a full background epoch.
+ * folder that holds mnist/) and, if installed, Debian's Fashion-MNIST (either
+ * one is enough): known sizes and first labels, the split, and a full
+ * background epoch.
  * Exit 0 pass, 1 fail, 77 skip (no dataset). */
 #include "dataset.h"
 
@@ -136,22 +137,28 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *root = getenv("QAT_DATA");
     char dir[4096];
-    if (!root || !root[0]) {
-        printf("skip: QAT_DATA is not set (point it at the folder that holds mnist/)\n");
-        return 77;
+    int ran = 0;
+    /* MNIST when $QAT_DATA has it; Debian's Fashion-MNIST in any case when
+     * installed, so a machine without $QAT_DATA still runs this test */
+    if (!root || !root[0])
+        printf("skip part: QAT_DATA is not set (point it at the folder that holds mnist/)\n");
+    else if (qat_data_locate("mnist", NULL, dir, sizeof dir) != QAT_OK)
+        printf("skip part: %s\n", qat_last_error());
+    else {
+        check_set("mnist", dir, 5, 7, mnist_train, mnist_test);
+        ran++;
     }
-    if (qat_data_locate("mnist", NULL, dir, sizeof dir) != QAT_OK) {
-        printf("skip: %s\n", qat_last_error());
-        return 77;
-    }
-    check_set("mnist", dir, 5, 7, mnist_train, mnist_test);
 
-    const char *fashion = "/usr/share/datasets/fashion-mnist";
     struct stat st;
-    if (stat(fashion, &st) == 0)
-        check_set("fashion-mnist", fashion, 9, 9, fashion_train, fashion_test); /* ankle boots */
-    else
-        printf("skip part: %s is absent (Debian package dataset-fashion-mnist)\n", fashion);
+    if (stat(QAT_TEST_FASHION_DIR, &st) == 0) {
+        check_set("fashion-mnist", QAT_TEST_FASHION_DIR, 9, 9, fashion_train, fashion_test); /* ankle boots */
+        ran++;
+    } else
+        printf("skip part: %s is absent (Debian package dataset-fashion-mnist)\n", QAT_TEST_FASHION_DIR);
+    if (!ran) {
+        printf("skip: neither MNIST nor Fashion-MNIST\n");
+        return 77;
+    }
 
     if (failures) {
         printf("test_data: %d failures\n", failures);

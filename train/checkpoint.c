@@ -229,6 +229,24 @@ qat_status qat_checkpoint_cfg(const qat_ckpt *ck, const char **text, size_t *len
     return QAT_OK;
 }
 
+qat_status qat_checkpoint_run_kept(const qat_ckpt *ck, int *epochs, char *dataset, size_t n)
+{
+    *epochs = 0;
+    dataset[0] = 0;
+    const qat_ckpt_record *r = qat_ckpt_find(ck, "qat.run");
+    if (!r) return QAT_OK;
+    qat_cfg rc;
+    memset(&rc, 0, sizeof rc);
+    const char *ds;
+    qat_status st = qat_cfg_parse_text(&rc, "qat.run", (const char *)r->data, r->nbytes);
+    if (st == QAT_OK && rc.nsec != 1) st = qat_error_set(QAT_ERR_FORMAT, "%s: bad qat.run", ck->path);
+    if (st == QAT_OK && !(st = qat_cfg_get_int(&rc, &rc.sec[0], "epochs", 0, 0, 1000000, epochs)) &&
+        !(st = qat_cfg_get_str(&rc, &rc.sec[0], "dataset", "", &ds)))
+        snprintf(dataset, n, "%s", ds);
+    qat_cfg_free(&rc);
+    return st ? qat_error_wrap(st, "%s", ck->path) : QAT_OK;
+}
+
 qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, qat_model *m, qat_cfg *cfg,
                                      qat_net_cfg *net)
 {
@@ -243,9 +261,18 @@ qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, q
     snprintf(name, sizeof name, "%s (stored config)", path);
     qat_layer *layers;
     int nlayers;
+    int epochs;
+    char dataset[32];
     if ((st = qat_checkpoint_cfg(&ck, &text, &len)) || (st = qat_cfg_parse_text(cfg, name, text, len)) ||
         (st = qat_netcfg_read(cfg, net, &layers, &nlayers)))
         goto done;
+    /* evaluated, exported and described with the data (and normalisation) it trained on */
+    if ((st = qat_checkpoint_run_kept(&ck, &epochs, dataset, sizeof dataset)) ||
+        (dataset[0] && strcmp(dataset, net->dataset) != 0 && (st = qat_netcfg_set_dataset(net, dataset, name)))) {
+        free(layers);
+        goto done;
+    }
+    if (epochs > 0) net->epochs = epochs;
     if ((st = qat_model_build(m, layers, nlayers, net->c, net->h, net->w, batch, threads, net->seed))) goto done;
     st = qat_checkpoint_load_model(&ck, m);
     if (st == QAT_OK) st = qat_checkpoint_classes(&ck, m->nclass, &m->class_names);

@@ -61,7 +61,13 @@ qat_status qat_checkpoint_load_train(const qat_ckpt *ck, qat_model *m, qat_optim
 /* The config text stored in the checkpoint (points into ck). */
 qat_status qat_checkpoint_cfg(const qat_ckpt *ck, const char **text, size_t *len);
 
-/* Reads a checkpoint and rebuilds its model from the stored config, with
+/* What a run given --epochs or --dataset kept of them (record qat.run): the
+ * epochs it runs and its dataset; *epochs = 0 and dataset "" for a
+ * checkpoint without the record. A bad record is QAT_ERR_FORMAT. */
+qat_status qat_checkpoint_run_kept(const qat_ckpt *ck, int *epochs, char *dataset, size_t n);
+
+/* Reads a checkpoint and rebuilds its model from the stored config (with
+ * the dataset its run trained on: a --dataset kept in qat.run), with
  * its weights, for `batch` images at a time. cfg and net receive the
  * parsed config (the caller frees cfg with qat_cfg_free). */
 qat_status qat_checkpoint_open_model(const char *path, int batch, int threads, qat_model *m, qat_cfg *cfg,

@@ -32,32 +32,38 @@
 #include "export.h"
 #include "netcfg.h"
 #include "qatrt.h"
+#include "report.h"
 
-static const char usage_export[] =
-    "usage: qat export CKPT -o OUT [--format qnn|c] [--float-layers int8|int16] [--data DIR]\n"
-    "                  [--calib N] [--prefix NAME] [--verify] [--threads N]\n"
-    "\n"
-    "Lowers the trained model in CKPT to an integer-only graph: OUT is a .qnn file\n"
-    "(--format qnn, the default) or a folder that receives model.h and model.c\n"
-    "(--format c). A layer the config leaves in float is refused unless\n"
-    "--float-layers quantizes it after training (its input ranges come from --calib\n"
-    "training images, default 2048); the model is then approximate and --verify\n"
-    "reports its agreement with the float model instead of parity.\n"
-    "  --verify   run the float model and the .qnn on the test split (needs the data)\n"
-    "             and report the predictions that differ\n";
+enum { EX_OUT, EX_FORMAT, EX_FLOAT_LAYERS, EX_DATA, EX_CALIB, EX_PREFIX, EX_VERIFY, EX_THREADS, EX_COUNT };
+static const qat_cli_opt export_opts[] = {
+    [EX_OUT] = {"--out", "-o", QAT_CLI_STR, "OUT", .shown = "none, required",
+                .help = "the .qnn file (--format qnn), or the folder that receives\nmodel.h and model.c (--format c)"},
+    [EX_FORMAT] = {"--format", NULL, QAT_CLI_STR, "qnn|c", .sdef = "qnn", .help = "what to write"},
+    [EX_FLOAT_LAYERS] = {"--float-layers", NULL, QAT_CLI_STR, "int8|int16", .shown = "none: a float layer is refused",
+                         .help = "quantize the layers the config leaves in float, after\ntraining (the model is then "
+                                 "approximate)"},
+    [EX_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .shown = "$QAT_DATA/<usual folder>, then ./data/<usual folder>",
+                 .help = "the dataset (for --verify and --float-layers)"},
+    [EX_CALIB] = {"--calib", NULL, QAT_CLI_INT, "N", 1, 1 << 20, .idef = 2048,
+                  .help = "training images that set --float-layers' input ranges"},
+    [EX_PREFIX] = {"--prefix", NULL, QAT_CLI_STR, "NAME", .sdef = "qat_model", .help = "--format c: the C names' prefix"},
+    [EX_VERIFY] = {"--verify", NULL, QAT_CLI_FLAG,
+                   .help = "run the float model and the .qnn on the test split (needs the data)\n"
+                           "and report the predictions that differ (kept in OUT.verify.json\n"
+                           "for qat report --model)"},
+    [EX_THREADS] = {"--threads", NULL, QAT_CLI_INT, "N", 1, 64, .shown = "all CPUs", .help = "threads"},
+};
+_Static_assert(sizeof export_opts / sizeof export_opts[0] == EX_COUNT, "one entry per option");
 
-static const char usage_infer[] =
-    "usage: qat infer MODEL.qnn IMAGE... [--top K]\n"
-    "       qat infer MODEL.qnn --data DIR [--batch B] [--threads T] [--json]\n"
-    "       qat infer RUN.ckpt IMAGE... [--top K]\n"
-    "\n"
-    "Runs an exported model with the integer runtime: on image files (PNG, JPEG,\n"
-    "PGM/PPM; size and channels must be the model's) printing the top classes, or\n"
-    "on the test split of the IDX dataset in DIR printing accuracy and images/s.\n"
-    "QATRT_ISA=scalar|avx2|avx512 forces a kernel set. Given a checkpoint, runs the\n"
-    "trained model itself (evaluation mode) and prints the top classes by name\n"
-    "with their softmax probabilities (names from the training set, kept in the\n"
-    "checkpoint).\n";
+enum { IN_TOP, IN_DATA, IN_BATCH, IN_THREADS, IN_JSON, IN_COUNT };
+static const qat_cli_opt infer_opts[] = {
+    [IN_TOP] = {"--top", NULL, QAT_CLI_INT, "K", 1, 1000, .idef = 3, .help = "classes printed per image"},
+    [IN_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .help = "an IDX dataset folder: accuracy on its test split"},
+    [IN_BATCH] = {"--batch", NULL, QAT_CLI_INT, "B", 1, 65536, .idef = 128, .help = "--data: images per run"},
+    [IN_THREADS] = {"--threads", NULL, QAT_CLI_INT, "T", 1, 64, .shown = "all CPUs", .help = "--data: threads"},
+    [IN_JSON] = {"--json", NULL, QAT_CLI_FLAG, .help = "--data: one JSON object instead of a sentence"},
+};
+_Static_assert(sizeof infer_opts / sizeof infer_opts[0] == IN_COUNT, "one entry per option");
 
 /* a .qnn larger than this is refused before it is read (a device such as
  * /dev/zero would otherwise be read until memory runs out) */
@@ -132,13 +138,16 @@ static int argmax_i(const int32_t *z, int k)
 }
 
 /* the float model's and the runtime's predictions on the test split */
-static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test, const uint8_t *qnn, size_t size,
-                  int threads, int exact)
+static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test, const qat_export_result *r,
+                  int threads, const char *ckpt, const char *out)
 {
+    const uint8_t *qnn = r->bytes;
+    size_t size = r->size;
+    int exact = r->exact;
     qatrt_model rm;
     qatrt_error err;
     if (qatrt_load(&rm, qnn, size, &err) != QATRT_OK) {
-        fprintf(stderr, "%s: error: the exported model does not load: %s\n", prog, err.msg);
+        fprintf(stderr, "%s: error: the exported model does not load: %s\n", qat_cli_prog, err.msg);
         return 1;
     }
     int n = test->n, K = m->nclass;
@@ -147,7 +156,7 @@ static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test,
     int rc = 0;
     if (!fl || !il || qat_export_float_logits(m, test->images, n, net->mean, net->std, fl) != QAT_OK ||
         qat_qnn_run(&rm, test->images, n, 256, threads, il) != QAT_OK) {
-        rc = fail();
+        rc = qat_cli_fail();
     } else {
         int differ = 0, near = 0, differ_far = 0, fcorrect = 0, icorrect = 0;
         for (int i = 0; i < n; i++) {
@@ -170,70 +179,40 @@ static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test,
                n, (double)fcorrect / n, (double)icorrect / n, exact ? "parity:" : "agreement:", differ, n,
                differ - differ_far, near);
         if (exact && differ_far) rc = 1;
+        /* kept beside the model for qat report --model */
+        qat_verify_record vr = {.checkpoint = ckpt, .bytes = r->size, .weight_bytes = r->weight_bytes,
+                                .float_bytes = r->float_bytes, .exact = exact, .n = n, .differ = differ,
+                                .differ_ties = differ - differ_far, .float_acc = (double)fcorrect / n,
+                                .int_acc = (double)icorrect / n};
+        if (out && qat_report_write_verify(out, &vr) != QAT_OK) rc = qat_cli_fail();
     }
     free(fl);
     free(il);
     return rc;
 }
 
-int cmd_export(int argc, char **argv)
+static int run_export(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    args a = {argc, 0, argv, usage_export, 0};
-    const char *ckpt = NULL, *out = NULL, *data = NULL, *format = "qnn", *prefix = "qat_model", *fl = NULL;
-    int threads = default_threads(), calib = 2048, do_verify = 0;
-    long v;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *s = argv[a.i], *val;
-        int mt = 0;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_export, stdout);
-            return 0;
-        } else if (!strcmp(s, "--verify")) {
-            do_verify = 1;
-        } else if ((val = opt_value(&a, "-o")) || (val = opt_value(&a, "--out"))) {
-            out = val;
-        } else if ((val = opt_value(&a, "--format"))) {
-            format = val;
-        } else if ((val = opt_value(&a, "--float-layers"))) {
-            fl = val;
-        } else if ((val = opt_value(&a, "--data"))) {
-            data = val;
-        } else if ((val = opt_value(&a, "--prefix"))) {
-            prefix = val;
-        } else if (a.err) {
-            return a.err;
-        } else if (!opt_int(&a, "--threads", 1, 64, &v, &mt)) {
-            return a.err;
-        } else if (mt) {
-            threads = (int)v;
-        } else if (!opt_int(&a, "--calib", 1, 1 << 20, &v, &mt)) {
-            return a.err;
-        } else if (mt) {
-            calib = (int)v;
-        } else if (s[0] == '-') {
-            return usage_error(usage_export, "unknown option '%s'", s);
-        } else if (!ckpt) {
-            ckpt = s;
-        } else {
-            return usage_error(usage_export, "unexpected argument '%s'", s);
-        }
-    }
-    if (!ckpt) return usage_error(usage_export, "%s", "missing CKPT");
-    if (!out) return usage_error(usage_export, "%s", "missing -o OUT");
+    (void)npos;
+    const char *ckpt = pos[0], *out = v[EX_OUT].s, *data = v[EX_DATA].s, *format = v[EX_FORMAT].s;
+    const char *prefix = v[EX_PREFIX].s, *fl = v[EX_FLOAT_LAYERS].s;
+    int threads = v[EX_THREADS].given ? (int)v[EX_THREADS].i : qat_cli_default_threads(), calib = (int)v[EX_CALIB].i;
+    int do_verify = v[EX_VERIFY].given;
+    if (!out) return qat_cli_usage_error(c, "missing -o OUT");
     if (strcmp(format, "qnn") && strcmp(format, "c"))
-        return usage_error(usage_export, "--format is qnn or c, not '%s'", format);
+        return qat_cli_usage_error(c, "--format is qnn or c, not '%s'", format);
     int float_bits = 0;
     if (fl && !strcmp(fl, "int8")) float_bits = 8;
     else if (fl && !strcmp(fl, "int16")) float_bits = 16;
-    else if (fl) return usage_error(usage_export, "--float-layers is int8 or int16, not '%s'", fl);
+    else if (fl) return qat_cli_usage_error(c, "--float-layers is int8 or int16, not '%s'", fl);
     for (const char *p = prefix; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9' && p != prefix) || *p == '_'))
-            return usage_error(usage_export, "--prefix must be a C identifier, not '%s'", prefix);
+            return qat_cli_usage_error(c, "--prefix must be a C identifier, not '%s'", prefix);
 
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
-    if (qat_checkpoint_open_model(ckpt, 256, threads, &m, &cfg, &net) != QAT_OK) return fail();
+    if (qat_checkpoint_open_model(ckpt, 256, threads, &m, &cfg, &net) != QAT_OK) return qat_cli_fail();
     qat_dataset train = {0}, test = {0};
     int rc = 0;
     float *cx = NULL;
@@ -243,7 +222,7 @@ int cmd_export(int argc, char **argv)
         char dir[512];
         if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
             qat_data_load_opts(&train, &test, net.dataset, dir, &net.data) != QAT_OK) {
-            rc = fail();
+            rc = qat_cli_fail();
             goto done;
         }
     }
@@ -252,7 +231,7 @@ int cmd_export(int argc, char **argv)
         size_t isz = (size_t)m.c * m.h * m.w;
         cx = malloc(sizeof(float) * isz * (size_t)n);
         if (!cx) {
-            fprintf(stderr, "%s: error: out of memory\n", prog);
+            fprintf(stderr, "%s: error: out of memory\n", qat_cli_prog);
             rc = 1;
             goto done;
         }
@@ -261,7 +240,7 @@ int cmd_export(int argc, char **argv)
         o.calib_n = n;
     }
     if (qat_export(&m, &o, &r) != QAT_OK) {
-        rc = fail();
+        rc = qat_cli_fail();
         goto done;
     }
     /* SIGINT/SIGTERM/SIGHUP wait until the write is whole (temporary file,
@@ -276,20 +255,20 @@ int cmd_export(int argc, char **argv)
         qat_status wst = qat_export_write_file(out, r.bytes, r.size);
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (wst != QAT_OK) {
-            rc = fail();
+            rc = qat_cli_fail();
             goto done;
         }
     } else {
         if (mkdir(out, 0777) != 0 && errno != EEXIST) {
             sigprocmask(SIG_SETMASK, &old, NULL);
-            fprintf(stderr, "%s: error: %s: cannot create the folder: %s\n", prog, out, strerror(errno));
+            fprintf(stderr, "%s: error: %s: cannot create the folder: %s\n", qat_cli_prog, out, strerror(errno));
             rc = 1;
             goto done;
         }
         qat_status wst = qat_export_csource(r.bytes, r.size, out, prefix);
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (wst != QAT_OK) {
-            rc = fail();
+            rc = qat_cli_fail();
             goto done;
         }
     }
@@ -306,7 +285,7 @@ int cmd_export(int argc, char **argv)
         printf("exact: every layer comes from its trained codebook; predictions match the float model's\n");
     else
         printf("approximate: quantized after training: %s\n", r.approx);
-    if (do_verify) rc = verify(&m, &net, &test, r.bytes, r.size, threads, r.exact);
+    if (do_verify) rc = verify(&m, &net, &test, &r, threads, ckpt, strcmp(format, "qnn") ? NULL : out);
 done:
     free(cx);
     qat_export_free(&r);
@@ -324,12 +303,12 @@ static int read_image_chw(const char *path, int c, int h, int w, uint8_t *out)
     int iw, ih, ich;
     unsigned char *px = stbi_load(path, &iw, &ih, &ich, 0);
     if (!px) {
-        fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", prog, path, stbi_failure_reason());
+        fprintf(stderr, "%s: error: %s: cannot read the image: %s\n", qat_cli_prog, path, stbi_failure_reason());
         return 1;
     }
     if (iw != w || ih != h || ich != c) {
         fprintf(stderr, "%s: error: %s: the image is %dx%d with %d channel%s; the model takes %dx%d with %d channel%s\n",
-                prog, path, iw, ih, ich, ich == 1 ? "" : "s", w, h, c, c == 1 ? "" : "s");
+                qat_cli_prog, path, iw, ih, ich, ich == 1 ? "" : "s", w, h, c, c == 1 ? "" : "s");
         stbi_image_free(px);
         return 1;
     }
@@ -349,13 +328,13 @@ static int infer_images(const qatrt_model *rm, char **paths, int n, int top)
     if (!img || !z) {
         free(img);
         free(z);
-        fprintf(stderr, "%s: error: out of memory\n", prog);
+        fprintf(stderr, "%s: error: out of memory\n", qat_cli_prog);
         return 1;
     }
     for (int i = 0; i < n && !rc; i++) {
         if ((rc = read_image_chw(paths[i], rm->c, rm->h, rm->w, img))) break;
         if (qat_qnn_run(rm, img, 1, 1, 1, z) != QAT_OK) {
-            rc = fail();
+            rc = qat_cli_fail();
             break;
         }
         printf("%s:", paths[i]);
@@ -391,13 +370,13 @@ static int infer_checkpoint(const char *path, char **paths, int n, int top)
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
-    if (qat_checkpoint_open_model(path, 1, 1, &m, &cfg, &net) != QAT_OK) return fail();
+    if (qat_checkpoint_open_model(path, 1, 1, &m, &cfg, &net) != QAT_OK) return qat_cli_fail();
     size_t hw = (size_t)m.h * m.w;
     uint8_t *img = malloc((size_t)m.c * hw);
     float *x = malloc(sizeof(float) * (size_t)m.c * hw), *p = malloc(sizeof(float) * (size_t)m.nclass);
     int rc = 0;
     if (!img || !x || !p) {
-        fprintf(stderr, "%s: error: out of memory\n", prog);
+        fprintf(stderr, "%s: error: out of memory\n", qat_cli_prog);
         rc = 1;
     }
     for (int i = 0; i < n && !rc; i++) {
@@ -429,66 +408,28 @@ static int infer_checkpoint(const char *path, char **paths, int n, int top)
     return rc;
 }
 
-int cmd_infer(int argc, char **argv)
+static int run_infer(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    args a = {argc, 0, argv, usage_infer, 0};
-    const char *model = NULL, *data = NULL;
-    int threads = default_threads(), batch = 128, json = 0, top = 3, nimg = 0;
-    char **imgs = calloc((size_t)argc + 1, sizeof *imgs);
-    long v;
-    if (!imgs) return 1;
+    const char *model = pos[0], *data = v[IN_DATA].s;
+    int threads = v[IN_THREADS].given ? (int)v[IN_THREADS].i : qat_cli_default_threads();
+    int batch = (int)v[IN_BATCH].i, json = v[IN_JSON].given, top = (int)v[IN_TOP].i, nimg = npos - 1;
+    char **imgs = pos + 1;
     int rc = 0;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *s = argv[a.i], *val;
-        int mt = 0;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_infer, stdout);
-            free(imgs);
-            return 0;
-        } else if (!strcmp(s, "--json")) {
-            json = 1;
-        } else if ((val = opt_value(&a, "--data"))) {
-            data = val;
-        } else if (a.err) {
-            rc = a.err;
-        } else if (!opt_int(&a, "--threads", 1, 64, &v, &mt)) {
-            rc = a.err;
-        } else if (mt) {
-            threads = (int)v;
-        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &mt)) {
-            rc = a.err;
-        } else if (mt) {
-            batch = (int)v;
-        } else if (!opt_int(&a, "--top", 1, 1000, &v, &mt)) {
-            rc = a.err;
-        } else if (mt) {
-            top = (int)v;
-        } else if (s[0] == '-') {
-            rc = usage_error(usage_infer, "unknown option '%s'", s);
-        } else if (!model) {
-            model = s;
-        } else {
-            imgs[nimg++] = argv[a.i];
-        }
-        if (rc) break;
-    }
-    if (!rc && !model) rc = usage_error(usage_infer, "%s", "missing MODEL.qnn");
     if (!rc && is_checkpoint(model)) {
-        if (data) rc = usage_error(usage_infer, "%s", "a checkpoint runs on IMAGE files (its test accuracy: qat eval CKPT)");
-        else if (nimg == 0) rc = usage_error(usage_infer, "%s", "give IMAGE files");
+        if (data) rc = qat_cli_usage_error(c, "a checkpoint runs on IMAGE files (its test accuracy: qat eval CKPT)");
+        else if (nimg == 0) rc = qat_cli_usage_error(c, "give IMAGE files");
         else rc = infer_checkpoint(model, imgs, nimg, top);
-        free(imgs);
         return rc;
     }
-    if (!rc && !data && nimg == 0) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR");
-    if (!rc && data && nimg) rc = usage_error(usage_infer, "%s", "give IMAGE files or --data DIR, not both");
+    if (!rc && !data && nimg == 0) rc = qat_cli_usage_error(c, "give IMAGE files or --data DIR");
+    if (!rc && data && nimg) rc = qat_cli_usage_error(c, "give IMAGE files or --data DIR, not both");
     uint8_t *bytes = NULL;
     size_t size = 0;
     qatrt_model rm;
     qatrt_error err;
-    if (!rc && read_file(model, &bytes, &size) != QAT_OK) rc = fail();
+    if (!rc && read_file(model, &bytes, &size) != QAT_OK) rc = qat_cli_fail();
     if (!rc && qatrt_load(&rm, bytes, size, &err) != QATRT_OK) {
-        fprintf(stderr, "%s: error: %s: %s\n", prog, model, err.msg);
+        fprintf(stderr, "%s: error: %s: %s\n", qat_cli_prog, model, err.msg);
         rc = 1;
     }
     if (!rc && nimg) rc = infer_images(&rm, imgs, nimg, top);
@@ -496,9 +437,9 @@ int cmd_infer(int argc, char **argv)
         qat_dataset train = {0}, test = {0};
         int32_t *z = NULL;
         if (qat_data_load(&train, &test, "mnist", data) != QAT_OK) {
-            rc = fail();
+            rc = qat_cli_fail();
         } else if (test.c != rm.c || test.h != rm.h || test.w != rm.w) {
-            fprintf(stderr, "%s: error: %s holds %dx%dx%d images; the model takes %dx%dx%d\n", prog, data, test.c,
+            fprintf(stderr, "%s: error: %s holds %dx%dx%d images; the model takes %dx%dx%d\n", qat_cli_prog, data, test.c,
                     test.h, test.w, rm.c, rm.h, rm.w);
             rc = 1;
         } else if (!(z = malloc(sizeof(int32_t) * (size_t)test.n * rm.nclass))) {
@@ -509,7 +450,7 @@ int cmd_infer(int argc, char **argv)
             double t0 = 0, t1 = 0;
             if (qat_qnn_run(&rm, test.images, warm, batch, threads, z) != QAT_OK ||
                 (t0 = qat_time_now(), qat_qnn_run(&rm, test.images, test.n, batch, threads, z) != QAT_OK)) {
-                rc = fail();
+                rc = qat_cli_fail();
             } else {
                 t1 = qat_time_now();
                 int correct = 0;
@@ -530,6 +471,23 @@ int cmd_infer(int argc, char **argv)
         qat_dataset_free(&test);
     }
     free(bytes);
-    free(imgs);
     return rc;
 }
+
+const qat_cli_command qat_cli_export = {
+    "export", "CKPT",
+    "Lowers the trained model in CKPT to an integer-only graph: a .qnn file or C\n"
+    "source (model.h, model.c). A layer the config leaves in float is refused unless\n"
+    "--float-layers quantizes it after training; --verify then reports agreement\n"
+    "with the float model instead of parity.\n",
+    1, 1, export_opts, EX_COUNT, run_export};
+
+const qat_cli_command qat_cli_infer = {
+    "infer", "MODEL.qnn|RUN.ckpt [IMAGE...]",
+    "Runs an exported model with the integer runtime: on image files (PNG, JPEG,\n"
+    "PGM/PPM; size and channels must be the model's) printing the top classes, or\n"
+    "on the test split of the IDX dataset in --data printing accuracy and images/s.\n"
+    "QATRT_ISA=scalar|avx2|avx512 forces a kernel set. Given a checkpoint, runs the\n"
+    "trained model itself (evaluation mode) and prints the top classes by name\n"
+    "with their softmax probabilities.\n",
+    1, -1, infer_opts, IN_COUNT, run_infer};

@@ -1,167 +1,120 @@
 /* main.c: the qat command line. The only place that prints or exits: it
  * turns the library's statuses into messages and exit codes (0 ok, 1
- * failure, 2 usage). */
-#include <errno.h>
+ * failure, 2 usage). Each command is an option table (cli.h) that drives
+ * its parsing and its --help. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
-#include "dst.h"
+#include "blascore.h"
 #include "cli.h"
+#include "dst.h"
+#include "report.h"
 #include "trainer.h"
 
-
-
-const char *prog = "qat";
-
-static const char usage_main[] =
-    "usage: qat COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  train CONFIG       train a model described by a config file\n"
-    "  eval CKPT          evaluate a checkpoint on the test split\n"
-    "  summary CONFIG|CKPT  per layer: output shape, parameters, MACs, bits, storage\n"
-    "  bench train CONFIG measure training images/s on synthetic data\n"
-    "  lloyd --bits N     DST's power-of-two activation error (Table 1)\n"
-    "  export CKPT        lower a trained model to integer-only .qnn (or C source)\n"
-    "  infer MODEL.qnn    run an exported model on images or a dataset's test split\n"
-    "\n"
-    "'qat COMMAND --help' describes a command's options.\n";
-
-static const char usage_train[] =
-    "usage: qat train CONFIG [--data DIR] [--dataset NAME] [--out DIR] [--epochs N] [--seed N]\n"
-    "                        [--threads N] [--init-from CKPT | --resume CKPT [--override]] [--until N]\n"
-    "                        [--max-steps N] [--quiet]\n"
-    "\n"
-    "  --data DIR      folder holding the dataset's files (default: $QAT_DATA/<name>,\n"
-    "                  then ./data/<name>; Fashion-MNIST also /usr/share/datasets)\n"
-    "  --dataset NAME  override [net] dataset (mnist, fashion-mnist, cifar10, ...):\n"
-    "                  the same image shape and classes\n"
-    "  --out DIR       where metrics.jsonl, last.ckpt, best.ckpt, summary.json go\n"
-    "                  (default: runs/<config name>)\n"
-    "  --epochs N      override [net] epochs\n"
-    "  --seed N        override [net] seed\n"
-    "  --threads N     threads for our kernels and OpenBLAS (default: all CPUs)\n"
-    "  --init-from CKPT  start from the weights of a run of the same architecture\n"
-    "                  (a float one, say); quantizers initialise from them\n"
-    "  --resume CKPT   continue from a checkpoint of the same model, with the run's\n"
-    "                  own --epochs, --seed, --threads, --max-steps, --dataset and\n"
-    "                  --data (kept in the checkpoint; one given differently is an\n"
-    "                  error, --override takes it)\n"
-    "  --until N       stop after epoch N (schedules still span all epochs;\n"
-    "                  continue later with --resume)\n"
-    "  --max-steps N   at most N steps per epoch and N batches per evaluation\n"
-    "                  (smoke tests)\n"
-    "  --quiet         no progress output\n";
-
-static const char usage_eval[] =
-    "usage: qat eval CKPT [--data DIR] [--json] [--threads N] [--batch B]\n"
-    "\n"
-    "Rebuilds the model from the config stored in CKPT and reports test loss and\n"
-    "accuracy (with --json: {\"test_acc\": ..., \"test_loss\": ..., \"n\": ...}).\n";
-
-static const char usage_summary[] =
-    "usage: qat summary CONFIG | RUN.ckpt\n"
-    "  per layer: output shape, parameters, MACs, weight and input quantizers, and\n"
-    "  weight storage; a checkpoint gives its trained bitwidths (ALQ's pruned ones)\n";
-
-static const char usage_bench[] =
-    "usage: qat bench train CONFIG [--batch B] [--steps N] [--threads T] [--warmup N] [--json]\n"
-    "\n"
-    "Times training steps (forward, backward, optimizer) on synthetic N(0,1)\n"
-    "inputs and random labels; reports the median and the best step as images/s.\n";
-
-int usage_error(const char *usage, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", prog);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage);
-    return EXIT_USAGE;
-}
-
-int fail(void)
-{
-    fprintf(stderr, "%s: error: %s\n", prog, qat_last_error());
-    return 1;
-}
-
-int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
-int default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
-}
-
-
-const char *opt_value(args *a, const char *name)
-{
-    const char *s = a->argv[a->i];
-    size_t n = strlen(name);
-    if (strncmp(s, name, n) != 0) return NULL;
-    if (s[n] == '=') return s + n + 1;
-    if (s[n] != 0) return NULL;
-    if (a->i + 1 >= a->argc) {
-        a->err = usage_error(a->usage, "option %s needs a value", name);
-        return NULL;
-    }
-    return a->argv[++a->i];
-}
-
-int opt_int(args *a, const char *name, long lo, long hi, long *out, int *matched)
-{
-    const char *v = opt_value(a, name);
-    if (!v) return a->err == 0;
-    *matched = 1;
-    if (!parse_int(v, lo, hi, out)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s expects an integer in %ld..%ld, got '%%s'", name, lo, hi);
-        a->err = usage_error(a->usage, msg, v);
-        return 0;
-    }
-    return 1;
-}
+#define NOPTS(t) ((int)(sizeof(t) / sizeof((t)[0])))
+/* what --help says of --data and --threads everywhere */
+#define DATA_DEFAULT "$QAT_DATA/<usual folder>, then ./data/<usual folder>"
+#define THREADS_DEFAULT "all CPUs"
 
 /* ---- train --------------------------------------------------------------- */
+static char train_command[4096]; /* argv joined (join_command) */
+
 typedef struct {
     int tty, quiet;
     double last;
+    int epoch;                 /* the epoch the bar shows, */
+    double epoch_start;        /* when it started, */
+    double epoch_seconds;      /* and how long the last whole one took (0: none yet) */
+    /* --report: OUT/report.html after every epoch */
+    const char *report_out, *out_dir, *command;
 } progress_ctx;
 
+/* the run's page (qat train --report) */
+static qat_status write_run_report(const progress_ctx *c)
+{
+    const char *runs[1] = {c->out_dir};
+    qat_report_opts ro = {.runs = runs, .nruns = 1, .out = c->report_out, .command = c->command};
+    return qat_report_write(&ro);
+}
+
+/* after an epoch: a page that cannot be written is a warning, the run goes on */
+static void epoch_report(const progress_ctx *c)
+{
+    if (c->report_out && write_run_report(c) != QAT_OK)
+        fprintf(stderr, "%s: warning: the report: %s\n", qat_cli_prog, qat_last_error());
+}
+
+/* argv as one line, arguments with spaces or quotes in single quotes */
+static void join_command(char *buf, size_t n, int argc, char **argv)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < argc && k + 1 < n; i++) {
+        const char *a = argv[i];
+        int quote = !*a || strpbrk(a, " \t\"'\\$`*?;&|<>()") != NULL;
+        k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? " " : "", quote ? "'" : "");
+        for (; *a && k + 5 < n; a++)
+            k += (size_t)(*a == '\'' ? snprintf(buf + k, n - k, "'\\''") : snprintf(buf + k, n - k, "%c", *a));
+        if (quote && k + 1 < n) k += (size_t)snprintf(buf + k, n - k, "'");
+    }
+}
+
+/* "42s", "3m07s", "2h05m" */
+static void fmt_duration(char *b, size_t n, double s)
+{
+    int t = s > 0 && s < 3.6e8 ? (int)(s + 0.5) : 0; /* under 100000 hours */
+    if (t < 60) snprintf(b, n, "%ds", t);
+    else if (t < 3600) snprintf(b, n, "%dm%02ds", t / 60, t % 60);
+    else snprintf(b, n, "%dh%02dm", t / 3600, t % 3600 / 60);
+}
+
+/* on a terminal: one line redrawn, the epoch's bar with images/s and the
+ * time left in the epoch and in the run (the epochs still to come at the
+ * length of the last whole one, its evaluation included) */
 static void on_progress(void *ctx, const qat_progress *p)
 {
     progress_ctx *c = ctx;
     if (c->quiet || !c->tty) return;
     double now = qat_time_now();
+    if (p->step == 1 || c->epoch != p->epoch) { /* the clock of the epoch's steps starts after its first */
+        c->epoch = p->epoch;
+        c->epoch_start = now;
+    }
     if (p->step != p->steps && now - c->last < 0.1) return;
     c->last = now;
-    int width = 30, fill = (int)((double)width * p->step / p->steps);
-    char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : ' ';
+    int width = 20, fill = (int)((double)width * p->step / p->steps);
+    char bar[64], line[256], eta[32], run[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;
-    fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %.4f %.0f img/s ", p->epoch, p->epochs, bar, p->step,
-            p->steps, p->loss, p->acc, p->images_per_s);
+    int n = snprintf(line, sizeof line, "epoch %d/%d [%s] %d/%d loss %.4f acc %.4f %.0f img/s", p->epoch, p->epochs,
+                     bar, p->step, p->steps, p->loss, p->acc, p->images_per_s);
+    if (p->step > 1 && n > 0 && n < (int)sizeof line) {
+        double per_step = (now - c->epoch_start) / (p->step - 1), left = per_step * (p->steps - p->step);
+        double per_epoch = c->epoch_seconds > 0 ? c->epoch_seconds : per_step * p->steps;
+        fmt_duration(eta, sizeof eta, left);
+        fmt_duration(run, sizeof run, left + per_epoch * (p->epochs - p->epoch));
+        snprintf(line + n, sizeof line - (size_t)n, " ETA %s, run %s", eta, run);
+    }
+    /* one terminal line, or the carriage return would redraw only its end */
+    struct winsize ws;
+    int cols = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+    fprintf(stderr, "\r\033[K%.*s", cols - 1, line);
     fflush(stderr);
 }
 
 static void on_epoch(void *ctx, const qat_epoch_metrics *m)
 {
     progress_ctx *c = ctx;
-    if (c->quiet) return;
+    c->epoch_seconds = m->seconds;
+    if (c->quiet) {
+        epoch_report(c);
+        return;
+    }
     if (c->tty) fprintf(stderr, "\r\033[K");
     fprintf(stderr, "epoch %d: lr %.3g train loss %.4f acc %.4f", m->epoch, m->lr, m->train_loss, m->train_acc);
     if (m->val_acc >= 0) fprintf(stderr, " | val acc %.4f", m->val_acc);
@@ -170,6 +123,7 @@ static void on_epoch(void *ctx, const qat_epoch_metrics *m)
     if (m->weight_bits >= 0) fprintf(stderr, " %.3f bits %.1f KB", m->weight_bits, m->weight_kb);
     fprintf(stderr, " | %.0f img/s %.1fs%s\n", m->images_per_s,
             m->seconds, m->best ? " *" : "");
+    epoch_report(c);
 }
 
 /* SIGINT / SIGTERM ask the trainer to stop between steps (every file it
@@ -194,82 +148,75 @@ static void catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int cmd_train(int argc, char **argv)
+
+enum { TR_DATA, TR_DATASET, TR_OUT, TR_EPOCHS, TR_SEED, TR_THREADS, TR_INIT_FROM, TR_RESUME, TR_OVERRIDE, TR_UNTIL,
+       TR_MAX_STEPS, TR_QUIET, TR_REPORT, TR_COUNT };
+static const qat_cli_opt train_opts[] = {
+    [TR_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .shown = DATA_DEFAULT,
+                 .help = "the folder holding the dataset's files (Fashion-MNIST also\n"
+                         "/usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)"},
+    [TR_DATASET] = {"--dataset", NULL, QAT_CLI_STR, "NAME", .shown = "the config's [net] dataset",
+                    .help = "another dataset of the same image shape and classes\n"
+                            "(mnist, fashion-mnist, cifar10, cifar100, folder)"},
+    [TR_OUT] = {"--out", NULL, QAT_CLI_STR, "DIR", .shown = "runs/<config name>",
+                .help = "where metrics.jsonl, last.ckpt, best.ckpt, summary.json go"},
+    [TR_EPOCHS] = {"--epochs", NULL, QAT_CLI_INT, "N", 1, 1000000, .shown = "the config's [net] epochs",
+                   .help = "epochs to train (the schedule spans them)"},
+    [TR_SEED] = {"--seed", NULL, QAT_CLI_INT, "N", 0, INT_MAX, .shown = "the config's [net] seed",
+                 .help = "the seed of initialisation, shuffling and augmentation"},
+    [TR_THREADS] = {"--threads", NULL, QAT_CLI_INT, "N", 1, 256, .shown = THREADS_DEFAULT,
+                    .help = "threads for qat's kernels (OpenBLAS runs on one)"},
+    [TR_INIT_FROM] = {"--init-from", NULL, QAT_CLI_STR, "CKPT",
+                      .help = "start from the weights of a run of the same architecture\n"
+                              "(a float one, say); quantizers initialise from them"},
+    [TR_RESUME] = {"--resume", NULL, QAT_CLI_STR, "CKPT",
+                   .help = "continue from a checkpoint of the same model, with the run's\n"
+                           "own --epochs, --seed, --threads, --max-steps, --dataset and\n"
+                           "--data (kept in the checkpoint; one given differently is an\n"
+                           "error, --override takes it)"},
+    [TR_OVERRIDE] = {"--override", NULL, QAT_CLI_FLAG, .help = "with --resume: take the settings given here"},
+    [TR_UNTIL] = {"--until", NULL, QAT_CLI_INT, "N", 1, 1000000, .shown = "the last epoch",
+                  .help = "stop after epoch N (schedules still span all epochs;\ncontinue later with --resume)"},
+    [TR_MAX_STEPS] = {"--max-steps", NULL, QAT_CLI_INT, "N", 1, INT_MAX, .shown = "every batch",
+                      .help = "at most N steps per epoch and N batches per evaluation\n(smoke tests)"},
+    [TR_QUIET] = {"--quiet", NULL, QAT_CLI_FLAG, .help = "no progress output"},
+    [TR_REPORT] = {"--report", NULL, QAT_CLI_FLAG,
+                   .help = "write OUT/report.html (qat report) after every epoch and at the end"},
+};
+_Static_assert(NOPTS(train_opts) == TR_COUNT, "one entry per option");
+
+static int run_train(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    args a = {argc, 0, argv, usage_train, 0};
-    qat_train_opts o = {0};
-    o.seed = -1;
-    o.threads = default_threads();
-    long v;
-    int quiet = 0;
-    char outbuf[600];
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *s = argv[a.i];
-        int m = 0;
-        const char *val;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_train, stdout);
-            return 0;
-        } else if (!strcmp(s, "--quiet")) {
-            quiet = 1;
-        } else if (!strcmp(s, "--override")) {
-            o.override_run = 1;
-        } else if ((val = opt_value(&a, "--data"))) {
-            o.data_dir = val;
-        } else if ((val = opt_value(&a, "--out"))) {
-            o.out_dir = val;
-        } else if ((val = opt_value(&a, "--dataset"))) {
-            o.dataset = val;
-        } else if ((val = opt_value(&a, "--resume"))) {
-            o.resume = val;
-        } else if ((val = opt_value(&a, "--init-from"))) {
-            o.init_from = val;
-        } else if (a.err) {
-            return a.err;
-        } else if (!opt_int(&a, "--epochs", 1, 1000000, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            o.epochs = (int)v;
-        } else if (!opt_int(&a, "--seed", 0, INT_MAX, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            o.seed = v;
-        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            o.threads = (int)v;
-            o.threads_given = 1;
-        } else if (!opt_int(&a, "--max-steps", 1, INT_MAX, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            o.max_steps = (int)v;
-        } else if (!opt_int(&a, "--until", 1, 1000000, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            o.until = (int)v;
-        } else if (s[0] == '-') {
-            return usage_error(usage_train, "unknown option '%s'", s);
-        } else if (!o.cfg_path) {
-            o.cfg_path = s;
-        } else {
-            return usage_error(usage_train, "unexpected argument '%s'", s);
-        }
-    }
-    if (!o.cfg_path) return usage_error(usage_train, "%s", "missing CONFIG");
+    (void)c;
+    (void)npos;
+    qat_train_opts o = {.cfg_path = pos[0], .data_dir = v[TR_DATA].s, .dataset = v[TR_DATASET].s,
+                        .out_dir = v[TR_OUT].s, .resume = v[TR_RESUME].s, .init_from = v[TR_INIT_FROM].s,
+                        .override_run = v[TR_OVERRIDE].given, .seed = v[TR_SEED].given ? v[TR_SEED].i : -1,
+                        .epochs = (int)v[TR_EPOCHS].i, .max_steps = (int)v[TR_MAX_STEPS].i, .until = (int)v[TR_UNTIL].i,
+                        .threads = v[TR_THREADS].given ? (int)v[TR_THREADS].i : qat_cli_default_threads(),
+                        .threads_given = v[TR_THREADS].given};
+    int quiet = v[TR_QUIET].given, report = v[TR_REPORT].given;
+    char outbuf[600], reportbuf[700];
     if (!o.out_dir) {
         const char *base = strrchr(o.cfg_path, '/');
         base = base ? base + 1 : o.cfg_path;
         snprintf(outbuf, sizeof outbuf, "runs/%.*s", (int)strcspn(base, "."), base);
         o.out_dir = outbuf;
     }
-    progress_ctx pc = {isatty(2), quiet, 0};
+    progress_ctx pc = {.tty = isatty(2), .quiet = quiet, .out_dir = o.out_dir};
+    if (report) {
+        snprintf(reportbuf, sizeof reportbuf, "%s/report.html", o.out_dir);
+        pc.report_out = reportbuf;
+    }
+    o.command = pc.command = train_command;
     catch_stop_signals();
     o.stop = &stop_flag;
     o.on_progress = on_progress;
     o.on_epoch = on_epoch;
     o.ctx = &pc;
     qat_train_result r;
-    if (qat_train(&o, &r) != QAT_OK) return fail();
+    if (qat_train(&o, &r) != QAT_OK) return qat_cli_fail();
+    if (report && write_run_report(&pc) != QAT_OK) return qat_cli_fail(); /* the run is whole; its page is not */
     if (!quiet)
         fprintf(stderr, "done: %s on %s (%s), %d epochs, test acc %.4f, %.0f img/s, %.1f s, peak RSS %.0f MiB -> %s\n",
                 o.cfg_path, r.dataset, r.data_dir, r.epochs, r.test_acc, r.train_images_per_s, r.seconds,
@@ -278,45 +225,27 @@ static int cmd_train(int argc, char **argv)
 }
 
 /* ---- eval ---------------------------------------------------------------- */
-static int cmd_eval(int argc, char **argv)
+enum { EV_DATA, EV_JSON, EV_THREADS, EV_BATCH, EV_COUNT };
+static const qat_cli_opt eval_opts[] = {
+    [EV_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .shown = DATA_DEFAULT, .help = "the folder holding the dataset's files"},
+    [EV_JSON] = {"--json", NULL, QAT_CLI_FLAG,
+                 .help = "{\"test_acc\": ..., \"test_loss\": ..., \"n\": ...} instead of a sentence"},
+    [EV_THREADS] = {"--threads", NULL, QAT_CLI_INT, "N", 1, 256, .shown = THREADS_DEFAULT, .help = "threads"},
+    [EV_BATCH] = {"--batch", NULL, QAT_CLI_INT, "B", 1, 65536, .idef = 256, .help = "images per forward pass"},
+};
+_Static_assert(NOPTS(eval_opts) == EV_COUNT, "one entry per option");
+
+static int run_eval(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    args a = {argc, 0, argv, usage_eval, 0};
-    const char *ckpt = NULL, *data = NULL;
-    int json = 0, threads = default_threads(), batch = 256;
-    long v;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *s = argv[a.i], *val;
-        int m = 0;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_eval, stdout);
-            return 0;
-        } else if (!strcmp(s, "--json")) {
-            json = 1;
-        } else if ((val = opt_value(&a, "--data"))) {
-            data = val;
-        } else if (a.err) {
-            return a.err;
-        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            threads = (int)v;
-        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            batch = (int)v;
-        } else if (s[0] == '-') {
-            return usage_error(usage_eval, "unknown option '%s'", s);
-        } else if (!ckpt) {
-            ckpt = s;
-        } else {
-            return usage_error(usage_eval, "unexpected argument '%s'", s);
-        }
-    }
-    if (!ckpt) return usage_error(usage_eval, "%s", "missing CKPT");
+    (void)c;
+    (void)npos;
+    const char *ckpt = pos[0], *data = v[EV_DATA].s;
+    int json = v[EV_JSON].given, batch = (int)v[EV_BATCH].i;
+    int threads = v[EV_THREADS].given ? (int)v[EV_THREADS].i : qat_cli_default_threads();
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
-    if (qat_checkpoint_open_model(ckpt, batch, threads, &m, &cfg, &net) != QAT_OK) return fail();
+    if (qat_checkpoint_open_model(ckpt, batch, threads, &m, &cfg, &net) != QAT_OK) return qat_cli_fail();
     char dir[512];
     qat_dataset train = {0}, test = {0};
     float loss, acc;
@@ -324,7 +253,7 @@ static int cmd_eval(int argc, char **argv)
     if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
         qat_data_load_opts(&train, &test, net.dataset, dir, &net.data) != QAT_OK ||
         qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc) != QAT_OK) {
-        rc = fail();
+        rc = qat_cli_fail();
     } else if (json) {
         printf("{\"checkpoint\": \"%s\", \"dataset\": \"%s\", \"n\": %d, \"test_loss\": %.6f, \"test_acc\": %.6f}\n",
                ckpt, net.dataset, test.n, loss, acc);
@@ -350,37 +279,11 @@ static int load_model(const char *path, int batch, int threads, qat_model *m, qa
     return 1;
 }
 
-/* MINW-Net's Table I rules (aqe-minw-net.txt, Sec. IV): the operation
- * follows the smaller bit width of inputs and weights (<= 2 XNOR, 3 SHIFT;
- * with the other side in float, "... ADDER"; both float MAC), the
- * precision the larger (<= 2: 1-bit fixed, 3: 2-bit fixed, else float). */
-static const char *minw_operation(int m, int n)
+static int run_summary(const qat_cli_command *c, qat_cli_val *v, int npos, char **argv)
 {
-    int lo = m < n ? m : n, hi = m < n ? n : m;
-    if (lo >= 16) return "MAC";
-    const char *op = lo <= 2 ? "XNOR" : lo == 3 ? "SHIFT" : "MAC";
-    if (hi >= 16) return lo <= 2 ? "XNOR ADDER" : lo == 3 ? "SHIFT ADDER" : "MAC";
-    return op;
-}
-
-static size_t layer_params(const qat_layer *l)
-{
-    size_t n = 0;
-    const qat_tensor *ts[4] = {l->w, l->b, l->gamma, l->beta};
-    for (int i = 0; i < 4; i++)
-        if (ts[i]) n += ts[i]->n;
-    return n;
-}
-
-static int cmd_summary(int argc, char **argv)
-{
-    if (argc != 1 || argv[0][0] == '-') {
-        if (argc >= 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-            fputs(usage_summary, stdout);
-            return 0;
-        }
-        return usage_error(usage_summary, "%s", argc ? "expects exactly one CONFIG" : "missing CONFIG");
-    }
+    (void)c;
+    (void)v;
+    (void)npos;
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
@@ -389,7 +292,7 @@ static int cmd_summary(int argc, char **argv)
     if (ckpt ? qat_checkpoint_open_model(argv[0], 1, 1, &m, &cfg, &net) != QAT_OK
              : !load_model(argv[0], 1, 1, &m, &cfg, &net)) {
         qat_cfg_free(&cfg);
-        return fail();
+        return qat_cli_fail();
     }
     printf("%s: %s, input [%d, %d, %d], %d classes\n\n", argv[0], net.dataset, net.c, net.h, net.w, net.nclass);
     printf("%-4s %-10s %-15s %-15s %10s %12s %-14s %-14s %10s %10s %s\n", "#", "layer", "type", "output", "params",
@@ -399,37 +302,14 @@ static int cmd_summary(int argc, char **argv)
     double packed = 0, full = 0;
     for (int i = 0; i < m.nlayers; i++) {
         const qat_layer *l = &m.layers[i];
-        char shape[64];
-        qat_tensor o = *l->out;
-        o.shape[0] = 1;
-        qat_tensor_shape_str(&o, shape, sizeof shape);
-        /* drop the batch from the shape: "[1, 20, 24, 24]" -> "[20, 24, 24]" */
-        char *p = strchr(shape, ',');
-        char out[64];
-        snprintf(out, sizeof out, "[%s", p ? p + 2 : shape + 1);
-        size_t np = layer_params(l);
-        char wq[32] = "-", aq[32] = "-";
-        /* weights at their bit width, everything else (BN, bias) as float32 */
-        double bits = 32.0 * (double)np;
-        int conv = l->w && (strcmp(l->type->section, "conv2d") == 0 || strcmp(l->type->section, "linear") == 0);
-        if (conv) {
-            int wb = qat_qspec_bits(&l->wspec), ab = qat_qspec_bits(&l->aspec);
-            snprintf(aq, sizeof aq, "%s/%d", l->aspec.q ? l->aspec.q->name : "float", ab);
-            if (l->wq.out && l->wq.spec.q->avg_bits) { /* its own count: ALQ's average bits and storage */
-                snprintf(wq, sizeof wq, "%s/%.2f", l->wq.spec.q->name, qat_layer_weight_bits(l));
-                bits = bits - 32.0 * (double)l->w->n + (double)qat_qnode_storage_bits(&l->wq);
-            } else {
-                snprintf(wq, sizeof wq, "%s/%d", l->wspec.q ? l->wspec.q->name : "float", wb);
-                bits = bits - 32.0 * (double)l->w->n + (double)wb * (double)l->w->n;
-            }
-        }
-        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, out,
-               np, l->macs, wq, aq, bits / 8192.0, 32.0 * (double)np / 8192.0,
-               conv ? minw_operation(qat_qspec_bits(&l->aspec), qat_qspec_bits(&l->wspec)) : "");
-        tp += np;
-        tm += l->macs;
-        packed += bits / 8.0;
-        full += 4.0 * (double)np;
+        qat_layer_row r;
+        qat_report_layer_row(l, &r);
+        printf("%-4d %-10s %-15s %-15s %10zu %12lld %-14s %-14s %10.1f %10.1f %s\n", i, l->name, l->type->section, r.out,
+               r.params, r.macs, r.wq, r.aq, r.bits / 8192.0, 32.0 * (double)r.params / 8192.0, r.op);
+        tp += r.params;
+        tm += r.macs;
+        packed += r.bits / 8.0;
+        full += 4.0 * (double)r.params;
     }
     size_t nb = m.g.nbuffers;
     printf("\ntotal: %zu trainable parameters, %lld MACs per image, %zu buffer values\n", tp, tm, nb);
@@ -451,65 +331,37 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int cmd_bench(int argc, char **argv)
+enum { BE_BATCH, BE_STEPS, BE_THREADS, BE_WARMUP, BE_JSON, BE_COUNT };
+static const qat_cli_opt bench_opts[] = {
+    [BE_BATCH] = {"--batch", NULL, QAT_CLI_INT, "B", 1, 65536, .shown = "the config's batch", .help = "images per step"},
+    [BE_STEPS] = {"--steps", NULL, QAT_CLI_INT, "N", 1, 1000000, .idef = 20, .help = "timed steps"},
+    [BE_THREADS] = {"--threads", NULL, QAT_CLI_INT, "T", 1, 256, .shown = THREADS_DEFAULT, .help = "threads"},
+    [BE_WARMUP] = {"--warmup", NULL, QAT_CLI_INT, "N", 0, 1000, .idef = 3, .help = "untimed steps first"},
+    [BE_JSON] = {"--json", NULL, QAT_CLI_FLAG, .help = "one JSON object instead of a sentence"},
+};
+_Static_assert(NOPTS(bench_opts) == BE_COUNT, "one entry per option");
+
+static int run_bench(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    if (argc < 1 || strcmp(argv[0], "train") != 0) {
-        if (argc >= 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-            fputs(usage_bench, stdout);
-            return 0;
-        }
-        return usage_error(usage_bench, "%s", "the benchmark to run: 'train'");
-    }
-    args a = {argc, 0, argv, usage_bench, 0};
-    const char *cfgp = NULL;
-    long batch = 0, steps = 20, threads = default_threads(), warmup = 3, v;
-    int json = 0;
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *s = argv[a.i];
-        int m = 0;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_bench, stdout);
-            return 0;
-        } else if (!strcmp(s, "--json")) {
-            json = 1;
-        } else if (!opt_int(&a, "--batch", 1, 65536, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            batch = v;
-        } else if (!opt_int(&a, "--steps", 1, 1000000, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            steps = v;
-        } else if (!opt_int(&a, "--threads", 1, 256, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            threads = v;
-        } else if (!opt_int(&a, "--warmup", 0, 1000, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            warmup = v;
-        } else if (s[0] == '-') {
-            return usage_error(usage_bench, "unknown option '%s'", s);
-        } else if (!cfgp) {
-            cfgp = s;
-        } else {
-            return usage_error(usage_bench, "unexpected argument '%s'", s);
-        }
-    }
-    if (!cfgp) return usage_error(usage_bench, "%s", "missing CONFIG");
+    (void)npos;
+    if (strcmp(pos[0], "train") != 0) return qat_cli_usage_error(c, "the benchmark to run is 'train', not '%s'", pos[0]);
+    const char *cfgp = pos[1];
+    long batch = v[BE_BATCH].i, steps = v[BE_STEPS].i, warmup = v[BE_WARMUP].i;
+    long threads = v[BE_THREADS].given ? v[BE_THREADS].i : qat_cli_default_threads();
+    int json = v[BE_JSON].given;
     qat_model m;
     qat_cfg cfg;
     qat_net_cfg net;
     if (!load_model(cfgp, (int)batch, (int)threads, &m, &cfg, &net)) {
         qat_cfg_free(&cfg);
-        return fail();
+        return qat_cli_fail();
     }
     batch = m.batch;
     qat_optimizer o;
     if (qat_optimizer_init(&o, &m, &net.optim) != QAT_OK) {
         qat_model_free(&m);
         qat_cfg_free(&cfg);
-        return fail();
+        return qat_cli_fail();
     }
     qat_rng r;
     qat_rng_seed(&r, 0);
@@ -538,83 +390,52 @@ static int cmd_bench(int argc, char **argv)
     return 0;
 }
 
-/* Debian's OpenBLAS 0.3.21 picks its kernels by CPU model: it falls back to
- * the SSE3 "Prescott" kernels on Intel CPUs newer than it knows (4x slower
- * GEMM), and gives an AMD Zen 4/5 with AVX-512 its AVX2 "Haswell"/"Zen"
- * kernels (1.4x slower convolutions, measured on a Zen 5). It reads
- * OPENBLAS_CORETYPE when the library loads, before main, so when the user
- * has not chosen, set it from the CPU's features and restart once.
- * QAT_NO_REEXEC=1 turns this off. */
-static int openblas_core_rank(const char *name)
+/* ---- report --------------------------------------------------------------- */
+enum { RE_OUT, RE_MODEL, RE_COUNT };
+static const qat_cli_opt report_opts[] = {
+    [RE_OUT] = {"--out", "-o", QAT_CLI_STR, "OUT.html", .shown = "RUN_DIR/report.html (one run), report.html (several)",
+                .help = "the page"},
+    [RE_MODEL] = {"--model", NULL, QAT_CLI_STR, "M.qnn",
+                  .help = "also the exported model's size, compression and the parity\n"
+                          "count 'qat export --verify' kept in M.qnn.verify.json"},
+};
+_Static_assert(NOPTS(report_opts) == RE_COUNT, "one entry per option");
+
+static int run_report(const qat_cli_command *c, qat_cli_val *v, int nruns, char **pos)
 {
-    static const char *const avx2[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
-    for (int i = 0; i < 5; i++)
-        if (name && strcasecmp(name, avx2[i]) == 0) return i < 2 ? 1 : 2; /* 1: AVX2 kernels, 2: AVX-512 */
+    (void)c;
+    const char *out = v[RE_OUT].s, *model = v[RE_MODEL].s;
+    const char *const *runs = (const char *const *)pos;
+    char outbuf[4200];
+    if (!out) {
+        snprintf(outbuf, sizeof outbuf, "%s%s", nruns == 1 ? runs[0] : "", nruns == 1 ? "/report.html" : "report.html");
+        out = outbuf;
+    }
+    qat_report_opts ro = {.runs = runs, .nruns = nruns, .out = out, .model = model};
+    qat_status st = qat_report_write(&ro);
+    if (st != QAT_OK) return qat_cli_fail();
+    printf("%s\n", out);
     return 0;
 }
 
-static void choose_openblas_core(char **argv)
-{
-    if (getenv("OPENBLAS_CORETYPE") || getenv("QAT_NO_REEXEC")) return;
-    const char *core = NULL;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        core = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        core = "Haswell";
-#endif
-    if (!core) return;
-    if (openblas_core_rank(openblas_get_corename()) >= openblas_core_rank(core))
-        return; /* OpenBLAS chose kernels as wide as the CPU's */
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return;
-    self[n] = 0;
-    execv(self, argv);
-    /* exec failed: carry on with the slow kernels */
-}
-
 /* ---- lloyd ---------------------------------------------------------------- */
-static const char usage_lloyd[] =
-    "usage: qat lloyd --bits N [--q2 V] [--json]\n"
-    "\n"
-    "Expected squared error, for a standard normal input over x >= 0, of DST's\n"
-    "power-of-two activation quantizer with levels {0} and {q2 2^k, k = 0..N-2}\n"
-    "(dst-low-bit-strategy.txt, Eq. 3-6, Table 1). Without --q2, searches the\n"
-    "best q2.\n";
+enum { LL_BITS, LL_Q2, LL_JSON, LL_COUNT };
+static const qat_cli_opt lloyd_opts[] = {
+    [LL_BITS] = {"--bits", NULL, QAT_CLI_INT, "N", 2, 30, .shown = "none, required", .help = "bits of the quantizer"},
+    [LL_Q2] = {"--q2", NULL, QAT_CLI_NUM, "V", .dlo = 0, .dhi = 1e6, .shown = "the best q2, searched",
+               .help = "the first nonzero level"},
+    [LL_JSON] = {"--json", NULL, QAT_CLI_FLAG, .help = "one JSON object instead of a sentence"},
+};
+_Static_assert(NOPTS(lloyd_opts) == LL_COUNT, "one entry per option");
 
-static int cmd_lloyd(int argc, char **argv)
+static int run_lloyd(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
-    args a = {argc, 0, argv, usage_lloyd, 0};
-    long bits = 0, v;
-    double q2 = -1;
-    int json = 0;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *s = argv[a.i], *val;
-        int m = 0;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_lloyd, stdout);
-            return 0;
-        } else if (!strcmp(s, "--json")) {
-            json = 1;
-        } else if ((val = opt_value(&a, "--q2"))) {
-            char *end;
-            q2 = strtod(val, &end);
-            if (*end || !(q2 > 0) || q2 > 1e6) return usage_error(usage_lloyd, "--q2 expects a positive number, got '%s'", val);
-        } else if (a.err) {
-            return a.err;
-        } else if (!opt_int(&a, "--bits", 2, 30, &v, &m)) {
-            return a.err;
-        } else if (m) {
-            bits = v;
-        } else {
-            return usage_error(usage_lloyd, "unexpected argument '%s'", s);
-        }
-    }
-    if (!bits) return usage_error(usage_lloyd, "%s", "missing --bits N");
+    (void)npos;
+    (void)pos;
+    long bits = v[LL_BITS].i;
+    double q2 = v[LL_Q2].given ? v[LL_Q2].d : -1;
+    int json = v[LL_JSON].given;
+    if (!v[LL_BITS].given) return qat_cli_usage_error(c, "missing --bits N");
     int search = q2 < 0;
     double e = search ? qat_dst_lloyd_best((int)bits, &q2) : qat_dst_lloyd_error((int)bits, q2);
     if (json)
@@ -625,9 +446,72 @@ static int cmd_lloyd(int argc, char **argv)
     return 0;
 }
 
+/* ---- the commands ----------------------------------------------------------- */
+static const qat_cli_command cmd_train = {
+    "train", "CONFIG", "Trains the model a config file describes (configs/ holds ready ones; README.md\nlists their keys).\n", 1, 1,
+    train_opts, TR_COUNT, run_train};
+static const qat_cli_command cmd_eval = {
+    "eval", "CKPT",
+    "Rebuilds the model from the config stored in CKPT and reports its test loss and\naccuracy.\n", 1, 1,
+    eval_opts, EV_COUNT, run_eval};
+static const qat_cli_command cmd_summary = {
+    "summary", "CONFIG|CKPT",
+    "Per layer: output shape, parameters, MACs, weight and input quantizers, and\n"
+    "weight storage; a checkpoint gives its trained bitwidths (ALQ's pruned ones).\n",
+    1, 1, NULL, 0, run_summary};
+static const qat_cli_command cmd_bench = {
+    "bench", "train CONFIG",
+    "Times training steps (forward, backward, optimizer) on synthetic N(0,1)\n"
+    "inputs and random labels; reports the median and the best step as images/s.\n",
+    2, 2, bench_opts, BE_COUNT, run_bench};
+static const qat_cli_command cmd_lloyd = {
+    "lloyd", NULL,
+    "Expected squared error, for a standard normal input over x >= 0, of DST's\n"
+    "power-of-two activation quantizer with levels {0} and {q2 2^k, k = 0..N-2}\n"
+    "(dst-low-bit-strategy.txt, Eq. 3-6, Table 1).\n",
+    0, 0, lloyd_opts, LL_COUNT, run_lloyd};
+static const qat_cli_command cmd_report = {
+    "report", "RUN_DIR [RUN_DIR...]",
+    "Writes one self-contained HTML page (inline SVG, no script, no network) of\n"
+    "what the runs wrote: loss, accuracy, learning rate and images/s per epoch,\n"
+    "flip ratio, sparsity and bits per layer, weight and activation histograms\n"
+    "with the quantizer's levels, the layers' bits and storage, the config and\n"
+    "the command. Several runs: their curves overlaid and their final numbers.\n",
+    1, -1, report_opts, RE_COUNT, run_report};
+
+/* the order of qat --help */
+static const struct {
+    const qat_cli_command *c;
+    const char *brief;
+} commands[] = {
+    {&cmd_train, "train a model described by a config file"},
+    {&cmd_eval, "evaluate a checkpoint on the test split"},
+    {&cmd_summary, "per layer: output shape, parameters, MACs, bits, storage"},
+    {&cmd_report, "one HTML page of a run's charts (several runs overlaid)"},
+    {&qat_cli_export, "lower a trained model to integer-only .qnn (or C source)"},
+    {&qat_cli_infer, "run an exported model on images or a dataset's test split"},
+    {&cmd_bench, "measure training images/s on synthetic data"},
+    {&cmd_lloyd, "DST's power-of-two activation error (Table 1)"},
+};
+#define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void main_help(FILE *f, int full)
+{
+    fprintf(f, "usage: qat COMMAND [ARGS]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-9s %s\n", commands[i].c->name, commands[i].brief);
+    if (!full) {
+        fprintf(f, "\n'qat --help' lists every option; 'qat COMMAND --help' one command's.\n");
+        return;
+    }
+    for (int i = 0; i < NCOMMANDS; i++) {
+        fprintf(f, "\n");
+        qat_cli_help(commands[i].c, f);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    choose_openblas_core(argv);
+    qat_openblas_choose_core(argv);
     /* a write past `ulimit -f` fails with EFBIG and is reported with its
      * file, instead of the signal killing qat with a half-written temp */
     signal(SIGXFSZ, SIG_IGN);
@@ -635,21 +519,19 @@ int main(int argc, char **argv)
     const char *cd = getenv("QAT_CONV_DIRECT");
     if (cd && !strcmp(cd, "0")) qat_conv_direct = 0;
     if (argc < 2) {
-        fputs(usage_main, stderr);
-        return EXIT_USAGE;
+        main_help(stderr, 0);
+        return QAT_CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage_main, stdout);
+        main_help(stdout, 1);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
-    if (!strcmp(cmd, "lloyd")) return cmd_lloyd(argc - 2, argv + 2);
-    if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
-    if (!strcmp(cmd, "infer")) return cmd_infer(argc - 2, argv + 2);
-    fprintf(stderr, "%s: unknown command '%s'\n%s", prog, cmd, usage_main);
-    return EXIT_USAGE;
+    /* the whole command line, kept in a run's summary.json */
+    join_command(train_command, sizeof train_command, argc, argv);
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(cmd, commands[i].c->name)) return qat_cli_main(commands[i].c, argc - 2, argv + 2);
+    fprintf(stderr, "%s: unknown command '%s'\n", qat_cli_prog, cmd);
+    main_help(stderr, 0);
+    return QAT_CLI_EXIT_USAGE;
 }

@@ -284,3 +284,17 @@ fail:
     free(ls);
     return st;
 }
+
+qat_status qat_netcfg_set_dataset(qat_net_cfg *net, const char *dataset, const char *cfg_path)
+{
+    qat_dataset_info info;
+    qat_status st = qat_data_info(dataset, &net->data, &info);
+    if (st) return st;
+    if (info.c != net->c || info.h != net->h || info.w != net->w ||
+        (info.nclass && net->nclass && info.nclass != net->nclass))
+        return qat_error_set(QAT_ERR_ARG, "dataset '%s' has %dx%dx%d images in %d classes; %s is built for %dx%dx%d in %d",
+                             dataset, info.c, info.h, info.w, info.nclass, cfg_path, net->c, net->h, net->w, net->nclass);
+    snprintf(net->dataset, sizeof net->dataset, "%s", dataset);
+    qat_data_default_norm(net->dataset, net->mean, net->std, net->c);
+    return QAT_OK;
+}

@@ -45,5 +45,10 @@ typedef struct {
  * On success *layers (owned by the caller, or handed to qat_model_build) has
  * *nlayers entries. epochs_override/seed_override < 0 keep the cfg's values. */
 qat_status qat_netcfg_read(qat_cfg *c, qat_net_cfg *net, qat_layer **layers, int *nlayers);
+/* Another dataset for the model net describes (qat train --dataset): the
+ * same image shape and classes, else QAT_ERR_ARG naming both (cfg_path is
+ * the config's name in the message); sets net->dataset and the dataset's
+ * own normalisation. */
+qat_status qat_netcfg_set_dataset(qat_net_cfg *net, const char *dataset, const char *cfg_path);
 
 #endif

@@ -506,6 +506,10 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     json_str(f, r->dataset);
     fprintf(f, ",\n  \"data_dir\": ");
     json_str(f, r->data_dir);
+    if (o->command) {
+        fprintf(f, ",\n  \"command\": ");
+        json_str(f, o->command);
+    }
     char a[40], b[40];
     fprintf(f,
             ",\n  \"epochs\": %d,\n  \"threads\": %d,\n  \"test_acc\": %s,\n  \"best_val_acc\": %s,\n"
@@ -607,19 +611,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     }
     if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
     if (o->seed >= 0) net->seed = (uint64_t)o->seed;
-    if (o->dataset) {
-        qat_dataset_info info;
-        if ((st = qat_data_info(o->dataset, &net->data, &info))) goto done;
-        if (info.c != net->c || info.h != net->h || info.w != net->w ||
-            (info.nclass && net->nclass && info.nclass != net->nclass)) {
-            st = qat_error_set(QAT_ERR_ARG, "dataset '%s' has %dx%dx%d images in %d classes; %s is built for %dx%dx%d in %d",
-                               o->dataset, info.c, info.h, info.w, info.nclass, o->cfg_path, net->c, net->h, net->w,
-                               net->nclass);
-            goto done;
-        }
-        snprintf(net->dataset, sizeof net->dataset, "%s", o->dataset);
-        qat_data_default_norm(net->dataset, net->mean, net->std, net->c);
-    }
+    if (o->dataset && (st = qat_netcfg_set_dataset(net, o->dataset, o->cfg_path))) goto done;
     st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed);
     layers = NULL; /* the model's now, freed with it even when the build failed */
     if (st) goto done;

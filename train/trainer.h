@@ -52,6 +52,7 @@ typedef struct {
     const char *init_from;
     int until;              /* > 0: stop after completing this epoch (the schedule still spans all epochs) */
     int max_steps;          /* > 0: at most this many steps per epoch and batches per evaluation (smoke tests) */
+    const char *command;    /* the command line that started the run, kept in summary.json (qat report), or NULL */
     /* non-NULL: polled before every step and after every epoch's writes; a
      * nonzero value ends the run with QAT_ERR_INTERRUPTED, every file whole
      * (the CLI points it at a flag its SIGINT/SIGTERM handler sets) */
