@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alq.h"
 #include "layers_internal.h"
 
 const char *const qat_init_names[QAT_INIT_COUNT] = {
@@ -279,6 +280,67 @@ int qat_model_weight_storage(const qat_model *m, double *avg_bits, double *bytes
     *bytes = store / 8;
     *float_bytes = 4 * nw;
     return varies;
+}
+
+static int alq_layer(const qat_layer *l) { return l->wq.state && l->wq.spec.q == qat_quantizer_find("alq"); }
+
+int qat_model_weight_storage_emptied(const qat_model *m, double *bytes, int *channels)
+{
+    double store = 0;
+    int any = 0, prev_c = 0;
+    uint8_t *keep = NULL; /* the previous compute layer's kept output channels, NULL: all */
+    *bytes = 0, *channels = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (!strcmp(l->type->section, "shortcut") || !strcmp(l->type->section, "route")) {
+            free(keep);
+            return 0;
+        }
+        if (!has_weights(l)) continue;
+        int cout = l->w->shape[0];
+        size_t K = l->w->n / (size_t)cout;
+        /* elements of a row per input channel of the previous layer: kh kw, or h w after a flatten */
+        size_t per_in = prev_c > 0 && K % (size_t)prev_c == 0 ? K / (size_t)prev_c : 0;
+        uint8_t *out = malloc((size_t)cout);
+        if (!out) {
+            free(keep);
+            return 0;
+        }
+        memset(out, 1, (size_t)cout);
+        if (alq_layer(l)) {
+            any = 1;
+            qat_alq_node a;
+            qat_alq_node_get(&l->wq, &a);
+            size_t gc = a.gp.per_chan;
+            for (int c = 0; c < cout; c++) {
+                int bits = 0;
+                for (size_t j = 0; j < gc; j++) bits += a.I[(size_t)c * gc + j];
+                out[c] = bits > 0;
+                *channels += !out[c];
+            }
+            for (size_t g = 0; g < a.gp.G; g++) {
+                if (!out[g / gc]) continue;
+                size_t kept = 0;
+                for (size_t j = 0; j < a.gp.n; j++) {
+                    size_t e = qat_alq_group_offset(&a.gp, g, j) % K;
+                    kept += !keep || !per_in || keep[e / per_in];
+                }
+                if (kept)
+                    store += (double)a.I[g] * (double)kept + 32.0 * a.I[g] + (double)qat_alq_lut_bits(a.imax);
+            }
+        } else {
+            size_t kept = K;
+            for (int c = 0; keep && per_in && c < prev_c; c++) kept -= keep[c] ? 0 : per_in;
+            double wb = l->wq.out ? qat_layer_weight_bits(l) : 32;
+            store += wb * (double)kept * (double)cout;
+        }
+        free(keep);
+        keep = out;
+        prev_c = cout;
+    }
+    free(keep);
+    *bytes = store / 8;
+    return any;
 }
 
 size_t qat_model_binary_weights(const qat_model *m)

@@ -103,6 +103,17 @@ void qat_model_schedule(qat_model *m, long step, long total);
  * their signs (one byte each), and per layer the fraction of signs that
  * changed since a snapshot; returns the number of binary layers (at most cap
  * written to layer/ratio). */
+/* The same count once emptied channels are removed, as ALQ's Table 3
+ * counts them in parentheses and as qat export drops them: an output
+ * channel whose ALQ groups all have 0 bits is a constant, so its group
+ * entries go, and the next compute layer loses the weights that read it
+ * (its groups fewer bits per plane; a group left empty goes with its
+ * coordinates and entry; qat export keeps the rare one that meets a zero
+ * padding with a nonzero level). *channels gets the channels removed. Returns 0
+ * when that does not apply (no ALQ layer, or a graph with shortcuts or
+ * routes, where the next layer is not the only reader). */
+int qat_model_weight_storage_emptied(const qat_model *m, double *bytes, int *channels);
+
 size_t qat_model_binary_weights(const qat_model *m);
 void qat_model_sign_snapshot(const qat_model *m, uint8_t *snap);
 /* Weight storage as the papers count it: the weights of every conv2d and

@@ -596,6 +596,48 @@ static const unit_case cases[] = {
             "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
 };
 
+/* qat_model_weight_storage_emptied on a model small enough to count by
+ * hand: conv1's four channels (one group of 25 each), channel 1 emptied;
+ * fc1 reads the 4 x 6 x 6 pooled output in two sub-channels of 72
+ * (channels 0-1, then 2-3), so its first group keeps channel 0's 36 */
+static void test_storage_emptied(void)
+{
+    const char *text = NET "[quant]\nweight = alq\nweight_bits = 2\nact = pact\nact_bits = 4\n"
+                           "[conv2d]\nfilters = 4\nsize = 5\nbias = 0\n[relu]\n[maxpool]\nsize = 4\n"
+                           "[linear]\noutput = 10\nalq_struct = subchannel\nalq_subchannels = 2\n";
+    qat_model m;
+    qat_cfg cfg;
+    qat_net_cfg net;
+    if (!build(text, &m, &cfg, &net)) {
+        CHECK(0, "storage_emptied: does not build");
+        qat_cfg_free(&cfg);
+        return;
+    }
+    qat_alq_node c1, f1;
+    qat_alq_node_get(&m.layers[0].wq, &c1);
+    qat_alq_node_get(&m.layers[3].wq, &f1);
+    CHECK(c1.gp.G == 4 && c1.gp.n == 25 && f1.gp.G == 20 && f1.gp.n == 72, "storage_emptied: groups %zu x %zu, %zu x %zu",
+          c1.gp.G, c1.gp.n, f1.gp.G, f1.gp.n);
+    ((uint8_t *)c1.I)[1] = 0; /* channel 1 emptied (its planes are not read at 0 bits) */
+    double lut = qat_alq_lut_bits(c1.imax), want = 0, plain = 0, bytes = 0, wb, wbytes, fb;
+    for (int c = 0; c < 4; c++)
+        if (c != 1) want += c1.I[c] * 25.0 + 32.0 * c1.I[c] + lut;
+    plain = want + lut; /* the plain count keeps channel 1's table entry */
+    for (int r = 0; r < 10; r++) {
+        int a = f1.I[2 * r], b = f1.I[2 * r + 1];
+        want += a * 36.0 + 32.0 * a + lut + b * 72.0 + 32.0 * b + lut;
+        plain += a * 72.0 + 32.0 * a + lut + b * 72.0 + 32.0 * b + lut;
+    }
+    int ch = 0;
+    CHECK(qat_model_weight_storage_emptied(&m, &bytes, &ch) == 1 && ch == 1 && bytes == want / 8,
+          "storage_emptied: %d channels, %.3f bytes; by hand 1, %.3f", ch, bytes, want / 8);
+    qat_model_weight_storage(&m, &wb, &wbytes, &fb);
+    CHECK(wbytes == plain / 8, "storage_emptied: the plain count %.3f bytes; by hand %.3f", wbytes, plain / 8);
+    printf("  storage with emptied channels removed: %.1f of %.1f bytes, as counted by hand\n", bytes, wbytes);
+    qat_model_free(&m);
+    qat_cfg_free(&cfg);
+}
+
 /* the emptied channels of uc: exported with keep_emptied too, both in
  * parity; dropping them removes channels (the count the export reports),
  * shrinks the file, and for ALQ leaves a multi-bit op with unequal groups */
@@ -852,6 +894,7 @@ int main(int argc, char **argv)
     const char *part = argc > 1 ? argv[1] : "unit";
     if (argc > 2) src_root = argv[2];
     if (!strcmp(part, "unit")) {
+        test_storage_emptied();
         test_unit();
     } else {
         char mnist[600];

@@ -319,6 +319,11 @@ static int run_summary(const qat_cli_command *c, qat_cli_val *v, int npos, char 
     qat_model_weight_storage(&m, &wb, &wbytes, &fbytes);
     printf("weights alone, as the papers count them: %.1f KB (1000 bytes) against %.1f KB float32: %.1fx, "
            "%.3f bits per weight on average\n", wbytes / 1000, fbytes / 1000, wbytes > 0 ? fbytes / wbytes : 1.0, wb);
+    double eb;
+    int ec;
+    if (qat_model_weight_storage_emptied(&m, &eb, &ec))
+        printf("with the %d emptied channels removed (as qat export drops them): %.1f KB: %.1fx\n", ec, eb / 1000,
+               eb > 0 ? fbytes / eb : 1.0);
     qat_model_free(&m);
     qat_cfg_free(&cfg);
     return 0;

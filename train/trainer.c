@@ -518,6 +518,10 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
             r->epochs, threads, json_num(a, r->test_acc, "%.6f"), json_num(b, r->best_val_acc, "%.6f"), r->best_epoch,
             r->train_images_per_s, r->seconds, r->peak_rss_mb, r->weight_bits, r->weight_kb, r->float_kb,
             r->weight_kb > 0 ? r->float_kb / r->weight_kb : 0.0);
+    double eb;
+    int ec;
+    if (m && qat_model_weight_storage_emptied(m, &eb, &ec))
+        fprintf(f, ",\n  \"emptied_channels\": %d,\n  \"weight_kb_emptied_removed\": %.3f", ec, eb / 1000);
     fprintf(f, ",\n  \"weight_bits\": {");
     for (int i = 0, k = 0; m && i < m->nlayers; i++) {
         double wb = qat_layer_weight_bits(&m->layers[i]);
