@@ -7,6 +7,7 @@
 #ifndef QAT_DATASET_H
 #define QAT_DATASET_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -151,9 +152,20 @@ qat_status qat_data_default_norm(const char *name, float *mean, float *std, int 
 /* One pixel as every batch sees it: (p / 255 - mean) / std in float (the
  * loader's tables, the exporter and the evaluation helpers all use this). */
 static inline float qat_data_pixel(uint8_t p, float mean, float std) { return ((float)p / 255.0f - mean) / std; }
+/* The normalised pixel on a grid of 2^-grid (grid 0: as computed). A first
+ * layer whose inputs are on the grid and whose weights are small integers
+ * times a power of two sums exactly in float32, in any order, so the
+ * exported model's integer accumulator (runtime kernel T32) is the same
+ * number and it decides exactly as the trained model ([net] pixel_grid). */
+#define QAT_PIXEL_GRID_MAX 20
+static inline float qat_data_pixel_grid(uint8_t p, float mean, float std, int grid)
+{
+    float x = qat_data_pixel(p, mean, std);
+    return grid > 0 ? ldexpf(rintf(ldexpf(x, grid)), -grid) : x;
+}
 
 /* n CHW images of c channels and hw pixels each, normalised into out. */
-void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std,
+void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std, int grid,
                         float *out);
 
 /* Moves the LAST nval images of train into val (as the papers hold out
@@ -180,6 +192,7 @@ typedef struct {
     int drop_last;      /* 1: skip the final partial batch */
     float mean[3], std[3]; /* x = ((float)pixel / 255.0f - mean[c]) / std[c],
                               computed in float; std[c] > 0 for c < ds->c */
+    int grid;           /* 0..QAT_PIXEL_GRID_MAX: x on a grid of 2^-grid (qat_data_pixel_grid); 0: none */
     int crop_pad;       /* 0..QAT_LOADER_MAX_PAD: random crop of the image padded with
                            crop_pad pixels of value 0 on each side (torchvision's
                            RandomCrop(size, padding=crop_pad) on the image before

@@ -185,6 +185,8 @@ static qat_status loader_check(const qat_dataset *ds, const qat_loader_cfg *cfg)
     if (cfg->crop_pad < 0 || cfg->crop_pad > QAT_LOADER_MAX_PAD || (cfg->flip != 0 && cfg->flip != 1))
         return qat_error_set(QAT_ERR_ARG, "%s: crop_pad %d, flip %d, expected 0..%d and 0 or 1",
                              ds->name, cfg->crop_pad, cfg->flip, QAT_LOADER_MAX_PAD);
+    if (cfg->grid < 0 || cfg->grid > QAT_PIXEL_GRID_MAX)
+        return qat_error_set(QAT_ERR_ARG, "%s: pixel grid %d, expected 0..%d", ds->name, cfg->grid, QAT_PIXEL_GRID_MAX);
     if (cfg->drop_last && cfg->batch > ds->n)
         return qat_error_set(QAT_ERR_ARG,
                              "%s: batch %d with drop_last over %d images gives no batch, "
@@ -218,7 +220,7 @@ qat_status qat_loader_init(qat_loader **out, const qat_dataset *ds, const qat_lo
                                  : (int)(((long long)ds->n + cfg->batch - 1) / cfg->batch);
     for (int c = 0; c < ds->c; c++)
         for (int p = 0; p < 256; p++)
-            l->lut[c][p] = qat_data_pixel((uint8_t)p, cfg->mean[c], cfg->std[c]);
+            l->lut[c][p] = qat_data_pixel_grid((uint8_t)p, cfg->mean[c], cfg->std[c], cfg->grid);
     l->perm = malloc((size_t)ds->n * sizeof *l->perm);
     if (!l->perm) {
         free(l);
@@ -322,12 +324,12 @@ int qat_loader_next(qat_loader *l, float *x, int32_t *y)
     return count;
 }
 
-void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std,
+void qat_data_normalize(const uint8_t *images, size_t n, int c, size_t hw, const float *mean, const float *std, int grid,
                         float *out)
 {
     for (size_t i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t o = (i * (size_t)c + (size_t)ch) * hw;
-            for (size_t j = 0; j < hw; j++) out[o + j] = qat_data_pixel(images[o + j], mean[ch], std[ch]);
+            for (size_t j = 0; j < hw; j++) out[o + j] = qat_data_pixel_grid(images[o + j], mean[ch], std[ch], grid);
         }
 }

@@ -90,13 +90,7 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
     qatrt_model m;
     qatrt_error err;
     if (qatrt_load(&m, bytes, size, &err) != QATRT_OK) return qat_error_set(QAT_ERR_FORMAT, "export: %s", err.msg);
-    size_t act = 0;
-    for (int i = 0; i < m.nops; i++) {
-        const qatrt_op *o = &m.ops[i];
-        size_t a = (size_t)o->cout * o->oh * o->ow;
-        if (a > act) act = a;
-    }
-    act = (act + 7) & ~(size_t)7;
+    size_t act = qatrt_reference_workspace(&m) / (size_t)m.nslots;
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/model.h", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -128,25 +122,25 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
     char name[64];
     for (int i = 0; i < m.nops; i++) {
         const qatrt_op *o = &m.ops[i];
+        if (o->thr) { /* a THRESH stage or QUANT */
+            snprintf(name, sizeof name, "%s_t%d", prefix, i);
+            emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)o->nthr);
+            if (o->flip) {
+                snprintf(name, sizeof name, "%s_f%d", prefix, i);
+                emit_bytes(f, name, o->flip, ((size_t)o->cout + 7) / 8);
+            }
+            snprintf(name, sizeof name, "%s_l%d", prefix, i);
+            emit_i8(f, name, o->levels, (size_t)o->nthr + 1);
+        } else if (o->req) {
+            snprintf(name, sizeof name, "%s_q%d", prefix, i);
+            emit_i32(f, name, o->req, (size_t)o->cout * 4);
+        }
         if (o->type == QATRT_OP_CONV) {
             snprintf(name, sizeof name, "%s_w%d", prefix, i);
             emit_bytes(f, name, o->weights, o->wbytes);
             if (o->table) {
                 snprintf(name, sizeof name, "%s_p%d", prefix, i);
                 emit_i32(f, name, o->table, (size_t)o->cin * 256);
-            }
-            if (o->stage == QATRT_STAGE_THRESH) {
-                snprintf(name, sizeof name, "%s_t%d", prefix, i);
-                emit_i32(f, name, o->thr, (size_t)o->cout * (size_t)o->nthr);
-                if (o->flip) {
-                    snprintf(name, sizeof name, "%s_f%d", prefix, i);
-                    emit_bytes(f, name, o->flip, ((size_t)o->cout + 7) / 8);
-                }
-                snprintf(name, sizeof name, "%s_l%d", prefix, i);
-                emit_i8(f, name, o->levels, (size_t)o->nthr + 1);
-            } else {
-                snprintf(name, sizeof name, "%s_q%d", prefix, i);
-                emit_i32(f, name, o->req, (size_t)o->cout * 4);
             }
         } else if (o->type == QATRT_OP_LUT) {
             snprintf(name, sizeof name, "%s_u%d", prefix, i);
@@ -157,22 +151,19 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
     fprintf(f, "static const %s_op %s_ops[%d] = {\n", prefix, prefix, m.nops);
     for (int i = 0; i < m.nops; i++) {
         const qatrt_op *o = &m.ops[i];
-        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8,
+        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8,
                 o->cin, o->h, o->w, o->cout, o->oh, o->ow, o->kh, o->kw, o->stride, o->pad, (int)o->kernel, (int)o->stage,
-                o->nthr, o->K, o->in0, o->slot);
-        if (o->type == QATRT_OP_CONV) {
-            fprintf(f, "%s_w%d, ", prefix, i);
-            if (o->flip) fprintf(f, "%s_f%d, ", prefix, i);
-            else fprintf(f, "NULL, ");
-            if (o->stage == QATRT_STAGE_THRESH) fprintf(f, "%s_t%d, NULL, %s_l%d, NULL, ", prefix, i, prefix, i);
-            else fprintf(f, "NULL, %s_q%d, NULL, NULL, ", prefix, i);
-            if (o->table) fprintf(f, "%s_p%d},\n", prefix, i);
-            else fprintf(f, "NULL},\n");
-        } else if (o->type == QATRT_OP_LUT) {
-            fprintf(f, "NULL, NULL, NULL, NULL, NULL, %s_u%d, NULL},\n", prefix, i);
-        } else {
-            fprintf(f, "NULL, NULL, NULL, NULL, NULL, NULL, NULL},\n");
-        }
+                o->nthr, o->K, o->in0, o->in1, o->slot);
+        /* wt, flip, thr, req, levels, lut, table */
+        char ref[7][80];
+        for (int j = 0; j < 7; j++) snprintf(ref[j], sizeof ref[j], "NULL");
+        if (o->type == QATRT_OP_CONV) snprintf(ref[0], sizeof ref[0], "%s_w%d", prefix, i);
+        if (o->flip) snprintf(ref[1], sizeof ref[1], "%s_f%d", prefix, i);
+        if (o->thr) snprintf(ref[2], sizeof ref[2], "%s_t%d", prefix, i), snprintf(ref[4], sizeof ref[4], "%s_l%d", prefix, i);
+        if (o->req) snprintf(ref[3], sizeof ref[3], "%s_q%d", prefix, i);
+        if (o->type == QATRT_OP_LUT) snprintf(ref[5], sizeof ref[5], "%s_u%d", prefix, i);
+        if (o->table) snprintf(ref[6], sizeof ref[6], "%s_p%d", prefix, i);
+        fprintf(f, "%s, %s, %s, %s, %s, %s, %s},\n", ref[0], ref[1], ref[2], ref[3], ref[4], ref[5], ref[6]);
     }
     fputs("};\n\n", f);
     fprintf(f, "void %s_run(const uint8_t *image, int32_t *logits, void *workspace)\n{\n"

@@ -9,14 +9,14 @@
 #include "qatrt.h"
 
 qat_status qat_export_float_logits(qat_model *m, const uint8_t *images, int n, const float *mean, const float *std,
-                                   float *logits)
+                                   int grid, float *logits)
 {
     size_t isz = (size_t)m->c * m->h * m->w, hw = (size_t)m->h * m->w;
     float *x = malloc(sizeof(float) * isz * (size_t)m->batch);
     if (!x) return qat_error_set(QAT_ERR_MEMORY, "out of memory");
     for (int b = 0; b < n; b += m->batch) {
         int k = n - b < m->batch ? n - b : m->batch;
-        qat_data_normalize(images + (size_t)b * isz, (size_t)k, m->c, hw, mean, std, x);
+        qat_data_normalize(images + (size_t)b * isz, (size_t)k, m->c, hw, mean, std, grid, x);
         qat_model_forward(m, x, NULL, k, 0);
         memcpy(logits + (size_t)b * m->nclass, m->logits->x, sizeof(float) * (size_t)k * m->nclass);
     }

@@ -37,6 +37,7 @@ typedef struct {
     const float *calib_x;  /* normalised images for float activations' ranges (float_bits only) */
     int calib_n;
     const float *mean, *std; /* the input normalisation per channel (the cfg's) */
+    int pixel_grid;        /* the cfg's pixel_grid: normalised pixels on a 2^-pixel_grid grid */
     int keep_flips;        /* 1: never fold a negative BN scale into the weights (the
                             * runtime's flip bits then do it; tests use this) */
     int keep_emptied;      /* 1: keep emptied channels in the graph (tests compare) */
@@ -70,9 +71,9 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
 /* ---- evaluation helpers (the CLI, tests and benchmarks share them) ---- */
 
 /* The float model's eval-mode logits for n uint8 images, normalised as the
- * data loader does: ((p / 255) - mean[c]) / std[c]. logits: n * nclass. */
+ * data loader does: ((p / 255) - mean[c]) / std[c] on the pixel grid. logits: n * nclass. */
 qat_status qat_export_float_logits(qat_model *m, const uint8_t *images, int n, const float *mean, const float *std,
-                                   float *logits);
+                                   int grid, float *logits);
 
 /* Runs a loaded .qnn (a qatrt_model *) on n images in batches of `batch`, split over `threads`
  * threads (each with its own workspace); logits: n * nclass int32. */

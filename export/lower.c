@@ -698,7 +698,7 @@ static qat_status pixel_table(lowering *L, int K, int64_t wmax, int32_t **out, i
     for (int c = 0; c < m->c; c++)
         for (int p = 0; p < 256; p++) {
             float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
-            big = fmax(big, fabs((double)qat_data_pixel((uint8_t)p, mu, sd)));
+            big = fmax(big, fabs((double)qat_data_pixel_grid((uint8_t)p, mu, sd, L->o->pixel_grid)));
         }
     int S = 30;
     while (S > 0 && (double)K * (double)(wmax ? wmax : 1) * ldexp(big, S) >= 2147483647.0) S--;
@@ -708,7 +708,7 @@ static qat_status pixel_table(lowering *L, int K, int64_t wmax, int32_t **out, i
     for (int c = 0; c < m->c; c++)
         for (int p = 0; p < 256; p++) {
             float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
-            t[c * 256 + p] = (int32_t)lrint(ldexp((double)qat_data_pixel((uint8_t)p, mu, sd), S));
+            t[c * 256 + p] = (int32_t)lrint(ldexp((double)qat_data_pixel_grid((uint8_t)p, mu, sd, L->o->pixel_grid), S));
             *xmax = llabs((long long)t[c * 256 + p]) > *xmax ? llabs((long long)t[c * 256 + p]) : *xmax;
         }
     *out = t;
@@ -807,6 +807,21 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         kern = QATRT_K_T32;
         u8 = 0;
         sa = ldexp(1.0, -S);
+        /* the float model's sums are this accumulator only when they cannot
+         * round: pixels on the grid (the table exact), weights small
+         * integers times a power of two, every partial sum below 2^24 grid
+         * units (qat_data_pixel_grid) */
+        int G = L->o->pixel_grid, pow2 = 1;
+        for (int c = 0; c < cout && pow2; c++) {
+            int e;
+            pow2 = frexp(fabs(sw[c]), &e) == 0.5 || sw[c] == 0;
+        }
+        if (!G || S < G || !pow2 || (double)K * (double)(wmax ? wmax : 1) * ldexp((double)lmax, G - S) >= 16777216.0)
+            note(r->kernels, sizeof r->kernels,
+                 "%s: its float sums can round (%s), so a sum at a threshold may decide otherwise than the table's exact "
+                 "one\n", l->name,
+                 !G ? "pixel_grid = 0" : S < G ? "the table is coarser than the pixel grid" :
+                 !pow2 ? "its weight scale is not a power of two" : "a sum can reach 2^24 grid units");
     }
     int64_t B = (int64_t)K * lmax * (wmax ? wmax : 1); /* |acc| <= B */
     if (B >= INT32_MAX) {
@@ -1066,7 +1081,7 @@ static qat_status lower_lut(lowering *L, qat_layer *first, rt_tensor *t)
     for (int c = 0; c < m->c; c++)
         for (int p = 0; p < 256; p++) {
             float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
-            float x = qat_data_pixel((uint8_t)p, mu, sd), q;
+            float x = qat_data_pixel_grid((uint8_t)p, mu, sd, L->o->pixel_grid), q;
             qat_qnode_apply(&first->aq, &m->g, &x, &q, 1);
             int32_t lq = round_level((double)q / ch.qs);
             if (lq < -128 || lq > 127) {

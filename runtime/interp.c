@@ -96,7 +96,7 @@ static sizes need(const qatrt_model *m, size_t n)
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         size_t pix = (size_t)op->oh * op->ow;
-        size_t out = pix * (packed_out(m, i) ? cbytes(op->cout) : (size_t)op->cout);
+        size_t out = pix * (packed_out(m, i) ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
         if (out > s.act) s.act = out;
         if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
@@ -447,10 +447,11 @@ static void stage_thresh(const qatrt_op *op, const qatrt_kernels *k, size_t rows
     else thresh_levels(op, k, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
 }
 
-static void stage_logits(const qatrt_op *op, int n, const int32_t *C, int32_t *logits)
+/* LOGITS and REQ: rows of cout int32 by dyadic requantization */
+static void stage_logits(const qatrt_op *op, size_t n, const int32_t *C, int32_t *logits)
 {
     int N = op->cout;
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         for (int c = 0; c < N; c++) {
             const int32_t *q = op->req + 4 * c;
             int64_t bias = (int64_t)((uint64_t)(uint32_t)q[2] | (uint64_t)(uint32_t)q[3] << 32);
@@ -495,6 +496,35 @@ static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in
                     }
             }
     }
+}
+
+/* int32 NHWC: out = in0 + in1 sub-sampled by the stride into the first channels */
+static void run_add(const qatrt_op *op, const qatrt_op *o1, int n, const int32_t *a, const int32_t *b, int32_t *out)
+{
+    size_t C = (size_t)op->cin, C1 = (size_t)o1->cout, P = (size_t)op->h * op->w, P1 = (size_t)o1->oh * o1->ow;
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < op->h; y++)
+            for (int x = 0; x < op->w; x++) {
+                size_t p = (size_t)i * P + (size_t)y * op->w + (size_t)x;
+                const int32_t *s = b + ((size_t)i * P1 + (size_t)(y * op->stride) * o1->ow + (size_t)(x * op->stride)) * C1;
+                for (size_t c = 0; c < C; c++) {
+                    int64_t v = (int64_t)a[p * C + c] + (c < C1 ? s[c] : 0);
+                    out[p * C + c] = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+                }
+            }
+}
+
+/* int32 NHWC -> per channel the mean over the map, rounded to nearest (ties up) */
+static void run_gap(const qatrt_op *op, int n, const int32_t *in, int32_t *out)
+{
+    size_t C = (size_t)op->cin, P = (size_t)op->h * op->w;
+    for (int i = 0; i < n; i++)
+        for (size_t c = 0; c < C; c++) {
+            int64_t s = 0;
+            for (size_t p = 0; p < P; p++) s += in[((size_t)i * P + p) * C + c];
+            int64_t q = s >= 0 ? (s + (int64_t)(P / 2)) / (int64_t)P : -((-s + (int64_t)((P - 1) / 2)) / (int64_t)P);
+            out[(size_t)i * C + c] = (int32_t)q;
+        }
 }
 
 static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out, uint8_t *gbuf)
@@ -560,12 +590,20 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
+        case QATRT_OP_ADD:
+            run_add(op, &m->ops[op->in1], n, (const int32_t *)(const void *)in,
+                    (const int32_t *)(const void *)(act + (size_t)m->ops[op->in1].slot * abytes), (int32_t *)(void *)out);
+            break;
+        case QATRT_OP_GAP: run_gap(op, n, (const int32_t *)(const void *)in, (int32_t *)(void *)out); break;
+        case QATRT_OP_QUANT:
+            stage_thresh(op, k, nn * (size_t)op->h * op->w, pout, (const int32_t *)(const void *)in, out, gbuf);
+            break;
         case QATRT_OP_CONV: {
             const void *W = op->prep ? (const void *)(prep + op->prep_off) : op->weights;
             const void *pan = op->pan ? (const void *)(prep + op->pan_off) : NULL;
             size_t P = (size_t)op->oh * op->ow, ci = chunk_images(op, nn);
             size_t isz = (size_t)op->h * op->w * (pin ? cbytes(op->cin) : (size_t)op->cin);
-            size_t osz = P * (pout ? cbytes(op->cout) : (size_t)op->cout);
+            size_t osz = P * (pout ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
             for (size_t i0 = 0; i0 < nn; i0 += ci) {
                 int cn = (int)(nn - i0 < ci ? nn - i0 : ci);
                 if (fused_bits(op, pout)) {
@@ -573,7 +611,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                     continue;
                 }
                 run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
-                if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, cn, acc, logits + i0 * (size_t)op->cout);
+                if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, (size_t)cn, acc, logits + i0 * (size_t)op->cout);
+                else if (op->stage == QATRT_STAGE_REQ)
+                    stage_logits(op, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
                 else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
             }
             break;

@@ -309,13 +309,88 @@ static qatrt_status assign_slots(qatrt_model *m, qatrt_error *err)
     return QATRT_OK;
 }
 
+/* a THRESH stage's or a QUANT op's thresholds, flip bits and levels */
+static qatrt_status read_thresh(reader *r, size_t at, qatrt_op *op)
+{
+    qatrt_status st;
+    const void *b;
+    if ((st = field(r, at + QNN_OP_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
+    if ((st = blob(r, at + QNN_OP_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
+    op->thr = b;
+    /* the flip bits are optional: absent when no channel is flipped (and
+     * always for QUANT, whose function never decreases) */
+    if (op->type == QATRT_OP_CONV && rd32(r->base + at + QNN_OP_FLIP + 4) != 0) {
+        if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
+        op->flip = b;
+    } else if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b))) {
+        return st;
+    }
+    if ((st = blob(r, at + QNN_OP_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
+    op->levels = b;
+    if ((st = blob(r, at + QNN_OP_REQ, "requantization", 0, &b))) return st;
+    /* per channel ascending, as the kernels count them (thresh_levels) */
+    for (int c = 0; c < op->cout; c++)
+        for (int j = 1; j < op->nthr; j++) {
+            const int32_t *t = op->thr + (size_t)c * (size_t)op->nthr;
+            if (t[j] < t[j - 1])
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: thresholds of channel %d must ascend (%d after %d)",
+                            (size_t)((const uint8_t *)(t + j) - r->base), c, t[j], t[j - 1]);
+        }
+    for (int j = 1; j <= op->nthr; j++)
+        if (op->levels[j] < op->levels[j - 1])
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
+                        (size_t)((const uint8_t *)(op->levels + j) - r->base), op->levels[j], op->levels[j - 1]);
+    return QATRT_OK;
+}
+
+/* ADD, GAP, QUANT: the ops on int32 tensors (their shapes checked against
+ * their inputs by the caller) */
+static qatrt_status read_i32_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m)
+{
+    const uint8_t *p = r->base + at;
+    qatrt_status st;
+    const void *b;
+    int gap = op->type == QATRT_OP_GAP;
+    if (op->cout != op->cin || op->oh != (gap ? 1 : op->h) || op->ow != (gap ? 1 : op->w))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d (%s) gives [%d, %d, %d] from [%d, %d, %d]; expected [%d, %d, %d]",
+                    at + QNN_OP_COUT, i, gap ? "GAP" : op->type == QATRT_OP_ADD ? "ADD" : "QUANT", op->cout, op->oh, op->ow,
+                    op->cin, op->h, op->w, op->cin, gap ? 1 : op->h, gap ? 1 : op->w);
+    for (size_t z = QNN_OP_KH; z < QNN_OP_IN0; z++) {
+        if (op->type == QATRT_OP_ADD && z >= QNN_OP_STRIDE && z < QNN_OP_STRIDE + 4) continue;
+        if (op->type == QATRT_OP_QUANT && z >= QNN_OP_NTHR && z < QNN_OP_NTHR + 4) continue;
+        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of op %d must be 0", at + z, i);
+    }
+    if (op->type == QATRT_OP_QUANT) {
+        if ((st = read_thresh(r, at, op))) return st;
+        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
+            if (z != QNN_OP_THR && z != QNN_OP_LEVELS && z != QNN_OP_FLIP && z != QNN_OP_REQ &&
+                (st = blob(r, at + z, "unused", 0, &b)))
+                return st;
+        return QATRT_OK;
+    }
+    for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
+        if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+    if (op->type == QATRT_OP_GAP) return QATRT_OK;
+    /* ADD: the second input sub-sampled by the stride into the first channels */
+    const qatrt_op *o1 = &m->ops[op->in1];
+    if ((st = field(r, at + QNN_OP_STRIDE, "the stride of an ADD", 1, QATRT_MAX_DIM, &op->stride))) return st;
+    if (!qatrt_op_i32(o1) || o1->cout > op->cin || (int64_t)(op->h - 1) * op->stride >= o1->oh ||
+        (int64_t)op->h * op->stride < o1->oh || (int64_t)(op->w - 1) * op->stride >= o1->ow ||
+        (int64_t)op->w * op->stride < o1->ow)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d adds op %d's [%d, %d, %d]%s to [%d, %d, %d] with stride %d; expected "
+                    "an int32 tensor of at most %d channels whose map the stride takes to %dx%d",
+                    at + QNN_OP_IN1, i, op->in1, o1->cout, o1->oh, o1->ow, qatrt_op_i32(o1) ? "" : " (not int32)", op->cin,
+                    op->h, op->w, op->stride, op->cin, op->h, op->w);
+    return QATRT_OK;
+}
+
 static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m, uint32_t version)
 {
     qatrt_status st;
     const uint8_t *p = r->base + at;
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
-    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, 3, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 1, &flags)))
+    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 1, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
@@ -328,11 +403,12 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if (in0 > (uint32_t)i)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads input %u; expected 0 (the image) .. %d (an op before it)",
                     at + QNN_OP_IN0, i, in0, i);
-    if (in1 != 0)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d has a second input (%u); its type takes one (expected 0)",
-                    at + QNN_OP_IN1, i, in1);
+    if (op->type == QATRT_OP_ADD ? in1 < 1 || in1 > (uint32_t)i : in1 != 0)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's second input is %u; expected %s", at + QNN_OP_IN1, i, in1,
+                    op->type == QATRT_OP_ADD ? "1 .. the op's own index (an ADD reads an op before it)"
+                                             : "0 (only an ADD takes one)");
     op->in0 = (int)in0 - 1;
-    op->in1 = -1;
+    op->in1 = (int)in1 - 1;
     const qatrt_op *prev = in0 ? &m->ops[in0 - 1] : NULL;
     if ((st = field(r, at + QNN_OP_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
         (st = field(r, at + QNN_OP_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
@@ -351,6 +427,13 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                     at + QNN_OP_FLAGS, op->in_u8, i);
     if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", at + QNN_OP_CIN, i);
+    /* int32 tensors go to ADD, GAP and QUANT, and only there */
+    int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT;
+    if (wants != (prev && qatrt_op_i32(prev)))
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", at + QNN_OP_IN0, i,
+                    !prev ? "the image" : qatrt_op_i32(prev) ? "an int32 tensor" : "levels",
+                    wants ? "an int32 tensor (a REQ stage, ADD or GAP)" : "the image or levels");
+    if (wants) return read_i32_op(r, i, at, op, m);
 
     if (op->type == QATRT_OP_LUT) {
         if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", at + QNN_OP_TYPE);
@@ -392,7 +475,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     /* CONV */
     int kernel = 0, stage = 0;
     if ((st = field(r, at + QNN_OP_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
-        (st = field(r, at + QNN_OP_STAGE, "the stage", 1, 2, &stage)))
+        (st = field(r, at + QNN_OP_STAGE, "the stage", 1, 3, &stage)))
         return st;
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
@@ -421,34 +504,10 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
         return st;
     op->table = b;
     if (op->stage == QATRT_STAGE_THRESH) {
-        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
-        if ((st = blob(r, at + QNN_OP_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
-        op->thr = b;
-        /* the flip bits are optional: absent when no channel is flipped */
-        if (rd32(r->base + at + QNN_OP_FLIP + 4) != 0) {
-            if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
-            op->flip = b;
-        } else if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b))) {
-            return st;
-        }
-        if ((st = blob(r, at + QNN_OP_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
-        op->levels = b;
-        if ((st = blob(r, at + QNN_OP_REQ, "requantization", 0, &b))) return st;
-        /* per channel ascending, as the kernels count them (thresh_levels) */
-        for (int c = 0; c < op->cout; c++)
-            for (int j = 1; j < op->nthr; j++) {
-                const int32_t *t = op->thr + (size_t)c * (size_t)op->nthr;
-                if (t[j] < t[j - 1])
-                    return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: thresholds of channel %d must ascend (%d after %d)",
-                                (size_t)((const uint8_t *)(t + j) - r->base), c, t[j], t[j - 1]);
-            }
-        for (int j = 1; j <= op->nthr; j++)
-            if (op->levels[j] < op->levels[j - 1])
-                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: levels must ascend (%d after %d)",
-                            (size_t)((const uint8_t *)(op->levels + j) - r->base), op->levels[j], op->levels[j - 1]);
+        if ((st = read_thresh(r, at, op))) return st;
     } else {
-        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS stage", 0, 0, &op->nthr))) return st;
-        if (op->oh != 1 || op->ow != 1)
+        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS or REQ stage", 0, 0, &op->nthr))) return st;
+        if (op->stage == QATRT_STAGE_LOGITS && (op->oh != 1 || op->ow != 1))
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + QNN_OP_OH,
                         op->oh, op->ow);
         if ((st = blob(r, at + QNN_OP_THR, "thresholds", 0, &b)) || (st = blob(r, at + QNN_OP_LEVELS, "levels", 0, &b)) ||
@@ -565,7 +624,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         return fail(err, QATRT_ERR_FORMAT, "byte %zu: the last op must be a CONV with a LOGITS stage giving %d classes",
                     QATRT_HEADER_SIZE + (size_t)(m->nops - 1) * QATRT_OP_SIZE, m->nclass);
     for (int i = 0; i + 1 < m->nops; i++)
-        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage != QATRT_STAGE_THRESH)
+        if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_LOGITS)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: only the last op may give logits",
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_STAGE);
     if ((st = assign_slots(m, err))) return st;

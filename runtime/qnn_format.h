@@ -14,7 +14,15 @@
 #define QATRT_ALIGN 64         /* every blob starts at a multiple of this */
 
 /* an op's type */
-typedef enum { QATRT_OP_CONV = 1, QATRT_OP_MAXPOOL = 2, QATRT_OP_LUT = 3 } qatrt_op_type;
+typedef enum {
+    QATRT_OP_CONV = 1,
+    QATRT_OP_MAXPOOL = 2,
+    QATRT_OP_LUT = 3,
+    QATRT_OP_ADD = 4,   /* int32 + int32 (a residual add; IN1 sub-sampled by STRIDE, its channels first) */
+    QATRT_OP_GAP = 5,   /* int32 -> int32 per channel: the mean over the map, rounded to nearest */
+    QATRT_OP_QUANT = 6  /* int32 -> levels through per-channel thresholds (THR, NTHR, LEVELS) */
+} qatrt_op_type;
+#define QATRT_OP_LAST QATRT_OP_QUANT
 
 /* which GEMM a CONV runs; it fixes how weights are stored and how the
  * input is laid out for the kernel (kern.h encodings) */
@@ -37,7 +45,11 @@ typedef enum {
 } qatrt_kernel;
 
 /* what a CONV does with its accumulators */
-typedef enum { QATRT_STAGE_THRESH = 1, QATRT_STAGE_LOGITS = 2 } qatrt_stage;
+typedef enum {
+    QATRT_STAGE_THRESH = 1, /* levels through per-channel thresholds */
+    QATRT_STAGE_LOGITS = 2, /* the model's int32 logits by dyadic requantization (the last op) */
+    QATRT_STAGE_REQ = 3     /* an int32 tensor by the same requantization (a residual stream) */
+} qatrt_stage;
 
 /* the file header (QATRT_HEADER_SIZE bytes) */
 enum {
@@ -81,7 +93,7 @@ enum {
     QNN_OP_LUT = 104,
     QNN_OP_FLIP = 112,
     QNN_OP_BLOBS_END = 120,
-    QNN_OP_IN1 = 120,   /* u32 (v3): a second input as IN0 (0: none; no op type takes one yet); v2: zero */
+    QNN_OP_IN1 = 120,   /* u32 (v3): a second input as IN0 (ADD only; 0: none); v2: zero */
     QNN_OP_RES1 = 124   /* zero up to QATRT_OP_SIZE */
 };
 

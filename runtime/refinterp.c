@@ -7,7 +7,7 @@
  * into the exporter at build time, the quoted includes inlined, and the
  * exporter gives the identifiers the model's prefix in place of "qatc"
  * and defines QATC_API static. Tensors are CHW int8 levels (the image
- * uint8). */
+ * uint8), or int32 (a residual stream: REQ, ADD, GAP). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,7 +86,24 @@ static int32_t qatc_input(const qatc_op *o, const void *in, int c, int y, int x)
     return o->in_u8 ? ((const uint8_t *)in)[i] : ((const int8_t *)in)[i];
 }
 
-static void qatc_conv(const qatc_op *o, const void *in, int8_t *out, int32_t *logits)
+/* (acc mult + bias) >> shift, rounded to nearest, saturated to int32 */
+static int32_t qatc_requant(const int32_t *q, int32_t acc)
+{
+    int64_t v = (int64_t)acc * q[0] + (int64_t)(((uint64_t)(uint32_t)q[3] << 32) | (uint32_t)q[2]);
+    if (q[1]) v = (v + ((int64_t)1 << (q[1] - 1))) >> q[1];
+    return v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;
+}
+
+/* the count of channel c's thresholds s passes, as a level */
+static int8_t qatc_level(const qatc_op *o, int c, int32_t s)
+{
+    const int32_t *t = o->thr + (size_t)c * (size_t)o->nthr;
+    int j, n = 0;
+    for (j = 0; j < o->nthr; j++) n += t[j] <= s;
+    return o->levels[n];
+}
+
+static void qatc_conv(const qatc_op *o, const void *in, void *out, int32_t *logits)
 {
     int c, oy, ox, ci, ky, kx, j;
     for (c = 0; c < o->cout; c++)
@@ -98,18 +115,13 @@ static void qatc_conv(const qatc_op *o, const void *in, int8_t *out, int32_t *lo
                         for (kx = 0; kx < o->kw; kx++)
                             acc += qatc_input(o, in, ci, oy * o->stride - o->pad + ky, ox * o->stride - o->pad + kx) *
                                    qatc_weight(o, c, ci, ky, kx);
-                if (o->stage == QATRT_STAGE_LOGITS) {
-                    const int32_t *q = o->req + 4 * c;
-                    int64_t v = (int64_t)acc * q[0] + (int64_t)(((uint64_t)(uint32_t)q[3] << 32) | (uint32_t)q[2]);
-                    if (q[1]) v = (v + ((int64_t)1 << (q[1] - 1))) >> q[1];
-                    logits[c] = v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;
-                } else {
-                    const int32_t *t = o->thr + (size_t)c * (size_t)o->nthr;
-                    int32_t s = o->flip && (o->flip[c / 8] >> (c % 8) & 1) ? -acc : acc;
-                    int n = 0;
-                    for (j = 0; j < o->nthr; j++) n += t[j] <= s;
-                    out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = o->levels[n];
-                }
+                j = (c * o->oh + oy) * o->ow + ox;
+                if (o->stage == QATRT_STAGE_LOGITS)
+                    logits[c] = qatc_requant(o->req + 4 * c, acc);
+                else if (o->stage == QATRT_STAGE_REQ)
+                    ((int32_t *)out)[j] = qatc_requant(o->req + 4 * c, acc);
+                else
+                    ((int8_t *)out)[j] = qatc_level(o, c, o->flip && (o->flip[c / 8] >> (c % 8) & 1) ? -acc : acc);
             }
 }
 
@@ -130,6 +142,32 @@ static void qatc_maxpool(const qatc_op *o, const int8_t *in, int8_t *out)
             }
 }
 
+/* out = a + b sub-sampled by the stride into the first channels (ADD) */
+static void qatc_add(const qatc_op *o, const qatc_op *o1, const int32_t *a, const int32_t *b, int32_t *out)
+{
+    int c, y, x;
+    for (c = 0; c < o->cin; c++)
+        for (y = 0; y < o->h; y++)
+            for (x = 0; x < o->w; x++) {
+                int i = (c * o->h + y) * o->w + x;
+                int64_t v = a[i];
+                if (c < o1->cout) v += b[(c * o1->oh + y * o->stride) * o1->ow + x * o->stride];
+                out[i] = v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;
+            }
+}
+
+/* per channel the mean over the map, rounded to nearest, ties up (GAP) */
+static void qatc_gap(const qatc_op *o, const int32_t *in, int32_t *out)
+{
+    int c, i;
+    int64_t P = (int64_t)o->h * o->w;
+    for (c = 0; c < o->cin; c++) {
+        int64_t s = 0;
+        for (i = 0; i < o->h * o->w; i++) s += in[c * o->h * o->w + i];
+        out[c] = (int32_t)(s >= 0 ? (s + P / 2) / P : -((-s + (P - 1) / 2) / P));
+    }
+}
+
 QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const uint8_t *image,
                            int32_t *logits, void *workspace)
 {
@@ -139,11 +177,19 @@ QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const
         const qatc_op *o = &ops[i];
         const void *in = o->in0 < 0 ? (const void *)image : (const void *)(buf + (size_t)ops[o->in0].slot * act_bytes);
         int8_t *out = buf + (size_t)o->slot * act_bytes;
+        size_t j, n = (size_t)o->cout * (size_t)o->oh * (size_t)o->ow;
         if (o->type == QATRT_OP_LUT) {
-            size_t j, hw = (size_t)o->h * (size_t)o->w;
+            size_t hw = (size_t)o->h * (size_t)o->w;
             for (j = 0; j < (size_t)o->cin * hw; j++) out[j] = o->lut[(j / hw) * 256 + ((const uint8_t *)in)[j]];
         } else if (o->type == QATRT_OP_MAXPOOL) {
             qatc_maxpool(o, (const int8_t *)in, out);
+        } else if (o->type == QATRT_OP_ADD) {
+            qatc_add(o, &ops[o->in1], (const int32_t *)in, (const int32_t *)(const void *)(buf + (size_t)ops[o->in1].slot * act_bytes),
+                     (int32_t *)(void *)out);
+        } else if (o->type == QATRT_OP_GAP) {
+            qatc_gap(o, (const int32_t *)in, (int32_t *)(void *)out);
+        } else if (o->type == QATRT_OP_QUANT) {
+            for (j = 0; j < n; j++) out[j] = qatc_level(o, (int)(j / ((size_t)o->h * (size_t)o->w)), ((const int32_t *)in)[j]);
         } else {
             qatc_conv(o, in, out, logits);
         }

@@ -8,7 +8,7 @@
 /* one op of a .qnn file, its blobs as pointers (qnn_format.h values) */
 typedef struct {
     int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;
-    int in0, slot; /* the op it reads (-1: the image), the buffer its output goes to */
+    int in0, in1, slot; /* the ops it reads (in0 -1: the image; in1 -1: none), the buffer its output goes to */
     const uint8_t *wt, *flip;
     const int32_t *thr, *req;
     const int8_t *levels, *lut;
@@ -21,7 +21,8 @@ typedef struct {
 
 /* Runs nops ops on one image (c h w bytes, CHW) into the last op's logits.
  * workspace: nslots act_bytes bytes, act_bytes at least every op's output
- * (cout oh ow bytes), a multiple of 8; op i's output is buffer slot. */
+ * (cout oh ow bytes, 4 each for an int32 output: a REQ stage, ADD, GAP), a
+ * multiple of 8; op i's output is buffer slot. */
 QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const uint8_t *image,
                            int32_t *logits, void *workspace);
 

@@ -9,7 +9,7 @@ size_t qatrt_reference_workspace(const qatrt_model *m)
     size_t act = 0;
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *o = &m->ops[i];
-        size_t a = (size_t)o->cout * (size_t)o->oh * (size_t)o->ow;
+        size_t a = (size_t)o->cout * (size_t)o->oh * (size_t)o->ow * (qatrt_op_i32(o) ? 4 : 1);
         if (a > act) act = a;
     }
     return (size_t)m->nslots * ((act + 7) & ~(size_t)7);
@@ -22,7 +22,7 @@ static void reference_ops(const qatrt_model *m, qatc_op *ops)
         ops[i] = (qatc_op){.type = (int)o->type, .in_u8 = o->in_u8, .cin = o->cin, .h = o->h, .w = o->w,
                            .cout = o->cout, .oh = o->oh, .ow = o->ow, .kh = o->kh, .kw = o->kw, .stride = o->stride,
                            .pad = o->pad, .kernel = (int)o->kernel, .stage = (int)o->stage, .nthr = o->nthr,
-                           .K = o->K, .in0 = o->in0, .slot = o->slot, .wt = o->weights, .flip = o->flip, .thr = o->thr, .req = o->req,
+                           .K = o->K, .in0 = o->in0, .in1 = o->in1, .slot = o->slot, .wt = o->weights, .flip = o->flip, .thr = o->thr, .req = o->req,
                            .levels = o->levels, .lut = o->lut, .table = o->table};
     }
 }

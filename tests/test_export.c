@@ -124,7 +124,7 @@ static void settle(qat_model *m, const qat_net_cfg *net, uint64_t seed)
     }
     for (int it = 0; it < 40; it++) {
         random_images(img, isz * 64, seed + (uint64_t)it);
-        qat_data_normalize(img, 64, m->c, isz / (size_t)m->c, net->mean, net->std, x);
+        qat_data_normalize(img, 64, m->c, isz / (size_t)m->c, net->mean, net->std, net->pixel_grid, x);
         qat_model_forward(m, x, NULL, 64, 1);
     }
     for (int i = 0; i < m->nlayers; i++) {
@@ -698,9 +698,9 @@ static void test_unit(void)
         uint8_t *img = malloc(isz * (size_t)n);
         random_images(img, isz * (size_t)n, 100 + ci);
         float *cx = malloc(sizeof(float) * isz * 256);
-        qat_data_normalize(img, 256, m.c, isz / (size_t)m.c, net.mean, net.std, cx);
+        qat_data_normalize(img, 256, m.c, isz / (size_t)m.c, net.mean, net.std, net.pixel_grid, cx);
         /* odd cases keep negative BN scales as the runtime's flip bits */
-        qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .calib_x = cx, .calib_n = 256,
+        qat_export_opts o = {.float_bits = uc->float_bits, .mean = net.mean, .std = net.std, .pixel_grid = net.pixel_grid, .calib_x = cx, .calib_n = 256,
                              .keep_flips = (int)(ci & 1)};
         qat_export_result r;
         /* without --float-layers a float layer is refused, naming it */
@@ -719,7 +719,7 @@ static void test_unit(void)
             CHECK(qatrt_load(&rm, r.bytes, r.size, &err) == QATRT_OK, "%s: load: %s", uc->name, err.msg);
             float *fl = malloc(sizeof(float) * (size_t)n * m.nclass);
             int32_t *il = malloc(sizeof(int32_t) * (size_t)n * m.nclass);
-            CHECK(qat_export_float_logits(&m, img, n, net.mean, net.std, fl) == QAT_OK, "float logits");
+            CHECK(qat_export_float_logits(&m, img, n, net.mean, net.std, net.pixel_grid, fl) == QAT_OK, "float logits");
             run_all_isas(&rm, img, n, il, uc->name);
             parity p = compare(fl, il, n, m.nclass);
             printf("  %s: %s %d/%d predictions differ (%d near-ties of 1e-5), %zu bytes; %s", uc->name,
@@ -825,7 +825,7 @@ static void test_data(const char *mnist, const char *dataset)
             CHECK(0, "%s: open: %s", name, qat_last_error());
             continue;
         }
-        qat_export_opts o = {.mean = net.mean, .std = net.std};
+        qat_export_opts o = {.mean = net.mean, .std = net.std, .pixel_grid = net.pixel_grid};
         qat_export_result r;
         qat_status st = qat_export(&m, &o, &r);
         float *cx = NULL;
@@ -834,7 +834,7 @@ static void test_data(const char *mnist, const char *dataset)
             size_t isz = (size_t)m.c * m.h * m.w;
             int nc = 1024;
             cx = malloc(sizeof(float) * isz * nc);
-            qat_data_normalize(train.images, (size_t)nc, m.c, isz / (size_t)m.c, net.mean, net.std, cx);
+            qat_data_normalize(train.images, (size_t)nc, m.c, isz / (size_t)m.c, net.mean, net.std, net.pixel_grid, cx);
             o.float_bits = 16;
             o.calib_x = cx;
             o.calib_n = nc;
@@ -855,7 +855,7 @@ static void test_data(const char *mnist, const char *dataset)
             int n = test.n, K = m.nclass;
             float *fl = malloc(sizeof(float) * (size_t)n * K);
             int32_t *il = malloc(sizeof(int32_t) * (size_t)n * K);
-            qat_export_float_logits(&m, test.images, n, net.mean, net.std, fl);
+            qat_export_float_logits(&m, test.images, n, net.mean, net.std, net.pixel_grid, fl);
             CHECK(qat_qnn_run(&rm, test.images, n, 128, 2, il) == QAT_OK, "%s: run", name);
             parity p = compare(fl, il, n, K);
             int correct = 0;

@@ -468,7 +468,7 @@ static float plain_eval(qat_model *m, const qat_dataset *ds, const float *mean, 
     int correct = 0;
     for (int at = 0; at < ds->n; at += m->batch) {
         int n = ds->n - at < m->batch ? ds->n - at : m->batch;
-        qat_data_normalize(ds->images + (size_t)at * per, (size_t)n, ds->c, plane, mean, std,
+        qat_data_normalize(ds->images + (size_t)at * per, (size_t)n, ds->c, plane, mean, std, 0,
                            m->input->x);
         for (int i = 0; i < n; i++)
             m->labels[i] = ds->labels[at + i];
@@ -529,7 +529,7 @@ static void test_train_folder(void)
     qat_dataset tr, te;
     st = qat_data_load_opts(&tr, &te, "folder", root, &net.data);
     float loss, acc, test_loss = -1;
-    CHECK(st == QAT_OK && qat_evaluate(&m, &te, net.mean, net.std, &loss, &acc) == QAT_OK &&
+    CHECK(st == QAT_OK && qat_evaluate(&m, &te, net.mean, net.std, net.pixel_grid, &loss, &acc) == QAT_OK &&
               acc == r.test_acc,
           "evaluation %g, the trainer said %g: %s", (double)acc, (double)r.test_acc,
           qat_last_error());
@@ -549,7 +549,7 @@ static void test_train_folder(void)
     /* a set whose classes do not match the model is refused */
     qat_dataset one = te;
     one.nclass = 3;
-    CHECK(qat_evaluate(&m, &one, net.mean, net.std, &loss, &acc) == QAT_ERR_SHAPE,
+    CHECK(qat_evaluate(&m, &one, net.mean, net.std, net.pixel_grid, &loss, &acc) == QAT_ERR_SHAPE,
           "3 classes for 2 logits");
     qat_dataset_free(&tr);
     qat_dataset_free(&te);

@@ -257,7 +257,7 @@ static void test_kept_dataset(const char *tmp)
           net.mean[0], net.std[0], net.epochs);
     qat_dataset train = {0}, test = {0};
     CHECK(qat_data_load(&train, &test, net.dataset, QAT_TEST_FASHION_DIR) == QAT_OK, "%s", qat_last_error());
-    qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc);
+    qat_evaluate(&m, &test, net.mean, net.std, net.pixel_grid, &loss, &acc);
     /* the run evaluated 10 batches of 128 (--max-steps), eval the whole split: close, not equal */
     CHECK(fabsf(acc - r.test_acc) < 0.05f, "fashion-mnist: eval of the checkpoint %.4f, the run's test %.4f", acc,
           r.test_acc);

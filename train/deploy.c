@@ -154,7 +154,7 @@ static int verify(qat_model *m, const qat_net_cfg *net, const qat_dataset *test,
     float *fl = malloc(sizeof(float) * (size_t)n * K);
     int32_t *il = malloc(sizeof(int32_t) * (size_t)n * K);
     int rc = 0;
-    if (!fl || !il || qat_export_float_logits(m, test->images, n, net->mean, net->std, fl) != QAT_OK ||
+    if (!fl || !il || qat_export_float_logits(m, test->images, n, net->mean, net->std, net->pixel_grid, fl) != QAT_OK ||
         qat_qnn_run(&rm, test->images, n, 256, threads, il) != QAT_OK) {
         rc = qat_cli_fail();
     } else {
@@ -217,7 +217,7 @@ static int run_export(const qat_cli_command *c, qat_cli_val *v, int npos, char *
     int rc = 0;
     float *cx = NULL;
     qat_export_result r = {0};
-    qat_export_opts o = {.float_bits = float_bits, .mean = net.mean, .std = net.std};
+    qat_export_opts o = {.float_bits = float_bits, .mean = net.mean, .std = net.std, .pixel_grid = net.pixel_grid};
     if (float_bits || do_verify) {
         char dir[512];
         if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
@@ -235,7 +235,7 @@ static int run_export(const qat_cli_command *c, qat_cli_val *v, int npos, char *
             rc = 1;
             goto done;
         }
-        qat_data_normalize(train.images, (size_t)n, m.c, (size_t)m.h * m.w, net.mean, net.std, cx);
+        qat_data_normalize(train.images, (size_t)n, m.c, (size_t)m.h * m.w, net.mean, net.std, net.pixel_grid, cx);
         o.calib_x = cx;
         o.calib_n = n;
     }
@@ -381,7 +381,7 @@ static int infer_checkpoint(const char *path, char **paths, int n, int top)
     }
     for (int i = 0; i < n && !rc; i++) {
         if ((rc = read_image_chw(paths[i], m.c, m.h, m.w, img))) break;
-        qat_data_normalize(img, 1, m.c, hw, net.mean, net.std, x);
+        qat_data_normalize(img, 1, m.c, hw, net.mean, net.std, net.pixel_grid, x);
         qat_model_forward(&m, x, NULL, 1, 0);
         /* softmax in double, from the largest logit */
         const float *z = m.logits->x;

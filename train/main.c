@@ -252,7 +252,7 @@ static int run_eval(const qat_cli_command *c, qat_cli_val *v, int npos, char **p
     int rc = 0;
     if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
         qat_data_load_opts(&train, &test, net.dataset, dir, &net.data) != QAT_OK ||
-        qat_evaluate(&m, &test, net.mean, net.std, &loss, &acc) != QAT_OK) {
+        qat_evaluate(&m, &test, net.mean, net.std, net.pixel_grid, &loss, &acc) != QAT_OK) {
         rc = qat_cli_fail();
     } else if (json) {
         printf("{\"checkpoint\": \"%s\", \"dataset\": \"%s\", \"n\": %d, \"test_loss\": %.6f, \"test_acc\": %.6f}\n",

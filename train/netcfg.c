@@ -170,6 +170,7 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
         (st = qat_cfg_get_enum(c, s, "nonfinite", nonfinite_names, QAT_NONFINITE_COUNT, QAT_NONFINITE_STOP,
                                &n->nonfinite)) ||
         (st = qat_cfg_get_int(c, s, "crop_pad", 0, 0, QAT_LOADER_MAX_PAD, &n->crop_pad)) ||
+        (st = qat_cfg_get_int(c, s, "pixel_grid", n->c == 3 ? 12 : 0, 0, QAT_PIXEL_GRID_MAX, &n->pixel_grid)) ||
         (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)))
         return st;
     return qat_cfg_check_unused(c, s);

@@ -28,6 +28,8 @@ typedef struct {
     qat_sched sched;
     int init;          /* default initialiser for conv/linear */
     float mean[3], std[3]; /* input normalisation */
+    int pixel_grid;        /* normalised pixels on a grid of 2^-pixel_grid (0: none;
+                              default 12 for 3-channel images, 0 otherwise) */
     int crop_pad, flip;    /* augmentation of the training loader (never val or test) */
     int nonfinite;         /* qat_nonfinite: what a NaN or Inf in the loss or a gradient does */
     /* [quant]: defaults for every conv2d/linear layer, and the policies for

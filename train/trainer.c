@@ -245,9 +245,9 @@ static void eval_loader(qat_model *m, qat_loader *l, int max_batches, float *los
 }
 
 static qat_status eval_loader_init(qat_loader **l, const qat_dataset *ds, int batch, const float *mean,
-                                   const float *std)
+                                   const float *std, int grid)
 {
-    qat_loader_cfg lc = {.batch = batch, .shuffle = 0, .seed = 0, .drop_last = 0, .background = 1};
+    qat_loader_cfg lc = {.batch = batch, .shuffle = 0, .seed = 0, .drop_last = 0, .background = 1, .grid = grid};
     for (int i = 0; i < 3; i++) {
         lc.mean[i] = mean[i];
         lc.std[i] = std[i];
@@ -255,7 +255,7 @@ static qat_status eval_loader_init(qat_loader **l, const qat_dataset *ds, int ba
     return qat_loader_init(l, ds, &lc);
 }
 
-qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
+qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, int grid, float *loss,
                         float *acc)
 {
     if (ds->c != m->c || ds->h != m->h || ds->w != m->w || ds->nclass != m->nclass)
@@ -263,7 +263,7 @@ qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, 
                              "logits; expected the same",
                              ds->path, ds->c, ds->h, ds->w, ds->nclass, m->c, m->h, m->w, m->nclass);
     qat_loader *l;
-    qat_status st = eval_loader_init(&l, ds, m->batch, mean, std);
+    qat_status st = eval_loader_init(&l, ds, m->batch, mean, std, grid);
     if (st != QAT_OK) return st;
     eval_loader(m, l, 0, loss, acc);
     qat_loader_free(l);
@@ -685,14 +685,14 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
 
     /* augmentation in the training loader only; eval_loader_init leaves it off */
     qat_loader_cfg lc = {.batch = net->batch, .shuffle = net->shuffle, .seed = net->seed, .drop_last = 0,
-                         .background = 1, .crop_pad = net->crop_pad, .flip = net->flip};
+                         .background = 1, .crop_pad = net->crop_pad, .flip = net->flip, .grid = net->pixel_grid};
     for (int i = 0; i < 3; i++) {
         lc.mean[i] = net->mean[i];
         lc.std[i] = net->std[i];
     }
     if ((st = qat_loader_init(&s.ltrain, &s.train, &lc)) ||
-        (st = eval_loader_init(&s.ltest, &s.test, net->batch, net->mean, net->std)) ||
-        (s.val.n > 0 && (st = eval_loader_init(&s.lval, &s.val, net->batch, net->mean, net->std))))
+        (st = eval_loader_init(&s.ltest, &s.test, net->batch, net->mean, net->std, net->pixel_grid)) ||
+        (s.val.n > 0 && (st = eval_loader_init(&s.lval, &s.val, net->batch, net->mean, net->std, net->pixel_grid))))
         goto done;
 
     if ((st = mkdir_p(o->out_dir)) || (st = out_lock(o->out_dir, &s.lock_fd))) goto done;

@@ -76,7 +76,7 @@ typedef struct {
 qat_status qat_train(const qat_train_opts *o, qat_train_result *res);
 
 /* Loss and accuracy of a built model over a whole dataset, in eval mode. */
-qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, float *loss,
+qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, const float *std, int grid, float *loss,
                         float *acc);
 
 /* Where a step falls in the schedule's phases (what ALQ's owned weights
