@@ -10,6 +10,7 @@
 #include "export.h"
 #include "qatrt.h"
 #include "qnn_format.h"
+#include "softfloat.h"
 #include "alq.h"
 #include "quantizer.h"
 
@@ -105,6 +106,7 @@ typedef struct {
      *   x = sw[c] (acc / (255 std) - mean / std * wsum[c]),
      * else x = acc * sa * sw[c]; then + bias[c] in float */
     int u8;
+    int keys; /* acc is a stream key: x is its float32 (and sw, sa, bias do not apply) */
     double sa, inv255std, meanstd;
     const double *sw, *wsum;
     const float *bias;
@@ -122,11 +124,17 @@ typedef struct {
 
 static float chain_value(const chain *ch, int c, int64_t acc)
 {
-    if (ch->off) acc += ch->off[c];
-    double xr = ch->u8 ? ch->sw[c] * ((double)acc * ch->inv255std - ch->meanstd * ch->wsum[c])
-                       : (double)acc * ch->sa * ch->sw[c];
-    float x = (float)xr;
-    if (ch->bias) x = x + ch->bias[c];
+    float x;
+    if (ch->keys) {
+        uint32_t b = qatc_unkey((int32_t)acc);
+        memcpy(&x, &b, sizeof x);
+    } else {
+        if (ch->off) acc += ch->off[c];
+        double xr = ch->u8 ? ch->sw[c] * ((double)acc * ch->inv255std - ch->meanstd * ch->wsum[c])
+                           : (double)acc * ch->sa * ch->sw[c];
+        x = (float)xr;
+        if (ch->bias) x = x + ch->bias[c];
+    }
     for (int i = 0; i < ch->npost; i++) {
         const post_op *p = &ch->post[i];
         switch (p->kind) {
@@ -231,6 +239,12 @@ typedef struct {
     int drop_c0;
     uint8_t *drop_keep; /* NULL: none dropped */
     int32_t *drop_lev;
+    /* residual graphs: a layer's output that a later [shortcut] or [route]
+     * reads, or that a shortcut or global pool makes, is a stream: its
+     * float32 values as int32 keys, computed as the float model does
+     * (softfloat.h), made by a F32 stage, ADD or GAP */
+    uint8_t *needed;  /* per layer: a later shortcut or route reads its output */
+    int *stream;      /* per layer: the op giving its output as a stream, or -1 */
 } lowering;
 
 static void note(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -628,6 +642,121 @@ static qat_status fold_through(qat_layer *p, tail *t)
 
 static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in);
 
+/* a layer's output shape as the runtime's [c, h, w] */
+static void chw(const qat_layer *l, int *c, int *h, int *w)
+{
+    const qat_tensor *t = l->out;
+    *c = t->shape[1];
+    *h = t->ndim == 4 ? t->shape[2] : 1;
+    *w = t->ndim == 4 ? t->shape[3] : 1;
+}
+
+/* an op giving a stream */
+static qat_status new_stream_op(lowering *L, const qat_layer *l, int type, int in0, int in1, int *op)
+{
+    qat_status st = new_op(L, l, op);
+    if (st) return st;
+    int c, h, w;
+    chw(&L->m->layers[l->index - 1], &c, &h, &w);
+    set_op(L->w.ops[*op], type, 0, c, h, w, c, type == QATRT_OP_GAP ? 1 : h, type == QATRT_OP_GAP ? 1 : w);
+    put32(L->w.ops[*op] + QNN_OP_IN0, (uint32_t)in0 + 1);
+    if (in1 >= 0) put32(L->w.ops[*op] + QNN_OP_IN1, (uint32_t)in1 + 1);
+    L->stream[l->index] = *op;
+    return QAT_OK;
+}
+
+/* the layers from `from` up to the next compute layer on int32 tensors
+ * (shortcut: ADD; global_avgpool: GAP; route: an earlier tensor; dropout,
+ * flatten: as they are), then the next compute layer's input quantizer
+ * on the tensor it reads (QUANT): *in becomes its levels */
+static qat_status lower_stream(lowering *L, int from, int next_li, rt_tensor *in)
+{
+    qat_model *m = L->m;
+    int end = next_li >= 0 ? next_li : m->nlayers, op = 0;
+    qat_status st = QAT_OK;
+    for (int j = from; j < end && !st; j++) {
+        qat_layer *p = &m->layers[j];
+        int a = L->stream[j - 1];
+        if (is(p, "route")) {
+            int t = p->from < 0 ? j + p->from : p->from;
+            if (t < 0 || L->stream[t] < 0)
+                return layer_error(p, "routes to %s, which has no integer tensor to take", t < 0 ? "the image" : m->layers[t].name);
+            L->stream[j] = L->stream[t];
+            continue;
+        }
+        if (a < 0) return layer_error(p, "its input has no int32 form (internal: the chain before it did not end as one)");
+        if (is(p, "dropout") || is(p, "flatten")) {
+            L->stream[j] = a;
+        } else if (is(p, "shortcut")) {
+            int t = j + p->from;
+            if (t < 0 || L->stream[t] < 0)
+                return layer_error(p, "adds %s, which has no int32 form", t < 0 ? "the image" : m->layers[t].name);
+            int b = L->stream[t], c, h, w, c1, h1, w1;
+            chw(p, &c, &h, &w);
+            chw(&m->layers[t], &c1, &h1, &w1);
+            st = new_stream_op(L, p, QATRT_OP_ADD, a, b, &op);
+            if (!st) put32(L->w.ops[op] + QNN_OP_STRIDE, (uint32_t)(h1 / h));
+        } else if (is(p, "global_avgpool")) {
+            int c, h, w;
+            chw(&m->layers[j - 1], &c, &h, &w);
+            if ((h * w) & (h * w - 1))
+                return layer_error(p, "pools a %dx%d map; the exact mean (the float model's double sum, divided) is "
+                                      "implemented for 2^k values", h, w);
+            st = new_stream_op(L, p, QATRT_OP_GAP, a, -1, &op);
+        } else {
+            return layer_error(p, "has no integer lowering on the int32 tensor of a residual add or global pool (supported "
+                                  "there: shortcut, route, global_avgpool, dropout, flatten)");
+        }
+    }
+    if (st) return st;
+    if (next_li < 0)
+        return layer_error(&m->layers[end - 1], "the model ends in an int32 tensor; its last layer must be a conv2d or linear "
+                                                "giving the logits");
+    /* the next compute layer's input quantizer on the tensor it reads */
+    qat_layer *nx = &m->layers[next_li];
+    int s = L->stream[next_li - 1], C, H, W, approx = 0;
+    chw(&m->layers[next_li - 1], &C, &H, &W);
+    rt_tensor out = {.c = C, .h = H, .w = W};
+    double *ones = malloc(sizeof(double) * (size_t)C);
+    if (!ones) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (int c = 0; c < C; c++) ones[c] = 1.0;
+    chain ch = {.keys = 1, .sw = ones};
+    int32_t *thr = NULL;
+    uint8_t *flip = NULL;
+    if ((st = set_target(L, nx, &ch, &out, &approx))) goto done;
+    int T = out.nlev - 1;
+    int64_t B = 0x7f800000; /* the key of +inf */
+    thr = malloc(sizeof(int32_t) * (size_t)C * (size_t)T);
+    flip = calloc(((size_t)C + 7) / 8, 1);
+    if (!thr || !flip) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
+    }
+    thresholds(nx, &ch, C, B, out.lev, out.nlev, thr, flip, &st);
+    if (st || (st = new_op(L, nx, &op))) goto done;
+    int8_t lev8[QATRT_MAX_LEVELS];
+    for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
+    set_op(L->w.ops[op], QATRT_OP_QUANT, 0, C, H, W, C, H, W);
+    put32(L->w.ops[op] + QNN_OP_IN0, (uint32_t)s + 1);
+    put32(L->w.ops[op] + QNN_OP_NTHR, (uint32_t)T);
+    if ((st = w_blob(&L->w, op, QNN_OP_THR, thr, sizeof(int32_t) * (size_t)C * (size_t)T)) ||
+        (st = w_blob(&L->w, op, QNN_OP_LEVELS, lev8, (size_t)out.nlev)))
+        goto done;
+    L->r->payload += (size_t)C * (size_t)T * 4 + (size_t)out.nlev;
+    note(L->r->kernels, sizeof L->r->kernels, "%s: its input quantizer on int32 (%d threshold%s per channel)\n", nx->name, T,
+         T == 1 ? "" : "s");
+    if (approx) {
+        L->r->exact = 0;
+        note(L->r->approx, sizeof L->r->approx, "%s%s (input)", L->r->approx[0] ? ", " : "", nx->name);
+    }
+    *in = out;
+done:
+    free(ones);
+    free(thr);
+    free(flip);
+    return st;
+}
+
 /* how each layer type lowers: an op of its own, or folded into the op of
  * the compute layer before it */
 typedef struct {
@@ -640,6 +769,8 @@ static const lowering_rule rules[] = {
     {"conv2d", lower_compute, NULL}, {"linear", lower_compute, NULL},   {"batchnorm", NULL, fold_batchnorm},
     {"relu", NULL, fold_relu},       {"hardtanh", NULL, fold_hardtanh}, {"maxpool", NULL, fold_maxpool},
     {"dropout", NULL, fold_through}, {"flatten", NULL, fold_through},
+    /* neither: they end a chain as an int32 tensor (lower_stream) */
+    {"shortcut", NULL, NULL},        {"route", NULL, NULL},             {"global_avgpool", NULL, NULL},
 };
 
 static const lowering_rule *rule_for(const qat_layer *l)
@@ -714,6 +845,67 @@ static qat_status pixel_table(lowering *L, int K, int64_t wmax, int32_t **out, i
     *out = t;
     *bits = S;
     return QAT_OK;
+}
+
+/* a compute layer's output as a stream (F32 stage): per channel [e, bias,
+ * a, b] so that the runtime's float32 operations (softfloat.h) are the
+ * chain's: acc 2^e (acc sa sw[c], a power of two: the float model's
+ * exact conv sum), + bias, one batchnorm, a ReLU. Checked against the
+ * chain on accumulators across [-B, B]. */
+static qat_status lower_f32(lowering *L, const qat_layer *l, int op, const chain *ch, int cout, int64_t B)
+{
+    int flags = ch->bias ? QATC_F32_BIAS : 0, nbn = 0;
+    for (int i = 0; i < ch->npost; i++) {
+        const post_op *p = &ch->post[i];
+        if (p->kind == POST_BN && nbn == 0 && !(flags & QATC_F32_RELU)) nbn++, flags |= QATC_F32_BN;
+        else if (p->kind == POST_RELU && !(flags & QATC_F32_RELU)) flags |= QATC_F32_RELU;
+        else return layer_error(l, "before a residual add, route or global pool, its output may go through one batchnorm "
+                                   "and a ReLU (no more, and no HardTanh or max pool yet)");
+    }
+    if (ch->u8 || ch->off)
+        return layer_error(l, "a residual stream from %s has no exact integer form yet",
+                           ch->u8 ? "the raw image's accumulator" : "a layer after emptied channels");
+    int32_t *q = calloc((size_t)cout, 16);
+    if (!q) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    qat_status st = QAT_OK;
+    for (int c = 0; c < cout && !st; c++) {
+        double s = ch->sa * ch->sw[c];
+        int e = 0;
+        if (s != 0) {
+            double f = frexp(fabs(s), &e);
+            e -= 1;
+            if (f != 0.5) st = layer_error(l, "channel %d: its accumulator's scale %g is not a power of two, so the float "
+                                              "model's conv output is not the accumulator exactly scaled", c, s);
+        }
+        uint32_t bits[3] = {0, 0, 0};
+        if (ch->bias) memcpy(&bits[0], &ch->bias[c], 4);
+        for (int i = 0; i < ch->npost; i++)
+            if (ch->post[i].kind == POST_BN) memcpy(&bits[1], &ch->post[i].a[c], 4), memcpy(&bits[2], &ch->post[i].b[c], 4);
+        int32_t *qc = q + 4 * (size_t)c;
+        if (s < 0) st = layer_error(l, "channel %d: a negative accumulator scale", c);
+        qc[0] = e;
+        for (int j = 0; j < 3; j++) qc[1 + j] = (int32_t)bits[j];
+        /* the runtime's float32 arithmetic against the chain's */
+        for (int64_t k = 0; k <= 2048 && !st; k++) {
+            int64_t acc = B <= 1024 ? -B + k : -B + (2 * B) * k / 2048;
+            if (acc > B) break;
+            float x = chain_value(ch, c, acc);
+            uint32_t xb;
+            memcpy(&xb, &x, 4);
+            if (qatc_f32_stage(qc, flags, (int32_t)acc) != qatc_key(xb))
+                st = layer_error(l, "channel %d: the integer float32 stage gives key %d at accumulator %lld, the float "
+                                    "model %g (internal error)", c, qatc_f32_stage(qc, flags, (int32_t)acc), (long long)acc,
+                                 (double)x);
+        }
+    }
+    if (!st) {
+        put32(L->w.ops[op] + QNN_OP_STAGE, QATRT_STAGE_F32);
+        put32(L->w.ops[op] + QNN_OP_FLAGS, (uint32_t)(flags | (int)(L->w.ops[op][QNN_OP_FLAGS] & 1)));
+        st = w_blob(&L->w, op, QNN_OP_REQ, q, (size_t)cout * 16);
+        L->r->payload += (size_t)cout * 16;
+    }
+    free(q);
+    return st;
 }
 
 /* a conv2d or linear layer and what follows it up to the next one: one
@@ -830,14 +1022,26 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     }
     /* what follows up to the next compute layer folds into the chain */
     int end = next_li >= 0 ? next_li : m->nlayers;
-    tl.last = next_li < 0;
-    for (int j = li + 1; j < end && !st; j++) {
+    /* the chain ends at the next compute layer, or as an int32 tensor at
+     * a layer whose output a later layer reads, or before a shortcut, route
+     * or global pool (lower_stream takes it from there) */
+    int seg = li, to_stream = L->needed[li];
+    for (int j = li + 1; j < end && !st && !to_stream; j++) {
         qat_layer *p = &m->layers[j];
         const lowering_rule *ru = rule_for(p);
+        if (ru && !ru->fold && !ru->lower) {
+            to_stream = 1;
+            break;
+        }
+        tl.last = next_li < 0;
         if (!ru || !ru->fold) st = layer_error(p, "has no integer lowering (%s)", rules_text(0));
         else if (tl.npost >= MAX_POST || tl.npool >= MAX_POST) st = layer_error(p, "too many layers between two compute layers");
         else st = ru->fold(p, &tl);
+        seg = j;
+        to_stream = L->needed[j];
     }
+    tl.last = next_li < 0 && !to_stream;
+    if (!st && to_stream && tl.npool) st = layer_error(&m->layers[tl.pools[0]], "a max pool before a residual add or a global pool has no integer lowering yet");
     if (st) goto done;
     chain ch = {.u8 = u8, .sa = sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
                 .npost = tl.npost};
@@ -849,7 +1053,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     memcpy(ch.post, tl.post, sizeof tl.post);
     /* a channel whose folded function decreases (negative BN scale) gets
      * negated weights when they can be, so the runtime need not negate */
-    if (next_li >= 0 && !L->o->keep_flips)
+    if (next_li >= 0 && !to_stream && !L->o->keep_flips)
         for (int c = 0; c < cout; c++) {
             int32_t *row = wl + (size_t)c * K, lowest = kern == QATRT_K_I16 || kern == QATRT_K_MB ? -32768 : -128;
             int ok = chain_dir(&ch, c) < 0;
@@ -862,7 +1066,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         }
     rt_tensor out = {.c = cout, .h = oh, .w = ow};
     int T = 0, nflip = 0, cout2 = cout, ndrop = 0;
-    if (next_li >= 0) {
+    if (next_li >= 0 && !to_stream) {
         if ((st = set_target(L, &m->layers[next_li], &ch, &out, &approx_a))) goto done;
         T = out.nlev - 1;
         thr = malloc(sizeof(int32_t) * (size_t)cout * (size_t)T);
@@ -941,7 +1145,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         r->payload += sizeof(int32_t) * (size_t)m->c * 256;
     }
     r->float_bytes += (size_t)cout * K0 * 4;
-    if (next_li >= 0) {
+    if (next_li >= 0 && !to_stream) {
         int8_t lev8[QATRT_MAX_LEVELS];
         for (int j = 0; j < out.nlev; j++) lev8[j] = (int8_t)out.lev[j];
         put32(rec + QNN_OP_STAGE, QATRT_STAGE_THRESH);
@@ -970,6 +1174,10 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
             out.h = ph;
             out.w = pw;
         }
+    } else if (to_stream) {
+        if ((st = lower_f32(L, l, op, &ch, cout, B))) goto done;
+        L->stream[seg] = op;
+        note(r->kernels, sizeof r->kernels, "%s: %s, a float32 stream\n", l->name, qatrt_kernel_name(kern));
     } else {
         /* int32 logits = round(real * 2^S): real = A[c] acc + Bc[c] exactly
          * affine (the chain has only BN and a bias here) */
@@ -1040,6 +1248,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
              approx_w && approx_a ? "weights, input" : approx_w ? "weights" : "input");
     }
     *in = out;
+    if (to_stream) st = lower_stream(L, seg + 1, next_li, in);
     /* the next layer folds this one's dropped channels */
     free(L->drop_keep);
     free(L->drop_lev);
@@ -1124,6 +1333,8 @@ static qat_status calibrate(lowering *L)
     return QAT_OK;
 }
 
+static qat_status lower_all(lowering *L);
+
 qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -1144,6 +1355,34 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
         else qat_model_forward(m, zero, NULL, 1, 0);
         free(zero);
     }
+    /* what later shortcuts and routes read */
+    L.needed = calloc((size_t)m->nlayers, 1);
+    L.stream = malloc(sizeof(int) * (size_t)m->nlayers);
+    if (!st && (!L.needed || !L.stream)) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    for (int j = 0; j < m->nlayers && !st; j++) {
+        const qat_layer *p = &m->layers[j];
+        int t = is(p, "shortcut") ? j + p->from : is(p, "route") ? (p->from < 0 ? j + p->from : p->from) : -2;
+        if (t == -1) st = layer_error(p, "reads the image; the integer graph has no int32 form of it");
+        else if (t >= 0) L.needed[t] = 1;
+    }
+    if (!st) st = lower_all(&L);
+    free(L.w.data);
+    free(L.calib_lo);
+    free(L.calib_hi);
+    free(L.drop_keep);
+    free(L.drop_lev);
+    free(L.needed);
+    free(L.stream);
+    if (st) qat_export_free(r);
+    return st;
+}
+
+/* the whole graph, then the file into L->r */
+static qat_status lower_all(lowering *L)
+{
+    qat_model *m = L->m;
+    qat_status st = QAT_OK;
+    for (int j = 0; j < m->nlayers; j++) L->stream[j] = -1;
     int first = -1;
     for (int i = 0; i < m->nlayers && first < 0 && !st; i++) {
         qat_layer *l = &m->layers[i];
@@ -1154,21 +1393,15 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     }
     rt_tensor t = {.c = m->c, .h = m->h, .w = m->w, .u8 = 1};
     if (!st && first < 0) st = qat_error_set(QAT_ERR_SHAPE, "export: the model has no conv2d or linear layer");
-    if (!st && m->layers[first].aq.spec.q) st = lower_lut(&L, &m->layers[first], &t);
+    if (!st && m->layers[first].aq.spec.q) st = lower_lut(L, &m->layers[first], &t);
     for (int i = first; i >= 0 && !st;) {
         int next = -1;
         for (int j = i + 1; j < m->nlayers && next < 0; j++)
             if (rule_for(&m->layers[j]) && rule_for(&m->layers[j])->lower) next = j;
-        st = rule_for(&m->layers[i])->lower(&L, i, next, &t);
+        st = rule_for(&m->layers[i])->lower(L, i, next, &t);
         i = next;
     }
-    if (!st) st = w_finish(&L.w, m, &r->bytes, &r->size);
-    free(L.w.data);
-    free(L.calib_lo);
-    free(L.calib_hi);
-    free(L.drop_keep);
-    free(L.drop_lev);
-    if (st) qat_export_free(r);
+    if (!st) st = w_finish(&L->w, m, &L->r->bytes, &L->r->size);
     return st;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "qatrt.h"
+#include "softfloat.h"
 
 #define ALIGN_UP(x) (((x) + (size_t)QATRT_ALIGN - 1) & ~((size_t)QATRT_ALIGN - 1))
 /* bytes kept free after every buffer: copy8 reads and writes whole 8-byte
@@ -447,7 +448,6 @@ static void stage_thresh(const qatrt_op *op, const qatrt_kernels *k, size_t rows
     else thresh_levels(op, k, rows, acc, (int8_t *)gbuf, out); /* levels the reader checked are +-1 */
 }
 
-/* LOGITS and REQ: rows of cout int32 by dyadic requantization */
 static void stage_logits(const qatrt_op *op, size_t n, const int32_t *C, int32_t *logits)
 {
     int N = op->cout;
@@ -498,7 +498,8 @@ static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in
     }
 }
 
-/* int32 NHWC: out = in0 + in1 sub-sampled by the stride into the first channels */
+/* streams NHWC: out = in0 + in1 sub-sampled by the stride into the first
+ * channels (the others keep in0, as the float shortcut does) */
 static void run_add(const qatrt_op *op, const qatrt_op *o1, int n, const int32_t *a, const int32_t *b, int32_t *out)
 {
     size_t C = (size_t)op->cin, C1 = (size_t)o1->cout, P = (size_t)op->h * op->w, P1 = (size_t)o1->oh * o1->ow;
@@ -507,24 +508,26 @@ static void run_add(const qatrt_op *op, const qatrt_op *o1, int n, const int32_t
             for (int x = 0; x < op->w; x++) {
                 size_t p = (size_t)i * P + (size_t)y * op->w + (size_t)x;
                 const int32_t *s = b + ((size_t)i * P1 + (size_t)(y * op->stride) * o1->ow + (size_t)(x * op->stride)) * C1;
-                for (size_t c = 0; c < C; c++) {
-                    int64_t v = (int64_t)a[p * C + c] + (c < C1 ? s[c] : 0);
-                    out[p * C + c] = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
-                }
+                for (size_t c = 0; c < C; c++) out[p * C + c] = c < C1 ? qatc_key_add(a[p * C + c], s[c]) : a[p * C + c];
             }
 }
 
-/* int32 NHWC -> per channel the mean over the map, rounded to nearest (ties up) */
+/* stream NHWC -> per channel the mean over the map (2^k values) */
 static void run_gap(const qatrt_op *op, int n, const int32_t *in, int32_t *out)
 {
     size_t C = (size_t)op->cin, P = (size_t)op->h * op->w;
+    int k = 0;
+    while (((size_t)1 << k) < P) k++;
     for (int i = 0; i < n; i++)
-        for (size_t c = 0; c < C; c++) {
-            int64_t s = 0;
-            for (size_t p = 0; p < P; p++) s += in[((size_t)i * P + p) * C + c];
-            int64_t q = s >= 0 ? (s + (int64_t)(P / 2)) / (int64_t)P : -((-s + (int64_t)((P - 1) / 2)) / (int64_t)P);
-            out[(size_t)i * C + c] = (int32_t)q;
-        }
+        for (size_t c = 0; c < C; c++) out[(size_t)i * C + c] = qatc_key_mean(in + (size_t)i * P * C + c, (long)P, (long)C, k);
+}
+
+/* rows of cout accumulators -> stream keys (F32 stage) */
+static void stage_f32(const qatrt_op *op, size_t rows, const int32_t *acc, int32_t *out)
+{
+    size_t N = (size_t)op->cout;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < N; c++) out[r * N + c] = qatc_f32_stage(op->req + 4 * c, op->f32flags, acc[r * N + c]);
 }
 
 static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out, uint8_t *gbuf)
@@ -612,8 +615,8 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                 }
                 run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, (size_t)cn, acc, logits + i0 * (size_t)op->cout);
-                else if (op->stage == QATRT_STAGE_REQ)
-                    stage_logits(op, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
+                else if (op->stage == QATRT_STAGE_F32)
+                    stage_f32(op, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
                 else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
             }
             break;

@@ -23,15 +23,18 @@
  *                      HardTanh and the next quantizer are all folded in.
  *              LOGITS  int32 logits = (acc * mult[c] + bias[c]) >> shift[c],
  *                      rounded to nearest (dyadic requantization in int64)
- *              REQ     the same requantization, into an int32 tensor (the
- *                      real value times 2^S of a residual stream)
+ *              F32     a stream: acc 2^e, + bias, BN, ReLU in float32
+ *                      arithmetic done with integers (softfloat.h), as the
+ *                      trained model computes its residual stream
  *   MAXPOOL  max over windows of levels (exact after THRESH because the
  *            folded function is monotone; docs/format.md explains why)
- *   ADD      int32 + int32, the second input sub-sampled by the stride and
+ *   ADD      stream + stream, the second input sub-sampled by the stride and
  *            added to the first channels (ResNet's option-A shortcut)
- *   GAP      int32 mean over the map per channel, rounded to nearest
- *   QUANT    int32 -> levels through per-channel thresholds (the next
- *            layer's input quantizer on a residual stream)
+ *   GAP      the stream's mean over the map per channel (a double sum)
+ *   QUANT    stream -> levels through per-channel thresholds on its keys
+ *            (the next layer's input quantizer)
+ * A stream is float32 values as int32 keys, bit for bit the trained
+ * model's residual stream (qnn_format.h).
  * Ops read the image or earlier ops' outputs (a DAG, .qnn v3; v2 files are
  * chains); the last is a CONV with LOGITS. */
 #ifndef QATRT_H
@@ -82,7 +85,8 @@ typedef struct {
     const int32_t *thr;       /* THRESH: per channel t_1..t_nthr */
     const uint8_t *flip;      /* THRESH: bit c set: negate channel c's accumulator (NULL: none) */
     const int8_t *levels;     /* THRESH: nthr + 1 ascending levels */
-    const int32_t *req;       /* LOGITS, REQ: per channel [mult, shift, bias_lo, bias_hi] */
+    const int32_t *req;       /* LOGITS: per channel [mult, shift, bias_lo, bias_hi]; F32: [e, bias, a, b] */
+    int f32flags;             /* F32: QATC_F32_BIAS | QATC_F32_BN | QATC_F32_RELU (softfloat.h) */
     const int8_t *lut;        /* LUT: cin x 256 */
     const int32_t *table;     /* T32 CONV: cin x 256, the image's pixel values as the kernel reads them */
     size_t wrow;              /* bytes per output channel's weights as the kernel reads them */
@@ -100,11 +104,11 @@ typedef struct {
     size_t pan_off;
 } qatrt_op;
 
-/* the op's output is int32 (a REQ stage, ADD, GAP), else int8 levels or packed signs */
+/* the op's output is a stream (a F32 stage, ADD, GAP), else int8 levels or packed signs */
 static inline int qatrt_op_i32(const qatrt_op *op)
 {
     return op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP ||
-           (op->type == QATRT_OP_CONV && op->stage == QATRT_STAGE_REQ);
+           (op->type == QATRT_OP_CONV && op->stage == QATRT_STAGE_F32);
 }
 
 typedef struct {

@@ -370,7 +370,12 @@ static qatrt_status read_i32_op(reader *r, int i, size_t at, qatrt_op *op, const
     }
     for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
         if ((st = blob(r, at + z, "unused", 0, &b))) return st;
-    if (op->type == QATRT_OP_GAP) return QATRT_OK;
+    if (op->type == QATRT_OP_GAP) {
+        if ((op->h * op->w) & (op->h * op->w - 1))
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a GAP over %dx%d values; the exact mean needs a power of two",
+                        at + QNN_OP_H, op->h, op->w);
+        return QATRT_OK;
+    }
     /* ADD: the second input sub-sampled by the stride into the first channels */
     const qatrt_op *o1 = &m->ops[op->in1];
     if ((st = field(r, at + QNN_OP_STRIDE, "the stride of an ADD", 1, QATRT_MAX_DIM, &op->stride))) return st;
@@ -390,10 +395,11 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     const uint8_t *p = r->base + at;
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
-    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 1, &flags)))
+    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 15, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
+    op->f32flags = flags & ~1;
     /* v3: the op names its input (0 the image, k op k - 1); v2: the op before it */
     uint32_t in0 = version >= 3 ? rd32(p + QNN_OP_IN0) : (uint32_t)i, in1 = version >= 3 ? rd32(p + QNN_OP_IN1) : 0;
     for (size_t z = QNN_OP_IN0; version < 3 && z < QNN_OP_IN0 + 4; z++)
@@ -431,8 +437,8 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT;
     if (wants != (prev && qatrt_op_i32(prev)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", at + QNN_OP_IN0, i,
-                    !prev ? "the image" : qatrt_op_i32(prev) ? "an int32 tensor" : "levels",
-                    wants ? "an int32 tensor (a REQ stage, ADD or GAP)" : "the image or levels");
+                    !prev ? "the image" : qatrt_op_i32(prev) ? "a stream" : "levels",
+                    wants ? "a stream (a F32 stage, ADD or GAP)" : "the image or levels");
     if (wants) return read_i32_op(r, i, at, op, m);
 
     if (op->type == QATRT_OP_LUT) {
@@ -506,7 +512,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if (op->stage == QATRT_STAGE_THRESH) {
         if ((st = read_thresh(r, at, op))) return st;
     } else {
-        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS or REQ stage", 0, 0, &op->nthr))) return st;
+        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS or F32 stage", 0, 0, &op->nthr))) return st;
         if (op->stage == QATRT_STAGE_LOGITS && (op->oh != 1 || op->ow != 1))
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + QNN_OP_OH,
                         op->oh, op->ow);
@@ -515,7 +521,16 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
             (st = blob(r, at + QNN_OP_REQ, "requantization", (size_t)op->cout * 16, &b)))
             return st;
         op->req = b;
-        for (int c = 0; c < op->cout; c++) {
+        for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_F32; c++) {
+            const int32_t *q = op->req + 4 * c;
+            size_t qat = (size_t)((const uint8_t *)q - r->base);
+            if (q[0] < -400 || q[0] > 400)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's scale exponent is %d; expected -400..400", qat, c, q[0]);
+            for (int j = 1; j < 4; j++)
+                if (((uint32_t)q[j] >> 23 & 0xff) == 0xff)
+                    return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's parameter is not finite", qat + 4 * (size_t)j, c);
+        }
+        for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_LOGITS; c++) {
             const int32_t *q = op->req + 4 * c;
             int64_t bias = (int64_t)((uint64_t)(uint32_t)q[2] | (uint64_t)(uint32_t)q[3] << 32);
             size_t qat = (size_t)((const uint8_t *)q - r->base);
@@ -578,6 +593,9 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     r.hi = size - 4;
     for (int i = 0; i < m->nops; i++) {
         if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], m, version))) return st;
+        if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32))
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..3 belong to a F32 stage",
+                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_FLAGS, m->ops[i].f32flags | m->ops[i].in_u8);
         if (m->ops[i].in0 < 0 && m->ops[i].type == QATRT_OP_MAXPOOL)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image",
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE);

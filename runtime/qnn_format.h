@@ -18,9 +18,9 @@ typedef enum {
     QATRT_OP_CONV = 1,
     QATRT_OP_MAXPOOL = 2,
     QATRT_OP_LUT = 3,
-    QATRT_OP_ADD = 4,   /* int32 + int32 (a residual add; IN1 sub-sampled by STRIDE, its channels first) */
-    QATRT_OP_GAP = 5,   /* int32 -> int32 per channel: the mean over the map, rounded to nearest */
-    QATRT_OP_QUANT = 6  /* int32 -> levels through per-channel thresholds (THR, NTHR, LEVELS) */
+    QATRT_OP_ADD = 4,   /* stream + stream (a residual add; IN1 sub-sampled by STRIDE, into the first channels) */
+    QATRT_OP_GAP = 5,   /* stream -> stream per channel: the mean over the map (2^k values) */
+    QATRT_OP_QUANT = 6  /* stream -> levels through per-channel thresholds on its keys (THR, NTHR, LEVELS) */
 } qatrt_op_type;
 #define QATRT_OP_LAST QATRT_OP_QUANT
 
@@ -48,8 +48,13 @@ typedef enum {
 typedef enum {
     QATRT_STAGE_THRESH = 1, /* levels through per-channel thresholds */
     QATRT_STAGE_LOGITS = 2, /* the model's int32 logits by dyadic requantization (the last op) */
-    QATRT_STAGE_REQ = 3     /* an int32 tensor by the same requantization (a residual stream) */
+    QATRT_STAGE_F32 = 3     /* a stream: per channel x = acc 2^e, then + bias, * a + b, max(x, 0) as
+                             * FLAGS bits 1..3 say, in float32 arithmetic done with integers
+                             * (runtime/softfloat.h); REQ holds [e, bias, a, b] per channel */
 } qatrt_stage;
+/* A stream tensor is float32 values as int32 keys (softfloat.h qatc_key:
+ * a key orders as its float), exactly the trained model's residual
+ * stream: ADD and GAP compute as its shortcut and global pool do. */
 
 /* the file header (QATRT_HEADER_SIZE bytes) */
 enum {
@@ -69,7 +74,7 @@ enum {
 /* an op record (QATRT_OP_SIZE bytes) */
 enum {
     QNN_OP_TYPE = 0,   /* u32 qatrt_op_type */
-    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image */
+    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image; bits 1..3, a F32 stage's bias, BN, ReLU */
     QNN_OP_CIN = 8,    /* u32 x 6: input channels, height, width; output channels, height, width */
     QNN_OP_H = 12,
     QNN_OP_W = 16,

@@ -13,6 +13,7 @@
 
 #include "qnn_format.h"
 #include "refinterp.h"
+#include "softfloat.h"
 
 /* the weight of output channel c at input channel ci, kernel row ky,
  * column kx: weight k = (ky kw + kx) cin + ci of row c, element
@@ -83,7 +84,7 @@ static int32_t qatc_input(const qatc_op *o, const void *in, int c, int y, int x)
     if (y < 0 || y >= o->h || x < 0 || x >= o->w) return 0;
     i = ((size_t)c * (size_t)o->h + (size_t)y) * (size_t)o->w + (size_t)x;
     if (o->table) return o->table[(size_t)c * 256 + ((const uint8_t *)in)[i]];
-    return o->in_u8 ? ((const uint8_t *)in)[i] : ((const int8_t *)in)[i];
+    return (o->flags & 1) ? ((const uint8_t *)in)[i] : ((const int8_t *)in)[i];
 }
 
 /* (acc mult + bias) >> shift, rounded to nearest, saturated to int32 */
@@ -118,8 +119,8 @@ static void qatc_conv(const qatc_op *o, const void *in, void *out, int32_t *logi
                 j = (c * o->oh + oy) * o->ow + ox;
                 if (o->stage == QATRT_STAGE_LOGITS)
                     logits[c] = qatc_requant(o->req + 4 * c, acc);
-                else if (o->stage == QATRT_STAGE_REQ)
-                    ((int32_t *)out)[j] = qatc_requant(o->req + 4 * c, acc);
+                else if (o->stage == QATRT_STAGE_F32)
+                    ((int32_t *)out)[j] = qatc_f32_stage(o->req + 4 * c, o->flags & ~1, acc);
                 else
                     ((int8_t *)out)[j] = qatc_level(o, c, o->flip && (o->flip[c / 8] >> (c % 8) & 1) ? -acc : acc);
             }
@@ -150,22 +151,16 @@ static void qatc_add(const qatc_op *o, const qatc_op *o1, const int32_t *a, cons
         for (y = 0; y < o->h; y++)
             for (x = 0; x < o->w; x++) {
                 int i = (c * o->h + y) * o->w + x;
-                int64_t v = a[i];
-                if (c < o1->cout) v += b[(c * o1->oh + y * o->stride) * o1->ow + x * o->stride];
-                out[i] = v > 2147483647 ? 2147483647 : v < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)v;
+                out[i] = c < o1->cout ? qatc_key_add(a[i], b[(c * o1->oh + y * o->stride) * o1->ow + x * o->stride]) : a[i];
             }
 }
 
-/* per channel the mean over the map, rounded to nearest, ties up (GAP) */
+/* per channel the mean over the map (GAP, 2^k values) */
 static void qatc_gap(const qatc_op *o, const int32_t *in, int32_t *out)
 {
-    int c, i;
-    int64_t P = (int64_t)o->h * o->w;
-    for (c = 0; c < o->cin; c++) {
-        int64_t s = 0;
-        for (i = 0; i < o->h * o->w; i++) s += in[c * o->h * o->w + i];
-        out[c] = (int32_t)(s >= 0 ? (s + P / 2) / P : -((-s + (P - 1) / 2) / P));
-    }
+    int c, k = 0;
+    while ((1L << k) < (long)o->h * o->w) k++;
+    for (c = 0; c < o->cin; c++) out[c] = qatc_key_mean(in + (long)c * o->h * o->w, (long)o->h * o->w, 1, k);
 }
 
 QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const uint8_t *image,

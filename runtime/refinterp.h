@@ -7,7 +7,7 @@
 
 /* one op of a .qnn file, its blobs as pointers (qnn_format.h values) */
 typedef struct {
-    int type, in_u8, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K;
+    int type, flags, cin, h, w, cout, oh, ow, kh, kw, stride, pad, kernel, stage, nthr, K; /* flags: QNN_OP_FLAGS */
     int in0, in1, slot; /* the ops it reads (in0 -1: the image; in1 -1: none), the buffer its output goes to */
     const uint8_t *wt, *flip;
     const int32_t *thr, *req;

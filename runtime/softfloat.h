@@ -1,0 +1,190 @@
+/* softfloat.h: IEEE 754 binary32 and binary64 arithmetic, round to nearest
+ * even, with integer operations only (the runtime is compiled with
+ * -mgeneral-regs-only). A model's residual stream (the float tensor a
+ * shortcut adds to) is kept as the trained model computes it, in float32,
+ * so the integer graph decides exactly as the float one: the stream's
+ * batchnorm, adds and global pool are these functions, operation for
+ * operation, in the float model's order.
+ *
+ * Values are handled as bits (uint32_t, uint64_t); a stream tensor holds
+ * int32 keys, qatc_key(bits): negative floats map below positive ones, so
+ * a key compares as its float does (+0 and -0 both 0), and a quantizer on
+ * the stream is thresholds on keys. No NaN is ever made by a model (the
+ * exporter refuses NaN and infinite parameters); infinities pass through.
+ *
+ * C99, nothing but <stdint.h>; qatc_ names, which the C source export
+ * renames with the model's prefix (it is inlined into runtime/refinterp.c). */
+#ifndef QATC_SOFTFLOAT_H
+#define QATC_SOFTFLOAT_H
+
+#include <stdint.h>
+
+/* a format: precision P (bits of the significand, the hidden one
+ * included), the unit of the smallest subnormal 2^umin, the exponent
+ * field of infinity */
+typedef struct {
+    int P, umin, einf;
+} qatc_fmt;
+
+static const qatc_fmt qatc_f32 = {24, -149, 255};
+static const qatc_fmt qatc_f64 = {53, -1074, 2047};
+
+static inline int qatc_bitlen(uint64_t m)
+{
+    int n = 0;
+    if (m >> 32) n += 32, m >>= 32;
+    if (m >> 16) n += 16, m >>= 16;
+    if (m >> 8) n += 8, m >>= 8;
+    if (m >> 4) n += 4, m >>= 4;
+    if (m >> 2) n += 2, m >>= 2;
+    if (m >> 1) n += 1, m >>= 1;
+    return n + (int)m;
+}
+
+/* (-1)^sign (m + t) 2^e rounded to the format, t in (0, 1) when sticky,
+ * else 0 (sticky only with m of at least P + 2 bits) */
+static inline uint64_t qatc_pack(qatc_fmt f, int sign, uint64_t m, int e, int sticky)
+{
+    uint64_t s = (uint64_t)sign << (f.P == 24 ? 31 : 63), top = (uint64_t)1 << (f.P - 1);
+    int L, r;
+    if (!m) return s;
+    L = qatc_bitlen(m);
+    r = L - f.P > f.umin - e ? L - f.P : f.umin - e; /* right shift to P bits, not below the subnormal unit */
+    if (r > 0) {
+        if (r > 64) {
+            m = 0;
+        } else {
+            uint64_t rem = r == 64 ? m : m & (((uint64_t)1 << r) - 1), half = (uint64_t)1 << (r - 1);
+            m = r == 64 ? 0 : m >> r;
+            if (rem > half || (rem == half && (sticky || (m & 1)))) m++;
+        }
+        e += r;
+    } else if (r < 0) {
+        m <<= -r;
+        e += r;
+    }
+    if (m >> f.P) m >>= 1, e++; /* the rounding carried into a new bit */
+    if (!(m & top)) return s | m; /* subnormal (e is umin) or zero */
+    if (e - f.umin + 1 >= f.einf) return s | (uint64_t)f.einf << (f.P - 1);
+    return s | (uint64_t)(e - f.umin + 1) << (f.P - 1) | (m & (top - 1));
+}
+
+/* bits -> sign, significand, exponent of its unit; returns 1 for an infinity */
+static inline int qatc_unpack(qatc_fmt f, uint64_t b, int *sign, uint64_t *m, int *e)
+{
+    int ebits = f.P == 24 ? 8 : 11, field = (int)(b >> (f.P - 1) & (((uint64_t)1 << ebits) - 1));
+    *sign = (int)(b >> (f.P + ebits - 1) & 1);
+    *m = b & (((uint64_t)1 << (f.P - 1)) - 1);
+    *e = f.umin;
+    if (field == f.einf) return 1;
+    if (field) *m |= (uint64_t)1 << (f.P - 1), *e = field - 1 + f.umin;
+    return 0;
+}
+
+static inline uint64_t qatc_fadd(qatc_fmt f, uint64_t a, uint64_t b)
+{
+    int sa, sb, ea, eb, d, sticky = 0, g = 62 - f.P;
+    uint64_t ma, mb, m;
+    if (qatc_unpack(f, a, &sa, &ma, &ea)) return a;
+    if (qatc_unpack(f, b, &sb, &mb, &eb)) return b;
+    if (!ma && !mb) return sa && sb ? a : 0; /* +0 unless both are -0 */
+    if (!mb) return a;
+    if (!ma) return b;
+    if (ea < eb || (ea == eb && ma < mb)) { /* |a| >= |b| */
+        uint64_t t = ma;
+        int u = ea;
+        ma = mb, mb = t, ea = eb, eb = u;
+        u = sa, sa = sb, sb = u;
+    }
+    ma <<= g, mb <<= g; /* g guard bits: the larger's top at bit 61 */
+    d = ea - eb;
+    if (d >= 64) {
+        sticky = 1, mb = 0;
+    } else if (d) {
+        sticky = (mb & (((uint64_t)1 << d) - 1)) != 0;
+        mb >>= d;
+    }
+    if (sa == sb) {
+        m = ma + mb;
+    } else {
+        m = ma - mb - (uint64_t)sticky; /* a sticky remainder was subtracted too: m + (1 - t) */
+        if (!m && !sticky) return 0; /* x - x = +0 */
+    }
+    return qatc_pack(f, sa, m, ea - g, sticky);
+}
+
+static inline uint32_t qatc_f32_add(uint32_t a, uint32_t b) { return (uint32_t)qatc_fadd(qatc_f32, a, b); }
+
+static inline uint32_t qatc_f32_mul(uint32_t a, uint32_t b)
+{
+    int sa, sb, ea, eb, ia, ib;
+    uint64_t ma, mb;
+    ia = qatc_unpack(qatc_f32, a, &sa, &ma, &ea);
+    ib = qatc_unpack(qatc_f32, b, &sb, &mb, &eb);
+    if (ia || ib) return (uint32_t)(sa ^ sb) << 31 | 0x7f800000u;
+    return (uint32_t)qatc_pack(qatc_f32, sa ^ sb, ma * mb, ea + eb, 0);
+}
+
+/* acc 2^e as one float32 rounding */
+static inline uint32_t qatc_f32_scaled(int64_t acc, int e)
+{
+    return (uint32_t)qatc_pack(qatc_f32, acc < 0, acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc, e, 0);
+}
+
+static inline uint64_t qatc_f32_to_f64(uint32_t a)
+{
+    int s, e;
+    uint64_t m;
+    if (qatc_unpack(qatc_f32, a, &s, &m, &e)) return (uint64_t)s << 63 | (uint64_t)0x7ff << 52;
+    return qatc_pack(qatc_f64, s, m, e, 0);
+}
+
+/* the double a 2^-k as float32: (float)(a / 2^k), the division exact */
+static inline uint32_t qatc_f64_to_f32_scaled(uint64_t a, int k)
+{
+    int s, e;
+    uint64_t m;
+    if (qatc_unpack(qatc_f64, a, &s, &m, &e)) return (uint32_t)s << 31 | 0x7f800000u;
+    return (uint32_t)qatc_pack(qatc_f32, s, m, e - k, 0);
+}
+
+/* float32 bits <-> stream keys (order-preserving; -0 -> 0) */
+static inline int32_t qatc_key(uint32_t b)
+{
+    return (b >> 31) ? -(int32_t)(b & 0x7fffffffu) : (int32_t)b;
+}
+
+static inline uint32_t qatc_unkey(int32_t k) { return k < 0 ? 0x80000000u | (uint32_t)(-(int64_t)k) : (uint32_t)k; }
+
+/* ---- the stream ops, shared by the runtime's interpreter and the
+ * reference (so they cannot differ) ---- */
+
+/* a F32 stage's flags (the op's FLAGS bits 1..3) */
+#define QATC_F32_BIAS 2
+#define QATC_F32_BN 4
+#define QATC_F32_RELU 8
+
+/* channel params q = [e, bias, a, b] (float32 bits): x = acc 2^e; x + bias;
+ * x a + b; max(x, 0) as the flags say, each a float32 operation */
+static inline int32_t qatc_f32_stage(const int32_t *q, int flags, int32_t acc)
+{
+    uint32_t x = qatc_f32_scaled(acc, q[0]);
+    if (flags & QATC_F32_BIAS) x = qatc_f32_add(x, (uint32_t)q[1]);
+    if (flags & QATC_F32_BN) x = qatc_f32_add(qatc_f32_mul(x, (uint32_t)q[2]), (uint32_t)q[3]);
+    if ((flags & QATC_F32_RELU) && (x >> 31)) x = 0;
+    return qatc_key(x);
+}
+
+static inline int32_t qatc_key_add(int32_t a, int32_t b) { return qatc_key(qatc_f32_add(qatc_unkey(a), qatc_unkey(b))); }
+
+/* the mean of n = 2^k keys (stride apart) as the float model's global
+ * pool computes it: a double sum in order, divided, rounded to float */
+static inline int32_t qatc_key_mean(const int32_t *x, long n, long stride, int k)
+{
+    uint64_t s = 0;
+    long i;
+    for (i = 0; i < n; i++) s = qatc_fadd(qatc_f64, s, qatc_f32_to_f64(qatc_unkey(x[i * stride])));
+    return qatc_key(qatc_f64_to_f32_scaled(s, k));
+}
+
+#endif
