@@ -642,6 +642,13 @@ static qat_status fold_through(qat_layer *p, tail *t)
 
 static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in);
 
+/* the type of op i written so far */
+static int rd_type(const lowering *L, int i)
+{
+    const uint8_t *p = L->w.ops[i] + QNN_OP_TYPE;
+    return (int)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
 /* a layer's output shape as the runtime's [c, h, w] */
 static void chw(const qat_layer *l, int *c, int *h, int *w)
 {
@@ -687,6 +694,9 @@ static qat_status lower_stream(lowering *L, int from, int next_li, rt_tensor *in
         if (a < 0) return layer_error(p, "its input has no int32 form (internal: the chain before it did not end as one)");
         if (is(p, "dropout") || is(p, "flatten")) {
             L->stream[j] = a;
+        } else if (is(p, "relu") && rd_type(L, a) == QATRT_OP_ADD && L->stream[j - 1] == a && a == L->w.nops - 1) {
+            put32(L->w.ops[a] + QNN_OP_FLAGS, QATC_F32_RELU); /* the add's ReLU, max(x, 0) on its keys */
+            L->stream[j] = a;
         } else if (is(p, "shortcut")) {
             int t = j + p->from;
             if (t < 0 || L->stream[t] < 0)
@@ -704,8 +714,8 @@ static qat_status lower_stream(lowering *L, int from, int next_li, rt_tensor *in
                                       "implemented for 2^k values", h, w);
             st = new_stream_op(L, p, QATRT_OP_GAP, a, -1, &op);
         } else {
-            return layer_error(p, "has no integer lowering on the int32 tensor of a residual add or global pool (supported "
-                                  "there: shortcut, route, global_avgpool, dropout, flatten)");
+            return layer_error(p, "has no integer lowering on the float stream of a residual add or global pool (supported "
+                                  "there: shortcut, a ReLU right after one, route, global_avgpool, dropout, flatten)");
         }
     }
     if (st) return st;

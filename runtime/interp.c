@@ -503,12 +503,16 @@ static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in
 static void run_add(const qatrt_op *op, const qatrt_op *o1, int n, const int32_t *a, const int32_t *b, int32_t *out)
 {
     size_t C = (size_t)op->cin, C1 = (size_t)o1->cout, P = (size_t)op->h * op->w, P1 = (size_t)o1->oh * o1->ow;
+    int relu = op->f32flags & QATC_F32_RELU;
     for (int i = 0; i < n; i++)
         for (int y = 0; y < op->h; y++)
             for (int x = 0; x < op->w; x++) {
                 size_t p = (size_t)i * P + (size_t)y * op->w + (size_t)x;
                 const int32_t *s = b + ((size_t)i * P1 + (size_t)(y * op->stride) * o1->ow + (size_t)(x * op->stride)) * C1;
-                for (size_t c = 0; c < C; c++) out[p * C + c] = c < C1 ? qatc_key_add(a[p * C + c], s[c]) : a[p * C + c];
+                for (size_t c = 0; c < C; c++) {
+                    int32_t v = c < C1 ? qatc_key_add(a[p * C + c], s[c]) : a[p * C + c];
+                    out[p * C + c] = relu && v < 0 ? 0 : v;
+                }
             }
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qatrt.h"
+#include "softfloat.h"
 #include "qnn_format.h"
 
 
@@ -593,8 +594,9 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     r.hi = size - 4;
     for (int i = 0; i < m->nops; i++) {
         if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], m, version))) return st;
-        if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32))
-            return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..3 belong to a F32 stage",
+        if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32) &&
+            !(m->ops[i].type == QATRT_OP_ADD && m->ops[i].f32flags == QATC_F32_RELU))
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..3 belong to a F32 stage (an ADD takes bit 3, its ReLU)",
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_FLAGS, m->ops[i].f32flags | m->ops[i].in_u8);
         if (m->ops[i].in0 < 0 && m->ops[i].type == QATRT_OP_MAXPOOL)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image",

@@ -152,6 +152,7 @@ static void qatc_add(const qatc_op *o, const qatc_op *o1, const int32_t *a, cons
             for (x = 0; x < o->w; x++) {
                 int i = (c * o->h + y) * o->w + x;
                 out[i] = c < o1->cout ? qatc_key_add(a[i], b[(c * o1->oh + y * o->stride) * o1->ow + x * o->stride]) : a[i];
+                if ((o->flags & QATC_F32_RELU) && out[i] < 0) out[i] = 0;
             }
 }
 

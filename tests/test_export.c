@@ -594,6 +594,34 @@ static const unit_case cases[] = {
     {"rgb_dorefa", NETC "[quant]\nweight = dorefa\nact = dorefa\nbits = 2\n"
             "[conv2d]\nfilters = 8\nsize = 5\nbias = 1\n[relu]\n[maxpool]\nsize = 2\n"
             "[linear]\noutput = 10\n[batchnorm]\n", 0, 0},
+    /* residual graphs, their streams (the float tensors shortcuts add to)
+     * in float32 by integer arithmetic: ResNet-20's BNN form with option-A
+     * shortcuts (a stride-2 block doubling the channels), a global pool and
+     * the sign at every conv input but the image's */
+    {"rgb_resnet_bnn", NETC "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[shortcut]\nfrom = -5\n"
+            "[conv2d]\nfilters = 16\nsize = 3\nstride = 2\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 16\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[shortcut]\nfrom = -5\n"
+            "[global_avgpool]\n[linear]\noutput = 10\nbias = 0\n[batchnorm]\n", 0, 0},
+    /* DST's ResNet-18 form: power-of-two weights and 3-bit activations, a
+     * projection shortcut ([route] back to the block input, 1x1 conv + BN)
+     * and a ReLU in a stream's chain; a biased linear layer gives logits */
+    {"rgb_resnet_dst_proj", NETC "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
+            "first_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 16\nsize = 3\nstride = 2\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 16\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[route]\nlayers = -5\n[conv2d]\nfilters = 16\nsize = 1\nstride = 2\nbias = 0\n[batchnorm]\n[shortcut]\nfrom = -4\n"
+            "[global_avgpool]\n[linear]\noutput = 10\nbias = 1\n", 0, 0},
+    /* a ReLU after the add (the ADD's flag) */
+    {"rgb_resnet_dst_relu", NETC "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
+            "first_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[shortcut]\nfrom = -5\n[relu]\n"
+            "[global_avgpool]\n[linear]\noutput = 10\nbias = 1\n", 0, 0},
 };
 
 /* qat_model_weight_storage_emptied on a model small enough to count by
