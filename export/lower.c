@@ -878,14 +878,25 @@ static qat_status lower_f32(lowering *L, const qat_layer *l, int op, const chain
     int32_t *q = calloc((size_t)cout, 16);
     if (!q) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
     qat_status st = QAT_OK;
+    /* a scale that is not a power of two: the float model's conv sum is
+     * not the accumulator exactly scaled (its products round), so the
+     * stream is float32(acc) times the scale, close but not exact */
+    for (int c = 0; c < cout; c++) {
+        int e;
+        double s = ch->sa * ch->sw[c];
+        if (s != 0 && frexp(fabs(s), &e) != 0.5) flags |= QATC_F32_MUL;
+    }
+    if (flags & QATC_F32_MUL) {
+        L->r->exact = 0;
+        note(L->r->approx, sizeof L->r->approx, "%s%s (its scale is not a power of two: the stream after it)",
+             L->r->approx[0] ? ", " : "", l->name);
+    }
     for (int c = 0; c < cout && !st; c++) {
         double s = ch->sa * ch->sw[c];
         int e = 0;
         if (s != 0) {
-            double f = frexp(fabs(s), &e);
+            frexp(fabs(s), &e);
             e -= 1;
-            if (f != 0.5) st = layer_error(l, "channel %d: its accumulator's scale %g is not a power of two, so the float "
-                                              "model's conv output is not the accumulator exactly scaled", c, s);
         }
         uint32_t bits[3] = {0, 0, 0};
         if (ch->bias) memcpy(&bits[0], &ch->bias[c], 4);
@@ -894,9 +905,15 @@ static qat_status lower_f32(lowering *L, const qat_layer *l, int op, const chain
         int32_t *qc = q + 4 * (size_t)c;
         if (s < 0) st = layer_error(l, "channel %d: a negative accumulator scale", c);
         qc[0] = e;
+        if (flags & QATC_F32_MUL) {
+            float sf = (float)s;
+            uint32_t sb;
+            memcpy(&sb, &sf, 4);
+            qc[0] = (int32_t)sb;
+        }
         for (int j = 0; j < 3; j++) qc[1 + j] = (int32_t)bits[j];
         /* the runtime's float32 arithmetic against the chain's */
-        for (int64_t k = 0; k <= 2048 && !st; k++) {
+        for (int64_t k = 0; k <= 2048 && !st && !(flags & QATC_F32_MUL); k++) {
             int64_t acc = B <= 1024 ? -B + k : -B + (2 * B) * k / 2048;
             if (acc > B) break;
             float x = chain_value(ch, c, acc);

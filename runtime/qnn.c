@@ -396,7 +396,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     const uint8_t *p = r->base + at;
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
-    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 15, &flags)))
+    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 31, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
@@ -525,7 +525,9 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
         for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_F32; c++) {
             const int32_t *q = op->req + 4 * c;
             size_t qat = (size_t)((const uint8_t *)q - r->base);
-            if (q[0] < -400 || q[0] > 400)
+            if ((op->f32flags & QATC_F32_MUL) && ((uint32_t)q[0] >> 23 & 0xff) == 0xff)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's scale is not finite", qat, c);
+            if (!(op->f32flags & QATC_F32_MUL) && (q[0] < -400 || q[0] > 400))
                 return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's scale exponent is %d; expected -400..400", qat, c, q[0]);
             for (int j = 1; j < 4; j++)
                 if (((uint32_t)q[j] >> 23 & 0xff) == 0xff)
@@ -596,7 +598,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], m, version))) return st;
         if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32) &&
             !(m->ops[i].type == QATRT_OP_ADD && m->ops[i].f32flags == QATC_F32_RELU))
-            return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..3 belong to a F32 stage (an ADD takes bit 3, its ReLU)",
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..4 belong to a F32 stage (an ADD takes bit 3, its ReLU)",
                         QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_FLAGS, m->ops[i].f32flags | m->ops[i].in_u8);
         if (m->ops[i].in0 < 0 && m->ops[i].type == QATRT_OP_MAXPOOL)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image",

@@ -74,7 +74,7 @@ enum {
 /* an op record (QATRT_OP_SIZE bytes) */
 enum {
     QNN_OP_TYPE = 0,   /* u32 qatrt_op_type */
-    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image; bits 1..3, a F32 stage's bias, BN, ReLU; an ADD's bit 3, a ReLU after it */
+    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image; bits 1..4, a F32 stage's bias, BN, ReLU, float scale; an ADD's bit 3, a ReLU after it */
     QNN_OP_CIN = 8,    /* u32 x 6: input channels, height, width; output channels, height, width */
     QNN_OP_H = 12,
     QNN_OP_W = 16,

@@ -163,12 +163,14 @@ static inline uint32_t qatc_unkey(int32_t k) { return k < 0 ? 0x80000000u | (uin
 #define QATC_F32_BIAS 2
 #define QATC_F32_BN 4
 #define QATC_F32_RELU 8
+#define QATC_F32_MUL 16 /* q[0] is a float32 scale, not an exponent */
 
-/* channel params q = [e, bias, a, b] (float32 bits): x = acc 2^e; x + bias;
- * x a + b; max(x, 0) as the flags say, each a float32 operation */
+/* channel params q = [e, bias, a, b] (float32 bits): x = acc 2^e (or, with
+ * QATC_F32_MUL, float32(acc) times the float32 q[0]); x + bias; x a + b;
+ * max(x, 0) as the flags say, each a float32 operation */
 static inline int32_t qatc_f32_stage(const int32_t *q, int flags, int32_t acc)
 {
-    uint32_t x = qatc_f32_scaled(acc, q[0]);
+    uint32_t x = (flags & QATC_F32_MUL) ? qatc_f32_mul(qatc_f32_scaled(acc, 0), (uint32_t)q[0]) : qatc_f32_scaled(acc, q[0]);
     if (flags & QATC_F32_BIAS) x = qatc_f32_add(x, (uint32_t)q[1]);
     if (flags & QATC_F32_BN) x = qatc_f32_add(qatc_f32_mul(x, (uint32_t)q[2]), (uint32_t)q[3]);
     if ((flags & QATC_F32_RELU) && (x >> 31)) x = 0;
