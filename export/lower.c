@@ -817,7 +817,7 @@ static qatrt_kernel choose_kernel(const rt_tensor *in, const int32_t *wl, size_t
      * kernel, unless K is small, where int8 rows let the runtime broadcast
      * whole pixels into VPDPBUSD (and the size difference is small) */
     if (in->u8) return w_pm1 && K > 64 ? QATRT_K_U8B : w_i8 ? QATRT_K_U8I8 : QATRT_K_I16;
-    if (a_pm1 && w_pm1 && !pad) return QATRT_K_BIN;
+    if (a_pm1 && w_pm1) return QATRT_K_BIN; /* a padded tap (0) is taken back per border output */
     if (a_ter && w_ter) return QATRT_K_TER;
     if (w_ter) return QATRT_K_I8T;
     if (w_p2) return QATRT_K_P2;

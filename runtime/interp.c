@@ -265,14 +265,50 @@ static void gather_table(const qatrt_op *op, const uint8_t *in, int oy, int ox, 
     }
 }
 
-/* the binary kernel's row under (oy, ox) from packed NHWC signs (a binary
- * layer has no padding): kh copies of kw pixels, then zero words' tail */
+/* the binary kernel's row under (oy, ox) from packed NHWC signs: kh
+ * copies of kw pixels, then zero words' tail; a padded tap is zero bits,
+ * +1, which pad_fix takes back */
 static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row, size_t arow)
 {
     size_t cb = cbytes(op->cin), run = (size_t)op->kw * cb;
-    for (int ky = 0; ky < op->kh; ky++)
-        copy8(row + (size_t)ky * run, in + ((size_t)(oy * op->stride + ky) * op->w + (size_t)(ox * op->stride)) * cb, run);
+    int ix0 = ox * op->stride - op->pad;
+    int lo = ix0 < 0 ? -ix0 : 0, hi = op->w - ix0 < op->kw ? op->w - ix0 : op->kw;
+    for (int ky = 0; ky < op->kh; ky++) {
+        int iy = oy * op->stride - op->pad + ky;
+        uint8_t *d = row + (size_t)ky * run;
+        if (iy < 0 || iy >= op->h || hi <= lo) {
+            memset(d, 0, run);
+            continue;
+        }
+        if (lo) memset(d, 0, (size_t)lo * cb);
+        copy8(d + (size_t)lo * cb, in + ((size_t)iy * op->w + (size_t)(ix0 + lo)) * cb, (size_t)(hi - lo) * cb);
+        if (hi < op->kw) memset(d + (size_t)hi * cb, 0, (size_t)(op->kw - hi) * cb);
+    }
     memset(row + (size_t)op->kh * run, 0, arow - (size_t)op->kh * run);
+}
+
+/* a padded binary layer: the border outputs' accumulators counted +1 at
+ * each padded tap; the true input there is 0, so take back the channel's
+ * weights at those taps (tap sums, prepared) */
+static void pad_fix(const qatrt_op *op, int n, const int32_t *tapsum, int32_t *acc)
+{
+    size_t N = (size_t)op->cout, T = (size_t)op->kh * op->kw;
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < op->oh; oy++) {
+            int iy0 = oy * op->stride - op->pad, yin = iy0 >= 0 && iy0 + op->kh <= op->h;
+            for (int ox = 0; ox < op->ow; ox++) {
+                int ix0 = ox * op->stride - op->pad;
+                if (yin && ix0 >= 0 && ix0 + op->kw <= op->w) continue;
+                int32_t *a = acc + (((size_t)i * op->oh + (size_t)oy) * op->ow + (size_t)ox) * N;
+                for (int ky = 0; ky < op->kh; ky++)
+                    for (int kx = 0; kx < op->kw; kx++) {
+                        int iy = iy0 + ky, ix = ix0 + kx;
+                        if (iy >= 0 && iy < op->h && ix >= 0 && ix < op->w) continue;
+                        const int32_t *t = tapsum + (size_t)(ky * op->kw + kx);
+                        for (size_t c = 0; c < N; c++) a[c] -= t[c * T];
+                    }
+            }
+        }
 }
 
 /* bits != NULL: the op's signs straight from the kernel (fused_bits) */
@@ -526,10 +562,18 @@ static void run_gap(const qatrt_op *op, int n, const int32_t *in, int32_t *out)
         for (size_t c = 0; c < C; c++) out[(size_t)i * C + c] = qatc_key_mean(in + (size_t)i * P * C + c, (long)P, (long)C, k);
 }
 
-/* rows of cout accumulators -> stream keys (F32 stage) */
-static void stage_f32(const qatrt_op *op, size_t rows, const int32_t *acc, int32_t *out)
+/* rows of cout accumulators -> stream keys (F32 stage), from the
+ * prepared table when there is one */
+static void stage_f32(const qatrt_op *op, const uint8_t *prep, size_t rows, const int32_t *acc, int32_t *out)
 {
     size_t N = (size_t)op->cout;
+    if (op->f32tab) {
+        const int32_t *tb = (const int32_t *)(const void *)(prep + op->f32tab_off);
+        ptrdiff_t W = (ptrdiff_t)(2 * op->accmax + 1), mid = (ptrdiff_t)op->accmax;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < N; c++) out[r * N + c] = tb[(ptrdiff_t)c * W + mid + acc[r * N + c]];
+        return;
+    }
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < N; c++) out[r * N + c] = qatc_f32_stage(op->req + 4 * c, op->f32flags, acc[r * N + c]);
 }
@@ -558,6 +602,26 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
         const qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;
         if (op->prep) prepare_op(op, prep + op->prep_off, scratch);
+        if (op->padfix) { /* channel c's weights at tap t: bit (c K + t cin + ci) of the dense stream, set for -1 */
+            int32_t *ts = (int32_t *)(void *)(prep + op->padfix_off);
+            size_t T = (size_t)op->kh * op->kw, K = (size_t)op->K;
+            for (size_t c = 0; c < (size_t)op->cout; c++)
+                for (size_t t = 0; t < T; t++) {
+                    int32_t s = 0;
+                    for (size_t ci = 0; ci < (size_t)op->cin; ci++) {
+                        size_t b = c * K + t * (size_t)op->cin + ci;
+                        s += (((const uint8_t *)op->weights)[b / 8] >> (b % 8) & 1) ? -1 : 1;
+                    }
+                    ts[c * T + t] = s;
+                }
+        }
+        if (op->f32tab) {
+            int32_t *tb = (int32_t *)(void *)(prep + op->f32tab_off);
+            size_t W = (size_t)(2 * op->accmax + 1);
+            for (size_t c = 0; c < (size_t)op->cout; c++)
+                for (size_t j = 0; j < W; j++)
+                    tb[c * W + j] = qatc_f32_stage(op->req + 4 * c, op->f32flags, (int32_t)((int64_t)j - op->accmax));
+        }
         if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(prep + op->pan_off));
     }
     prep_tag t = {PREP_MAGIC, m->data, m->size, m->crc};
@@ -618,9 +682,10 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                     continue;
                 }
                 run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
+                if (op->padfix) pad_fix(op, cn, (const int32_t *)(const void *)(prep + op->padfix_off), acc);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, (size_t)cn, acc, logits + i0 * (size_t)op->cout);
                 else if (op->stage == QATRT_STAGE_F32)
-                    stage_f32(op, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
+                    stage_f32(op, prep, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
                 else stage_thresh(op, k, (size_t)cn * P, pout, acc, out + i0 * osz, gbuf);
             }
             break;

@@ -49,6 +49,7 @@
 #define QATRT_MAX_OPS 256
 #define QATRT_MAX_DIM 65536    /* any channel count, height, width */
 #define QATRT_MAX_LEVELS 256
+#define QATRT_F32_TABLE_MAX 4096 /* a F32 stage with |acc| <= this runs from a table made once */
 
 typedef enum {
     QATRT_OK = 0,
@@ -102,6 +103,14 @@ typedef struct {
                                * out as the panels of kern.h, at pan_off, for tables that prefer
                                * them (i8panel) */
     size_t pan_off;
+    int64_t accmax;           /* CONV: |acc| <= accmax (K max|input| max|weight|) */
+    int padfix;               /* BIN with padding: a padded tap reads +1 (bit 0), so each border
+                               * output takes back its channel's weight sum over the padded taps:
+                               * cout x kh kw int32 tap sums at padfix_off in the prepared area */
+    size_t padfix_off;
+    int f32tab;               /* F32 with a small accmax: the stage for every acc, cout x (2 accmax
+                               * + 1) keys at f32tab_off in the prepared area */
+    size_t f32tab_off;
 } qatrt_op;
 
 /* the op's output is a stream (a F32 stage, ADD, GAP), else int8 levels or packed signs */

@@ -491,8 +491,6 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                       ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + QNN_OP_KERNEL,
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
-    if (op->kernel == QATRT_K_BIN && op->pad)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the binary kernel has no padding (use the ternary kernel)", at + QNN_OP_PAD);
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
@@ -623,7 +621,8 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
                 int nl = m->ops[k].type == QATRT_OP_LUT ? m->ops[k].cin * 256 : m->ops[k].nthr + 1;
                 for (int v = 0; v < nl; v++) amax = lv[v] < -amax ? -lv[v] : lv[v] > amax ? lv[v] : amax;
             }
-            if ((int64_t)op->K * amax * weight_bound(op) > INT32_MAX)
+            op->accmax = (int64_t)op->K * amax * weight_bound(op);
+            if (op->accmax > INT32_MAX)
                 return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld with the '%s' kernel's weights could overflow the int32 accumulator",
                             QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_CIN, op->K, (long long)amax,
                             qatrt_kernel_name(op->kernel));
@@ -659,6 +658,17 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
             op->pan = 1;
             op->pan_off = m->prep_size;
             m->prep_size += (qatrt_i8panel_bytes(op->cout, op->K) + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
+        }
+        /* a padded binary layer's tap sums; a F32 stage's table */
+        op->padfix = op->kernel == QATRT_K_BIN && op->pad > 0;
+        if (op->padfix) {
+            op->padfix_off = m->prep_size;
+            m->prep_size += ((size_t)op->cout * op->kh * op->kw * 4 + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
+        }
+        op->f32tab = op->stage == QATRT_STAGE_F32 && op->accmax <= QATRT_F32_TABLE_MAX;
+        if (op->f32tab) {
+            op->f32tab_off = m->prep_size;
+            m->prep_size += ((size_t)op->cout * (size_t)(2 * op->accmax + 1) * 4 + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
         }
         if (!op->prep) continue;
         op->prep_off = m->prep_size;

@@ -113,12 +113,67 @@ static inline uint64_t qatc_fadd(qatc_fmt f, uint64_t a, uint64_t b)
     return qatc_pack(f, sa, m, ea - g, sticky);
 }
 
-static inline uint32_t qatc_f32_add(uint32_t a, uint32_t b) { return (uint32_t)qatc_fadd(qatc_f32, a, b); }
+/* leading zeros of a nonzero 32-bit value */
+static inline int qatc_clz32(uint32_t v)
+{
+#ifdef __GNUC__
+    return __builtin_clz(v);
+#else
+    return 32 - qatc_bitlen(v);
+#endif
+}
+
+/* float32 a + b: both normal (the common case) in 32-bit integers, six
+ * guard bits with the sticky bit jammed into the last; anything else, and
+ * a result leaving the normal range, by qatc_fadd */
+static inline uint32_t qatc_f32_add(uint32_t a, uint32_t b)
+{
+    uint32_t aa = a & 0x7fffffffu, bb = b & 0x7fffffffu, ma, mb, m, rem;
+    int ea, eb, d;
+    if (aa < bb) {
+        uint32_t t = a;
+        a = b, b = t, t = aa, aa = bb, bb = t;
+    }
+    ea = (int)(aa >> 23), eb = (int)(bb >> 23);
+    if (eb == 0 || ea == 255) return (uint32_t)qatc_fadd(qatc_f32, a, b);
+    ma = ((aa & 0x7fffffu) | 0x800000u) << 6, mb = ((bb & 0x7fffffu) | 0x800000u) << 6;
+    d = ea - eb;
+    if (d > 31) mb = 1;
+    else if (d) mb = (mb >> d) | ((mb & ((1u << d) - 1)) != 0);
+    if ((a ^ b) >> 31) {
+        int s;
+        m = ma - mb;
+        if (!m) return 0;
+        s = qatc_clz32(m) - 2; /* the top back to bit 29 */
+        if (s >= ea) return (uint32_t)qatc_fadd(qatc_f32, a, b);
+        m <<= s, ea -= s;
+    } else {
+        m = ma + mb;
+        if (m >> 30) m = (m >> 1) | (m & 1), ea++;
+    }
+    rem = m & 63, m >>= 6;
+    if (rem > 32 || (rem == 32 && (m & 1))) m++;
+    if (m >> 24) m >>= 1, ea++;
+    if (ea >= 255) return (a & 0x80000000u) | 0x7f800000u;
+    return (a & 0x80000000u) | (uint32_t)ea << 23 | (m & 0x7fffffu);
+}
 
 static inline uint32_t qatc_f32_mul(uint32_t a, uint32_t b)
 {
     int sa, sb, ea, eb, ia, ib;
     uint64_t ma, mb;
+    {   /* both normal, the product too: 24 x 24 bits, one rounding */
+        int xa = (int)(a >> 23 & 0xff), xb = (int)(b >> 23 & 0xff), x = xa + xb - 127;
+        if (xa && xb && xa != 255 && xb != 255 && x > 0 && x < 253) {
+            uint64_t p = (uint64_t)((a & 0x7fffffu) | 0x800000u) * ((b & 0x7fffffu) | 0x800000u);
+            int sh = (int)(p >> 47) + 23; /* p in [2^46, 2^48) */
+            uint64_t q = p >> sh, rem = p & (((uint64_t)1 << sh) - 1), half = (uint64_t)1 << (sh - 1);
+            x += sh - 23;
+            if (rem > half || (rem == half && (q & 1))) q++;
+            if (q >> 24) q >>= 1, x++;
+            if (x < 255) return ((a ^ b) & 0x80000000u) | (uint32_t)x << 23 | (uint32_t)(q & 0x7fffffu);
+        }
+    }
     ia = qatc_unpack(qatc_f32, a, &sa, &ma, &ea);
     ib = qatc_unpack(qatc_f32, b, &sb, &mb, &eb);
     if (ia || ib) return (uint32_t)(sa ^ sb) << 31 | 0x7f800000u;
@@ -128,6 +183,11 @@ static inline uint32_t qatc_f32_mul(uint32_t a, uint32_t b)
 /* acc 2^e as one float32 rounding */
 static inline uint32_t qatc_f32_scaled(int64_t acc, int e)
 {
+    if (acc != 0 && acc > -16777216 && acc < 16777216) { /* exact: 24 bits */
+        uint32_t u = (uint32_t)(acc < 0 ? -acc : acc);
+        int s = qatc_clz32(u) - 8, x = e + 150 - s; /* u << s has its top at bit 23 */
+        if (x > 0 && x < 255) return (acc < 0 ? 0x80000000u : 0) | (uint32_t)x << 23 | ((u << s) & 0x7fffffu);
+    }
     return (uint32_t)qatc_pack(qatc_f32, acc < 0, acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc, e, 0);
 }
 

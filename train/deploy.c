@@ -55,10 +55,12 @@ static const qat_cli_opt export_opts[] = {
 };
 _Static_assert(sizeof export_opts / sizeof export_opts[0] == EX_COUNT, "one entry per option");
 
-enum { IN_TOP, IN_DATA, IN_BATCH, IN_THREADS, IN_JSON, IN_COUNT };
+enum { IN_TOP, IN_DATA, IN_DATASET, IN_BATCH, IN_THREADS, IN_JSON, IN_COUNT };
 static const qat_cli_opt infer_opts[] = {
     [IN_TOP] = {"--top", NULL, QAT_CLI_INT, "K", 1, 1000, .idef = 3, .help = "classes printed per image"},
-    [IN_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .help = "an IDX dataset folder: accuracy on its test split"},
+    [IN_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .help = "a dataset's folder: accuracy on its test split"},
+    [IN_DATASET] = {"--dataset", NULL, QAT_CLI_STR, "NAME", .shown = "cifar10 for 3x32x32 models, else mnist",
+                    .help = "--data: which dataset's files it holds"},
     [IN_BATCH] = {"--batch", NULL, QAT_CLI_INT, "B", 1, 65536, .idef = 128, .help = "--data: images per run"},
     [IN_THREADS] = {"--threads", NULL, QAT_CLI_INT, "T", 1, 64, .shown = "all CPUs", .help = "--data: threads"},
     [IN_JSON] = {"--json", NULL, QAT_CLI_FLAG, .help = "--data: one JSON object instead of a sentence"},
@@ -436,7 +438,8 @@ static int run_infer(const qat_cli_command *c, qat_cli_val *v, int npos, char **
     if (!rc && data) {
         qat_dataset train = {0}, test = {0};
         int32_t *z = NULL;
-        if (qat_data_load(&train, &test, "mnist", data) != QAT_OK) {
+        const char *dsname = v[IN_DATASET].s ? v[IN_DATASET].s : rm.c == 3 && rm.h == 32 && rm.w == 32 ? "cifar10" : "mnist";
+        if (qat_data_load(&train, &test, dsname, data) != QAT_OK) {
             rc = qat_cli_fail();
         } else if (test.c != rm.c || test.h != rm.h || test.w != rm.w) {
             fprintf(stderr, "%s: error: %s holds %dx%dx%d images; the model takes %dx%dx%d\n", qat_cli_prog, data, test.c,
@@ -486,7 +489,7 @@ const qat_cli_command qat_cli_infer = {
     "infer", "MODEL.qnn|RUN.ckpt [IMAGE...]",
     "Runs an exported model with the integer runtime: on image files (PNG, JPEG,\n"
     "PGM/PPM; size and channels must be the model's) printing the top classes, or\n"
-    "on the test split of the IDX dataset in --data printing accuracy and images/s.\n"
+    "on the test split of the dataset in --data printing accuracy and images/s.\n"
     "QATRT_ISA=scalar|avx2|avx512 forces a kernel set. Given a checkpoint, runs the\n"
     "trained model itself (evaluation mode) and prints the top classes by name\n"
     "with their softmax probabilities.\n",
