@@ -55,7 +55,7 @@ static const qat_cli_opt export_opts[] = {
 };
 _Static_assert(sizeof export_opts / sizeof export_opts[0] == EX_COUNT, "one entry per option");
 
-enum { IN_TOP, IN_DATA, IN_DATASET, IN_BATCH, IN_THREADS, IN_JSON, IN_COUNT };
+enum { IN_TOP, IN_DATA, IN_DATASET, IN_BATCH, IN_THREADS, IN_JSON, IN_LOGITS, IN_COUNT };
 static const qat_cli_opt infer_opts[] = {
     [IN_TOP] = {"--top", NULL, QAT_CLI_INT, "K", 1, 1000, .idef = 3, .help = "classes printed per image"},
     [IN_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .help = "a dataset's folder: accuracy on its test split"},
@@ -64,6 +64,7 @@ static const qat_cli_opt infer_opts[] = {
     [IN_BATCH] = {"--batch", NULL, QAT_CLI_INT, "B", 1, 65536, .idef = 128, .help = "--data: images per run"},
     [IN_THREADS] = {"--threads", NULL, QAT_CLI_INT, "T", 1, 64, .shown = "all CPUs", .help = "--data: threads"},
     [IN_JSON] = {"--json", NULL, QAT_CLI_FLAG, .help = "--data: one JSON object instead of a sentence"},
+    [IN_LOGITS] = {"--logits", NULL, QAT_CLI_STR, "FILE", .help = "--data: write each test image's int32 logits, a line each"},
 };
 _Static_assert(sizeof infer_opts / sizeof infer_opts[0] == IN_COUNT, "one entry per option");
 
@@ -410,6 +411,23 @@ static int infer_checkpoint(const char *path, char **paths, int n, int top)
     return rc;
 }
 
+/* n lines of k logits, written atomically */
+static int write_logits(const char *path, const int32_t *z, int n, int k)
+{
+    size_t cap = (size_t)n * (size_t)k * 12 + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fprintf(stderr, "%s: error: out of memory\n", qat_cli_prog);
+        return 1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++)
+            len += (size_t)snprintf(buf + len, cap - len, "%ld%c", (long)z[(size_t)i * k + j], j + 1 < k ? ' ' : '\n');
+    int rc = qat_export_write_file(path, (const uint8_t *)buf, len) != QAT_OK ? qat_cli_fail() : 0;
+    free(buf);
+    return rc;
+}
+
 static int run_infer(const qat_cli_command *c, qat_cli_val *v, int npos, char **pos)
 {
     const char *model = pos[0], *data = v[IN_DATA].s;
@@ -456,6 +474,7 @@ static int run_infer(const qat_cli_command *c, qat_cli_val *v, int npos, char **
                 rc = qat_cli_fail();
             } else {
                 t1 = qat_time_now();
+                if (v[IN_LOGITS].s) rc = write_logits(v[IN_LOGITS].s, z, test.n, rm.nclass);
                 int correct = 0;
                 for (int i = 0; i < test.n; i++) correct += argmax_i(z + (size_t)i * rm.nclass, rm.nclass) == test.labels[i];
                 double acc = (double)correct / test.n, ips = test.n / (t1 - t0);
