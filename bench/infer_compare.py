@@ -10,6 +10,10 @@ the same thread counts, measures qat again, and reports images/s and the
 ratios qat / PyTorch FP32 at batch 1 and qat / PyTorch int8 at batch 128.
 
   python3 bench/infer_compare.py [--build build] [--out bench/results/infer.json]
+
+CIFAR-10: give exported models and the peer's model to set them against,
+  python3 bench/infer_compare.py --qnn vgg_small_q_bnn=q.qnn --qnn resnet20_bnn=r.qnn \
+      --peer-model vgg_small_q --data ../shared/data/cifar-10-batches-bin
 """
 import argparse
 import json
@@ -33,11 +37,12 @@ def infer(args, qnn, batch, threads):
 
 
 def peer(args, threads, path):
-    subprocess.run(["/usr/bin/python3", PEER, str(threads), "--only", "inference", "--models", "lenet5",
-                    "--out", path], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["/usr/bin/python3", PEER, "--threads", str(threads), "--only", "inference", "--out", path],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     d = json.load(open(path))["inference"]
-    out = {"fp32": {b: d["lenet5/fp32/%s" % b]["images_per_s"] for b in ("b1", "b128")}}
-    i8 = d.get("lenet5/int8_onednn", {})
+    pm = args.peer_model
+    out = {"fp32": {b: d["%s/fp32/%s" % (pm, b)]["images_per_s"] for b in ("b1", "b128")}}
+    i8 = d.get("%s/int8_onednn" % pm, {})
     if not i8.get("ran"):
         raise SystemExit("torch_peer.py did not run int8 (onednn): %s" % i8.get("reason"))
     out["int8_onednn"] = {b: i8[b]["images_per_s"] for b in ("b1", "b128")}
@@ -51,10 +56,12 @@ def main():
     ap.add_argument("--ckpt-dir", default="/tmp/qat-infer-bench")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--qnn", action="append", default=[], help="NAME=PATH: an exported model (no training)")
+    ap.add_argument("--peer-model", default="lenet5", help="torch_peer.py's model: lenet5 | vgg_small_q")
     args = ap.parse_args()
     os.makedirs(args.ckpt_dir, exist_ok=True)
-    qnns = {}
-    for name, extra in MODELS:
+    qnns = dict(q.split("=", 1) for q in args.qnn)
+    for name, extra in ([] if qnns else MODELS):
         d = os.path.join(args.ckpt_dir, name)
         ck = os.path.join(d, "last.ckpt")
         if not os.path.exists(ck):
@@ -75,7 +82,7 @@ def main():
     for _ in range(args.rounds):
         measure()
     result = {"peer": peers, "qat": {}}
-    print("%-10s %5s %7s %12s %12s %12s %14s %14s" % ("model", "batch", "threads", "qat img/s", "torch fp32",
+    print("%-16s %5s %7s %12s %12s %12s %14s %14s" % ("model", "batch", "threads", "qat img/s", "torch fp32",
                                                      "torch int8", "x fp32", "x int8"))
     for (m, b, t), rs in runs.items():
         ips = statistics.median(r["images_per_s"] for r in rs)
@@ -83,7 +90,7 @@ def main():
         result["qat"]["%s/b%d/%dt" % (m, b, t)] = {"images_per_s": ips, "accuracy": rs[0]["accuracy"],
                                                     "x_torch_fp32": ips / fp, "x_torch_int8": ips / i8,
                                                     "isa": rs[0]["isa"], "runs": [r["images_per_s"] for r in rs]}
-        print("%-10s %5d %7d %12.0f %12.0f %12.0f %13.1fx %13.1fx" % (m, b, t, ips, fp, i8, ips / fp, ips / i8))
+        print("%-16s %5d %7d %12.0f %12.0f %12.0f %13.1fx %13.1fx" % (m, b, t, ips, fp, i8, ips / fp, ips / i8))
     for name, p in qnns.items():
         result.setdefault("files", {})[name] = os.path.getsize(p)
     if args.out:
