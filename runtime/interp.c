@@ -51,7 +51,7 @@ static size_t a_row(const qatrt_op *op)
     case QATRT_K_BIN: return qatrt_weight_row(QATRT_K_BIN, op->kh * op->kw, op->cin);
     case QATRT_K_TER: return 2 * kw * 8;
     case QATRT_K_I16: return 2 * (size_t)op->K;
-    case QATRT_K_T32: return 4 * (size_t)op->K;
+    case QATRT_K_T32: return (op->t16 ? 2 : 4) * (size_t)op->K;
     default: return (size_t)op->K;
     }
 }
@@ -265,14 +265,42 @@ static void gather_table(const qatrt_op *op, const uint8_t *in, int oy, int ox, 
     }
 }
 
+/* the same from the prepared int16 table (t16: the values >> t16_shift) */
+static void gather_table16(const qatrt_op *op, const int16_t *tab, const uint8_t *in, int oy, int ox, int16_t *row)
+{
+    int C = op->cin;
+    for (int ky = 0; ky < op->kh; ky++) {
+        int iy = oy * op->stride - op->pad + ky;
+        for (int kx = 0; kx < op->kw; kx++, row += C) {
+            int ix = ox * op->stride - op->pad + kx;
+            if (iy < 0 || iy >= op->h || ix < 0 || ix >= op->w) {
+                memset(row, 0, sizeof(int16_t) * (size_t)C);
+                continue;
+            }
+            const uint8_t *px = in + ((size_t)iy * op->w + (size_t)ix) * (size_t)C;
+            for (int c = 0; c < C; c++) row[c] = tab[(size_t)c * 256 + px[c]];
+        }
+    }
+}
+
 /* the binary kernel's row under (oy, ox) from packed NHWC signs: kh
  * copies of kw pixels, then zero words' tail; a padded tap is zero bits,
  * +1, which pad_fix takes back */
 static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row, size_t arow)
 {
     size_t cb = cbytes(op->cin), run = (size_t)op->kw * cb;
-    int ix0 = ox * op->stride - op->pad;
+    int ix0 = ox * op->stride - op->pad, iy0 = oy * op->stride - op->pad;
     int lo = ix0 < 0 ? -ix0 : 0, hi = op->w - ix0 < op->kw ? op->w - ix0 : op->kw;
+    if (lo == 0 && hi == op->kw && iy0 >= 0 && iy0 + op->kh <= op->h) { /* inside: whole runs, word by word */
+        const uint8_t *src = in + ((size_t)iy0 * op->w + (size_t)ix0) * cb;
+        size_t pitch = (size_t)op->w * cb, tail = arow - (size_t)op->kh * run;
+        for (int ky = 0; ky < op->kh; ky++) copy8(row + (size_t)ky * run, src + (size_t)ky * pitch, run);
+        for (size_t i = 0; i < tail; i += 8) {
+            uint64_t z = 0;
+            memcpy(row + (size_t)op->kh * run + i, &z, 8);
+        }
+        return;
+    }
     for (int ky = 0; ky < op->kh; ky++) {
         int iy = oy * op->stride - op->pad + ky;
         uint8_t *d = row + (size_t)ky * run;
@@ -336,7 +364,10 @@ static void gemm(const qatrt_op *op, const qatrt_kernels *k, const void *W, cons
     case QATRT_K_P2: k->p2gemm(M, N, K, A, arow, W, op->wrow, C, ldc); break;
     case QATRT_K_U8B: k->u8bgemm_pk(M, N, K, A, arow, W, C, ldc); break;
     case QATRT_K_MB: k->mbgemm(M, N, K, A, arow, op->in_u8, &op->mb, C, ldc); break;
-    case QATRT_K_T32: k->i32i8gemm(M, N, K, A, arow / 4, W, op->wrow, C, ldc); break;
+    case QATRT_K_T32:
+        if (op->t16) k->i16gemm(M, N, K, A, arow / 2, (const int16_t *)W, (size_t)K, C, ldc);
+        else k->i32i8gemm(M, N, K, A, arow / 4, W, op->wrow, C, ldc);
+        break;
     default: break; /* the reader admits no other kernel */
     }
 }
@@ -405,6 +436,8 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                     size_t C = (size_t)op->cin, T = (size_t)op->kh * op->kw;
                     for (size_t r = 0; r < T; r++)
                         for (size_t ci = 0; ci < C; ci++) dst[ci * T + r] = gbuf[r * C + ci];
+                } else if (op->kernel == QATRT_K_T32 && op->t16) {
+                    gather_table16(op, (const int16_t *)W - (size_t)op->cin * 256, x, oy, ox, (int16_t *)(void *)dst);
                 } else if (op->kernel == QATRT_K_T32) {
                     gather_table(op, x, oy, ox, (int32_t *)(void *)dst);
                 } else if (op->kernel == QATRT_K_I16) {
@@ -420,6 +453,8 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
             }
     }
     gemm(op, k, W, pan, (int)((size_t)n * P), col, arow, acc, bits);
+    if (op->t16 && op->t16_shift)
+        for (size_t i = 0; i < (size_t)n * P * (size_t)op->cout; i++) acc[i] = (int32_t)((uint32_t)acc[i] << op->t16_shift);
 }
 
 /* a uint8 x int8 CONV whose stage gives signs to a binary layer: the
@@ -615,6 +650,12 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
                     ts[c * T + t] = s;
                 }
         }
+        if (op->t16) { /* the table >> shift, then the weights widened */
+            int16_t *t = (int16_t *)(void *)(prep + op->t16_off);
+            for (size_t v = 0; v < (size_t)op->cin * 256; v++) t[v] = (int16_t)(op->table[v] >> op->t16_shift);
+            for (size_t v = 0; v < (size_t)op->cout * (size_t)op->K; v++)
+                t[(size_t)op->cin * 256 + v] = ((const int8_t *)op->weights)[v];
+        }
         if (op->f32tab) {
             int32_t *tb = (int32_t *)(void *)(prep + op->f32tab_off);
             size_t W = (size_t)(2 * op->accmax + 1);
@@ -670,7 +711,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             stage_thresh(op, k, nn * (size_t)op->h * op->w, pout, (const int32_t *)(const void *)in, out, gbuf);
             break;
         case QATRT_OP_CONV: {
-            const void *W = op->prep ? (const void *)(prep + op->prep_off) : op->weights;
+            const void *W = op->prep ? (const void *)(prep + op->prep_off)
+                            : op->t16 ? (const void *)(prep + op->t16_off + (size_t)op->cin * 256 * 2)
+                                      : op->weights;
             const void *pan = op->pan ? (const void *)(prep + op->pan_off) : NULL;
             size_t P = (size_t)op->oh * op->ow, ci = chunk_images(op, nn);
             size_t isz = (size_t)op->h * op->w * (pin ? cbytes(op->cin) : (size_t)op->cin);

@@ -108,6 +108,10 @@ typedef struct {
                                * output takes back its channel's weight sum over the padded taps:
                                * cout x kh kw int32 tap sums at padfix_off in the prepared area */
     size_t padfix_off;
+    int t16, t16_shift;       /* T32 whose table values are int16 times 2^t16_shift: run as int16 x
+                               * int16 (i16gemm) on a prepared int16 table and int16 weights at
+                               * t16_off, the accumulators shifted back */
+    size_t t16_off;
     int f32tab;               /* F32 with a small accmax: the stage for every acc, cout x (2 accmax
                                * + 1) keys at f32tab_off in the prepared area */
     size_t f32tab_off;

@@ -659,6 +659,23 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
             op->pan_off = m->prep_size;
             m->prep_size += (qatrt_i8panel_bytes(op->cout, op->K) + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
         }
+        /* a T32 table of int16 values times a power of two: int16 operands */
+        if (op->kernel == QATRT_K_T32) {
+            uint32_t bits = 0;
+            int32_t big = 0;
+            for (int v = 0; v < op->cin * 256; v++) bits |= (uint32_t)op->table[v];
+            while (op->t16_shift < 24 && bits && !(bits >> op->t16_shift & 1)) op->t16_shift++;
+            for (int v = 0; v < op->cin * 256; v++) {
+                int32_t t = (op->table[v] < 0 ? -op->table[v] : op->table[v]) >> op->t16_shift;
+                big = t > big ? t : big;
+            }
+            op->t16 = big <= 32767;
+            if (op->t16) {
+                op->t16_off = m->prep_size;
+                m->prep_size += (((size_t)op->cin * 256 + (size_t)op->cout * (size_t)op->K) * 2 + QATRT_ALIGN - 1) /
+                                QATRT_ALIGN * QATRT_ALIGN;
+            }
+        }
         /* a padded binary layer's tap sums; a F32 stage's table */
         op->padfix = op->kernel == QATRT_K_BIN && op->pad > 0;
         if (op->padfix) {
