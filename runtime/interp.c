@@ -226,11 +226,11 @@ static inline void copy8(uint8_t *dst, const uint8_t *src, size_t n)
     }
 }
 
-/* the K bytes under output position (oy, ox) of an NHWC int8/uint8 input:
- * taps in (ky, kx, c) order, 0 outside the input (padding) */
-static void gather_bytes(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row)
+/* the bytes under output position (oy, ox) of an NHWC input of C bytes
+ * per pixel: taps in (ky, kx) order, 0 outside the input (padding) */
+static void gather_pixels(const qatrt_op *op, size_t C, const uint8_t *in, int oy, int ox, uint8_t *row)
 {
-    size_t C = (size_t)op->cin, run = (size_t)op->kw * C;
+    size_t run = (size_t)op->kw * C;
     int ix0 = ox * op->stride - op->pad;
     int lo = ix0 < 0 ? -ix0 : 0, hi = op->w - ix0 < op->kw ? op->w - ix0 : op->kw;
     for (int ky = 0; ky < op->kh; ky++) {
@@ -246,39 +246,31 @@ static void gather_bytes(const qatrt_op *op, const uint8_t *in, int oy, int ox, 
     }
 }
 
-/* a T32 row under (oy, ox): each tap's pixels through their channel's
- * table; taps in the padding 0 (the normalised zero, exactly) */
-static void gather_table(const qatrt_op *op, const uint8_t *in, int oy, int ox, int32_t *row)
+/* the K bytes under (oy, ox) of an NHWC int8/uint8 input, (ky, kx, c) order */
+static void gather_bytes(const qatrt_op *op, const uint8_t *in, int oy, int ox, uint8_t *row)
 {
-    int C = op->cin;
-    for (int ky = 0; ky < op->kh; ky++) {
-        int iy = oy * op->stride - op->pad + ky;
-        for (int kx = 0; kx < op->kw; kx++, row += C) {
-            int ix = ox * op->stride - op->pad + kx;
-            if (iy < 0 || iy >= op->h || ix < 0 || ix >= op->w) {
-                memset(row, 0, sizeof(int32_t) * (size_t)C);
-                continue;
-            }
-            const uint8_t *px = in + ((size_t)iy * op->w + (size_t)ix) * (size_t)C;
-            for (int c = 0; c < C; c++) row[c] = op->table[(size_t)c * 256 + px[c]];
-        }
-    }
+    gather_pixels(op, (size_t)op->cin, in, oy, ox, row);
 }
 
-/* the same from the prepared int16 table (t16: the values >> t16_shift) */
-static void gather_table16(const qatrt_op *op, const int16_t *tab, const uint8_t *in, int oy, int ox, int16_t *row)
+/* a T32 row under (oy, ox): each tap's pixels through their channel's
+ * table, int32 (t16 NULL) or the prepared int16 one (t16: the values >>
+ * t16_shift) into int16 rows; taps in the padding 0 (the normalised zero,
+ * exactly) */
+static void gather_table(const qatrt_op *op, const int16_t *t16, const uint8_t *in, int oy, int ox, void *row)
 {
     int C = op->cin;
+    size_t at = 0;
     for (int ky = 0; ky < op->kh; ky++) {
         int iy = oy * op->stride - op->pad + ky;
-        for (int kx = 0; kx < op->kw; kx++, row += C) {
+        for (int kx = 0; kx < op->kw; kx++, at += (size_t)C) {
             int ix = ox * op->stride - op->pad + kx;
-            if (iy < 0 || iy >= op->h || ix < 0 || ix >= op->w) {
-                memset(row, 0, sizeof(int16_t) * (size_t)C);
-                continue;
+            int out = iy < 0 || iy >= op->h || ix < 0 || ix >= op->w;
+            const uint8_t *px = in + ((size_t)(out ? 0 : iy) * op->w + (size_t)(out ? 0 : ix)) * (size_t)C;
+            for (int c = 0; c < C; c++) {
+                size_t t = (size_t)c * 256 + px[c];
+                if (t16) ((int16_t *)row)[at + (size_t)c] = out ? 0 : t16[t];
+                else ((int32_t *)row)[at + (size_t)c] = out ? 0 : op->table[t];
             }
-            const uint8_t *px = in + ((size_t)iy * op->w + (size_t)ix) * (size_t)C;
-            for (int c = 0; c < C; c++) row[c] = tab[(size_t)c * 256 + px[c]];
         }
     }
 }
@@ -301,17 +293,7 @@ static void gather_bits(const qatrt_op *op, const uint8_t *in, int oy, int ox, u
         }
         return;
     }
-    for (int ky = 0; ky < op->kh; ky++) {
-        int iy = oy * op->stride - op->pad + ky;
-        uint8_t *d = row + (size_t)ky * run;
-        if (iy < 0 || iy >= op->h || hi <= lo) {
-            memset(d, 0, run);
-            continue;
-        }
-        if (lo) memset(d, 0, (size_t)lo * cb);
-        copy8(d + (size_t)lo * cb, in + ((size_t)iy * op->w + (size_t)(ix0 + lo)) * cb, (size_t)(hi - lo) * cb);
-        if (hi < op->kw) memset(d + (size_t)hi * cb, 0, (size_t)(op->kw - hi) * cb);
-    }
+    gather_pixels(op, cb, in, oy, ox, row);
     memset(row + (size_t)op->kh * run, 0, arow - (size_t)op->kh * run);
 }
 
@@ -436,10 +418,8 @@ static void run_conv(const qatrt_op *op, const qatrt_kernels *k, const void *W, 
                     size_t C = (size_t)op->cin, T = (size_t)op->kh * op->kw;
                     for (size_t r = 0; r < T; r++)
                         for (size_t ci = 0; ci < C; ci++) dst[ci * T + r] = gbuf[r * C + ci];
-                } else if (op->kernel == QATRT_K_T32 && op->t16) {
-                    gather_table16(op, (const int16_t *)W - (size_t)op->cin * 256, x, oy, ox, (int16_t *)(void *)dst);
                 } else if (op->kernel == QATRT_K_T32) {
-                    gather_table(op, x, oy, ox, (int32_t *)(void *)dst);
+                    gather_table(op, op->t16 ? (const int16_t *)W - (size_t)op->cin * 256 : NULL, x, oy, ox, dst);
                 } else if (op->kernel == QATRT_K_I16) {
                     gather_bytes(op, x, oy, ox, gbuf);
                     int16_t *d = (int16_t *)(void *)dst;
