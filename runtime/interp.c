@@ -551,19 +551,22 @@ static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in
 
 /* streams NHWC: out = in0 + in1 sub-sampled by the stride into the first
  * channels (the others keep in0, as the float shortcut does) */
-static void run_add(const qatrt_op *op, const qatrt_op *o1, int n, const int32_t *a, const int32_t *b, int32_t *out)
+static void run_add(const qatrt_op *op, const qatrt_op *o1, const qatrt_kernels *k, int n, const int32_t *a,
+                    const int32_t *b, int32_t *out)
 {
     size_t C = (size_t)op->cin, C1 = (size_t)o1->cout, P = (size_t)op->h * op->w, P1 = (size_t)o1->oh * o1->ow;
     int relu = op->f32flags & QATC_F32_RELU;
+    if (C1 == C && op->stride == 1) {
+        k->key_add((size_t)n * P * C, a, b, out, relu);
+        return;
+    }
     for (int i = 0; i < n; i++)
         for (int y = 0; y < op->h; y++)
             for (int x = 0; x < op->w; x++) {
                 size_t p = (size_t)i * P + (size_t)y * op->w + (size_t)x;
                 const int32_t *s = b + ((size_t)i * P1 + (size_t)(y * op->stride) * o1->ow + (size_t)(x * op->stride)) * C1;
-                for (size_t c = 0; c < C; c++) {
-                    int32_t v = c < C1 ? qatc_key_add(a[p * C + c], s[c]) : a[p * C + c];
-                    out[p * C + c] = relu && v < 0 ? 0 : v;
-                }
+                k->key_add(C1, a + p * C, s, out + p * C, relu);
+                for (size_t c = C1; c < C; c++) out[p * C + c] = relu && a[p * C + c] < 0 ? 0 : a[p * C + c];
             }
 }
 
@@ -683,7 +686,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
         case QATRT_OP_ADD:
-            run_add(op, &m->ops[op->in1], n, (const int32_t *)(const void *)in,
+            run_add(op, &m->ops[op->in1], k, n, (const int32_t *)(const void *)in,
                     (const int32_t *)(const void *)(act + (size_t)m->ops[op->in1].slot * abytes), (int32_t *)(void *)out);
             break;
         case QATRT_OP_GAP: run_gap(op, n, (const int32_t *)(const void *)in, (int32_t *)(void *)out); break;

@@ -146,7 +146,16 @@ typedef struct {
      * of every partial sum */
     void (*i32i8gemm)(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
                       size_t ldc);
+    /* a residual add on stream keys (softfloat.h): out[i] = the key of
+     * float32 a[i] + b[i], rounded as IEEE 754 does (then max(0, .) when
+     * relu): qatc_key_add, vectorized (lanes off the fast path, subnormal
+     * or out of range, by qatc_key_add itself) */
+    void (*key_add)(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu);
 } qatrt_kernels;
+
+/* key_add one element at a time (the scalar table's, and every table's
+ * fallback) */
+void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu);
 
 /* the AVX2 int32 x int8 kernel, shared by the AVX2 and AVX-512 tables */
 void qatrt_i32i8gemm_avx2(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,

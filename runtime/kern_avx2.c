@@ -594,6 +594,79 @@ void qatrt_i32i8gemm_avx2(int M, int N, int K, const int32_t *A, size_t lda, con
 }
 
 /* defined here, picked up by kern_dispatch.c */
+/* stream keys -> float32 bits, 8 lanes: k < 0 ? sign | -k : k */
+static inline __m256i unkey8(__m256i k)
+{
+    __m256i neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), k);
+    __m256i nk = _mm256_or_si256(_mm256_sub_epi32(_mm256_setzero_si256(), k), _mm256_set1_epi32((int)0x80000000u));
+    return _mm256_blendv_epi8(k, nk, neg);
+}
+
+/* qatc_f32_add's fast path on 8 lanes, as key_add_avx512 but without a
+ * vector count of leading zeros: a difference that lost more than one bit
+ * (close magnitudes, opposite signs) goes to qatc_key_add with the lanes
+ * off the fast path */
+static void key_add_avx2(size_t n, const int32_t *ka, const int32_t *kb, int32_t *out, int relu)
+{
+    const __m256i sgn = _mm256_set1_epi32((int)0x80000000u), absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i mant = _mm256_set1_epi32(0x7fffff), hid = _mm256_set1_epi32(0x800000), one = _mm256_set1_epi32(1);
+    const __m256i zero = _mm256_setzero_si256(), e254 = _mm256_set1_epi32(254);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = unkey8(_mm256_loadu_si256((const __m256i *)(const void *)(ka + i)));
+        __m256i b = unkey8(_mm256_loadu_si256((const __m256i *)(const void *)(kb + i)));
+        __m256i sw = _mm256_cmpgt_epi32(_mm256_and_si256(b, absm), _mm256_and_si256(a, absm));
+        __m256i A = _mm256_blendv_epi8(a, b, sw), B = _mm256_blendv_epi8(b, a, sw);
+        __m256i aa = _mm256_and_si256(A, absm), bb = _mm256_and_si256(B, absm);
+        __m256i ea = _mm256_srli_epi32(aa, 23), eb = _mm256_srli_epi32(bb, 23);
+        __m256i bz = _mm256_cmpeq_epi32(bb, zero);
+        __m256i special = _mm256_or_si256(_mm256_andnot_si256(bz, _mm256_cmpeq_epi32(eb, zero)),
+                                          _mm256_cmpgt_epi32(ea, e254));
+        __m256i ma = _mm256_slli_epi32(_mm256_or_si256(_mm256_and_si256(aa, mant), hid), 6);
+        __m256i mb = _mm256_slli_epi32(_mm256_or_si256(_mm256_and_si256(bb, mant), hid), 6);
+        __m256i d = _mm256_sub_epi32(ea, eb);
+        __m256i low = _mm256_sub_epi32(_mm256_sllv_epi32(one, d), one);
+        __m256i st = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(mb, low), zero), one);
+        mb = _mm256_or_si256(_mm256_srlv_epi32(mb, d), st);
+        __m256i diff = _mm256_srai_epi32(_mm256_xor_si256(A, B), 31);
+        __m256i msum = _mm256_add_epi32(ma, mb), mdif = _mm256_sub_epi32(ma, mb);
+        __m256i carry = _mm256_andnot_si256(diff, _mm256_srai_epi32(_mm256_slli_epi32(msum, 1), 31));
+        msum = _mm256_blendv_epi8(msum, _mm256_or_si256(_mm256_srli_epi32(msum, 1), _mm256_and_si256(msum, one)), carry);
+        __m256i e = _mm256_sub_epi32(ea, carry); /* carry lanes are -1 */
+        __m256i zr = _mm256_and_si256(diff, _mm256_cmpeq_epi32(mdif, zero));
+        __m256i s1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << 29), mdif); /* top below bit 29: shift once */
+        __m256i lost = _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << 28), mdif); /* below bit 28: more than one */
+        special = _mm256_or_si256(special, _mm256_andnot_si256(zr, _mm256_and_si256(diff, lost)));
+        special = _mm256_or_si256(special, _mm256_and_si256(_mm256_and_si256(diff, s1), _mm256_cmpeq_epi32(ea, one)));
+        __m256i mdn = _mm256_blendv_epi8(mdif, _mm256_slli_epi32(mdif, 1), s1);
+        __m256i m = _mm256_blendv_epi8(msum, mdn, diff);
+        e = _mm256_add_epi32(e, _mm256_and_si256(diff, s1)); /* s1 lanes are -1 */
+        __m256i rem = _mm256_and_si256(m, _mm256_set1_epi32(63));
+        m = _mm256_srli_epi32(m, 6);
+        __m256i up = _mm256_or_si256(_mm256_cmpgt_epi32(rem, _mm256_set1_epi32(32)),
+                                     _mm256_and_si256(_mm256_cmpeq_epi32(rem, _mm256_set1_epi32(32)),
+                                                      _mm256_cmpeq_epi32(_mm256_and_si256(m, one), one)));
+        m = _mm256_sub_epi32(m, up);
+        __m256i ovf = _mm256_srai_epi32(_mm256_slli_epi32(m, 7), 31); /* bit 24 */
+        m = _mm256_blendv_epi8(m, _mm256_srli_epi32(m, 1), ovf);
+        e = _mm256_sub_epi32(e, ovf);
+        special = _mm256_or_si256(special, _mm256_andnot_si256(_mm256_or_si256(zr, bz), _mm256_cmpgt_epi32(e, e254)));
+        __m256i r = _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(A, sgn), _mm256_slli_epi32(e, 23)),
+                                    _mm256_and_si256(m, mant));
+        r = _mm256_andnot_si256(zr, r);
+        r = _mm256_blendv_epi8(r, A, bz);
+        __m256i rn = _mm256_cmpgt_epi32(zero, r);
+        __m256i key = _mm256_blendv_epi8(r, _mm256_sub_epi32(zero, _mm256_and_si256(r, absm)), rn);
+        if (relu) key = _mm256_max_epi32(key, zero);
+        _mm256_storeu_si256((__m256i *)(void *)(out + i), key);
+        for (unsigned sp = (unsigned)_mm256_movemask_epi8(special) & 0x11111111u; sp; sp &= sp - 1) {
+            size_t j = i + (size_t)(__builtin_ctz(sp) / 4); /* a bit per lane */
+            qatrt_key_add_scalar(1, ka + j, kb + j, out + j, relu);
+        }
+    }
+    qatrt_key_add_scalar(n - i, ka + i, kb + i, out + i, relu);
+}
+
 const qatrt_kernels qatrt_kernels_avx2 = {
     .isa = QATRT_ISA_AVX2,
     .name = "avx2",
@@ -614,4 +687,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .thresh_levels = qatrt_thresh_levels_ref,
     .mbgemm = qatrt_mbgemm_avx2,
     .i32i8gemm = qatrt_i32i8gemm_avx2,
+    .key_add = key_add_avx2,
 };

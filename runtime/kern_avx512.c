@@ -1052,6 +1052,71 @@ static void p2gemm_avx512(int M, int N, int K, const int8_t *A, size_t lda, cons
     dec_gemm(D_P2, M, N, K, A, lda, B, ldb, 1, C, ldc);
 }
 
+/* stream keys -> float32 bits, 16 lanes: k < 0 ? sign | -k : k */
+AI __m512i unkey16(__m512i k)
+{
+    __mmask16 neg = _mm512_cmplt_epi32_mask(k, _mm512_setzero_si512());
+    return _mm512_mask_or_epi32(k, neg, _mm512_sub_epi32(_mm512_setzero_si512(), k), _mm512_set1_epi32((int)0x80000000u));
+}
+
+/* qatc_f32_add's fast path on 16 lanes (six guard bits, the sticky bit
+ * jammed in, VPLZCNTD to renormalise after a cancellation); lanes with a
+ * subnormal or an infinity, or whose sum leaves the normal range, are
+ * redone by qatc_key_add. b = +0 (key 0) gives a. */
+static void key_add_avx512(size_t n, const int32_t *ka, const int32_t *kb, int32_t *out, int relu)
+{
+    const __m512i sgn = _mm512_set1_epi32((int)0x80000000u), absm = _mm512_set1_epi32(0x7fffffff);
+    const __m512i mant = _mm512_set1_epi32(0x7fffff), hid = _mm512_set1_epi32(0x800000), one = _mm512_set1_epi32(1);
+    const __m512i zero = _mm512_setzero_si512(), e255 = _mm512_set1_epi32(255);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 lm = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i a = unkey16(_mm512_maskz_loadu_epi32(lm, ka + i)), b = unkey16(_mm512_maskz_loadu_epi32(lm, kb + i));
+        __mmask16 sw = _mm512_cmplt_epu32_mask(_mm512_and_si512(a, absm), _mm512_and_si512(b, absm));
+        __m512i A = _mm512_mask_blend_epi32(sw, a, b), B = _mm512_mask_blend_epi32(sw, b, a);
+        __m512i aa = _mm512_and_si512(A, absm), bb = _mm512_and_si512(B, absm);
+        __m512i ea = _mm512_srli_epi32(aa, 23), eb = _mm512_srli_epi32(bb, 23);
+        __mmask16 bz = _mm512_cmpeq_epi32_mask(bb, zero);
+        __mmask16 special = (_mm512_cmpeq_epi32_mask(eb, zero) & (__mmask16)~bz) | _mm512_cmpeq_epi32_mask(ea, e255);
+        __m512i ma = _mm512_slli_epi32(_mm512_or_si512(_mm512_and_si512(aa, mant), hid), 6);
+        __m512i mb = _mm512_slli_epi32(_mm512_or_si512(_mm512_and_si512(bb, mant), hid), 6);
+        __m512i d = _mm512_sub_epi32(ea, eb);
+        __m512i low = _mm512_sub_epi32(_mm512_sllv_epi32(one, d), one); /* d >= 32: all ones */
+        __mmask16 st = _mm512_test_epi32_mask(mb, low);
+        mb = _mm512_mask_or_epi32(_mm512_srlv_epi32(mb, d), st, _mm512_srlv_epi32(mb, d), one);
+        __mmask16 diff = _mm512_test_epi32_mask(_mm512_xor_si512(A, B), sgn);
+        __m512i msum = _mm512_add_epi32(ma, mb), mdif = _mm512_sub_epi32(ma, mb);
+        __mmask16 carry = _mm512_test_epi32_mask(msum, _mm512_set1_epi32(1 << 30)) & (__mmask16)~diff;
+        msum = _mm512_mask_or_epi32(msum, carry, _mm512_srli_epi32(msum, 1), _mm512_and_si512(msum, one));
+        __m512i e = _mm512_mask_add_epi32(ea, carry, ea, one);
+        __mmask16 zr = diff & _mm512_cmpeq_epi32_mask(mdif, zero);
+        __m512i s = _mm512_sub_epi32(_mm512_lzcnt_epi32(mdif), _mm512_set1_epi32(2));
+        special |= diff & (__mmask16)~zr & _mm512_cmpge_epi32_mask(s, ea);
+        __m512i m = _mm512_mask_blend_epi32(diff, msum, _mm512_sllv_epi32(mdif, s));
+        e = _mm512_mask_sub_epi32(e, diff, e, s);
+        __m512i rem = _mm512_and_si512(m, _mm512_set1_epi32(63));
+        m = _mm512_srli_epi32(m, 6);
+        __mmask16 up = _mm512_cmpgt_epi32_mask(rem, _mm512_set1_epi32(32)) |
+                       (_mm512_cmpeq_epi32_mask(rem, _mm512_set1_epi32(32)) & _mm512_test_epi32_mask(m, one));
+        m = _mm512_mask_add_epi32(m, up, m, one);
+        __mmask16 ovf = _mm512_test_epi32_mask(m, _mm512_set1_epi32(1 << 24));
+        m = _mm512_mask_srli_epi32(m, ovf, m, 1);
+        e = _mm512_mask_add_epi32(e, ovf, e, one);
+        special |= _mm512_cmpge_epi32_mask(e, e255) & (__mmask16)~zr & (__mmask16)~bz;
+        __m512i r = _mm512_or_si512(_mm512_or_si512(_mm512_and_si512(A, sgn), _mm512_slli_epi32(e, 23)),
+                                    _mm512_and_si512(m, mant));
+        r = _mm512_mask_mov_epi32(r, zr, zero);
+        r = _mm512_mask_mov_epi32(r, bz, A);
+        __mmask16 rn = _mm512_cmplt_epi32_mask(r, zero);
+        __m512i key = _mm512_mask_sub_epi32(r, rn, zero, _mm512_and_si512(r, absm));
+        if (relu) key = _mm512_max_epi32(key, zero);
+        _mm512_mask_storeu_epi32(out + i, lm, key);
+        for (unsigned sp = (unsigned)(special & lm); sp; sp &= sp - 1) {
+            size_t j = i + (size_t)__builtin_ctz(sp);
+            qatrt_key_add_scalar(1, ka + j, kb + j, out + j, relu);
+        }
+    }
+}
+
 /* the flip bits of channels n0 .. n0 + r (r <= 16) as a mask */
 AI __mmask16 flip16(const uint8_t *flip, int n0, int r)
 {
@@ -1141,4 +1206,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .thresh_levels = thresh_levels_avx512,
     .mbgemm = qatrt_mbgemm_avx2,
     .i32i8gemm = qatrt_i32i8gemm_avx2,
+    .key_add = key_add_avx512,
 };

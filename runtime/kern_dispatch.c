@@ -49,6 +49,7 @@ static int detect(void)
     int avx512 = avx2 && (xcr0 & 0xe6) == 0xe6 /* + opmask, upper ZMM0-15, ZMM16-31 */ &&
                  __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq") &&
+                 __builtin_cpu_supports("avx512cd") &&
                  __builtin_cpu_supports("avx512vnni");
     mask |= avx2 << QATRT_ISA_AVX2 | avx512 << QATRT_ISA_AVX512;
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kern.h"
+#include "softfloat.h"
 
 static int popcount64(uint64_t x) { return __builtin_popcountll(x); }
 
@@ -293,7 +294,16 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .thresh_levels = qatrt_thresh_levels_ref,
     .mbgemm = mbgemm_scalar,
     .i32i8gemm = i32i8gemm_scalar,
+    .key_add = qatrt_key_add_scalar,
 };
+
+void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu)
+{
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = qatc_key_add(a[i], b[i]);
+        out[i] = relu && v < 0 ? 0 : v;
+    }
+}
 
 static void u8i8gemm_bits_scalar(int M, int N, int K, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                                  const int32_t *thr, const uint8_t *flip, uint8_t *out, size_t ldo)
