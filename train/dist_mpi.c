@@ -21,7 +21,8 @@ typedef struct {
     float *tmp;          /* a chunk received in the reduce-scatter */
     size_t tmp_n;
     long calls;          /* collectives so far, for the test hook */
-    long die_call;       /* QAT_TEST_DIE_STEP on rank QAT_TEST_DIE_RANK: SIGKILL there */
+    long die_call;       /* QAT_TEST_DIE_STEP on rank QAT_TEST_DIE_RANK: a signal there */
+    int die_signal;      /* QAT_TEST_DIE_SIGNAL=STOP: SIGSTOP (a host gone silent), else SIGKILL */
 } dist;
 
 static dist D;
@@ -31,7 +32,7 @@ static qat_status mpi_fail(int rc, const char *what, int peer)
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, msg, &len);
-    return qat_error_set(QAT_ERR_COMM, "rank %d: %s with rank %d failed: %s", D.rank, what, peer, msg);
+    return qat_error_set(QAT_ERR_COMM, "%s with rank %d failed: %s", what, peer, msg);
 }
 
 /* Waits for a send to the right and a receive from the left; the peer named
@@ -45,9 +46,9 @@ static qat_status wait_pair(MPI_Request rq[2], int left, const char *what)
         if (rc != MPI_SUCCESS) return mpi_fail(rc, what, left);
         if (done) return QAT_OK;
         if (MPI_Wtime() - t0 > D.timeout)
-            return qat_error_set(QAT_ERR_COMM, "rank %d: nothing from rank %d in %.0f s (%s): that rank died or hangs, "
+            return qat_error_set(QAT_ERR_COMM, "nothing from rank %d in %.0f s (%s): that rank died or hangs, "
                                  "or its host is unreachable (QAT_COMM_TIMEOUT sets the limit)",
-                                 D.rank, left, D.timeout, what);
+                                 left, D.timeout, what);
         if (spins > 2000) { /* a long wait: leave the core to the others */
             struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
@@ -68,7 +69,7 @@ static qat_status exchange(const void *send, int sbytes, void *recv, int rbytes,
 
 static void test_hook(void)
 {
-    if (++D.calls == D.die_call) kill(getpid(), SIGKILL);
+    if (++D.calls == D.die_call) kill(getpid(), D.die_signal);
 }
 
 static size_t chunk_lo(size_t n, int c) { return n * (size_t)c / (size_t)D.size; }
@@ -82,7 +83,7 @@ static qat_status ring_allreduce(void *user, float *buf, size_t n)
     size_t most = (n + (size_t)D.size - 1) / (size_t)D.size;
     if (most > D.tmp_n) {
         float *t = realloc(D.tmp, most * sizeof *t);
-        if (!t) return qat_error_set(QAT_ERR_MEMORY, "rank %d: out of memory for the allreduce", D.rank);
+        if (!t) return qat_error_set(QAT_ERR_MEMORY, "out of memory for the allreduce");
         D.tmp = t;
         D.tmp_n = most;
     }
@@ -134,6 +135,8 @@ int qat_dist_init(qat_comm *c)
     D.timeout = t && atof(t) > 0 ? atof(t) : 120;
     const char *dr = getenv("QAT_TEST_DIE_RANK"), *ds = getenv("QAT_TEST_DIE_STEP");
     D.die_call = dr && ds && atoi(dr) == D.rank ? atol(ds) : -1;
+    const char *sig = getenv("QAT_TEST_DIE_SIGNAL");
+    D.die_signal = sig && !strcmp(sig, "STOP") ? SIGSTOP : SIGKILL;
     *c = (qat_comm){.rank = D.rank, .size = D.size, .user = &D, .allreduce_sum = ring_allreduce,
                     .allgather = ring_allgather};
     return 1;
