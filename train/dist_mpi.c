@@ -5,6 +5,7 @@
  * that died or a host that vanished ends the job with its rank named. */
 #include <mpi.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,17 +41,20 @@ static qat_status mpi_fail(int rc, const char *what, int peer)
 static qat_status wait_pair(MPI_Request rq[2], int left, const char *what)
 {
     double t0 = MPI_Wtime();
-    for (long spins = 0;; spins++) {
+    for (;;) {
         int done = 0;
         int rc = MPI_Testall(2, rq, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, what, left);
         if (done) return QAT_OK;
-        if (MPI_Wtime() - t0 > D.timeout)
+        double waited = MPI_Wtime() - t0;
+        if (waited > D.timeout)
             return qat_error_set(QAT_ERR_COMM, "nothing from rank %d in %.0f s (%s): that rank died or hangs, "
                                  "or its host is unreachable (QAT_COMM_TIMEOUT sets the limit)",
                                  left, D.timeout, what);
-        if (spins > 2000) { /* a long wait: leave the core to the others */
-            struct timespec ts = {0, 50000};
+        if (waited < 0.02) { /* a step's exchange: poll, yielding the core (ranks may share it) */
+            sched_yield();
+        } else { /* a long wait (a slower rank, its evaluation, rank 0's checkpoint): sleep between polls */
+            struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
         }
     }
