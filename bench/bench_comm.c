@@ -2,12 +2,14 @@
  * data-parallel step calls) and ring allgather on message sizes from 4 KB
  * to 64 MB, for the cost model of docs/distributed.md. Run under mpirun:
  *   mpirun -np 2 build/bench/bench_comm [--json]
- * Rank 0 prints the median of 20 calls per size (after 3 warm-ups). */
+ * Rank 0 prints the median of 20 calls per size (after 3 warm-ups), then
+ * the codecs' encode and decode-add time per value (one core). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dist.h"
+#include "gradcomm.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -56,6 +58,26 @@ int main(int argc, char **argv)
         first = 0;
     }
     if (c.rank == 0 && json) printf("\n]\n");
+    if (c.rank == 0) { /* the codecs: what each rank adds to a step besides the transfer */
+        size_t n = (size_t)1 << 22;
+        float *e = calloc(n, sizeof *e);
+        for (size_t i = 0; i < n; i++) buf[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        for (int k = QAT_GRADCOMM_FP16; k < QAT_GRADCOMM_COUNT && e; k++) {
+            double te = 1e9, td = 1e9;
+            for (int r = 0; r < 5; r++) {
+                double t0 = qat_time_now();
+                qat_gradcomm_encode((qat_gradcomm_kind)k, buf, e, n, all);
+                double t1 = qat_time_now();
+                qat_gradcomm_decode_add((qat_gradcomm_kind)k, all, n, e);
+                double t2 = qat_time_now();
+                te = t1 - t0 < te ? t1 - t0 : te;
+                td = t2 - t1 < td ? t2 - t1 : td;
+            }
+            printf("%s%s: encode %.2f ns a value, decode-add %.2f ns a value\n", json ? "# " : "",
+                   qat_gradcomm_names[k], te / (double)n * 1e9, td / (double)n * 1e9);
+        }
+        free(e);
+    }
     free(buf);
     free(all);
     qat_dist_finalize();
