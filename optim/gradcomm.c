@@ -30,10 +30,13 @@ uint16_t qat_gradcomm_f16(float f)
     uint32_t ax = x & 0x7fffffffu;
     if (ax > 0x7f800000u) return sign | 0x7e00u; /* NaN */
     if (ax >= 0x477fe000u) return sign | 0x7bffu; /* 65504 and beyond (Inf too) saturate */
-    if (ax < 0x38800000u) { /* below 2^-14: a subnormal half, m * 2^-24 */
-        float a;
-        memcpy(&a, &ax, 4);
-        return sign | (uint16_t)nearbyintf(a * 16777216.0f); /* exact product; ties to even */
+    if (ax < 0x38800000u) { /* below 2^-14: a subnormal half, h * 2^-24, h = the float's mantissa shifted */
+        uint32_t e = ax >> 23;
+        if (e < 102) return sign; /* below 2^-25 */
+        uint32_t m = (ax & 0x7fffffu) | 0x800000u, sh = 126 - e;
+        uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
+        if (rem > half || (rem == half && (h & 1u))) h++; /* ties to even; nearbyintf is 10x slower */
+        return sign | (uint16_t)h;
     }
     uint32_t h = ((((ax >> 23) - 127 + 15) << 10) | ((ax & 0x7fffffu) >> 13));
     uint32_t rem = ax & 0x1fffu;

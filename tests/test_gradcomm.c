@@ -18,6 +18,10 @@ static void test_f16(void)
     CHECK(qat_gradcomm_f16(1.0f + 3 * 0x1p-11f) == 0x3c02, "tie up to even");
     CHECK(qat_gradcomm_f16(0x1p-24f) == 0x0001, "smallest subnormal");
     CHECK(qat_gradcomm_f16(0x1p-26f) == 0x0000, "below half of it: 0");
+    CHECK(qat_gradcomm_f16(0x1p-25f) == 0x0000, "half of it: a tie, to even 0");
+    CHECK(qat_gradcomm_f16(3 * 0x1p-25f) == 0x0002, "1.5 of it: a tie, to even 2");
+    CHECK(qat_gradcomm_f16(5 * 0x1p-26f) == 0x0001, "1.25 of it: 1");
+    CHECK(qat_gradcomm_f16(-0x1.8p-20f) == 0x8018, "-1.5 * 2^-20: 24 * 2^-24");
     CHECK(qat_gradcomm_f16(0x1.ffcp-15f) == 0x0400, "rounds up into the smallest normal");
     /* every finite half survives the round trip */
     int bad = 0;
