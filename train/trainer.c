@@ -347,6 +347,32 @@ static qat_status sync_buffers(qat_model *m, const qat_comm *c)
     return QAT_OK;
 }
 
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Every rank must hold the same model after an epoch (the same summed
+ * gradients, the same update, the same random stream for DST's
+ * transitions): a hash of the parameters, buffers and the states of
+ * quantizers that own their weights, compared with rank 0's. */
+static qat_status check_same(qat_model *m, const qat_comm *c, double *gather, int epoch)
+{
+    if (!c || c->size == 1) return QAT_OK;
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, m->g.params, m->g.nparams * sizeof *m->g.params);
+    h = fnv1a(h, m->g.buffers, m->g.nbuffers * sizeof *m->g.buffers);
+    for (int i = 0; i < m->nowned; i++) h = fnv1a(h, m->owned[i]->state, m->owned[i]->state_bytes);
+    qat_status st = c->allgather(c->user, &h, sizeof h, gather);
+    const uint64_t *all = (const uint64_t *)gather;
+    for (int r = 1; st == QAT_OK && r < c->size; r++)
+        if (all[r] != all[0])
+            return qat_error_set(QAT_ERR_COMM, "after epoch %d rank %d's model differs from rank 0's: an update that is "
+                                 "not the same on every rank (a bug in qat)", epoch, r);
+    return st;
+}
+
 /* loss and accuracy over a loader's epoch 0 (at most max_batches, if > 0), in
  * eval mode; with c, each rank evaluates its share of every batch and the
  * sums are exchanged */
@@ -948,7 +974,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         qat_epoch_metrics em = {.epoch = epoch + 1, .lr = lr, .train_loss = (float)(sl / (double)(seen ? seen : 1)),
                                 .train_acc = (float)correct / (float)(seen ? seen : 1), .val_loss = -1, .val_acc = -1,
                                 .images_per_s = (double)seen / tsec};
-        if ((st = sync_buffers(&s.model, comm)) ||
+        if ((st = sync_buffers(&s.model, comm)) || (st = check_same(&s.model, comm, s.gather, epoch + 1)) ||
             (s.lval && (st = eval_loader(&s.model, s.lval, o->max_steps, comm, s.gather, &em.val_loss, &em.val_acc))) ||
             (st = eval_loader(&s.model, s.ltest, o->max_steps, comm, s.gather, &test_loss, &test_acc)))
             goto done;
