@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/cost_model.py INPUTS.json [--check]: the cost model of a
+"""bench/cost_model.py INPUTS.json [--check | --when]: the cost model of a
 data-parallel step in docs/distributed.md, as markdown tables.
 
 A step of global batch B on K machines (one rank each, no overlap of the
@@ -13,13 +13,15 @@ exchange with the backward, which is how qat runs it):
 INPUTS holds per config its trainable parameters P (qat summary) and the
 measured R, the codecs' encode and decode-add seconds per value
 (build/bench/bench_comm) and the networks' bandwidth and latency.
---check prints the model against the -np 2 / -np 4 runs listed in INPUTS.
+--check prints the model against the -np 2 / -np 4 runs listed in INPUTS;
+--when the bandwidth under which each lossy code beats fp32, by K.
 """
 import json
 import math
 import sys
 
 BLOCK = 256
+KS = [2, 4, 8, 16, 32, 64, 128, 256]
 
 
 def payload(kind, p):
@@ -45,6 +47,21 @@ def main():
     inp = json.load(open(sys.argv[1]))
     codec = inp["codec_s_per_value"]
     kinds = ["fp32", "fp16", "int8", "1bit"]
+    if "--when" in sys.argv:
+        # a lossy code beats fp32 when the bytes it saves take longer than its codec:
+        # (8 (K-1)/K - (K-1) c) P / bw > P (t_enc + K t_dec), c its bytes a value (latency left out)
+        p = 1 << 20
+        print("| grad_comm | bytes a value | " + " | ".join(f"K={k}" for k in KS) + " |")
+        print("|---|---|" + "---|" * len(KS))
+        for kd in kinds[1:]:
+            c = payload(kd, p) / p
+            row = []
+            for k in KS:
+                saved = 8 * (k - 1) / k - (k - 1) * c
+                cost = codec[kd]["encode"] + k * codec[kd]["decode"]
+                row.append(f"< {saved / cost * 8 / 1e9:.1f} Gb/s" if saved > 0 else "never")
+            print(f"| {kd} | {c:.3f} | " + " | ".join(row) + " |")
+        return
     if "--check" in sys.argv:
         print("| run | model images/s | measured images/s | model exchange s/step | measured comm s/step |")
         print("|---|---|---|---|---|")
@@ -59,28 +76,36 @@ def main():
     for name, c in inp["configs"].items():
         print(f"| {name} | {c['params']:,} | " + " | ".join(f"{payload(k, c['params']) / 1e6:.3f} MB" for k in kinds)
               + " |")
+    ks = KS
     for name, c in inp["configs"].items():
         if "rate" not in c:
             continue
-        b = c["batch"]
-        print(f"\n**{name}** (P = {c['params']:,}, B = {b}, R = {c['rate']:.0f} images/s a machine): "
-              "images/s of the best `grad_comm` (its efficiency against K R; fp32's in brackets)\n")
-        ks = [2, 4, 8, 16, 32, 64, 128, 256]
-        print("| network | " + " | ".join(f"K={k}" for k in ks) + " |")
-        print("|---|" + "---|" * len(ks))
-        for net in inp["networks"]:
-            row = []
-            for k in ks:
-                if k > b:
-                    row.append("B < K")
-                    continue
-                best = min(kinds, key=lambda kd: step_time(kd, c["params"], b, k, c["rate"], net["bw"],
-                                                           net["alpha"], codec)[0])
-                tb = step_time(best, c["params"], b, k, c["rate"], net["bw"], net["alpha"], codec)[0]
-                tf = step_time("fp32", c["params"], b, k, c["rate"], net["bw"], net["alpha"], codec)[0]
-                row.append(f"{best} {b / tb:,.0f} ({b / tb / (k * c['rate']):.0%}; {b / tf / (k * c['rate']):.0%})")
-            print(f"| {net['name']} | " + " | ".join(row) + " |")
-
+        for weak in (0, 1):
+            what = ("128 images a machine (global batch 128 K)" if weak else
+                    f"the cfg's global batch {c['batch']} split K ways")
+            print(f"\n**{name}**, {what}: P = {c['params']:,}, R = {c['rate']:.0f} images/s a machine. "
+                  "Images/s over K R (1 = linear); the best of a column in bold\n")
+            print("| network | grad_comm | " + " | ".join(f"K={k}" for k in ks) + " |")
+            print("|---|---|" + "---|" * len(ks))
+            for net in inp["networks"]:
+                eff = {}
+                for kd in kinds:
+                    for k in ks:
+                        b = 128 * k if weak else c["batch"]
+                        if k > b:
+                            continue
+                        t = step_time(kd, c["params"], b, k, c["rate"], net["bw"], net["alpha"], codec)[0]
+                        eff[kd, k] = b / t / (k * c["rate"])
+                for kd in kinds:
+                    row = []
+                    for k in ks:
+                        if (kd, k) not in eff:
+                            row.append("B < K")
+                            continue
+                        best = max(eff[x, k] for x in kinds)
+                        cell = f"{eff[kd, k]:.2f}"
+                        row.append(f"**{cell}**" if eff[kd, k] == best else cell)
+                    print(f"| {net['name']} | {kd} | " + " | ".join(row) + " |")
 
 if __name__ == "__main__":
     main()

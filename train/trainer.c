@@ -1002,8 +1002,8 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         if (comm) { /* rank 0's share of the exchange: payload and bytes sent per step, seconds in it */
             long ns = pos.step > step0 ? pos.step - step0 : 1;
             fprintf(s.metrics, ", \"ranks\": %d, \"grad_comm\": \"%s\", \"grad_bytes_per_step\": %zu, "
-                    "\"sent_bytes_per_step\": %.0f, \"comm_seconds\": %.3f",
-                    nranks, qat_gradcomm_names[net->grad_comm], s.gc.bytes, dist.bytes_sent / ns, dist.seconds);
+                    "\"sent_bytes_per_step\": %.0f, \"steps\": %ld, \"comm_seconds\": %.3f",
+                    nranks, qat_gradcomm_names[net->grad_comm], s.gc.bytes, dist.bytes_sent / ns, ns, dist.seconds);
         }
         if (net->sched.kind == QAT_SCHED_PHASES) {
             qat_phase_at at;
