@@ -63,7 +63,7 @@ def main():
             print(f"| {kd} | {c:.3f} | " + " | ".join(row) + " |")
         return
     if "--check" in sys.argv:
-        print("| run | model images/s | measured images/s | model exchange s/step | measured comm s/step |")
+        print("| run | model images/s | measured images/s | model exchange a step | measured comm_seconds a step |")
         print("|---|---|---|---|---|")
         for c in inp["check"]:
             t, comp, comm, cod = step_time(c["grad_comm"], c["params"], c["batch"], c["ranks"], c["rank_rate"],
