@@ -221,6 +221,10 @@ static int run_train(const qat_cli_command *c, qat_cli_val *v, int npos, char **
     if (dist < 0) return qat_cli_fail();
     if (dist) {
         o.comm = &comm;
+        /* the ranks on this host share its cores: by default each takes its part */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        if (!o.threads_given && local && atoi(local) > 1)
+            o.threads = o.threads / atoi(local) > 1 ? o.threads / atoi(local) : 1;
         if (comm.rank != 0) {
             quiet = 1;
             report = 0;
