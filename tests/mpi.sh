@@ -3,7 +3,8 @@
 # mpirun on LeNet-5 BNN (MNIST), one epoch, one thread per rank.
 #   train: -np 2 against one process at the same global batch (test accuracy,
 #          mean of seeds 1-3, within 0.3 points), two -np 2 runs bit-identical,
-#          the -np 2 checkpoint resumed by one process, summary.json's ranks
+#          the -np 2 checkpoint resumed by one process, summary.json's ranks,
+#          DST on 3 ranks (uneven shares) with the ranks' models the same
 #   1bit:  grad_comm = 1bit with error feedback trains (accuracy printed),
 #          its payload is 1/32 of fp32's (+ block scales)
 #   kill:  a rank SIGKILLed in its 5th step, then one that stops answering
@@ -56,6 +57,10 @@ train)
     "$qat" train "$cfg" --data "$data" --resume "$tmp/resumed/last.ckpt" --epochs 2 --max-steps 20 --override \
         --quiet --out "$tmp/resumed" || { echo "FAIL: one process does not resume the -np 2 checkpoint"; fail=1; }
     [ "$(grep -c '"epoch"' "$tmp/resumed/metrics.jsonl")" = 2 ] || { echo "FAIL: resumed run has not 2 epochs"; fail=1; }
+    # DST's stochastic transitions on 3 ranks (a batch of 128 split 43/43/42): the
+    # ranks' models must hash the same after the epoch, or the run fails naming one
+    "${mpi[@]}" -np 3 "$qat" train "$root/configs/mnist/lenet5_dst_w3a3.cfg" --data "$data" --epochs 1 \
+        --max-steps 30 --threads 1 --quiet --out "$tmp/dst3" || { echo "FAIL: DST on 3 ranks"; fail=1; }
     ;;
 1bit)
     sed 's/^\[net\]$/[net]\ngrad_comm = 1bit/' "$cfg" >"$tmp/lenet5_bnn_1bit.cfg"
