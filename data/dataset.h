@@ -236,6 +236,13 @@ qat_status qat_loader_init(qat_loader **out, const qat_dataset *ds,
 void qat_loader_free(qat_loader *l);
 /* Batches per epoch: ceil(n / batch), or floor with drop_last. */
 int qat_loader_nbatches(const qat_loader *l);
+/* Data-parallel loading: from the next qat_loader_begin on, batch b hands
+ * out only share `part` of `parts` of its images (positions first..first +
+ * count of the epoch's order): a contiguous slice, the first count % parts
+ * shares one image longer (ceil), the rest floor. A share can be empty
+ * (then qat_loader_next returns 0). Batches per epoch stay the same. Call
+ * it before qat_loader_begin (a batch already prepared is dropped). */
+void qat_loader_set_part(qat_loader *l, int part, int parts);
 /* Starts epoch `epoch` (>= 0) from its first batch; may be called at any time,
  * also in the middle of an epoch (the rest of it is dropped). Must be called
  * before the first qat_loader_next. */

@@ -21,6 +21,7 @@ struct qat_loader {
     int begun;
     int epoch;          /* of the current order, for the augmentation streams */
     int cursor;         /* next batch to hand out */
+    int part, parts;    /* qat_loader_set_part: this loader's share of each batch */
 
     /* background: the worker fills bx/by with batch job_batch */
     int background;
@@ -104,6 +105,11 @@ static int loader_fill(const qat_loader *l, int b, float *x, int32_t *y)
     int augment = l->cfg.crop_pad > 0 || l->cfg.flip;
     if (count > (size_t)l->cfg.batch)
         count = (size_t)l->cfg.batch;
+    if (l->parts > 1) { /* a contiguous share: the first count % parts parts get one more */
+        size_t q = count / (size_t)l->parts, r = count % (size_t)l->parts, k = (size_t)l->part;
+        first += k * q + (k < r ? k : r);
+        count = q + (k < r);
+    }
     for (size_t i = 0; i < count; i++) {
         uint32_t idx = l->perm[first + i];
         const uint8_t *src = ds->images + (size_t)idx * l->per;
@@ -281,6 +287,15 @@ void qat_loader_free(qat_loader *l)
 }
 
 int qat_loader_nbatches(const qat_loader *l) { return l ? l->nbatches : 0; }
+
+void qat_loader_set_part(qat_loader *l, int part, int parts)
+{
+    QAT_ASSERT(l && parts >= 1 && part >= 0 && part < parts);
+    if (l->posted) /* the worker reads part: let it finish */
+        loader_wait(l);
+    l->part = part;
+    l->parts = parts;
+}
 
 void qat_loader_begin(qat_loader *l, int epoch)
 {

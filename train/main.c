@@ -12,6 +12,7 @@
 
 #include "blascore.h"
 #include "cli.h"
+#include "dist.h"
 #include "dst.h"
 #include "report.h"
 #include "trainer.h"
@@ -214,8 +215,32 @@ static int run_train(const qat_cli_command *c, qat_cli_val *v, int npos, char **
     o.on_progress = on_progress;
     o.on_epoch = on_epoch;
     o.ctx = &pc;
+    /* under mpirun: one rank of a data-parallel run; rank 0 alone shows and writes */
+    qat_comm comm;
+    int dist = qat_dist_init(&comm);
+    if (dist < 0) return qat_cli_fail();
+    if (dist) {
+        o.comm = &comm;
+        /* the ranks on this host share its cores: by default each takes its part */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        if (!o.threads_given && local && atoi(local) > 1)
+            o.threads = o.threads / atoi(local) > 1 ? o.threads / atoi(local) : 1;
+        if (comm.rank != 0) {
+            quiet = 1;
+            report = 0;
+            o.on_progress = NULL;
+            o.on_epoch = NULL;
+        }
+    }
     qat_train_result r;
-    if (qat_train(&o, &r) != QAT_OK) return qat_cli_fail();
+    if (qat_train(&o, &r) != QAT_OK) {
+        if (dist) { /* the others may wait for this rank: end the job */
+            fprintf(stderr, "%s: rank %d of %d: %s\n", qat_cli_prog, comm.rank, comm.size, qat_last_error());
+            qat_dist_abort(1);
+        }
+        return qat_cli_fail();
+    }
+    if (dist) qat_dist_finalize();
     if (report && write_run_report(&pc) != QAT_OK) return qat_cli_fail(); /* the run is whole; its page is not */
     if (!quiet)
         fprintf(stderr, "done: %s on %s (%s), %d epochs, test acc %.4f, %.0f img/s, %.1f s, peak RSS %.0f MiB -> %s\n",

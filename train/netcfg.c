@@ -3,6 +3,8 @@
  * dataset is (shape, classes, normalisation) comes from data/'s table. */
 #include "netcfg.h"
 
+#include "gradcomm.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +173,9 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
                                &n->nonfinite)) ||
         (st = qat_cfg_get_int(c, s, "crop_pad", 0, 0, QAT_LOADER_MAX_PAD, &n->crop_pad)) ||
         (st = qat_cfg_get_int(c, s, "pixel_grid", n->c == 3 ? 12 : 0, 0, QAT_PIXEL_GRID_MAX, &n->pixel_grid)) ||
-        (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)))
+        (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)) ||
+        (st = qat_cfg_get_enum(c, s, "grad_comm", qat_gradcomm_names, QAT_GRADCOMM_COUNT, QAT_GRADCOMM_FP32,
+                               &n->grad_comm)))
         return st;
     return qat_cfg_check_unused(c, s);
 }

@@ -32,6 +32,7 @@ typedef struct {
                               default 12 for 3-channel images, 0 otherwise) */
     int crop_pad, flip;    /* augmentation of the training loader (never val or test) */
     int nonfinite;         /* qat_nonfinite: what a NaN or Inf in the loss or a gradient does */
+    int grad_comm;         /* qat_gradcomm_kind: how data-parallel ranks exchange gradients */
     /* [quant]: defaults for every conv2d/linear layer, and the policies for
      * the first layer's input and the last layer's weights and output */
     qat_qspec qw, qa;

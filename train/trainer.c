@@ -183,19 +183,90 @@ static void train_update(qat_model *m, qat_optimizer *o, const qat_net_cfg *net,
     qat_model_post_update(m);
 }
 
-qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
-                                  int *skipped)
+/* ---- data-parallel exchange ---------------------------------------------- */
+
+/* every gradient the update reads: the parameter block, then the weights a
+ * quantizer keeps (their gradients live with their nodes) */
+static size_t exchange_size(const qat_model *m)
 {
-    return qat_train_step_phase(m, o, net, lr, n, NULL, loss, skipped);
+    size_t n = m->g.nparams;
+    for (int i = 0; i < m->nowned; i++) n += m->owned[i]->out->n;
+    return n;
 }
 
-qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
-                                const qat_train_phase *ph, float *loss, int *skipped)
+qat_status qat_train_gradcomm_init(qat_gradcomm *gc, const qat_model *m, qat_gradcomm_kind k, int ranks)
+{
+    return qat_gradcomm_init(gc, k, exchange_size(m), ranks);
+}
+
+/* gc->block <-> the gradients (to = 1 packs, scaled; 0 unpacks) */
+static void exchange_copy(qat_model *m, float *block, int to, float scale)
+{
+    qat_graph *g = &m->g;
+    size_t k = 0;
+    for (int i = -1; i < m->nowned; i++) {
+        float *gr = i < 0 ? g->grads : m->owned[i]->out->g;
+        size_t n = i < 0 ? g->nparams : m->owned[i]->out->n;
+        if (to && scale != 1.0f)
+            for (size_t j = 0; j < n; j++) block[k + j] = gr[j] * scale;
+        else if (to) memcpy(block + k, gr, n * sizeof *gr);
+        else memcpy(gr, block + k, n * sizeof *gr);
+        k += n;
+    }
+}
+
+/* The sum over the ranks of each rank's gradients scaled by n / n_global,
+ * in place. fp32: one allreduce of the block. The lossy codes: each rank
+ * encodes (with its error feedback), the payloads are gathered, and every
+ * rank decodes and sums them in rank order. A rank whose gradient is not
+ * finite sends NaN (its residual untouched), so every rank sees it. */
+static qat_status exchange_grads(qat_model *m, qat_train_dist *d, int n)
+{
+    qat_gradcomm *gc = d->gc;
+    const qat_comm *c = d->comm;
+    int bad = check_finite(m, 0) != QAT_OK;
+    exchange_copy(m, gc->block, 1, (float)n / (float)d->n_global);
+    if (bad)
+        for (size_t i = 0; i < gc->n; i++) gc->block[i] = NAN;
+    qat_status st;
+    double t0 = qat_time_now();
+    if (gc->kind == QAT_GRADCOMM_FP32) {
+        st = c->size > 1 ? c->allreduce_sum(c->user, gc->block, gc->n) : QAT_OK;
+        /* a ring allreduce sends 2 (N - 1) / N of the block */
+        d->bytes_sent += 2.0 * (c->size - 1) / c->size * (double)gc->n * 4;
+    } else {
+        qat_gradcomm_encode(gc->kind, gc->block, bad ? NULL : gc->resid, gc->n, gc->enc);
+        st = c->allgather(c->user, gc->enc, gc->bytes, gc->all);
+        memset(gc->block, 0, gc->n * sizeof *gc->block);
+        for (int r = 0; st == QAT_OK && r < c->size; r++)
+            qat_gradcomm_decode_add(gc->kind, gc->all + (size_t)r * gc->bytes, gc->n, gc->block);
+        d->bytes_sent += (double)(c->size - 1) * (double)gc->bytes; /* a ring allgather */
+    }
+    d->seconds += qat_time_now() - t0;
+    if (st) return st;
+    exchange_copy(m, gc->block, 0, 1.0f);
+    return QAT_OK;
+}
+
+static qat_status train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                             const qat_train_phase *ph, qat_train_dist *d, float *loss, int *skipped)
 {
     *skipped = 0;
-    train_forward_backward(m, n);
+    if (d && d->comm->size > 1) {
+        /* the forward draws from a stream of this rank's own; the graph's
+         * stream, which the update draws from, moves on the same on every rank */
+        qat_graph *g = &m->g;
+        qat_rng common = g->rng;
+        qat_rng_seed(&g->rng, qat_rng_u64(&common) ^ (0x9e3779b97f4a7c15ull * (uint64_t)(d->comm->rank + 1)));
+        train_forward_backward(m, n);
+        g->rng = common;
+    } else {
+        train_forward_backward(m, n);
+    }
     *loss = m->loss->x[0];
-    qat_status st = check_finite(m, 0);
+    qat_status st = d ? exchange_grads(m, d, n) : QAT_OK;
+    if (st) return st;
+    st = check_finite(m, 0);
     if (st) {
         if (net->nonfinite != QAT_NONFINITE_SKIP) return st;
         *skipped = 1; /* the update is dropped: the model stays as it was */
@@ -203,6 +274,24 @@ qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cf
     }
     train_update(m, o, net, lr, ph);
     return check_finite(m, 1);
+}
+
+qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n, float *loss,
+                                  int *skipped)
+{
+    return train_step(m, o, net, lr, n, NULL, NULL, loss, skipped);
+}
+
+qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                                const qat_train_phase *ph, float *loss, int *skipped)
+{
+    return train_step(m, o, net, lr, n, ph, NULL, loss, skipped);
+}
+
+qat_status qat_train_step_dist(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                               const qat_train_phase *ph, qat_train_dist *d, float *loss, int *skipped)
+{
+    return train_step(m, o, net, lr, n, ph, d, loss, skipped);
 }
 
 float qat_train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n)
@@ -225,8 +314,70 @@ static int count_correct(const qat_model *m, int n)
     return correct;
 }
 
-/* loss and accuracy over a loader's epoch 0 (at most max_batches, if > 0), in eval mode */
-static void eval_loader(qat_model *m, qat_loader *l, int max_batches, float *loss, float *acc)
+/* v[0..k) summed over the ranks in rank order (gather: room for size * k) */
+static qat_status comm_sum(const qat_comm *c, double *v, int k, double *gather)
+{
+    if (!c || c->size == 1) return QAT_OK;
+    qat_status st = c->allgather(c->user, v, (size_t)k * sizeof *v, gather);
+    for (int j = 0; st == QAT_OK && j < k; j++) {
+        v[j] = 0;
+        for (int r = 0; r < c->size; r++) v[j] += gather[r * k + j];
+    }
+    return st;
+}
+
+/* Before an evaluation or a checkpoint: BN's running statistics become
+ * their mean over the ranks (each rank kept its own batches' in training);
+ * every other buffer (a quantizer's state) becomes rank 0's, exactly (the
+ * others add zeros), so the checkpoint does not depend on the ranks. */
+static qat_status sync_buffers(qat_model *m, const qat_comm *c)
+{
+    if (!c || c->size == 1) return QAT_OK;
+    qat_graph *g = &m->g;
+    for (int i = 0; i < g->nall; i++) {
+        qat_tensor *t = g->all[i];
+        if (!(t->flags & QAT_T_BUFFER)) continue;
+        int stat = 0;
+        for (int k = 0; k < m->nlayers && !stat; k++) stat = m->layers[k].rmean == t || m->layers[k].rvar == t;
+        if (!stat && c->rank != 0) memset(t->x, 0, t->n * sizeof *t->x);
+        qat_status st = c->allreduce_sum(c->user, t->x, t->n);
+        if (st) return st;
+        for (size_t j = 0; stat && j < t->n; j++) t->x[j] /= (float)c->size;
+    }
+    return QAT_OK;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Every rank must hold the same model after an epoch (the same summed
+ * gradients, the same update, the same random stream for DST's
+ * transitions): a hash of the parameters, buffers and the states of
+ * quantizers that own their weights, compared with rank 0's. */
+static qat_status check_same(qat_model *m, const qat_comm *c, double *gather, int epoch)
+{
+    if (!c || c->size == 1) return QAT_OK;
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, m->g.params, m->g.nparams * sizeof *m->g.params);
+    h = fnv1a(h, m->g.buffers, m->g.nbuffers * sizeof *m->g.buffers);
+    for (int i = 0; i < m->nowned; i++) h = fnv1a(h, m->owned[i]->state, m->owned[i]->state_bytes);
+    qat_status st = c->allgather(c->user, &h, sizeof h, gather);
+    const uint64_t *all = (const uint64_t *)gather;
+    for (int r = 1; st == QAT_OK && r < c->size; r++)
+        if (all[r] != all[0])
+            return qat_error_set(QAT_ERR_COMM, "after epoch %d rank %d's model differs from rank 0's: an update that is "
+                                 "not the same on every rank (a bug in qat)", epoch, r);
+    return st;
+}
+
+/* loss and accuracy over a loader's epoch 0 (at most max_batches, if > 0), in
+ * eval mode; with c, each rank evaluates its share of every batch and the
+ * sums are exchanged */
+static qat_status eval_loader(qat_model *m, qat_loader *l, int max_batches, const qat_comm *c, double *gather,
+                              float *loss, float *acc)
 {
     double sl = 0;
     long correct = 0, total = 0;
@@ -240,8 +391,11 @@ static void eval_loader(qat_model *m, qat_loader *l, int max_batches, float *los
         correct += count_correct(m, n);
         total += n;
     }
-    *loss = total ? (float)(sl / (double)total) : 0;
-    *acc = total ? (float)correct / (float)total : 0;
+    double v[3] = {sl, (double)correct, (double)total};
+    qat_status st = comm_sum(c, v, 3, gather);
+    *loss = v[2] > 0 ? (float)(v[0] / v[2]) : 0;
+    *acc = v[2] > 0 ? (float)v[1] / (float)v[2] : 0;
+    return st;
 }
 
 static qat_status eval_loader_init(qat_loader **l, const qat_dataset *ds, int batch, const float *mean,
@@ -265,9 +419,9 @@ qat_status qat_evaluate(qat_model *m, const qat_dataset *ds, const float *mean, 
     qat_loader *l;
     qat_status st = eval_loader_init(&l, ds, m->batch, mean, std, grid);
     if (st != QAT_OK) return st;
-    eval_loader(m, l, 0, loss, acc);
+    st = eval_loader(m, l, 0, NULL, NULL, loss, acc);
     qat_loader_free(l);
-    return QAT_OK;
+    return st;
 }
 
 typedef struct {
@@ -283,6 +437,8 @@ typedef struct {
     qat_ckpt resume_ck; /* --resume's checkpoint, read once (have_ck) */
     int have_ck;
     qat_cfg run_cfg;    /* its kept settings (qat.run), which o's strings may point into */
+    qat_gradcomm gc;    /* the gradient exchange of a data-parallel run */
+    double *gather;     /* size * 4 doubles: the epoch's sums of every rank */
 } session;
 
 static void session_free(session *s)
@@ -301,6 +457,8 @@ static void session_free(session *s)
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the lock */
     if (s->have_ck) qat_ckpt_free(&s->resume_ck);
     qat_cfg_free(&s->run_cfg);
+    qat_gradcomm_free(&s->gc);
+    free(s->gather);
 }
 
 /* One writer per output folder: an advisory lock on OUT/.qat.lock, held
@@ -494,7 +652,7 @@ static const char *json_num(char buf[40], double v, const char *fmt)
 }
 
 static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads,
-                                const qat_model *m)
+                                const qat_model *m, int ranks)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -522,6 +680,7 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     int ec;
     if (m && qat_model_weight_storage_emptied(m, &eb, &ec))
         fprintf(f, ",\n  \"emptied_channels\": %d,\n  \"weight_kb_emptied_removed\": %.3f", ec, eb / 1000);
+    if (o->comm) fprintf(f, ",\n  \"ranks\": %d", ranks);
     fprintf(f, ",\n  \"weight_bits\": {");
     for (int i = 0, k = 0; m && i < m->nlayers; i++) {
         double wb = qat_layer_weight_bits(&m->layers[i]);
@@ -584,6 +743,16 @@ static qat_status resume_settings(const qat_ckpt *ck, qat_train_opts *o, qat_cfg
     return QAT_OK;
 }
 
+/* one process: a lossy grad_comm still encodes and decodes (its effect on
+ * training is the same as on N ranks' exchange) */
+static qat_status single_allreduce(void *user, float *buf, size_t n) { return QAT_OK; }
+static qat_status single_allgather(void *user, const void *in, size_t nbytes, void *out)
+{
+    memcpy(out, in, nbytes);
+    return QAT_OK;
+}
+static const qat_comm single_comm = {0, 1, NULL, single_allreduce, single_allgather};
+
 qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
 {
     session s;
@@ -616,7 +785,16 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     if (o->epochs > 0) net->epochs = net->sched.total_epochs = o->epochs;
     if (o->seed >= 0) net->seed = (uint64_t)o->seed;
     if (o->dataset && (st = qat_netcfg_set_dataset(net, o->dataset, o->cfg_path))) goto done;
-    st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, net->batch, o->threads, net->seed);
+    /* data-parallel: each rank holds at most its ceil share of a batch */
+    const qat_comm *comm = o->comm ? o->comm : net->grad_comm != QAT_GRADCOMM_FP32 ? &single_comm : NULL;
+    int nranks = comm ? comm->size : 1, writer = !comm || comm->rank == 0;
+    if (net->batch < nranks) {
+        st = qat_error_set(QAT_ERR_ARG, "%s: batch = %d is split across %d ranks: give every rank an image (batch >= "
+                           "ranks)", o->cfg_path, net->batch, nranks);
+        goto done;
+    }
+    st = qat_model_build(&s.model, layers, nlayers, net->c, net->h, net->w, (net->batch + nranks - 1) / nranks,
+                         o->threads, net->seed);
     layers = NULL; /* the model's now, freed with it even when the build failed */
     if (st) goto done;
     for (int i = 0; i < s.model.nowned; i++)
@@ -627,6 +805,11 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
             goto done;
         }
     if ((st = qat_optimizer_init(&s.optim, &s.model, &net->optim))) goto done;
+    if (comm && ((st = qat_train_gradcomm_init(&s.gc, &s.model, (qat_gradcomm_kind)net->grad_comm, nranks)) ||
+                 !(s.gather = malloc((size_t)nranks * 4 * sizeof *s.gather)))) {
+        if (!st) st = qat_error_set(QAT_ERR_MEMORY, "trainer: out of memory");
+        goto done;
+    }
 
     char dir[512];
     if ((st = qat_data_locate(net->dataset, o->data_dir, dir, sizeof dir)) ||
@@ -694,15 +877,21 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         (st = eval_loader_init(&s.ltest, &s.test, net->batch, net->mean, net->std, net->pixel_grid)) ||
         (s.val.n > 0 && (st = eval_loader_init(&s.lval, &s.val, net->batch, net->mean, net->std, net->pixel_grid))))
         goto done;
+    if (comm) { /* every rank walks the same order and takes its share of each batch */
+        qat_loader_set_part(s.ltrain, comm->rank, nranks);
+        qat_loader_set_part(s.ltest, comm->rank, nranks);
+        if (s.lval) qat_loader_set_part(s.lval, comm->rank, nranks);
+    }
 
-    if ((st = mkdir_p(o->out_dir)) || (st = out_lock(o->out_dir, &s.lock_fd))) goto done;
-    out_clean_stale(o->out_dir);
     char path[1024], last[1024], best[1024];
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     snprintf(last, sizeof last, "%s/last.ckpt", o->out_dir);
     snprintf(best, sizeof best, "%s/best.ckpt", o->out_dir);
-    if (o->resume && (st = metrics_reconcile(path, pos.epoch))) goto done;
-    s.metrics = fopen(path, o->resume ? "a" : "w");
+    /* rank 0 alone writes the run's folder; the others write nothing */
+    if (writer && ((st = mkdir_p(o->out_dir)) || (st = out_lock(o->out_dir, &s.lock_fd)))) goto done;
+    if (writer) out_clean_stale(o->out_dir);
+    if (writer && o->resume && (st = metrics_reconcile(path, pos.epoch))) goto done;
+    s.metrics = writer ? fopen(path, o->resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!s.metrics) {
         st = qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         goto done;
@@ -714,6 +903,8 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         goto done;
     }
     int steps = qat_loader_nbatches(s.ltrain);
+    /* a last batch with fewer images than ranks is dropped (every rank needs one) */
+    if (nranks > 1 && s.train.n % net->batch > 0 && s.train.n % net->batch < nranks) steps--;
     if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
     double train_seconds = 0;
     long train_images = 0;
@@ -726,6 +917,8 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         double sl = 0;
         long correct = 0, seen = 0, skipped = 0;
         float lr = 0;
+        qat_train_dist dist = {.comm = comm, .gc = &s.gc};
+        long step0 = pos.step;
         for (int step = 0; step < steps; step++) {
             if ((st = stop_asked(o, epoch + 1, step + 1, pos.epoch))) goto done;
             int n = qat_loader_next(s.ltrain, s.model.input->x, s.model.labels);
@@ -736,7 +929,10 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
             int skip;
             qat_train_phase ph = {.step = step, .steps_per_epoch = steps};
             qat_sched_phase_at(&net->sched, epoch, &ph.at);
-            if ((st = qat_train_step_phase(&s.model, &s.optim, net, lr, n, &ph, &loss, &skip))) {
+            long left = (long)s.train.n - (long)step * net->batch;
+            dist.n_global = left < net->batch ? (int)left : net->batch;
+            if ((st = qat_train_step_dist(&s.model, &s.optim, net, lr, n, &ph, comm ? &dist : NULL, &loss, &skip))) {
+                if (st == QAT_ERR_COMM) goto done;
                 st = qat_error_wrap(st, "%s: epoch %d, step %d of %d: training diverged; %s", o->cfg_path, epoch + 1,
                                     step + 1, steps,
                                     pos.epoch > 0 ? "last.ckpt holds the last finite state (the end of the epoch before)"
@@ -757,6 +953,14 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
                 o->on_progress(o->ctx, &p);
             }
         }
+        if (comm) { /* the epoch's sums over the ranks */
+            double v[4] = {sl, (double)correct, (double)seen, (double)skipped};
+            if ((st = comm_sum(comm, v, 4, s.gather))) goto done;
+            sl = v[0];
+            correct = (long)v[1];
+            seen = (long)v[2];
+            skipped = (long)v[3];
+        }
         if (seen == 0 && skipped > 0) {
             st = qat_error_set(QAT_ERR_NONFINITE,
                                "%s: epoch %d: every one of its %ld steps gave a NaN or Inf and was skipped "
@@ -770,8 +974,10 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         qat_epoch_metrics em = {.epoch = epoch + 1, .lr = lr, .train_loss = (float)(sl / (double)(seen ? seen : 1)),
                                 .train_acc = (float)correct / (float)(seen ? seen : 1), .val_loss = -1, .val_acc = -1,
                                 .images_per_s = (double)seen / tsec};
-        if (s.lval) eval_loader(&s.model, s.lval, o->max_steps, &em.val_loss, &em.val_acc);
-        eval_loader(&s.model, s.ltest, o->max_steps, &test_loss, &test_acc);
+        if ((st = sync_buffers(&s.model, comm)) || (st = check_same(&s.model, comm, s.gather, epoch + 1)) ||
+            (s.lval && (st = eval_loader(&s.model, s.lval, o->max_steps, comm, s.gather, &em.val_loss, &em.val_acc))) ||
+            (st = eval_loader(&s.model, s.ltest, o->max_steps, comm, s.gather, &test_loss, &test_acc)))
+            goto done;
         em.test_loss = test_loss;
         em.test_acc = test_acc;
         /* best by validation accuracy; without a validation split, by test */
@@ -793,6 +999,12 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
                 json_num(jv[4], em.val_acc, "%.6f"), json_num(jv[5], em.test_loss, "%.6f"),
                 json_num(jv[6], em.test_acc, "%.6f"), em.images_per_s, em.seconds, em.best ? "true" : "false");
         if (net->nonfinite == QAT_NONFINITE_SKIP) fprintf(s.metrics, ", \"skipped_steps\": %ld", skipped);
+        if (comm) { /* rank 0's share of the exchange: payload and bytes sent per step, seconds in it */
+            long ns = pos.step > step0 ? pos.step - step0 : 1;
+            fprintf(s.metrics, ", \"ranks\": %d, \"grad_comm\": \"%s\", \"grad_bytes_per_step\": %zu, "
+                    "\"sent_bytes_per_step\": %.0f, \"steps\": %ld, \"comm_seconds\": %.3f",
+                    nranks, qat_gradcomm_names[net->grad_comm], s.gc.bytes, dist.bytes_sent / ns, ns, dist.seconds);
+        }
         if (net->sched.kind == QAT_SCHED_PHASES) {
             qat_phase_at at;
             qat_sched_phase_at(&net->sched, epoch, &at);
@@ -826,22 +1038,22 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         fprintf(s.metrics, "}\n");
         /* the epoch's line is on disk before its checkpoints: a resume from
          * last.ckpt finds it (and drops any line of a later epoch) */
-        if (fflush(s.metrics) != 0 || ferror(s.metrics) || fsync(fileno(s.metrics)) != 0) {
+        if (fflush(s.metrics) != 0 || ferror(s.metrics) || (writer && fsync(fileno(s.metrics)) != 0)) {
             st = qat_error_set(QAT_ERR_IO, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
             goto done;
         }
-        for (int h = 0; h < net->nhist; h++)
+        for (int h = 0; writer && h < net->nhist; h++)
             if (net->hist_epochs[h] == epoch + 1 && (st = write_histograms(&s.model, o->out_dir, epoch + 1))) goto done;
         /* best before last: a kill between them leaves last.ckpt one epoch
          * behind, and the resumed run writes the same best.ckpt again */
-        if (em.best && (st = qat_checkpoint_save(best, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos)))
+        if (writer && em.best && (st = qat_checkpoint_save(best, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos)))
             goto done;
-        if ((st = qat_checkpoint_save(last, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos))) goto done;
+        if (writer && (st = qat_checkpoint_save(last, &s.model, s.cfg.text, s.cfg.text_len, &s.optim, &pos))) goto done;
         if (o->on_epoch) o->on_epoch(o->ctx, &em);
         if (epoch + 1 < last_epoch && (st = stop_asked(o, epoch + 1, 0, pos.epoch))) goto done;
     }
     if (pos.epoch >= net->epochs && train_images == 0) /* nothing left to run: report the checkpoint's model */
-        eval_loader(&s.model, s.ltest, o->max_steps, &test_loss, &test_acc);
+        if ((st = eval_loader(&s.model, s.ltest, o->max_steps, comm, s.gather, &test_loss, &test_acc))) goto done;
     res->epochs = net->epochs;
     res->test_acc = test_acc;
     res->best_val_acc = pos.best_acc;
@@ -854,7 +1066,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     res->weight_kb = wbytes / 1000;
     res->float_kb = fbytes / 1000;
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
-    st = write_summary(path, o, res, o->threads, &s.model);
+    if (writer) st = write_summary(path, o, res, o->threads, &s.model, o->comm ? nranks : 1);
 done:
     free(layers); /* a failure between reading the layers and building them */
     session_free(&s);

@@ -9,6 +9,22 @@
 
 #include "checkpoint.h"
 #include "dataset.h"
+#include "gradcomm.h"
+
+/* The communication hook of data-parallel training: the caller (qat's CLI,
+ * train/dist_mpi.c over MPI) gives the trainer its rank among size ranks
+ * and two collectives; the library never calls MPI itself. Both must give
+ * every rank the same bits, in an order fixed for a given size, and return
+ * a status with a message naming the rank that failed (the CLI ends the
+ * job). NULL hook: one process, as without it. */
+typedef struct {
+    int rank, size;
+    void *user;
+    /* buf[0..n) summed over the ranks, in place */
+    qat_status (*allreduce_sum)(void *user, float *buf, size_t n);
+    /* every rank's nbytes of in, in rank order, into out (size * nbytes) */
+    qat_status (*allgather)(void *user, const void *in, size_t nbytes, void *out);
+} qat_comm;
 
 typedef struct {
     int epoch, epochs;  /* 1-based epoch being run */
@@ -57,6 +73,9 @@ typedef struct {
      * nonzero value ends the run with QAT_ERR_INTERRUPTED, every file whole
      * (the CLI points it at a flag its SIGINT/SIGTERM handler sets) */
     const volatile sig_atomic_t *stop;
+    /* data-parallel training (see qat_comm), or NULL. Every rank runs
+     * qat_train with the same options; rank 0 alone writes to out_dir. */
+    const qat_comm *comm;
     void (*on_progress)(void *ctx, const qat_progress *p);
     void (*on_epoch)(void *ctx, const qat_epoch_metrics *m);
     void *ctx;
@@ -101,6 +120,25 @@ qat_status qat_train_step_checked(qat_model *m, qat_optimizer *o, const qat_net_
 /* The same in a phase of the schedule. */
 qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
                                 const qat_train_phase *ph, float *loss, int *skipped);
+
+/* A data-parallel step: this rank's n images of a global batch of
+ * n_global; after the backward the gradients (scaled by n / n_global, so the
+ * sum is the global batch's mean) are exchanged through comm with gc's codec
+ * and every rank applies the same update. The forward's random draws
+ * (dropout, stochastic rounding) come from a stream of this rank's own; the
+ * update's (DST) from the graph's stream, the same on every rank. */
+typedef struct {
+    const qat_comm *comm;
+    qat_gradcomm *gc;   /* from qat_train_gradcomm_init */
+    int n_global;
+    double bytes_sent;  /* added to: the bytes this rank sent (ring algorithms) */
+    double seconds;     /* added to: seconds in the collective (waiting for the others included) */
+} qat_train_dist;
+/* The buffers of m's exchange (every gradient the update reads: the
+ * parameter block, then weights a quantizer keeps) */
+qat_status qat_train_gradcomm_init(qat_gradcomm *gc, const qat_model *m, qat_gradcomm_kind k, int ranks);
+qat_status qat_train_step_dist(qat_model *m, qat_optimizer *o, const qat_net_cfg *net, float lr, int n,
+                               const qat_train_phase *ph, qat_train_dist *d, float *loss, int *skipped);
 
 /* peak resident set size of this process, in MiB */
 double qat_peak_rss_mb(void);

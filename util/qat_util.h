@@ -19,7 +19,8 @@ typedef enum {
     QAT_ERR_CHECKSUM, /* stored and computed checksums differ */
     QAT_ERR_MISMATCH, /* a file belongs to another model */
     QAT_ERR_NONFINITE, /* training produced a NaN or an infinity */
-    QAT_ERR_INTERRUPTED /* the caller asked a run to stop (a signal) */
+    QAT_ERR_INTERRUPTED, /* the caller asked a run to stop (a signal) */
+    QAT_ERR_COMM      /* a data-parallel rank failed or stopped answering */
 } qat_status;
 
 /* Records "message" for qat_last_error() and returns s, so that callers can

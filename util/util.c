@@ -48,6 +48,7 @@ const char *qat_status_name(qat_status s)
         [QAT_ERR_MISMATCH] = "model mismatch",
         [QAT_ERR_NONFINITE] = "non-finite value",
         [QAT_ERR_INTERRUPTED] = "interrupted",
+        [QAT_ERR_COMM] = "communication",
     };
     if ((unsigned)s < sizeof names / sizeof names[0] && names[s]) return names[s];
     return "unknown status";
