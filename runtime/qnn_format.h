@@ -27,7 +27,8 @@ typedef enum {
 /* which GEMM a CONV runs; it fixes how weights are stored and how the
  * input is laid out for the kernel (kern.h encodings) */
 typedef enum {
-    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (no padding);
+    QATRT_K_BIN = 1, /* +-1 inputs x binary weights: packed bits, XOR-popcount (zero padding: a padded tap
+                      * reads +1, border outputs take the padded taps' weight sums back);
                       * each tap's channels padded to whole bytes (docs/format.md) */
     QATRT_K_TER,     /* {-1, 0, 1} inputs x ternary or binary weights: two bit planes */
     QATRT_K_I8T,     /* int8 inputs x ternary weights (bit planes) */
