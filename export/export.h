@@ -51,8 +51,8 @@ typedef struct {
     size_t weight_bytes; /* the weights' share of the payload (qat summary's storage, for comparison) */
     size_t float_bytes; /* the same layers' weights as float32 */
     int emptied;        /* emptied channels dropped from the graph */
-    char approx[256];   /* layers quantized after training, comma-separated */
-    char kernels[512];  /* one line per op: "conv1: uint8 x int8, 6 thresholds" */
+    char approx[1024];  /* layers quantized after training, comma-separated */
+    char kernels[4096]; /* one line per op: "conv1: uint8 x int8, 6 thresholds" (a ResNet has dozens) */
 } qat_export_result;
 
 /* Lowers m (built from a checkpoint, batch >= 1). */

@@ -1053,6 +1053,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
      * a layer whose output a later layer reads, or before a shortcut, route
      * or global pool (lower_stream takes it from there) */
     int seg = li, to_stream = L->needed[li];
+    tl.last = next_li < 0; /* as the folds see it (a max pool refuses a last layer) */
     for (int j = li + 1; j < end && !st && !to_stream; j++) {
         qat_layer *p = &m->layers[j];
         const lowering_rule *ru = rule_for(p);
@@ -1060,7 +1061,6 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
             to_stream = 1;
             break;
         }
-        tl.last = next_li < 0;
         if (!ru || !ru->fold) st = layer_error(p, "has no integer lowering (%s)", rules_text(0));
         else if (tl.npost >= MAX_POST || tl.npool >= MAX_POST) st = layer_error(p, "too many layers between two compute layers");
         else st = ru->fold(p, &tl);
@@ -1269,11 +1269,11 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         if (st) goto done;
         note(r->kernels, sizeof r->kernels, "%s: %s, int32 logits (dyadic, 2^%d per unit)\n", l->name, qatrt_kernel_name(kern), S);
     }
-    if (approx_w || approx_a) {
-        r->exact = 0;
-        note(r->approx, sizeof r->approx, "%s%s (%s)", r->approx[0] ? ", " : "", l->name,
-             approx_w && approx_a ? "weights, input" : approx_w ? "weights" : "input");
-    }
+    /* each layer quantized after training by name: its weights, or its
+     * input (the next layer's, whose quantizer this op's thresholds are) */
+    if (approx_w) note(r->approx, sizeof r->approx, "%s%s (weights)", r->approx[0] ? ", " : "", l->name);
+    if (approx_a) note(r->approx, sizeof r->approx, "%s%s (input)", r->approx[0] ? ", " : "", m->layers[next_li].name);
+    if (approx_w || approx_a) r->exact = 0;
     *in = out;
     if (to_stream) st = lower_stream(L, seg + 1, next_li, in);
     /* the next layer folds this one's dropped channels */
