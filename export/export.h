@@ -41,6 +41,8 @@ typedef struct {
     int keep_flips;        /* 1: never fold a negative BN scale into the weights (the
                             * runtime's flip bits then do it; tests use this) */
     int keep_emptied;      /* 1: keep emptied channels in the graph (tests compare) */
+    int qnn_version;       /* the .qnn version to write: 0 the newest (QATRT_VERSION), or 3 for
+                            * runtimes built before v4 (128-byte records, 64-byte aligned blobs) */
 } qat_export_opts;
 
 typedef struct {

@@ -55,30 +55,104 @@ static qat_status w_blob(qnnw *w, int op, int field, const void *src, size_t siz
     return QAT_OK;
 }
 
-static qat_status w_finish(qnnw *w, const qat_model *m, uint8_t **out, size_t *size)
+static uint32_t get32(const uint8_t *p)
 {
-    size_t base = QATRT_HEADER_SIZE + (size_t)w->nops * QATRT_OP_SIZE;
-    base = (base + QATRT_ALIGN - 1) & ~(size_t)(QATRT_ALIGN - 1);
-    size_t total = base + w->len + 4;
-    uint8_t *f = calloc(1, total);
-    if (!f) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void w_header(uint8_t *f, const qat_model *m, int version, int nops, size_t total)
+{
     memcpy(f + QNN_H_MAGIC, QATRT_MAGIC, 8);
-    put32(f + QNN_H_VERSION, QATRT_VERSION);
+    put32(f + QNN_H_VERSION, (uint32_t)version);
     put32(f + QNN_H_HEADER_SIZE, QATRT_HEADER_SIZE);
-    put32(f + QNN_H_OP_SIZE, QATRT_OP_SIZE);
-    put32(f + QNN_H_NOPS, (uint32_t)w->nops);
+    put32(f + QNN_H_OP_SIZE, version >= 4 ? QATRT_OP4_SIZE : QATRT_OP_SIZE);
+    put32(f + QNN_H_NOPS, (uint32_t)nops);
     put32(f + QNN_H_C, (uint32_t)m->c);
     put32(f + QNN_H_H, (uint32_t)m->h);
     put32(f + QNN_H_W, (uint32_t)m->w);
     put32(f + QNN_H_NCLASS, (uint32_t)m->nclass);
     put32(f + QNN_H_FILE_SIZE, (uint32_t)total);
     put32(f + QNN_H_FILE_SIZE + 4, (uint32_t)((uint64_t)total >> 32));
+}
+
+/* v4: the records narrowed (each field checked to fit), each op's blobs
+ * after the previous op's at the next multiple of QATRT_ALIGN4 */
+static qat_status w_finish4(qnnw *w, const qat_model *m, uint8_t **out, size_t *size)
+{
+    static const struct {
+        int v3, v4, bytes;
+        const char *name;
+    } fl[] = {{QNN_OP_TYPE, QNN_OP4_TYPE, 1, "type"},         {QNN_OP_FLAGS, QNN_OP4_FLAGS, 1, "flags"},
+              {QNN_OP_KERNEL, QNN_OP4_KERNEL, 1, "kernel"},   {QNN_OP_STAGE, QNN_OP4_STAGE, 1, "stage"},
+              {QNN_OP_CIN, QNN_OP4_CIN, 2, "input channels"}, {QNN_OP_H, QNN_OP4_H, 2, "input height"},
+              {QNN_OP_W, QNN_OP4_W, 2, "input width"},        {QNN_OP_COUT, QNN_OP4_COUT, 2, "output channels"},
+              {QNN_OP_OH, QNN_OP4_OH, 2, "output height"},    {QNN_OP_OW, QNN_OP4_OW, 2, "output width"},
+              {QNN_OP_KH, QNN_OP4_KH, 2, "kernel height"},    {QNN_OP_KW, QNN_OP4_KW, 2, "kernel width"},
+              {QNN_OP_STRIDE, QNN_OP4_STRIDE, 2, "stride"},   {QNN_OP_PAD, QNN_OP4_PAD, 2, "pad"},
+              {QNN_OP_NTHR, QNN_OP4_NTHR, 2, "threshold count"}, {QNN_OP_IN0, QNN_OP4_IN0, 2, "input"},
+              {QNN_OP_IN1, QNN_OP4_IN1, 2, "second input"}};
+    size_t table = QATRT_HEADER_SIZE, data = 0;
+    for (int i = 0; i < w->nops; i++) {
+        table += QATRT_OP4_SIZE;
+        for (int j = 0; j < QNN_NBLOBS; j++) {
+            uint32_t sz = get32(w->ops[i] + QNN_OP_WEIGHTS + 8 * j + 4);
+            if (!sz) continue;
+            table += 4;
+            data = (data + QATRT_ALIGN4 - 1) / QATRT_ALIGN4 * QATRT_ALIGN4 + sz;
+        }
+    }
+    size_t total = table + (data + QATRT_ALIGN4 - 1) / QATRT_ALIGN4 * QATRT_ALIGN4 + 4;
+    uint8_t *f = calloc(1, total);
+    if (!f) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    w_header(f, m, 4, w->nops, total);
+    size_t at = QATRT_HEADER_SIZE, cur = table;
+    for (int i = 0; i < w->nops; i++) {
+        const uint8_t *o = w->ops[i];
+        uint8_t *r = f + at;
+        for (size_t k = 0; k < sizeof fl / sizeof fl[0]; k++) {
+            uint32_t v = get32(o + fl[k].v3);
+            if (v > (fl[k].bytes == 1 ? 255u : (uint32_t)QNN_OP4_MAX_FIELD)) {
+                free(f);
+                return qat_error_set(QAT_ERR_SHAPE, "export: op %d's %s is %u; a .qnn v4 record holds at most %u "
+                                     "(write version 3)", i, fl[k].name, v, fl[k].bytes == 1 ? 255u : QNN_OP4_MAX_FIELD);
+            }
+            for (int b = 0; b < fl[k].bytes; b++) r[fl[k].v4 + b] = (uint8_t)(v >> (8 * b));
+        }
+        uint32_t mask = 0;
+        size_t s = QNN_OP4_SIZES;
+        for (int j = 0; j < QNN_NBLOBS; j++) {
+            uint32_t off = get32(o + QNN_OP_WEIGHTS + 8 * j), sz = get32(o + QNN_OP_WEIGHTS + 8 * j + 4);
+            if (!sz) continue;
+            mask |= 1u << j;
+            put32(r + s, sz);
+            s += 4;
+            cur = (cur + QATRT_ALIGN4 - 1) / QATRT_ALIGN4 * QATRT_ALIGN4;
+            memcpy(f + cur, w->data + off - 1, sz);
+            cur += sz;
+        }
+        r[QNN_OP4_BLOBS] = (uint8_t)mask;
+        at += s;
+    }
+    put32(f + total - 4, qatrt_crc32(0, f, total - 4));
+    *out = f;
+    *size = total;
+    return QAT_OK;
+}
+
+static qat_status w_finish(qnnw *w, const qat_model *m, int version, uint8_t **out, size_t *size)
+{
+    if (version >= 4) return w_finish4(w, m, out, size);
+    size_t base = QATRT_HEADER_SIZE + (size_t)w->nops * QATRT_OP_SIZE;
+    base = (base + QATRT_ALIGN - 1) & ~(size_t)(QATRT_ALIGN - 1);
+    size_t total = base + w->len + 4;
+    uint8_t *f = calloc(1, total);
+    if (!f) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+    w_header(f, m, 3, w->nops, total);
     for (int i = 0; i < w->nops; i++) {
         uint8_t *r = f + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE;
         memcpy(r, w->ops[i], QATRT_OP_SIZE);
         for (int fld = QNN_OP_WEIGHTS; fld < QNN_OP_BLOBS_END; fld += 8) {
-            uint32_t off = (uint32_t)r[fld] | (uint32_t)r[fld + 1] << 8 | (uint32_t)r[fld + 2] << 16 |
-                           (uint32_t)r[fld + 3] << 24;
+            uint32_t off = get32(r + fld);
             if (off) put32(r + fld, off - 1 + (uint32_t)base);
         }
     }
@@ -1368,6 +1442,8 @@ qat_status qat_export(qat_model *m, const qat_export_opts *o, qat_export_result 
     r->exact = 1;
     if (o->float_bits != 0 && o->float_bits != 8 && o->float_bits != 16)
         return qat_error_set(QAT_ERR_ARG, "export: float layers can be quantized to 8 or 16 bits, not %d", o->float_bits);
+    if (o->qnn_version != 0 && o->qnn_version != 3 && o->qnn_version != QATRT_VERSION)
+        return qat_error_set(QAT_ERR_ARG, "export: .qnn version %d cannot be written; 3 or %d", o->qnn_version, QATRT_VERSION);
     /* a NaN or an infinity would reach float-to-integer conversions (undefined
      * behaviour) and a negative variance has no square root */
     qat_status st = qat_model_check_values(m);
@@ -1428,7 +1504,7 @@ static qat_status lower_all(lowering *L)
         st = rule_for(&m->layers[i])->lower(L, i, next, &t);
         i = next;
     }
-    if (!st) st = w_finish(&L->w, m, &L->r->bytes, &L->r->size);
+    if (!st) st = w_finish(&L->w, m, L->o->qnn_version ? L->o->qnn_version : QATRT_VERSION, &L->r->bytes, &L->r->size);
     return st;
 }
 

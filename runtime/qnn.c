@@ -134,28 +134,111 @@ size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
     }
 }
 
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+
+/* an op record's fields, in the v3 record's order; its blobs, in order */
+enum { F_TYPE, F_FLAGS, F_CIN, F_H, F_W, F_COUT, F_OH, F_OW, F_KH, F_KW, F_STRIDE, F_PAD, F_KERNEL, F_STAGE, F_NTHR, F_IN0, F_IN1, F_COUNT };
+enum { B_WEIGHTS, B_BSUM, B_THR, B_LEVELS, B_REQ, B_LUT, B_FLIP };
+static const uint8_t off3[F_COUNT] = {QNN_OP_TYPE,   QNN_OP_FLAGS, QNN_OP_CIN, QNN_OP_H,      QNN_OP_W,     QNN_OP_COUT,
+                                      QNN_OP_OH,     QNN_OP_OW,    QNN_OP_KH,  QNN_OP_KW,     QNN_OP_STRIDE, QNN_OP_PAD,
+                                      QNN_OP_KERNEL, QNN_OP_STAGE, QNN_OP_NTHR, QNN_OP_IN0,   QNN_OP_IN1};
+static const uint8_t off4[F_COUNT] = {QNN_OP4_TYPE,   QNN_OP4_FLAGS, QNN_OP4_CIN, QNN_OP4_H,    QNN_OP4_W,      QNN_OP4_COUT,
+                                      QNN_OP4_OH,     QNN_OP4_OW,    QNN_OP4_KH,  QNN_OP4_KW,   QNN_OP4_STRIDE, QNN_OP4_PAD,
+                                      QNN_OP4_KERNEL, QNN_OP4_STAGE, QNN_OP4_NTHR, QNN_OP4_IN0, QNN_OP4_IN1};
+static const char *const blob_name[QNN_NBLOBS] = {"weights", "weight sums", "thresholds", "levels", "requantization",
+                                                  "table", "flip bits"};
+
+/* the file being read, and its current op record decoded (any version):
+ * each field's value, each blob's offset and size and the byte naming it */
 typedef struct {
     const uint8_t *base;
     size_t lo, hi; /* blobs must lie in [lo, hi) */
     qatrt_error *err;
+    uint32_t version;
+    size_t cur;      /* v4: the end of the last blob so far */
+    size_t at;       /* the current record's first byte */
+    uint32_t v[F_COUNT];
+    uint32_t off[QNN_NBLOBS], size[QNN_NBLOBS];
+    size_t bat[QNN_NBLOBS]; /* v2, v3: the blob's (offset, size) pair; v4: its size, or the blob mask if it has none */
 } reader;
 
-/* resolves the blob whose (off, size) pair is at byte `at`; want: the exact
- * size required (0: the blob must be absent) */
-static qatrt_status blob(reader *r, size_t at, const char *what, size_t want, const void **out)
+/* the byte where field f of the record at `at` starts */
+static size_t fpos(const reader *r, size_t at, int f) { return at + (r->version >= 4 ? off4[f] : off3[f]); }
+static size_t fat(const reader *r, int f) { return fpos(r, r->at, f); }
+/* the byte holding blob j's size */
+static size_t size_at(const reader *r, int j) { return r->bat[j] + (r->version >= 4 ? 0 : 4); }
+
+/* decodes op i's record at byte `at` into r: every reserved byte zero; v4
+ * blobs laid out one after another from r->cur, the bytes between zero */
+static qatrt_status decode(reader *r, int i, size_t at)
 {
-    uint32_t off = rd32(r->base + at), size = rd32(r->base + at + 4);
-    *out = NULL;
-    if (want == 0) {
-        if (off || size)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob must be absent for this op (offset 0, size 0), found offset %u size %u",
-                        at, what, off, size);
+    const uint8_t *p = r->base + at;
+    r->at = at;
+    if (r->version < 4) {
+        for (int f = 0; f < F_COUNT; f++) r->v[f] = rd32(p + off3[f]);
+        for (int j = 0; j < QNN_NBLOBS; j++) {
+            r->bat[j] = at + QNN_OP_WEIGHTS + 8 * (size_t)j;
+            r->off[j] = rd32(p + QNN_OP_WEIGHTS + 8 * j);
+            r->size[j] = rd32(p + QNN_OP_WEIGHTS + 8 * j + 4);
+        }
+        /* v2: the op before it, no second input; the input fields reserved */
+        if (r->version < 3) r->v[F_IN0] = (uint32_t)i, r->v[F_IN1] = 0;
+        for (size_t z = QNN_OP_IN0; r->version < 3 && z < QNN_OP_IN0 + 4; z++)
+            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
+        for (size_t z = r->version >= 3 ? QNN_OP_RES1 : QNN_OP_IN1; z < QATRT_OP_SIZE; z++)
+            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
         return QATRT_OK;
     }
+    for (int f = 0; f < F_COUNT; f++) r->v[f] = f <= F_FLAGS || f == F_KERNEL || f == F_STAGE ? p[off4[f]] : rd16(p + off4[f]);
+    uint32_t mask = rd16(p + QNN_OP4_BLOBS); /* bits 7..15 checked by the caller */
+    size_t s = at + QNN_OP4_SIZES;
+    for (int j = 0; j < QNN_NBLOBS; j++) {
+        r->off[j] = r->size[j] = 0;
+        r->bat[j] = at + QNN_OP4_BLOBS;
+        if (!(mask >> j & 1)) continue;
+        uint32_t size = rd32(r->base + s);
+        size_t o = (r->cur + QATRT_ALIGN4 - 1) / QATRT_ALIGN4 * QATRT_ALIGN4;
+        if (size == 0)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's %s blob has 0 bytes; a blob an op has is never empty "
+                        "(its bit in the blob mask says it has one)", s, i, blob_name[j]);
+        if (o > r->hi || size > r->hi - o)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's %s blob of %u bytes at byte %zu runs past the data area's "
+                        "end, byte %zu", s, i, blob_name[j], size, o, r->hi);
+        for (size_t z = r->cur; z < o; z++)
+            if (r->base[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: padding byte is %u; expected 0", z, r->base[z]);
+        r->bat[j] = s;
+        r->off[j] = (uint32_t)o;
+        r->size[j] = size;
+        r->cur = o + size;
+        s += 4;
+    }
+    return QATRT_OK;
+}
+
+/* resolves blob j of the current record; want: the exact size required (0:
+ * the blob must be absent) */
+static qatrt_status blob(reader *r, int j, const char *what, size_t want, const void **out)
+{
+    uint32_t off = r->off[j], size = r->size[j];
+    size_t at = r->bat[j];
+    *out = NULL;
+    if (want == 0) {
+        if (off || size) {
+            if (r->version >= 4)
+                return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: this op takes no %s blob (bit %d of its blob mask must be 0), "
+                            "found one of %u bytes", at, what, j, size);
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob must be absent for this op (offset 0, size 0), found offset %u size %u",
+                        at, what, off, size);
+        }
+        return QATRT_OK;
+    }
+    if (r->version >= 4 && !size)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: this op needs a %s blob of %zu bytes (bit %d of its blob mask is 0)", at,
+                    what, want, j);
     if (size != want)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob has %u bytes; this op's shapes need %zu", at + 4,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob has %u bytes; this op's shapes need %zu", size_at(r, j),
                     what, size, want);
-    if (off % QATRT_ALIGN)
+    if (r->version < 4 && off % QATRT_ALIGN)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the %s blob's offset %u is not a multiple of %d", at, what,
                     off, QATRT_ALIGN);
     if (off < r->lo || off > r->hi || size > r->hi - off)
@@ -165,13 +248,24 @@ static qatrt_status blob(reader *r, size_t at, const char *what, size_t want, co
     return QATRT_OK;
 }
 
-static qatrt_status field(reader *r, size_t at, const char *name, uint32_t lo, uint32_t hi, int *out)
+static qatrt_status check(reader *r, size_t at, uint32_t v, const char *name, uint32_t lo, uint32_t hi, int *out)
 {
-    uint32_t v = rd32(r->base + at);
     if (v < lo || v > hi)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: %s is %u; expected %u..%u", at, name, v, lo, hi);
     *out = (int)v;
     return QATRT_OK;
+}
+
+/* a header field (u32 at byte `at`) */
+static qatrt_status hfield(reader *r, size_t at, const char *name, uint32_t lo, uint32_t hi, int *out)
+{
+    return check(r, at, rd32(r->base + at), name, lo, hi, out);
+}
+
+/* field f of the current record */
+static qatrt_status field(reader *r, int f, const char *name, uint32_t lo, uint32_t hi, int *out)
+{
+    return check(r, fat(r, f), r->v[f], name, lo, hi, out);
 }
 
 /* The multi-bit weights blob (docs/format.md): a 32-byte header (n, gc,
@@ -179,14 +273,14 @@ static qatrt_status field(reader *r, size_t at, const char *name, uint32_t lo, u
  * starts (u32, at a multiple of 4), the int16 coefficients, the planes'
  * bits (dense; the last byte's unused bits 0). Everything is checked
  * against the op's shapes and against itself. */
-static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
+static qatrt_status read_mb(reader *r, qatrt_op *op)
 {
-    uint32_t off = rd32(r->base + at + QNN_OP_WEIGHTS), size = rd32(r->base + at + QNN_OP_WEIGHTS + 4);
+    uint32_t off = r->off[B_WEIGHTS], size = r->size[B_WEIGHTS];
     if (size < QNN_MB_TABLES)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its header alone takes 32",
-                    at + QNN_OP_WEIGHTS + 4, size);
+                    size_at(r, B_WEIGHTS), size);
     const void *b;
-    qatrt_status st = blob(r, at + QNN_OP_WEIGHTS, "weights", size, &b);
+    qatrt_status st = blob(r, B_WEIGHTS, "weights", size, &b);
     if (st) return st;
     const uint8_t *p = b;
     size_t o = off;
@@ -208,7 +302,7 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
     uint64_t coef_at = bit0_at + (n ? 0 : 4 * (uint64_t)op->cout), bits_at = coef_at + 2 * (uint64_t)np;
     if (bits_at > size)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; its %llu groups and %u planes "
-                    "need %llu before the planes", at + QNN_OP_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    "need %llu before the planes", size_at(r, B_WEIGHTS), size, (unsigned long long)groups, np,
                     (unsigned long long)bits_at);
     if (!n) {
         if (rd32(p + QNN_MB_TABLES) != 0 || rd32(p + QNN_MB_TABLES + 4 * (size_t)gc) != (uint32_t)op->K)
@@ -263,7 +357,7 @@ static qatrt_status read_mb(reader *r, size_t at, qatrt_op *op)
     uint64_t end = bits_at + (bits + 7) / 8;
     if (end != size || bits > UINT32_MAX)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the multi-bit weights blob has %u bytes; %llu groups and %u planes "
-                    "of %llu bits in all take %llu", at + QNN_OP_WEIGHTS + 4, size, (unsigned long long)groups, np,
+                    "of %llu bits in all take %llu", size_at(r, B_WEIGHTS), size, (unsigned long long)groups, np,
                     (unsigned long long)bits, (unsigned long long)end);
     if (bits % 8 && (p[bits_at + bits / 8] >> (bits % 8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: bits past the last plane must be 0", o + (size_t)(bits_at + bits / 8));
@@ -288,7 +382,7 @@ static int producer(const qatrt_model *m, int i)
 /* every output but the last op's is read by a later op; the outputs
  * share buffers: op i's goes to the lowest slot whose output has had its
  * last reader before i (a chain: two slots, in turn) */
-static qatrt_status assign_slots(qatrt_model *m, qatrt_error *err)
+static qatrt_status assign_slots(qatrt_model *m, const size_t *rec, qatrt_error *err)
 {
     int last[QATRT_MAX_OPS], owner[QATRT_MAX_OPS];
     for (int i = 0; i < m->nops; i++) last[i] = -1, owner[i] = -1;
@@ -299,8 +393,7 @@ static qatrt_status assign_slots(qatrt_model *m, qatrt_error *err)
     m->nslots = 0;
     for (int i = 0; i < m->nops; i++) {
         if (i + 1 < m->nops && last[i] < 0)
-            return fail(err, QATRT_ERR_FORMAT, "byte %zu: no op reads op %d's output",
-                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, i);
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: no op reads op %d's output", rec[i], i);
         int s = 0;
         while (s < m->nslots && owner[s] >= 0 && last[owner[s]] >= i) s++;
         if (s == m->nslots) m->nslots++;
@@ -311,24 +404,24 @@ static qatrt_status assign_slots(qatrt_model *m, qatrt_error *err)
 }
 
 /* a THRESH stage's or a QUANT op's thresholds, flip bits and levels */
-static qatrt_status read_thresh(reader *r, size_t at, qatrt_op *op)
+static qatrt_status read_thresh(reader *r, qatrt_op *op)
 {
     qatrt_status st;
     const void *b;
-    if ((st = field(r, at + QNN_OP_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
-    if ((st = blob(r, at + QNN_OP_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
+    if ((st = field(r, F_NTHR, "the threshold count", 1, QATRT_MAX_LEVELS - 1, &op->nthr))) return st;
+    if ((st = blob(r, B_THR, "thresholds", (size_t)op->cout * (size_t)op->nthr * 4, &b))) return st;
     op->thr = b;
     /* the flip bits are optional: absent when no channel is flipped (and
      * always for QUANT, whose function never decreases) */
-    if (op->type == QATRT_OP_CONV && rd32(r->base + at + QNN_OP_FLIP + 4) != 0) {
-        if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
+    if (op->type == QATRT_OP_CONV && r->size[B_FLIP] != 0) {
+        if ((st = blob(r, B_FLIP, "flip bits", ((size_t)op->cout + 7) / 8, &b))) return st;
         op->flip = b;
-    } else if ((st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b))) {
+    } else if ((st = blob(r, B_FLIP, "flip bits", 0, &b))) {
         return st;
     }
-    if ((st = blob(r, at + QNN_OP_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
+    if ((st = blob(r, B_LEVELS, "levels", (size_t)op->nthr + 1, &b))) return st;
     op->levels = b;
-    if ((st = blob(r, at + QNN_OP_REQ, "requantization", 0, &b))) return st;
+    if ((st = blob(r, B_REQ, "requantization", 0, &b))) return st;
     /* per channel ascending, as the kernels count them (thresh_levels) */
     for (int c = 0; c < op->cout; c++)
         for (int j = 1; j < op->nthr; j++) {
@@ -346,178 +439,170 @@ static qatrt_status read_thresh(reader *r, size_t at, qatrt_op *op)
 
 /* ADD, GAP, QUANT: the ops on int32 tensors (their shapes checked against
  * their inputs by the caller) */
-static qatrt_status read_i32_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m)
+static qatrt_status read_i32_op(reader *r, int i, qatrt_op *op, const qatrt_model *m)
 {
-    const uint8_t *p = r->base + at;
     qatrt_status st;
     const void *b;
     int gap = op->type == QATRT_OP_GAP;
     if (op->cout != op->cin || op->oh != (gap ? 1 : op->h) || op->ow != (gap ? 1 : op->w))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d (%s) gives [%d, %d, %d] from [%d, %d, %d]; expected [%d, %d, %d]",
-                    at + QNN_OP_COUT, i, gap ? "GAP" : op->type == QATRT_OP_ADD ? "ADD" : "QUANT", op->cout, op->oh, op->ow,
+                    fat(r, F_COUT), i, gap ? "GAP" : op->type == QATRT_OP_ADD ? "ADD" : "QUANT", op->cout, op->oh, op->ow,
                     op->cin, op->h, op->w, op->cin, gap ? 1 : op->h, gap ? 1 : op->w);
-    for (size_t z = QNN_OP_KH; z < QNN_OP_IN0; z++) {
-        if (op->type == QATRT_OP_ADD && z >= QNN_OP_STRIDE && z < QNN_OP_STRIDE + 4) continue;
-        if (op->type == QATRT_OP_QUANT && z >= QNN_OP_NTHR && z < QNN_OP_NTHR + 4) continue;
-        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of op %d must be 0", at + z, i);
+    for (int f = F_KH; f < F_IN0; f++) {
+        if ((op->type == QATRT_OP_ADD && f == F_STRIDE) || (op->type == QATRT_OP_QUANT && f == F_NTHR)) continue;
+        if (r->v[f]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of op %d must be 0", fat(r, f), i);
     }
     if (op->type == QATRT_OP_QUANT) {
-        if ((st = read_thresh(r, at, op))) return st;
-        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
-            if (z != QNN_OP_THR && z != QNN_OP_LEVELS && z != QNN_OP_FLIP && z != QNN_OP_REQ &&
-                (st = blob(r, at + z, "unused", 0, &b)))
-                return st;
+        if ((st = read_thresh(r, op))) return st;
+        for (int j = 0; j < QNN_NBLOBS; j++)
+            if (j != B_THR && j != B_LEVELS && j != B_FLIP && j != B_REQ && (st = blob(r, j, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
-    for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
-        if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+    for (int j = 0; j < QNN_NBLOBS; j++)
+        if ((st = blob(r, j, "unused", 0, &b))) return st;
     if (op->type == QATRT_OP_GAP) {
         if ((op->h * op->w) & (op->h * op->w - 1))
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a GAP over %dx%d values; the exact mean needs a power of two",
-                        at + QNN_OP_H, op->h, op->w);
+                        fat(r, F_H), op->h, op->w);
         return QATRT_OK;
     }
     /* ADD: the second input sub-sampled by the stride into the first channels */
     const qatrt_op *o1 = &m->ops[op->in1];
-    if ((st = field(r, at + QNN_OP_STRIDE, "the stride of an ADD", 1, QATRT_MAX_DIM, &op->stride))) return st;
+    if ((st = field(r, F_STRIDE, "the stride of an ADD", 1, QATRT_MAX_DIM, &op->stride))) return st;
     if (!qatrt_op_i32(o1) || o1->cout > op->cin || (int64_t)(op->h - 1) * op->stride >= o1->oh ||
         (int64_t)op->h * op->stride < o1->oh || (int64_t)(op->w - 1) * op->stride >= o1->ow ||
         (int64_t)op->w * op->stride < o1->ow)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d adds op %d's [%d, %d, %d]%s to [%d, %d, %d] with stride %d; expected "
                     "an int32 tensor of at most %d channels whose map the stride takes to %dx%d",
-                    at + QNN_OP_IN1, i, op->in1, o1->cout, o1->oh, o1->ow, qatrt_op_i32(o1) ? "" : " (not int32)", op->cin,
+                    fat(r, F_IN1), i, op->in1, o1->cout, o1->oh, o1->ow, qatrt_op_i32(o1) ? "" : " (not int32)", op->cin,
                     op->h, op->w, op->stride, op->cin, op->h, op->w);
     return QATRT_OK;
 }
 
-static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m, uint32_t version)
+static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qatrt_model *m)
 {
     qatrt_status st;
-    const uint8_t *p = r->base + at;
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
-    if ((st = field(r, at + QNN_OP_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, at + QNN_OP_FLAGS, "the flags", 0, 31, &flags)))
+    if ((st = decode(r, i, at))) return st;
+    if ((st = field(r, F_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, F_FLAGS, "the flags", 0, 31, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
     op->f32flags = flags & ~1;
     /* v3: the op names its input (0 the image, k op k - 1); v2: the op before it */
-    uint32_t in0 = version >= 3 ? rd32(p + QNN_OP_IN0) : (uint32_t)i, in1 = version >= 3 ? rd32(p + QNN_OP_IN1) : 0;
-    for (size_t z = QNN_OP_IN0; version < 3 && z < QNN_OP_IN0 + 4; z++)
-        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
-    for (size_t z = version >= 3 ? QNN_OP_RES1 : QNN_OP_IN1; z < QATRT_OP_SIZE; z++)
-        if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
+    uint32_t in0 = r->v[F_IN0], in1 = r->v[F_IN1];
     if (in0 > (uint32_t)i)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads input %u; expected 0 (the image) .. %d (an op before it)",
-                    at + QNN_OP_IN0, i, in0, i);
+                    fat(r, F_IN0), i, in0, i);
     if (op->type == QATRT_OP_ADD ? in1 < 1 || in1 > (uint32_t)i : in1 != 0)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's second input is %u; expected %s", at + QNN_OP_IN1, i, in1,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's second input is %u; expected %s", fat(r, F_IN1), i, in1,
                     op->type == QATRT_OP_ADD ? "1 .. the op's own index (an ADD reads an op before it)"
                                              : "0 (only an ADD takes one)");
     op->in0 = (int)in0 - 1;
     op->in1 = (int)in1 - 1;
     const qatrt_op *prev = in0 ? &m->ops[in0 - 1] : NULL;
-    if ((st = field(r, at + QNN_OP_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
-        (st = field(r, at + QNN_OP_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
-        (st = field(r, at + QNN_OP_W, "the input width", 1, QATRT_MAX_DIM, &op->w)) ||
-        (st = field(r, at + QNN_OP_COUT, "the output channels", 1, QATRT_MAX_DIM, &op->cout)) ||
-        (st = field(r, at + QNN_OP_OH, "the output height", 1, QATRT_MAX_DIM, &op->oh)) ||
-        (st = field(r, at + QNN_OP_OW, "the output width", 1, QATRT_MAX_DIM, &op->ow)))
+    if ((st = field(r, F_CIN, "the input channels", 1, QATRT_MAX_DIM, &op->cin)) ||
+        (st = field(r, F_H, "the input height", 1, QATRT_MAX_DIM, &op->h)) ||
+        (st = field(r, F_W, "the input width", 1, QATRT_MAX_DIM, &op->w)) ||
+        (st = field(r, F_COUT, "the output channels", 1, QATRT_MAX_DIM, &op->cout)) ||
+        (st = field(r, F_OH, "the output height", 1, QATRT_MAX_DIM, &op->oh)) ||
+        (st = field(r, F_OW, "the output width", 1, QATRT_MAX_DIM, &op->ow)))
         return st;
     /* the op's input is the image or an earlier op's output */
     int pc = prev ? prev->cout : m->c, ph = prev ? prev->oh : m->h, pw = prev ? prev->ow : m->w;
     if (op->cin != pc || op->h != ph || op->w != pw)
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's input is [%d, %d, %d] but %s gives [%d, %d, %d]", at + QNN_OP_CIN,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's input is [%d, %d, %d] but %s gives [%d, %d, %d]", fat(r, F_CIN),
                     i, op->cin, op->h, op->w, prev ? "the op it reads" : "the model's image", pc, ph, pw);
     if (op->in_u8 != !prev)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: only an op reading the image reads uint8 (flags bit 0 is %d for op %d)",
-                    at + QNN_OP_FLAGS, op->in_u8, i);
+                    fat(r, F_FLAGS), op->in_u8, i);
     if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", at + QNN_OP_CIN, i);
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", fat(r, F_CIN), i);
     /* int32 tensors go to ADD, GAP and QUANT, and only there */
     int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT;
     if (wants != (prev && qatrt_op_i32(prev)))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", at + QNN_OP_IN0, i,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", fat(r, F_IN0), i,
                     !prev ? "the image" : qatrt_op_i32(prev) ? "a stream" : "levels",
                     wants ? "a stream (a F32 stage, ADD or GAP)" : "the image or levels");
-    if (wants) return read_i32_op(r, i, at, op, m);
+    if (wants) return read_i32_op(r, i, op, m);
 
     if (op->type == QATRT_OP_LUT) {
-        if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", at + QNN_OP_TYPE);
+        if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", fat(r, F_TYPE));
         if (op->cout != op->cin || op->oh != op->h || op->ow != op->w)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op keeps its input's shape", at + QNN_OP_COUT);
-        for (size_t z = QNN_OP_KH; z < QNN_OP_IN0; z++)
-            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a LUT op must be 0", at + z);
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op keeps its input's shape", fat(r, F_COUT));
+        for (int f = F_KH; f < F_IN0; f++)
+            if (r->v[f]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a LUT op must be 0", fat(r, f));
         const void *b;
-        if ((st = blob(r, at + QNN_OP_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
+        if ((st = blob(r, B_LUT, "lut", (size_t)op->cin * 256, &b))) return st;
         op->lut = b;
-        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
-            if (z != QNN_OP_LUT && (st = blob(r, at + z, "unused", 0, &b))) return st;
+        for (int j = 0; j < QNN_NBLOBS; j++)
+            if (j != B_LUT && (st = blob(r, j, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
-    if ((st = field(r, at + QNN_OP_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
-        (st = field(r, at + QNN_OP_KW, "the kernel width", 1, (uint32_t)op->w, &op->kw)) ||
-        (st = field(r, at + QNN_OP_STRIDE, "the stride", 1, QATRT_MAX_DIM, &op->stride)))
+    if ((st = field(r, F_KH, "the kernel height", 1, (uint32_t)op->h, &op->kh)) ||
+        (st = field(r, F_KW, "the kernel width", 1, (uint32_t)op->w, &op->kw)) ||
+        (st = field(r, F_STRIDE, "the stride", 1, QATRT_MAX_DIM, &op->stride)))
         return st;
     if (op->type == QATRT_OP_MAXPOOL) {
-        if ((st = field(r, at + QNN_OP_PAD, "the pad of a max pool", 0, 0, &op->pad))) return st;
-        if (op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image", at + QNN_OP_FLAGS);
+        if ((st = field(r, F_PAD, "the pad of a max pool", 0, 0, &op->pad))) return st;
+        if (op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image", fat(r, F_FLAGS));
         if (op->cout != op->cin)
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool keeps the channel count (%d), found %d", at + QNN_OP_COUT,
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a max pool keeps the channel count (%d), found %d", fat(r, F_COUT),
                         op->cin, op->cout);
-    } else if ((st = field(r, at + QNN_OP_PAD, "the pad", 0, (uint32_t)(op->kh < op->kw ? op->kh : op->kw) - 1, &op->pad)))
+    } else if ((st = field(r, F_PAD, "the pad", 0, (uint32_t)(op->kh < op->kw ? op->kh : op->kw) - 1, &op->pad)))
         return st;
     int eh = (op->h + 2 * op->pad - op->kh) / op->stride + 1, ew = (op->w + 2 * op->pad - op->kw) / op->stride + 1;
     if (op->h + 2 * op->pad < op->kh || op->w + 2 * op->pad < op->kw || op->oh != eh || op->ow != ew)
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: output %dx%d does not follow from input %dx%d, kernel %dx%d, stride %d, pad %d (expected %dx%d)",
-                    at + QNN_OP_OH, op->oh, op->ow, op->h, op->w, op->kh, op->kw, op->stride, op->pad, eh, ew);
+                    fat(r, F_OH), op->oh, op->ow, op->h, op->w, op->kh, op->kw, op->stride, op->pad, eh, ew);
     const void *b;
     if (op->type == QATRT_OP_MAXPOOL) {
-        for (size_t z = QNN_OP_KERNEL; z < QNN_OP_IN0; z++)
-            if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a max pool must be 0", at + z);
-        for (size_t z = QNN_OP_WEIGHTS; z < QNN_OP_BLOBS_END; z += 8)
-            if ((st = blob(r, at + z, "unused", 0, &b))) return st;
+        for (int f = F_KERNEL; f < F_IN0; f++)
+            if (r->v[f]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: unused field of a max pool must be 0", fat(r, f));
+        for (int j = 0; j < QNN_NBLOBS; j++)
+            if ((st = blob(r, j, "unused", 0, &b))) return st;
         return QATRT_OK;
     }
     /* CONV */
     int kernel = 0, stage = 0;
-    if ((st = field(r, at + QNN_OP_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
-        (st = field(r, at + QNN_OP_STAGE, "the stage", 1, 3, &stage)))
+    if ((st = field(r, F_KERNEL, "the kernel", 1, QATRT_K_COUNT - 1, &kernel)) ||
+        (st = field(r, F_STAGE, "the stage", 1, 3, &stage)))
         return st;
     op->kernel = (qatrt_kernel)kernel;
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
     if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B || op->kernel == QATRT_K_T32 ||
                       ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
-        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", at + QNN_OP_KERNEL,
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", fat(r, F_KERNEL),
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
                op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B;
     if (op->kernel == QATRT_K_MB) {
-        if ((st = read_mb(r, at, op))) return st;
-        op->weights = r->base + rd32(r->base + at + QNN_OP_WEIGHTS);
-    } else if ((st = blob(r, at + QNN_OP_WEIGHTS, "weights", op->wbytes, &op->weights))) {
+        if ((st = read_mb(r, op))) return st;
+        op->weights = r->base + r->off[B_WEIGHTS];
+    } else if ((st = blob(r, B_WEIGHTS, "weights", op->wbytes, &op->weights))) {
         return st;
     }
-    if ((st = blob(r, at + QNN_OP_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
+    if ((st = blob(r, B_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;
     /* T32: the pixel table, int32 per channel and pixel value */
-    if ((st = blob(r, at + QNN_OP_LUT, "pixel table", op->kernel == QATRT_K_T32 ? (size_t)op->cin * 256 * 4 : 0, &b)))
+    if ((st = blob(r, B_LUT, "pixel table", op->kernel == QATRT_K_T32 ? (size_t)op->cin * 256 * 4 : 0, &b)))
         return st;
     op->table = b;
     if (op->stage == QATRT_STAGE_THRESH) {
-        if ((st = read_thresh(r, at, op))) return st;
+        if ((st = read_thresh(r, op))) return st;
     } else {
-        if ((st = field(r, at + QNN_OP_NTHR, "the threshold count of a LOGITS or F32 stage", 0, 0, &op->nthr))) return st;
+        if ((st = field(r, F_NTHR, "the threshold count of a LOGITS or F32 stage", 0, 0, &op->nthr))) return st;
         if (op->stage == QATRT_STAGE_LOGITS && (op->oh != 1 || op->ow != 1))
-            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", at + QNN_OP_OH,
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", fat(r, F_OH),
                         op->oh, op->ow);
-        if ((st = blob(r, at + QNN_OP_THR, "thresholds", 0, &b)) || (st = blob(r, at + QNN_OP_LEVELS, "levels", 0, &b)) ||
-            (st = blob(r, at + QNN_OP_FLIP, "flip bits", 0, &b)) ||
-            (st = blob(r, at + QNN_OP_REQ, "requantization", (size_t)op->cout * 16, &b)))
+        if ((st = blob(r, B_THR, "thresholds", 0, &b)) || (st = blob(r, B_LEVELS, "levels", 0, &b)) ||
+            (st = blob(r, B_FLIP, "flip bits", 0, &b)) ||
+            (st = blob(r, B_REQ, "requantization", (size_t)op->cout * 16, &b)))
             return st;
         op->req = b;
         for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_F32; c++) {
@@ -573,34 +658,52 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     if (stored != crc)
         return fail(err, QATRT_ERR_CHECKSUM, "byte %zu: CRC-32 is %08x; the bytes before it give %08x (the file is damaged)",
                     size - 4, stored, crc);
-    reader r = {.base = p, .err = err};
+    reader r = {.base = p, .err = err, .version = version};
     qatrt_status st;
-    int hsz = 0, osz = 0;
-    if ((st = field(&r, QNN_H_HEADER_SIZE, "the header size", QATRT_HEADER_SIZE, QATRT_HEADER_SIZE, &hsz)) ||
-        (st = field(&r, QNN_H_OP_SIZE, "the op record size", QATRT_OP_SIZE, QATRT_OP_SIZE, &osz)) ||
-        (st = field(&r, QNN_H_NOPS, "the op count", 1, QATRT_MAX_OPS, &m->nops)) ||
-        (st = field(&r, QNN_H_C, "the image channels", 1, QATRT_MAX_DIM, &m->c)) ||
-        (st = field(&r, QNN_H_H, "the image height", 1, QATRT_MAX_DIM, &m->h)) ||
-        (st = field(&r, QNN_H_W, "the image width", 1, QATRT_MAX_DIM, &m->w)) ||
-        (st = field(&r, QNN_H_NCLASS, "the class count", 1, QATRT_MAX_DIM, &m->nclass)))
+    int hsz = 0, osz = 0, v4 = version >= 4;
+    if ((st = hfield(&r, QNN_H_HEADER_SIZE, "the header size", QATRT_HEADER_SIZE, QATRT_HEADER_SIZE, &hsz)) ||
+        (st = hfield(&r, QNN_H_OP_SIZE, v4 ? "the op record's fixed size" : "the op record size",
+                     v4 ? QATRT_OP4_SIZE : QATRT_OP_SIZE, v4 ? QATRT_OP4_SIZE : QATRT_OP_SIZE, &osz)) ||
+        (st = hfield(&r, QNN_H_NOPS, "the op count", 1, QATRT_MAX_OPS, &m->nops)) ||
+        (st = hfield(&r, QNN_H_C, "the image channels", 1, QATRT_MAX_DIM, &m->c)) ||
+        (st = hfield(&r, QNN_H_H, "the image height", 1, QATRT_MAX_DIM, &m->h)) ||
+        (st = hfield(&r, QNN_H_W, "the image width", 1, QATRT_MAX_DIM, &m->w)) ||
+        (st = hfield(&r, QNN_H_NCLASS, "the class count", 1, QATRT_MAX_DIM, &m->nclass)))
         return st;
     for (size_t z = QNN_H_RESERVED; z < QATRT_HEADER_SIZE; z++)
         if (p[z]) return fail(err, QATRT_ERR_FORMAT, "byte %zu: reserved header byte is %u; expected 0", z, p[z]);
-    size_t table_end = QATRT_HEADER_SIZE + (size_t)m->nops * QATRT_OP_SIZE;
+    /* where each record starts: v2, v3 at a fixed stride; v4 after the
+     * previous one's blob sizes */
+    size_t rec[QATRT_MAX_OPS], table_end = QATRT_HEADER_SIZE;
+    for (int i = 0; i < m->nops; i++) {
+        rec[i] = table_end;
+        if (!v4) {
+            table_end += QATRT_OP_SIZE;
+            continue;
+        }
+        if (table_end + QATRT_OP4_SIZE > size - 4)
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: op %d's record runs past the checksum at byte %zu (the header says %d ops)",
+                        table_end, i, size - 4, m->nops);
+        uint32_t mask = rd16(p + table_end + QNN_OP4_BLOBS);
+        if (mask >> QNN_NBLOBS)
+            return fail(err, QATRT_ERR_FORMAT, "byte %zu: op %d's blob mask is 0x%x; bits %d..15 must be 0", table_end + QNN_OP4_BLOBS,
+                        i, mask, QNN_NBLOBS);
+        for (table_end += QATRT_OP4_SIZE; mask; mask &= mask - 1) table_end += 4;
+    }
     if (table_end > size - 4)
         return fail(err, QATRT_ERR_FORMAT, "byte %d: %d op records need %zu bytes; the file has %zu before its checksum",
                     QNN_H_NOPS, m->nops, table_end, size - 4);
-    r.lo = table_end;
+    r.lo = r.cur = table_end;
     r.hi = size - 4;
     for (int i = 0; i < m->nops; i++) {
-        if ((st = read_op(&r, i, QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE, &m->ops[i], m, version))) return st;
+        if ((st = read_op(&r, i, rec[i], &m->ops[i], m))) return st;
         if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32) &&
             !(m->ops[i].type == QATRT_OP_ADD && m->ops[i].f32flags == QATC_F32_RELU))
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..4 belong to a F32 stage (an ADD takes bit 3, its ReLU)",
-                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_FLAGS, m->ops[i].f32flags | m->ops[i].in_u8);
+                        fpos(&r, rec[i], F_FLAGS), m->ops[i].f32flags | m->ops[i].in_u8);
         if (m->ops[i].in0 < 0 && m->ops[i].type == QATRT_OP_MAXPOOL)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: a max pool cannot read the image",
-                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE);
+                        rec[i]);
         /* the binary and ternary kernels read +-1 / {-1, 0, 1} inputs: the
          * levels the previous op can produce must be of that set; and no
          * accumulator may overflow: K max|input| max|weight| < 2^31 */
@@ -624,7 +727,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
             op->accmax = (int64_t)op->K * amax * weight_bound(op);
             if (op->accmax > INT32_MAX)
                 return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld with the '%s' kernel's weights could overflow the int32 accumulator",
-                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_CIN, op->K, (long long)amax,
+                            fpos(&r, rec[i], F_CIN), op->K, (long long)amax,
                             qatrt_kernel_name(op->kernel));
         }
         if (op->type == QATRT_OP_CONV && (op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER)) {
@@ -636,19 +739,25 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
                 for (int j = 0; j <= m->ops[k].nthr && !bad; j++) bad = !level_fits(m->ops[k].levels[j], op->kernel);
             if (bad)
                 return fail(err, QATRT_ERR_FORMAT, "byte %zu: op %d's '%s' kernel needs %s inputs; op %d produces other levels",
-                            QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_KERNEL, i, qatrt_kernel_name(op->kernel),
+                            fpos(&r, rec[i], F_KERNEL), i, qatrt_kernel_name(op->kernel),
                             op->kernel == QATRT_K_BIN ? "+-1" : "{-1, 0, 1}", k);
         }
     }
     const qatrt_op *last = &m->ops[m->nops - 1];
     if (last->type != QATRT_OP_CONV || last->stage != QATRT_STAGE_LOGITS || last->cout != m->nclass)
         return fail(err, QATRT_ERR_FORMAT, "byte %zu: the last op must be a CONV with a LOGITS stage giving %d classes",
-                    QATRT_HEADER_SIZE + (size_t)(m->nops - 1) * QATRT_OP_SIZE, m->nclass);
+                    rec[m->nops - 1], m->nclass);
     for (int i = 0; i + 1 < m->nops; i++)
         if (m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_LOGITS)
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: only the last op may give logits",
-                        QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_STAGE);
-    if ((st = assign_slots(m, err))) return st;
+                        fpos(&r, rec[i], F_STAGE));
+    /* v4: the blobs fill the file up to its checksum */
+    if (v4 && (r.cur + QATRT_ALIGN4 - 1) / QATRT_ALIGN4 * QATRT_ALIGN4 != r.hi)
+        return fail(err, QATRT_ERR_FORMAT, "byte %zu: the last blob ends here; the checksum is at byte %zu (expected the next "
+                    "multiple of %d)", r.cur, r.hi, QATRT_ALIGN4);
+    for (size_t z = r.cur; v4 && z < r.hi; z++)
+        if (p[z]) return fail(err, QATRT_ERR_FORMAT, "byte %zu: padding byte is %u; expected 0", z, p[z]);
+    if ((st = assign_slots(m, rec, err))) return st;
     for (int i = 0; i < m->nops; i++) {
         qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;

@@ -7,11 +7,14 @@
 
 /* the file: header, op records, blobs (each aligned), CRC-32 */
 #define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
-#define QATRT_VERSION 3     /* v3: ops name their inputs (a DAG); v2 files (chains) still load */
+#define QATRT_VERSION 4     /* v4: compact op records, blobs one after another (docs/format.md);
+                             * v3 (ops name their inputs, a DAG) and v2 (chains) files still load */
 #define QATRT_VERSION_MIN 2
 #define QATRT_HEADER_SIZE 64
-#define QATRT_OP_SIZE 128
-#define QATRT_ALIGN 64         /* every blob starts at a multiple of this */
+#define QATRT_OP_SIZE 128      /* v2, v3: an op record */
+#define QATRT_ALIGN 64         /* v2, v3: every blob starts at a multiple of this (and the workspace's areas) */
+#define QATRT_OP4_SIZE 32      /* v4: an op record's fixed part; a u32 size per blob it has follows */
+#define QATRT_ALIGN4 4         /* v4: every blob starts at a multiple of this */
 
 /* an op's type */
 typedef enum {
@@ -102,6 +105,34 @@ enum {
     QNN_OP_IN1 = 120,   /* u32 (v3): a second input as IN0 (ADD only; 0: none); v2: zero */
     QNN_OP_RES1 = 124   /* zero up to QATRT_OP_SIZE */
 };
+
+/* a v4 op record: the same fields, narrower, and no blob offsets (each op's
+ * blobs follow the previous op's, in the order WEIGHTS, BSUM, THR, LEVELS,
+ * REQ, LUT, FLIP of the v3 record, each at the next multiple of
+ * QATRT_ALIGN4, zeros between) */
+enum {
+    QNN_OP4_TYPE = 0,    /* u8 */
+    QNN_OP4_FLAGS = 1,   /* u8 */
+    QNN_OP4_KERNEL = 2,  /* u8 */
+    QNN_OP4_STAGE = 3,   /* u8 */
+    QNN_OP4_CIN = 4,     /* u16 x 6: input channels, height, width; output channels, height, width */
+    QNN_OP4_H = 6,
+    QNN_OP4_W = 8,
+    QNN_OP4_COUT = 10,
+    QNN_OP4_OH = 12,
+    QNN_OP4_OW = 14,
+    QNN_OP4_KH = 16,     /* u16 x 4: kernel height, width, stride, zero padding */
+    QNN_OP4_KW = 18,
+    QNN_OP4_STRIDE = 20,
+    QNN_OP4_PAD = 22,
+    QNN_OP4_NTHR = 24,   /* u16 */
+    QNN_OP4_IN0 = 26,    /* u16: as QNN_OP_IN0 */
+    QNN_OP4_IN1 = 28,    /* u16: as QNN_OP_IN1 */
+    QNN_OP4_BLOBS = 30,  /* u16: bit j, the op has blob j (0 WEIGHTS .. 6 FLIP); bits 7..15 zero */
+    QNN_OP4_SIZES = 32   /* u32 per blob it has, in that order (never 0) */
+};
+#define QNN_NBLOBS 7
+#define QNN_OP4_MAX_FIELD 65535 /* a v4 field's largest value */
 
 /* the multi-bit weights blob's header (kernel QATRT_K_MB) */
 enum {

@@ -304,49 +304,113 @@ static void recrc(uint8_t *b, size_t n)
     for (int z = 0; z < 4; z++) b[n - 4 + z] = (uint8_t)(crc >> (8 * z));
 }
 
-/* .qnn v3 (ops name their inputs) against v2 (chains): the same model
- * written as v2 loads and gives the same logits; v3 input fields that
- * break the graph, and unknown versions, are refused by byte */
-static void check_versions(const qat_export_result *r, const uint8_t *img, int n, const int32_t *want, const char *what)
+/* one breakage of a file: byte `at` set to `val` (checksum repaired) is refused naming a byte and saying `want` */
+typedef struct {
+    size_t at;
+    uint8_t val;
+    const char *want;
+} breakage;
+
+static void check_breakages(const uint8_t *file, size_t sz, const breakage *bad, size_t nbad, const char *what, int version)
 {
-    size_t sz = r->size;
     uint8_t *b = aligned_alloc(64, (sz + 63) / 64 * 64);
     qatrt_model m;
     qatrt_error err;
-    memcpy(b, r->bytes, sz);
-    CHECK(b[QNN_H_VERSION] == 3 && qatrt_load(&m, b, sz, NULL) == QATRT_OK, "%s: not a v3 file", what);
-    int nops = m.nops;
+    for (size_t k = 0; k < nbad; k++) {
+        memcpy(b, file, sz);
+        b[bad[k].at] = bad[k].val;
+        recrc(b, sz);
+        qatrt_status st = qatrt_load(&m, b, sz, &err);
+        CHECK(st != QATRT_OK && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
+              "%s: v%d breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, version, k, bad[k].at, bad[k].val,
+              (int)st, err.msg, bad[k].want);
+    }
+    free(b);
+}
+
+/* loads and runs file on the scalar kernels: its logits must be want */
+static void check_same_logits(const uint8_t *file, size_t sz, const uint8_t *img, int n, const int32_t *want,
+                              const char *what, const char *as)
+{
+    qatrt_model m;
+    qatrt_error err;
+    qatrt_status st = qatrt_load(&m, file, sz, &err);
+    CHECK(st == QATRT_OK, "%s: as %s: %s", what, as, err.msg);
+    if (st != QATRT_OK) return;
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (size_t)m.nclass);
+    size_t ws = qatrt_workspace_size(&m, n);
+    void *w = aligned_alloc(64, (ws + 63) / 64 * 64);
+    CHECK(qatrt_prepare(&m, w, ws) == QATRT_OK && qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, n, z) == QATRT_OK,
+          "%s: %s run", what, as);
+    int bad = 0;
+    for (size_t i = 0; i < (size_t)n * (size_t)m.nclass; i++) bad += z[i] != want[i];
+    CHECK(bad == 0, "%s: the %s file gives %d other logits", what, as, bad);
+    free(z);
+    free(w);
+}
+
+/* .qnn v4 (compact records) against v3 (128-byte records, ops name their
+ * inputs) and v2 (chains): the same model written as v3 (the exporter's
+ * qnn_version) and as v2 loads and gives the same logits, and is larger;
+ * fields that break the graph, reserved bits and unknown versions are
+ * refused by byte in v4 and in v3 */
+static void check_versions(const qat_export_result *r, qat_model *model, const qat_export_opts *o, const uint8_t *img, int n,
+                           const int32_t *want, const char *what)
+{
+    CHECK(r->bytes[QNN_H_VERSION] == 4, "%s: not a v4 file", what);
+    /* v4: op 1's record follows op 0's fixed part and blob sizes */
+    size_t rec1 = QATRT_HEADER_SIZE + QATRT_OP4_SIZE;
+    for (unsigned mask = r->bytes[QATRT_HEADER_SIZE + QNN_OP4_BLOBS]; mask; mask &= mask - 1) rec1 += 4;
+    const breakage bad4[] = {
+        {QNN_H_VERSION, 5, "reads versions"},
+        {QNN_H_OP_SIZE, 128, "fixed size"},
+        {QATRT_HEADER_SIZE + QNN_OP4_IN0, 1, "expected 0 (the image)"}, /* op 0 reads itself */
+        {rec1 + QNN_OP4_IN0, 9, "expected 0 (the image)"},              /* a later op */
+        {rec1 + QNN_OP4_IN1, 1, "second input"},
+        {rec1 + QNN_OP4_BLOBS + 1, 1, "bits 7..15 must be 0"},
+        {rec1 + QNN_OP4_IN0, 0, "op 1"},
+    };
+    check_breakages(r->bytes, r->size, bad4, sizeof bad4 / sizeof bad4[0], what, 4);
+    /* a blob size 1 larger: the blobs no longer fill the file */
+    {
+        uint8_t *b = aligned_alloc(64, (r->size + 63) / 64 * 64);
+        qatrt_model m;
+        qatrt_error err;
+        memcpy(b, r->bytes, r->size);
+        b[QATRT_HEADER_SIZE + QNN_OP4_SIZES]++;
+        recrc(b, r->size);
+        CHECK(qatrt_load(&m, b, r->size, &err) != QATRT_OK && strstr(err.msg, "byte "), "%s: v4 with a blob size off by one: %s",
+              what, err.msg);
+        free(b);
+    }
+    qat_export_opts o3 = *o;
+    o3.qnn_version = 3;
+    qat_export_result r3;
+    qat_status st = qat_export(model, &o3, &r3);
+    CHECK(st == QAT_OK, "%s: export as v3: %s", what, qat_last_error());
+    if (st) return;
+    size_t sz = r3.size;
+    CHECK(sz > r->size, "%s: v3 takes %zu bytes, v4 %zu", what, sz, r->size);
+    uint8_t *b = aligned_alloc(64, (sz + 63) / 64 * 64);
+    qatrt_model m;
+    qatrt_error err;
+    memcpy(b, r3.bytes, sz);
+    CHECK(b[QNN_H_VERSION] == 3, "%s: not a v3 file", what);
+    check_same_logits(b, sz, img, n, want, what, "v3");
+    int nops = (int)b[QNN_H_NOPS];
     /* v2: the version, and the input fields zero */
     b[QNN_H_VERSION] = 2;
     for (int i = 0; i < nops; i++) memset(b + QATRT_HEADER_SIZE + (size_t)i * QATRT_OP_SIZE + QNN_OP_IN0, 0, 4);
     recrc(b, sz);
-    qatrt_status st = qatrt_load(&m, b, sz, &err);
-    CHECK(st == QATRT_OK, "%s: as v2: %s", what, err.msg);
-    if (st == QATRT_OK) {
-        int32_t *z = malloc(sizeof(int32_t) * (size_t)n * (size_t)m.nclass);
-        size_t ws = qatrt_workspace_size(&m, n);
-        void *w = aligned_alloc(64, (ws + 63) / 64 * 64);
-        CHECK(qatrt_prepare(&m, w, ws) == QATRT_OK &&
-                  qatrt_run(&m, qatrt_kernels_for(QATRT_ISA_SCALAR), w, ws, img, n, z) == QATRT_OK,
-              "%s: v2 run", what);
-        int bad = 0;
-        for (size_t i = 0; i < (size_t)n * (size_t)m.nclass; i++) bad += z[i] != want[i];
-        CHECK(bad == 0, "%s: the v2 file gives %d other logits", what, bad);
-        free(z);
-        free(w);
-    }
+    check_same_logits(b, sz, img, n, want, what, "v2");
     /* in v2 the input field is reserved */
     b[QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0] = 1;
     recrc(b, sz);
     CHECK(qatrt_load(&m, b, sz, &err) == QATRT_ERR_FORMAT && strstr(err.msg, "reserved"), "%s: v2 with an input: %s",
           what, err.msg);
-    struct {
-        size_t at;
-        uint8_t val;
-        const char *want;
-    } bad[] = {
-        {QNN_H_VERSION, 4, "reads versions"},
+    const breakage bad3[] = {
         {QNN_H_VERSION, 1, "reads versions"},
+        {QNN_H_OP_SIZE, 32, "record size"},
         {QATRT_HEADER_SIZE + QNN_OP_IN0, 1, "expected 0 (the image)"}, /* op 0 reads itself */
         {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0, 9, "expected 0 (the image)"}, /* a later op */
         {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN1, 1, "second input"},
@@ -354,16 +418,9 @@ static void check_versions(const qat_export_result *r, const uint8_t *img, int n
         /* op 1 reading the image: not uint8 (or a shape that differs) */
         {QATRT_HEADER_SIZE + QATRT_OP_SIZE + QNN_OP_IN0, 0, "op 1"},
     };
-    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        memcpy(b, r->bytes, sz);
-        b[bad[k].at] = bad[k].val;
-        recrc(b, sz);
-        st = qatrt_load(&m, b, sz, &err);
-        CHECK(st != QATRT_OK && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
-              "%s: v3 breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, k, bad[k].at, bad[k].val, (int)st,
-              err.msg, bad[k].want);
-    }
+    check_breakages(r3.bytes, sz, bad3, sizeof bad3 / sizeof bad3[0], what, 3);
     free(b);
+    qat_export_free(&r3);
 }
 
 /* truncations and flips: a clean status, never a crash; a flip with the
@@ -774,7 +831,7 @@ static void test_unit(void)
                 CHECK(qat_export_write_file(path, r.bytes, r.size) == QAT_OK, "%s", qat_last_error());
             }
             if (ci < 2) check_hostile(&r, uc->name);
-            if (ci < 2) check_versions(&r, img, n, il, uc->name);
+            if (ci < 2) check_versions(&r, &m, &o, img, n, il, uc->name);
             if (!strncmp(uc->name, "alq", 3))
                 printf("  %s: %d broken multi-bit blobs refused\n", uc->name, check_mb_hostile(&r, uc->name));
             ascend_checked += check_ascending(&r, uc->name);

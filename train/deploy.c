@@ -34,7 +34,7 @@
 #include "qatrt.h"
 #include "report.h"
 
-enum { EX_OUT, EX_FORMAT, EX_FLOAT_LAYERS, EX_DATA, EX_CALIB, EX_PREFIX, EX_VERIFY, EX_THREADS, EX_COUNT };
+enum { EX_OUT, EX_FORMAT, EX_FLOAT_LAYERS, EX_DATA, EX_CALIB, EX_PREFIX, EX_VERIFY, EX_THREADS, EX_QNN_VERSION, EX_COUNT };
 static const qat_cli_opt export_opts[] = {
     [EX_OUT] = {"--out", "-o", QAT_CLI_STR, "OUT", .shown = "none, required",
                 .help = "the .qnn file (--format qnn), or the folder that receives\nmodel.h and model.c (--format c)"},
@@ -52,6 +52,8 @@ static const qat_cli_opt export_opts[] = {
                            "and report the predictions that differ (kept in OUT.verify.json\n"
                            "for qat report --model)"},
     [EX_THREADS] = {"--threads", NULL, QAT_CLI_INT, "N", 1, 64, .shown = "all CPUs", .help = "threads"},
+    [EX_QNN_VERSION] = {"--qnn-version", NULL, QAT_CLI_INT, "V", 3, QATRT_VERSION, .idef = QATRT_VERSION,
+                        .help = "--format qnn: the file version; 3 for runtimes built before\nversion 4 (docs/format.md)"},
 };
 _Static_assert(sizeof export_opts / sizeof export_opts[0] == EX_COUNT, "one entry per option");
 
@@ -220,7 +222,8 @@ static int run_export(const qat_cli_command *c, qat_cli_val *v, int npos, char *
     int rc = 0;
     float *cx = NULL;
     qat_export_result r = {0};
-    qat_export_opts o = {.float_bits = float_bits, .mean = net.mean, .std = net.std, .pixel_grid = net.pixel_grid};
+    qat_export_opts o = {.float_bits = float_bits, .mean = net.mean, .std = net.std, .pixel_grid = net.pixel_grid,
+                         .qnn_version = (int)v[EX_QNN_VERSION].i};
     if (float_bits || do_verify) {
         char dir[512];
         if (qat_data_locate(net.dataset, data, dir, sizeof dir) != QAT_OK ||
