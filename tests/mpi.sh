@@ -88,8 +88,8 @@ syncbn)
     # Why only 3 steps: LeNet-5 BNN amplifies rounding. Adam's first steps
     # are ~lr * sign(g), and a gradient that is 0 but for rounding (a bias
     # before BN) gets a random sign; latent weights near 0 then flip their
-    # binary sign, so from about step 4 even two thread counts of one process
-    # part by 1e-4 to 1e-2 (docs/distributed.md, sync_bn).
+    # binary sign, so from step 4 or later a synced run parts from one
+    # process by 1e-4 to 4e-2 (seeds 1-3; docs/distributed.md, sync_bn).
     sed 's/^\[net\]$/[net]\nsync_bn = 1/' "$cfg" >"$tmp/lenet5_bnn_syncbn.cfg"
     scfg=$tmp/lenet5_bnn_syncbn.cfg
     sargs=(--data "$data" --epochs 3 --max-steps 1 --threads 1 --quiet --seed 1)
