@@ -92,6 +92,45 @@ typedef void (*qat_task_fn)(void *ctx, int begin, int end, int tid);
 
 typedef struct qat_pool qat_pool;
 
+/* The communication hook of data-parallel training: the caller (qat's CLI,
+ * train/dist_mpi.c over MPI) gives the trainer its rank among size ranks
+ * and two collectives; the library never calls MPI itself. Both must give
+ * every rank the same bits, in an order fixed for a given size, and return
+ * a status with a message naming the rank that failed (the CLI ends the
+ * job). It lives here, not in train/, because batchnorm's forward and
+ * backward use it too (qat_graph_sync). */
+typedef struct {
+    int rank, size;
+    void *user;
+    /* buf[0..n) summed over the ranks, in place */
+    qat_status (*allreduce_sum)(void *user, float *buf, size_t n);
+    /* every rank's nbytes of in, in rank order, into out (size * nbytes) */
+    qat_status (*allgather)(void *user, const void *in, size_t nbytes, void *out);
+} qat_comm;
+
+/* Batchnorm over the global batch of data-parallel training (sync_bn, as
+ * PyTorch's SyncBatchNorm). While g->sync points at one with comm->size > 1
+ * (a training step sets it around its forward and backward, then clears
+ * it), every batchnorm in training mode takes its mean and variance over
+ * every rank's images and its backward the global batch's means of dy and
+ * dy * xhat, through comm->allreduce_sum (docs/distributed.md). Every rank's
+ * graph must run the same batchnorms in the same order (the same model).
+ * NULL, or size 1: each process's batch is the batch, bit for bit as
+ * without it. */
+typedef struct {
+    const qat_comm *comm;
+    /* this rank's weight in the global loss: its images / the global
+     * batch (the scale its gradients get in the exchange), so the global
+     * batch's gradient is sum over ranks of share * the rank's own */
+    float share;
+    /* the first collective that failed (its message in qat_last_error());
+     * later batchnorms then skip theirs and compute with their own batch,
+     * so the step's result is garbage: the caller must check this */
+    qat_status status;
+    double floats;  /* added to: values summed by allreduce_sum (each rank's count) */
+    double seconds; /* added to: seconds in the collectives, waiting included */
+} qat_graph_sync;
+
 struct qat_graph {
     /* every tensor, in creation order */
     qat_tensor **all;
@@ -125,6 +164,7 @@ struct qat_graph {
     int compiled;
     int no_fusion; /* set before compile: keep BN, ReLU and pooling as separate passes */
     int no_grad_sharing; /* set before compile: every activation gradient its own memory */
+    qat_graph_sync *sync; /* NULL, or batchnorm over every rank's batch (see qat_graph_sync) */
 };
 
 /* ---- building ---------------------------------------------------------- */

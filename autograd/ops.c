@@ -975,11 +975,17 @@ static void gap_bwd(qat_tensor *t, qat_graph *g)
 }
 
 /* ---- batchnorm: per-channel tasks; state holds the batch mean and 1/std ----- */
+/* state: mean[C], invstd[C], then for sync_bn an exchange buffer of 2C + 1
+ * floats and the global batch's image count (see bn_sync_fwd) */
 typedef struct {
     qat_tensor *t;
     int N, C;
     size_t S;
     int training;
+    /* sync_bn only */
+    float *xb;   /* the exchange buffer in the state */
+    double cnt;  /* values per channel in the global batch */
+    float share; /* this rank's weight in the global loss (qat_graph_sync) */
 } bn_task;
 
 /* Sums in 16 float lanes (vectorised, fixed order), combined in double: as
@@ -1090,14 +1096,51 @@ static void bn_pool_forward(qat_tensor *t, int c, float a, float b)
     }
 }
 
+/* channel c's output from its mean m and 1/std is (and a fused ReLU or pool) */
+static void bn_apply(const bn_task *k, int c, float m, float is)
+{
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x;
+    size_t S = k->S, CS = (size_t)k->C * S;
+    float a = t->src[1]->x[c] * is, b = t->src[2]->x[c] - m * a;
+    if (t->fused) {
+        bn_pool_forward(t, c, a, b);
+        return;
+    }
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict p = x + n * CS + c * S;
+        float *restrict y = t->x + n * CS + c * S;
+        if (t->ip[0]) /* a following ReLU fused in by compile */
+            for (size_t i = 0; i < S; i++) {
+                float v = p[i] * a + b;
+                y[i] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (size_t i = 0; i < S; i++) y[i] = p[i] * a + b;
+    }
+}
+
+/* the running statistics move towards the batch's mean mu and variance
+ * (ss: the sum of squared deviations over cnt values), and 1/std */
+static float bn_batch_stats(const qat_tensor *t, int c, float mu, double ss, double cnt)
+{
+    float *rmean = t->src[3]->x, *rvar = ((qat_tensor *)t->user)->x;
+    float eps = t->fp[0], mom = t->fp[1];
+    double var = ss / cnt;
+    double unbiased = cnt > 1 ? ss / (cnt - 1) : var;
+    rmean[c] = (1 - mom) * rmean[c] + mom * mu;
+    rvar[c] = (1 - mom) * rvar[c] + mom * (float)unbiased;
+    return (float)(1.0 / sqrt(var + eps));
+}
+
 static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
 {
     bn_task *k = ctx;
     qat_tensor *t = k->t;
-    const float *x = t->src[0]->x, *gamma = t->src[1]->x, *beta = t->src[2]->x;
+    const float *x = t->src[0]->x;
     float *rmean = t->src[3]->x, *rvar = ((qat_tensor *)t->user)->x;
     float *mean = t->state, *invstd = mean + k->C;
-    float eps = t->fp[0], mom = t->fp[1];
+    float eps = t->fp[0];
     size_t S = k->S, CS = (size_t)k->C * S;
     for (int c = cb; c < ce; c++) {
         float m, is;
@@ -1106,34 +1149,15 @@ static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
             for (int n = 0; n < k->N; n++) s += sum_f(x + n * CS + c * S, S);
             double cnt = (double)k->N * (double)S, mu = s / cnt;
             for (int n = 0; n < k->N; n++) ss += sumsq_dev(x + n * CS + c * S, S, (float)mu);
-            double var = ss / cnt;
             m = (float)mu;
-            is = (float)(1.0 / sqrt(var + eps));
-            double unbiased = cnt > 1 ? ss / (cnt - 1) : var;
-            rmean[c] = (1 - mom) * rmean[c] + mom * (float)mu;
-            rvar[c] = (1 - mom) * rvar[c] + mom * (float)unbiased;
+            is = bn_batch_stats(t, c, m, ss, cnt);
         } else {
             m = rmean[c];
             is = (float)(1.0 / sqrt((double)rvar[c] + eps));
         }
         mean[c] = m;
         invstd[c] = is;
-        float a = gamma[c] * is, b = beta[c] - m * a;
-        if (t->fused) {
-            bn_pool_forward(t, c, a, b);
-            continue;
-        }
-        for (int n = 0; n < k->N; n++) {
-            const float *restrict p = x + n * CS + c * S;
-            float *restrict y = t->x + n * CS + c * S;
-            if (t->ip[0]) /* a following ReLU fused in by compile */
-                for (size_t i = 0; i < S; i++) {
-                    float v = p[i] * a + b;
-                    y[i] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (size_t i = 0; i < S; i++) y[i] = p[i] * a + b;
-        }
+        bn_apply(k, c, m, is);
     }
 }
 
@@ -1141,39 +1165,75 @@ static void bn_fwd_task(void *ctx, int cb, int ce, int tid)
  * and vectorise across a block of channels instead. */
 #define BN_CBLOCK 256
 
+/* channels [c0, c0 + nc) of the output from mean[] and invstd[] */
+static void bn1d_apply(const bn_task *k, int c0, int nc)
+{
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x, *gamma = t->src[1]->x, *beta = t->src[2]->x;
+    const float *mean = t->state, *invstd = mean + k->C;
+    int C = k->C;
+    float a[BN_CBLOCK], b[BN_CBLOCK];
+    for (int j = 0; j < nc; j++) {
+        int c = c0 + j;
+        a[j] = gamma[c] * invstd[c];
+        b[j] = beta[c] - mean[c] * a[j];
+    }
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict r = x + (size_t)n * C + c0;
+        float *restrict y = t->x + (size_t)n * C + c0;
+        if (t->ip[0])
+            for (int j = 0; j < nc; j++) {
+                float v = r[j] * a[j] + b[j];
+                y[j] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int j = 0; j < nc; j++) y[j] = r[j] * a[j] + b[j];
+    }
+}
+
+/* s[j] = the sum of channel c0 + j over the rows */
+static void bn1d_sums(const bn_task *k, int c0, int nc, float *s)
+{
+    const float *x = k->t->src[0]->x;
+    for (int j = 0; j < nc; j++) s[j] = 0;
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict r = x + (size_t)n * k->C + c0;
+        for (int j = 0; j < nc; j++) s[j] += r[j];
+    }
+}
+
+/* ss[j] = the sum of (x - mu[j])^2 of channel c0 + j over the rows */
+static void bn1d_sumsq(const bn_task *k, int c0, int nc, const float *mu, float *ss)
+{
+    const float *x = k->t->src[0]->x;
+    for (int j = 0; j < nc; j++) ss[j] = 0;
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict r = x + (size_t)n * k->C + c0;
+        for (int j = 0; j < nc; j++) {
+            float d = r[j] - mu[j];
+            ss[j] += d * d;
+        }
+    }
+}
+
 static void bn1d_fwd_task(void *ctx, int bb, int be, int tid)
 {
     bn_task *k = ctx;
     qat_tensor *t = k->t;
-    const float *x = t->src[0]->x, *gamma = t->src[1]->x, *beta = t->src[2]->x;
     float *rmean = t->src[3]->x, *rvar = ((qat_tensor *)t->user)->x;
     float *mean = t->state, *invstd = mean + k->C;
-    float eps = t->fp[0], mom = t->fp[1];
+    float eps = t->fp[0];
     int C = k->C, N = k->N;
     for (int blk = bb; blk < be; blk++) {
         int c0 = blk * BN_CBLOCK, c1 = c0 + BN_CBLOCK < C ? c0 + BN_CBLOCK : C, nc = c1 - c0;
-        float a[BN_CBLOCK], b[BN_CBLOCK];
         if (k->training) {
-            float s[BN_CBLOCK] = {0}, ss[BN_CBLOCK] = {0}, mu[BN_CBLOCK];
-            for (int n = 0; n < N; n++) {
-                const float *restrict r = x + (size_t)n * C + c0;
-                for (int j = 0; j < nc; j++) s[j] += r[j];
-            }
+            float s[BN_CBLOCK], ss[BN_CBLOCK], mu[BN_CBLOCK];
+            bn1d_sums(k, c0, nc, s);
             for (int j = 0; j < nc; j++) mu[j] = (float)((double)s[j] / N);
-            for (int n = 0; n < N; n++) {
-                const float *restrict r = x + (size_t)n * C + c0;
-                for (int j = 0; j < nc; j++) {
-                    float d = r[j] - mu[j];
-                    ss[j] += d * d;
-                }
-            }
+            bn1d_sumsq(k, c0, nc, mu, ss);
             for (int j = 0; j < nc; j++) {
-                int c = c0 + j;
-                double var = (double)ss[j] / N, unbiased = N > 1 ? (double)ss[j] / (N - 1) : var;
-                mean[c] = mu[j];
-                invstd[c] = (float)(1.0 / sqrt(var + eps));
-                rmean[c] = (1 - mom) * rmean[c] + mom * mu[j];
-                rvar[c] = (1 - mom) * rvar[c] + mom * (float)unbiased;
+                mean[c0 + j] = mu[j];
+                invstd[c0 + j] = bn_batch_stats(t, c0 + j, mu[j], (double)ss[j], (double)N);
             }
         } else {
             for (int c = c0; c < c1; c++) {
@@ -1181,36 +1241,144 @@ static void bn1d_fwd_task(void *ctx, int bb, int be, int tid)
                 invstd[c] = (float)(1.0 / sqrt((double)rvar[c] + eps));
             }
         }
-        for (int j = 0; j < nc; j++) {
-            int c = c0 + j;
-            a[j] = gamma[c] * invstd[c];
-            b[j] = beta[c] - mean[c] * a[j];
-        }
-        for (int n = 0; n < N; n++) {
-            const float *restrict r = x + (size_t)n * C + c0;
-            float *restrict y = t->x + (size_t)n * C + c0;
-            if (t->ip[0])
-                for (int j = 0; j < nc; j++) {
-                    float v = r[j] * a[j] + b[j];
-                    y[j] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (int j = 0; j < nc; j++) y[j] = r[j] * a[j] + b[j];
-        }
+        bn1d_apply(k, c0, nc);
     }
+}
+
+/* ---- sync_bn: the statistics of every rank's batch (qat_graph_sync) --------
+ * Forward, two exchanges through allreduce_sum: each channel's sum (and the
+ * rank's image count) gives the global mean; then each rank's sum of squared
+ * deviations from that mean gives the variance. One exchange of sum and sum
+ * of squares would be cheaper by a collective, but the hook sums float32
+ * and var = E[x^2] - mean^2 then carries a relative error of about
+ * 2^-24 (mean/std)^2: 2e-5 at a mean of 20 std, 6e-4 at 100 std, whatever
+ * the batch. The second exchange keeps the one-process algorithm (the same
+ * mean, then centred squares), so the result differs from one process's
+ * only by the order of the additions and each rank's partial sums rounded
+ * to float32, for any mean. Backward,
+ * one exchange: sum(dy) and sum(dy * (x - mean)) of each rank, weighted by
+ * the rank's share of the global loss, give the global batch's terms of dx;
+ * dgamma and dbeta stay each rank's own (the gradient exchange sums them).
+ * Every rank ends with the same bits (allreduce_sum's contract), so the
+ * running statistics are the same everywhere. */
+static int bn_synced(const qat_graph *g) { return g->training && g->sync && g->sync->comm->size > 1; }
+
+/* buf[0..n) summed over the ranks; skipped after a failure (the step is
+ * lost), whose message then names the layer */
+static void bn_allreduce(qat_graph *g, const qat_tensor *t, float *buf, size_t n)
+{
+    qat_graph_sync *s = g->sync;
+    if (s->status) return;
+    double t0 = qat_time_now();
+    s->status = s->comm->allreduce_sum(s->comm->user, buf, n);
+    s->seconds += qat_time_now() - t0;
+    s->floats += (double)n;
+    if (s->status) qat_error_wrap(s->status, "sync_bn: '%s'", t->name[0] ? t->name : "batchnorm");
+}
+
+/* xb[c] = this rank's sum of channel c */
+static void bn_sync_sum_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    const float *x = k->t->src[0]->x;
+    size_t S = k->S, CS = (size_t)k->C * S;
+    for (int c = cb; c < ce; c++) {
+        double s = 0;
+        for (int n = 0; n < k->N; n++) s += sum_f(x + n * CS + c * S, S);
+        k->xb[c] = (float)s;
+    }
+}
+
+/* mean[c] from the global sums; xb[C + 1 + c] = this rank's sum of squared deviations from it */
+static void bn_sync_sumsq_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    const float *x = k->t->src[0]->x;
+    float *mean = k->t->state;
+    size_t S = k->S, CS = (size_t)k->C * S;
+    for (int c = cb; c < ce; c++) {
+        float m = (float)((double)k->xb[c] / k->cnt);
+        double ss = 0;
+        for (int n = 0; n < k->N; n++) ss += sumsq_dev(x + n * CS + c * S, S, m);
+        mean[c] = m;
+        k->xb[k->C + 1 + c] = (float)ss;
+    }
+}
+
+/* the global variance, running statistics, output */
+static void bn_sync_apply_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    float *mean = k->t->state, *invstd = mean + k->C;
+    for (int c = cb; c < ce; c++) {
+        invstd[c] = bn_batch_stats(k->t, c, mean[c], (double)k->xb[k->C + 1 + c], k->cnt);
+        bn_apply(k, c, mean[c], invstd[c]);
+    }
+}
+
+/* the same three for [N, C], a block of channels each */
+static void bn1d_sync_sum_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, nc = c0 + BN_CBLOCK < k->C ? BN_CBLOCK : k->C - c0;
+        bn1d_sums(k, c0, nc, k->xb + c0);
+    }
+}
+
+static void bn1d_sync_sumsq_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    float *mean = k->t->state;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, nc = c0 + BN_CBLOCK < k->C ? BN_CBLOCK : k->C - c0;
+        for (int j = 0; j < nc; j++) mean[c0 + j] = (float)((double)k->xb[c0 + j] / k->cnt);
+        bn1d_sumsq(k, c0, nc, mean + c0, k->xb + k->C + 1 + c0);
+    }
+}
+
+static void bn1d_sync_apply_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    float *mean = k->t->state, *invstd = mean + k->C;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, nc = c0 + BN_CBLOCK < k->C ? BN_CBLOCK : k->C - c0;
+        for (int j = 0; j < nc; j++)
+            invstd[c0 + j] = bn_batch_stats(k->t, c0 + j, mean[c0 + j], (double)k->xb[k->C + 1 + c0 + j], k->cnt);
+        bn1d_apply(k, c0, nc);
+    }
+}
+
+/* the exchange buffer (2C + 1 floats) and the global image count after it */
+static float *bn_xbuf(const qat_tensor *t) { return (float *)t->state + 2 * (size_t)t->shape[1]; }
+static float *bn_gcount(const qat_tensor *t) { return bn_xbuf(t) + 2 * (size_t)t->shape[1] + 1; }
+
+static void bn_sync_fwd(bn_task *k, qat_graph *g)
+{
+    int C = k->C, n = k->S == 1 ? (C + BN_CBLOCK - 1) / BN_CBLOCK : C;
+    k->xb = bn_xbuf(k->t);
+    qat_graph_parallel(g, n, k->S == 1 ? bn1d_sync_sum_task : bn_sync_sum_task, k);
+    k->xb[C] = (float)k->N; /* ranks' shares differ by one image; float counts are exact to 2^24 */
+    bn_allreduce(g, k->t, k->xb, (size_t)C + 1);
+    *bn_gcount(k->t) = k->xb[C];
+    k->cnt = (double)k->xb[C] * (double)k->S;
+    qat_graph_parallel(g, n, k->S == 1 ? bn1d_sync_sumsq_task : bn_sync_sumsq_task, k);
+    bn_allreduce(g, k->t, k->xb + C + 1, (size_t)C);
+    qat_graph_parallel(g, n, k->S == 1 ? bn1d_sync_apply_task : bn_sync_apply_task, k);
 }
 
 static void bn_fwd(qat_tensor *t, qat_graph *g)
 {
     bn_task k = {.t = t, .training = g->training};
     ncs(t, &k.N, &k.C, &k.S);
-    if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_fwd_task, &k);
+    if (bn_synced(g)) bn_sync_fwd(&k, g);
+    else if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_fwd_task, &k);
     else qat_graph_parallel(g, k.C, bn_fwd_task, &k);
 }
 
-/* the backward of BN (+ReLU) + 2x2 max pool for channel c: the BN output's
- * gradient is the pool's at each window's argmax and 0 elsewhere */
-static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int training, double cnt)
+/* the sums of the backward of BN (+ReLU) + 2x2 max pool for channel c: the
+ * BN output's gradient is the pool's at each window's argmax and 0 elsewhere */
+static void bn_pool_dy_sums(const qat_tensor *t, int c, float m, double *sdy_out, double *sdyxm_out)
 {
     qat_tensor *p = t->fused, *xt = t->src[0];
     int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
@@ -1239,13 +1407,17 @@ static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int traini
         sdy += s1;
         sdyxm += s2;
     }
-    double sdyx = sdyxm * is;
-    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
-    if (dgamma) dgamma[c] += (float)sdyx;
-    if (dbeta) dbeta[c] += (float)sdy;
-    if (!xt->g) return;
-    float gi = t->src[1]->x[c] * is;
-    float mdy = training ? (float)(sdy / cnt) : 0.0f, mdyx = training ? (float)(sdyx / cnt) * is : 0.0f;
+    *sdy_out = sdy;
+    *sdyxm_out = sdyxm;
+}
+
+/* and its dx, from the means of dy and dy * xhat (ignored out of training) */
+static void bn_pool_dx(const qat_tensor *t, int c, float m, float gi, float mdy, float mdyx, int training)
+{
+    qat_tensor *p = t->fused, *xt = t->src[0];
+    int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
+    size_t P = (size_t)p->shape[2] * p->shape[3], HW = (size_t)H * W;
+    int relu = t->ip[0];
     for (int n = 0; n < N; n++) {
         size_t plane = (size_t)n * C + c;
         const float *restrict x = xt->x + plane * HW;
@@ -1259,11 +1431,50 @@ static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int traini
     }
 }
 
+static void bn_pool_backward(qat_tensor *t, int c, float m, float is, int training, double cnt)
+{
+    double sdy, sdyxm;
+    bn_pool_dy_sums(t, c, m, &sdy, &sdyxm);
+    double sdyx = sdyxm * is;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    if (dgamma) dgamma[c] += (float)sdyx;
+    if (dbeta) dbeta[c] += (float)sdy;
+    if (!t->src[0]->g) return;
+    float gi = t->src[1]->x[c] * is;
+    float mdy = training ? (float)(sdy / cnt) : 0.0f, mdyx = training ? (float)(sdyx / cnt) * is : 0.0f;
+    bn_pool_dx(t, c, m, gi, mdy, mdyx, training);
+}
+
+/* sum(dy) and sum(dy * (x - m)) of channel c (a fused ReLU's mask written into dy) */
+static void bn_dy_sums(const bn_task *k, int c, float m, double *sdy, double *sdyxm)
+{
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x;
+    size_t S = k->S, CS = (size_t)k->C * S;
+    *sdy = *sdyxm = 0;
+    for (int n = 0; n < k->N; n++) {
+        if (t->ip[0]) dy_sums_relu(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, sdy, sdyxm);
+        else dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, S, m, sdy, sdyxm);
+    }
+}
+
+/* dx of channel c in training: gamma/std * (dy - mean(dy) - xhat * mean(dy * xhat)) */
+static void bn_dx(const bn_task *k, int c, float m, float gi, float mdy, float mdyx)
+{
+    qat_tensor *t = k->t, *xt = t->src[0];
+    size_t S = k->S, CS = (size_t)k->C * S;
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict p = xt->x + n * CS + c * S, *restrict dy = t->g + n * CS + c * S;
+        float *restrict dx = xt->g + n * CS + c * S;
+        for (size_t i = 0; i < S; i++) dx[i] += gi * (dy[i] - mdy - (p[i] - m) * mdyx);
+    }
+}
+
 static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
 {
     bn_task *k = ctx;
     qat_tensor *t = k->t, *xt = t->src[0];
-    const float *x = xt->x, *gamma = t->src[1]->x;
+    const float *gamma = t->src[1]->x;
     float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
     const float *mean = t->state, *invstd = mean + k->C;
     size_t S = k->S, CS = (size_t)k->C * S;
@@ -1274,24 +1485,16 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
             bn_pool_backward(t, c, m, is, k->training, cnt);
             continue;
         }
-        double sdy = 0, sdyxm = 0;
-        for (int n = 0; n < k->N; n++) {
-            if (t->ip[0]) dy_sums_relu(t->g + n * CS + c * S, x + n * CS + c * S, t->x + n * CS + c * S, S, m, &sdy, &sdyxm);
-            else dy_sums(t->g + n * CS + c * S, x + n * CS + c * S, S, m, &sdy, &sdyxm);
-        }
+        double sdy, sdyxm;
+        bn_dy_sums(k, c, m, &sdy, &sdyxm);
         double sdyx = sdyxm * is; /* sum(dy * xhat) */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
         if (!xt->g) continue;
         float gi = gamma[c] * is;
         if (k->training) {
-            /* dx = gamma/std * (dy - mean(dy) - xhat * mean(dy * xhat)) */
             float mdy = (float)(sdy / cnt), mdyx = (float)(sdyx / cnt) * is;
-            for (int n = 0; n < k->N; n++) {
-                const float *restrict p = x + n * CS + c * S, *restrict dy = t->g + n * CS + c * S;
-                float *restrict dx = xt->g + n * CS + c * S;
-                for (size_t i = 0; i < S; i++) dx[i] += gi * (dy[i] - mdy - (p[i] - m) * mdyx);
-            }
+            bn_dx(k, c, m, gi, mdy, mdyx);
         } else {
             for (int n = 0; n < k->N; n++) {
                 const float *restrict dy = t->g + n * CS + c * S;
@@ -1302,29 +1505,51 @@ static void bn_bwd_task(void *ctx, int cb, int ce, int tid)
     }
 }
 
+/* sdy[j] and sdyx[j] (sum(dy * (x - mean))) of channel c0 + j, a fused ReLU's mask written into dy */
+static void bn1d_dy_sums(const bn_task *k, int c0, int nc, float *sdy, float *sdyx)
+{
+    qat_tensor *t = k->t;
+    const float *x = t->src[0]->x;
+    const float *restrict m = (const float *)t->state + c0;
+    int C = k->C;
+    float lo = t->ip[0] ? 0.0f : -INFINITY;
+    for (int j = 0; j < nc; j++) sdy[j] = sdyx[j] = 0;
+    for (int n = 0; n < k->N; n++) {
+        float *restrict dy = t->g + (size_t)n * C + c0;
+        const float *restrict r = x + (size_t)n * C + c0, *restrict y = t->x + (size_t)n * C + c0;
+        for (int j = 0; j < nc; j++) {
+            float d = dy[j] * (float)(y[j] > lo); /* a fused ReLU's mask */
+            dy[j] = d;
+            sdy[j] += d;
+            sdyx[j] += d * (r[j] - m[j]);
+        }
+    }
+}
+
+static void bn1d_dx(const bn_task *k, int c0, int nc, const float *gi, const float *mdy, const float *mdyx)
+{
+    qat_tensor *t = k->t, *xt = t->src[0];
+    const float *restrict m = (const float *)t->state + c0;
+    int C = k->C;
+    for (int n = 0; n < k->N; n++) {
+        const float *restrict dy = t->g + (size_t)n * C + c0, *restrict r = xt->x + (size_t)n * C + c0;
+        float *restrict dx = xt->g + (size_t)n * C + c0;
+        for (int j = 0; j < nc; j++) dx[j] += gi[j] * (dy[j] - mdy[j] - (r[j] - m[j]) * mdyx[j]);
+    }
+}
+
 static void bn1d_bwd_task(void *ctx, int bb, int be, int tid)
 {
     bn_task *k = ctx;
     qat_tensor *t = k->t, *xt = t->src[0];
-    const float *x = xt->x, *gamma = t->src[1]->x;
+    const float *gamma = t->src[1]->x;
     float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
-    const float *mean = t->state, *invstd = mean + k->C;
+    const float *invstd = (const float *)t->state + k->C;
     int C = k->C, N = k->N;
-    float lo = t->ip[0] ? 0.0f : -INFINITY;
     for (int blk = bb; blk < be; blk++) {
         int c0 = blk * BN_CBLOCK, c1 = c0 + BN_CBLOCK < C ? c0 + BN_CBLOCK : C, nc = c1 - c0;
-        float sdy[BN_CBLOCK] = {0}, sdyx[BN_CBLOCK] = {0};
-        const float *restrict m = mean + c0;
-        for (int n = 0; n < N; n++) {
-            float *restrict dy = t->g + (size_t)n * C + c0;
-            const float *restrict r = x + (size_t)n * C + c0, *restrict y = t->x + (size_t)n * C + c0;
-            for (int j = 0; j < nc; j++) {
-                float d = dy[j] * (float)(y[j] > lo); /* a fused ReLU's mask */
-                dy[j] = d;
-                sdy[j] += d;
-                sdyx[j] += d * (r[j] - m[j]);
-            }
-        }
+        float sdy[BN_CBLOCK], sdyx[BN_CBLOCK];
+        bn1d_dy_sums(k, c0, nc, sdy, sdyx);
         float gi[BN_CBLOCK], mdy[BN_CBLOCK], mdyx[BN_CBLOCK];
         for (int j = 0; j < nc; j++) {
             int c = c0 + j;
@@ -1336,23 +1561,108 @@ static void bn1d_bwd_task(void *ctx, int bb, int be, int tid)
             mdyx[j] = k->training ? xs / (float)N * is : 0.0f;
         }
         if (!xt->g) continue;
-        for (int n = 0; n < N; n++) {
-            const float *restrict dy = t->g + (size_t)n * C + c0, *restrict r = x + (size_t)n * C + c0;
-            float *restrict dx = xt->g + (size_t)n * C + c0;
-            for (int j = 0; j < nc; j++) dx[j] += gi[j] * (dy[j] - mdy[j] - (r[j] - m[j]) * mdyx[j]);
+        bn1d_dx(k, c0, nc, gi, mdy, mdyx);
+    }
+}
+
+/* sync_bn's backward: each rank's sums (its own dgamma, dbeta) into
+ * xb[c] = share * sum(dy), xb[C + c] = share * sum(dy * (x - mean)) */
+static void bn_sync_dy_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    const float *mean = t->state, *invstd = mean + k->C;
+    for (int c = cb; c < ce; c++) {
+        double sdy, sdyxm;
+        if (t->fused) bn_pool_dy_sums(t, c, mean[c], &sdy, &sdyxm);
+        else bn_dy_sums(k, c, mean[c], &sdy, &sdyxm);
+        if (dgamma) dgamma[c] += (float)(sdyxm * invstd[c]);
+        if (dbeta) dbeta[c] += (float)sdy;
+        k->xb[c] = (float)(k->share * sdy);
+        k->xb[k->C + c] = (float)(k->share * sdyxm);
+    }
+}
+
+/* dx from the global sums, in this rank's units (divided by its share) */
+static void bn_sync_dx_task(void *ctx, int cb, int ce, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    const float *mean = t->state, *invstd = mean + k->C;
+    double w = (double)k->share * k->cnt;
+    for (int c = cb; c < ce; c++) {
+        float m = mean[c], is = invstd[c], gi = t->src[1]->x[c] * is;
+        float mdy = (float)(k->xb[c] / w), mdyx = (float)((double)k->xb[k->C + c] * is / w) * is;
+        if (t->fused) bn_pool_dx(t, c, m, gi, mdy, mdyx, 1);
+        else bn_dx(k, c, m, gi, mdy, mdyx);
+    }
+}
+
+static void bn1d_sync_dy_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    float *dgamma = t->src[1]->g, *dbeta = t->src[2]->g;
+    const float *invstd = (const float *)t->state + k->C;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, nc = c0 + BN_CBLOCK < k->C ? BN_CBLOCK : k->C - c0;
+        float sdy[BN_CBLOCK], sdyx[BN_CBLOCK];
+        bn1d_dy_sums(k, c0, nc, sdy, sdyx);
+        for (int j = 0; j < nc; j++) {
+            int c = c0 + j;
+            if (dgamma) dgamma[c] += sdyx[j] * invstd[c];
+            if (dbeta) dbeta[c] += sdy[j];
+            k->xb[c] = k->share * sdy[j];
+            k->xb[k->C + c] = k->share * sdyx[j];
         }
     }
+}
+
+static void bn1d_sync_dx_task(void *ctx, int bb, int be, int tid)
+{
+    bn_task *k = ctx;
+    qat_tensor *t = k->t;
+    const float *gamma = t->src[1]->x, *invstd = (const float *)t->state + k->C;
+    double w = (double)k->share * k->cnt;
+    for (int blk = bb; blk < be; blk++) {
+        int c0 = blk * BN_CBLOCK, nc = c0 + BN_CBLOCK < k->C ? BN_CBLOCK : k->C - c0;
+        float gi[BN_CBLOCK], mdy[BN_CBLOCK], mdyx[BN_CBLOCK];
+        for (int j = 0; j < nc; j++) {
+            int c = c0 + j;
+            float is = invstd[c];
+            gi[j] = gamma[c] * is;
+            mdy[j] = (float)(k->xb[c] / w);
+            mdyx[j] = (float)((double)k->xb[k->C + c] * is / w) * is;
+        }
+        bn1d_dx(k, c0, nc, gi, mdy, mdyx);
+    }
+}
+
+static void bn_sync_bwd(bn_task *k, qat_graph *g)
+{
+    int C = k->C, n = k->S == 1 ? (C + BN_CBLOCK - 1) / BN_CBLOCK : C;
+    k->xb = bn_xbuf(k->t);
+    k->share = g->sync->share;
+    k->cnt = (double)*bn_gcount(k->t) * (double)k->S;
+    qat_graph_parallel(g, n, k->S == 1 ? bn1d_sync_dy_task : bn_sync_dy_task, k);
+    /* without an input gradient there is no dx to make global (the same on every rank: the same graph) */
+    if (!k->t->src[0]->g) return;
+    bn_allreduce(g, k->t, k->xb, 2 * (size_t)C);
+    qat_graph_parallel(g, n, k->S == 1 ? bn1d_sync_dx_task : bn_sync_dx_task, k);
 }
 
 static void bn_bwd(qat_tensor *t, qat_graph *g)
 {
     bn_task k = {.t = t, .training = g->training};
     ncs(t, &k.N, &k.C, &k.S);
-    if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_bwd_task, &k);
+    if (bn_synced(g)) bn_sync_bwd(&k, g);
+    else if (k.S == 1) qat_graph_parallel(g, (k.C + BN_CBLOCK - 1) / BN_CBLOCK, bn1d_bwd_task, &k);
     else qat_graph_parallel(g, k.C, bn_bwd_task, &k);
 }
 
-static size_t bn_state(const qat_tensor *t, int max_batch) { return 2 * sizeof(float) * (size_t)t->shape[1]; }
+/* mean, 1/std; sync_bn's exchange buffer (2C + 1) and global image count */
+static size_t bn_state(const qat_tensor *t, int max_batch) { return (4 * (size_t)t->shape[1] + 2) * sizeof(float); }
 
 /* ---- activations, dropout ----------------------------------------------------- */
 static void relu_range(const qat_tensor *t, size_t b, size_t e)

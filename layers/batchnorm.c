@@ -1,6 +1,7 @@
 /* batchnorm.c: [batchnorm] eps, momentum. BatchNorm1d on [N, C] and
  * BatchNorm2d on [N, C, H, W]: weight 1, bias 0, running mean 0, var 1. */
 #include <math.h>
+#include <stdio.h>
 
 #include "layers_internal.h"
 
@@ -21,7 +22,9 @@ static qat_status build(qat_layer *l, qat_model *m, qat_tensor *in)
     l->rmean = qat_layer_param(m, l, "running_mean", 1, cs, QAT_T_BUFFER);
     l->rvar = qat_layer_param(m, l, "running_var", 1, cs, QAT_T_BUFFER);
     l->out = qat_batchnorm(&m->g, in, l->gamma, l->beta, l->rmean, l->rvar, l->eps, l->momentum);
-    return l->out ? QAT_OK : qat_layer_fail(l);
+    if (!l->out) return qat_layer_fail(l);
+    snprintf(l->out->name, sizeof l->out->name, "%s", l->name); /* a failed sync_bn exchange names it */
+    return QAT_OK;
 }
 
 static void init(qat_layer *l, qat_rng *r)

@@ -57,6 +57,9 @@ static void test_configs(void)
     expect_cfg_error("[net]\ndataset = imagenet\n[linear]\noutput = 3\n", "t.cfg:2:", "imagenet");
     expect_cfg_error("[linear]\noutput = 3\n[net]\n", "t.cfg:1:", "[net]");
     expect_cfg_error("[net]\nbatch = 4\n", "t.cfg:1:", "no layers");
+    expect_cfg_error("[net]\nsync_bn = 2\n[linear]\noutput = 3\n", "t.cfg:2: [net] key 'sync_bn'", "expected a boolean");
+    expect_cfg_error("[net]\nsync_bn = all\n[linear]\noutput = 3\n", "t.cfg:2:", "got 'all'");
+    expect_cfg_error("[net]\nsyncbn = 1\n[linear]\noutput = 3\n", "t.cfg:2:", "did you mean 'sync_bn'");
     expect_cfg_error("[net]\nbatch = 4\nbatch = 5\n[linear]\noutput = 3\n", "t.cfg:3:", "duplicate");
     expect_cfg_error("[net]\n[hardtanh]\nmin = 1\nmax = 0\n[linear]\noutput = 2\n", "t.cfg:2:", "min < max");
     /* shapes that cannot work name the layer and its line */
@@ -75,6 +78,21 @@ static void test_configs(void)
     expect_cfg_error("[net]\n[quant]\nweight = dst\n[conv2d]\nfilters = 3\nsize = 3\npad = 1\nweight = float\n"
                      "[conv2d]\nfilters = 4\nsize = 3\npad = 1\n[route]\nlayers = -2\n[linear]\noutput = 10\n",
                      "t.cfg:9:", "nothing after it uses its output");
+    /* sync_bn: off by default, on with any boolean spelling */
+    static const char *const sync_cfg[] = {"[net]\n[linear]\noutput = 3\n", "[net]\nsync_bn = 1\n[linear]\noutput = 3\n",
+                                           "[net]\nsync_bn = yes\n[linear]\noutput = 3\n"};
+    for (int i = 0; i < 3; i++) {
+        qat_cfg cfg;
+        qat_net_cfg net;
+        qat_layer *layers = NULL;
+        int n;
+        qat_status st = qat_cfg_parse_text(&cfg, "t.cfg", sync_cfg[i], strlen(sync_cfg[i]));
+        if (st == QAT_OK) st = qat_netcfg_read(&cfg, &net, &layers, &n);
+        CHECK(st == QAT_OK && net.sync_bn == (i > 0), "sync_bn config %d: status %d sync_bn %d: %s", i, st,
+              st ? -1 : net.sync_bn, qat_last_error());
+        free(layers); /* parsed only: nothing of theirs is allocated before the build */
+        qat_cfg_free(&cfg);
+    }
 }
 
 /* A projection shortcut: [route] hands the block input to a 1x1 stride-2

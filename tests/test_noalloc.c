@@ -1,8 +1,9 @@
 /* test_noalloc.c: a training step allocates nothing. malloc and friends are
  * wrapped at link time (-Wl,--wrap) for everything in libqat; after the
  * first step we count calls over further steps (loader on its background
- * thread included) and check that the arena and scratch high-water marks do
- * not move. */
+ * thread included; data-parallel steps with sync_bn through an in-process
+ * hook too) and check that the arena and scratch high-water marks do not
+ * move. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,19 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
 {
     if (counting) __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
     return __real_aligned_alloc(a, n);
+}
+
+static qat_status mirror_allreduce(void *user, float *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) buf[i] *= 2;
+    return QAT_OK;
+}
+
+static qat_status mirror_allgather(void *user, const void *in, size_t nbytes, void *out)
+{
+    memcpy(out, in, nbytes);
+    memcpy((char *)out + nbytes, in, nbytes);
+    return QAT_OK;
 }
 
 /* every kind of op and quantizer state: DST's owned weights, LSQ and PACT
@@ -113,13 +127,36 @@ int main(void)
                 printf("FAIL step: %s\n", qat_last_error()), fail = 1;
         }
     }
+    /* data-parallel steps with sync_bn (batchnorm's exchanges in the
+     * forward and backward) through a mirror hook: the other rank holds
+     * the same batch, so a sum over the ranks is twice this one's */
     counting = 0;
-    printf("allocations during 12 steps: %ld; arena %zu -> %zu bytes; scratch high-water %zu -> %zu bytes\n", calls,
-           arena, m.g.arena_used, high, m.g.scratch_high);
+    qat_gradcomm gc;
+    if (qat_train_gradcomm_init(&gc, &m, QAT_GRADCOMM_FP32, 2) != QAT_OK) {
+        printf("FAIL gradcomm: %s\n", qat_last_error());
+        return 1;
+    }
+    qat_comm mirror = {.rank = 0, .size = 2, .allreduce_sum = mirror_allreduce, .allgather = mirror_allgather};
+    qat_train_dist d = {.comm = &mirror, .gc = &gc};
+    net.sync_bn = 1;
+    counting = 1;
+    qat_loader_begin(l, 4);
+    while ((n = qat_loader_next(l, m.input->x, m.labels)) > 0) {
+        float loss;
+        int skipped;
+        d.n_global = 2 * n;
+        if (qat_train_step_dist(&m, &o, &net, 1e-3f, n, NULL, &d, &loss, &skipped) != QAT_OK)
+            printf("FAIL sync_bn step: %s\n", qat_last_error()), fail = 1;
+    }
+    counting = 0;
+    if (d.bn_bytes_sent <= 0) printf("FAIL: the sync_bn steps exchanged nothing\n"), fail = 1;
+    printf("allocations during 16 steps (4 with sync_bn): %ld; arena %zu -> %zu bytes; scratch high-water %zu -> %zu "
+           "bytes\n", calls, arena, m.g.arena_used, high, m.g.scratch_high);
     if (calls != 0) printf("FAIL: the training step allocated %ld times\n", calls), fail = 1;
     if (m.g.arena_used != arena || m.g.scratch_high != high) printf("FAIL: arena or scratch high-water moved\n"), fail = 1;
     if (high == 0) printf("FAIL: scratch never used (the test would not see growth)\n"), fail = 1;
 
+    qat_gradcomm_free(&gc);
     qat_loader_free(l);
     qat_dataset_free(&ds);
     qat_optimizer_free(&o);

@@ -96,7 +96,7 @@ static qat_status ring_allreduce(void *user, float *buf, size_t n)
         int sc = (r - s + P) % P, rc = (r - s - 1 + P) % P;
         size_t slo = chunk_lo(n, sc), rlo = chunk_lo(n, rc), rn = chunk_lo(n, rc + 1) - rlo;
         qat_status st = exchange(buf + slo, (int)((chunk_lo(n, sc + 1) - slo) * 4), D.tmp, (int)(rn * 4),
-                                 "gradient allreduce");
+                                 "allreduce");
         if (st) return st;
         for (size_t i = 0; i < rn; i++) buf[rlo + i] += D.tmp[i];
     }
@@ -104,7 +104,7 @@ static qat_status ring_allreduce(void *user, float *buf, size_t n)
         int sc = (r + 1 - s + P) % P, rc = (r - s + P) % P;
         size_t slo = chunk_lo(n, sc), rlo = chunk_lo(n, rc);
         qat_status st = exchange(buf + slo, (int)((chunk_lo(n, sc + 1) - slo) * 4), buf + rlo,
-                                 (int)((chunk_lo(n, rc + 1) - rlo) * 4), "gradient allreduce");
+                                 (int)((chunk_lo(n, rc + 1) - rlo) * 4), "allreduce");
         if (st) return st;
     }
     return QAT_OK;

@@ -175,7 +175,8 @@ static qat_status read_net(qat_cfg *c, qat_cfg_section *s, qat_net_cfg *n)
         (st = qat_cfg_get_int(c, s, "pixel_grid", n->c == 3 ? 12 : 0, 0, QAT_PIXEL_GRID_MAX, &n->pixel_grid)) ||
         (st = qat_cfg_get_bool(c, s, "flip", 0, &n->flip)) ||
         (st = qat_cfg_get_enum(c, s, "grad_comm", qat_gradcomm_names, QAT_GRADCOMM_COUNT, QAT_GRADCOMM_FP32,
-                               &n->grad_comm)))
+                               &n->grad_comm)) ||
+        (st = qat_cfg_get_bool(c, s, "sync_bn", 0, &n->sync_bn)))
         return st;
     return qat_cfg_check_unused(c, s);
 }

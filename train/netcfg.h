@@ -33,6 +33,8 @@ typedef struct {
     int crop_pad, flip;    /* augmentation of the training loader (never val or test) */
     int nonfinite;         /* qat_nonfinite: what a NaN or Inf in the loss or a gradient does */
     int grad_comm;         /* qat_gradcomm_kind: how data-parallel ranks exchange gradients */
+    int sync_bn;           /* 1: in data-parallel training, batchnorm's batch statistics are over every
+                              rank's images (qat_graph_sync); one process: no effect */
     /* [quant]: defaults for every conv2d/linear layer, and the policies for
      * the first layer's input and the last layer's weights and output */
     qat_qspec qw, qa;

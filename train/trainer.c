@@ -258,8 +258,21 @@ static qat_status train_step(qat_model *m, qat_optimizer *o, const qat_net_cfg *
         qat_graph *g = &m->g;
         qat_rng common = g->rng;
         qat_rng_seed(&g->rng, qat_rng_u64(&common) ^ (0x9e3779b97f4a7c15ull * (uint64_t)(d->comm->rank + 1)));
+        /* sync_bn: batchnorm sees the global batch, for this forward and
+         * backward only (an evaluation never exchanges) */
+        qat_graph_sync sync = {.comm = d->comm, .share = (float)n / (float)d->n_global};
+        if (net->sync_bn) g->sync = &sync;
         train_forward_backward(m, n);
+        g->sync = NULL;
         g->rng = common;
+        if (net->sync_bn) {
+            /* a ring allreduce sends 2 (N - 1) / N of what it sums */
+            double bytes = 2.0 * (d->comm->size - 1) / d->comm->size * sync.floats * 4;
+            d->bytes_sent += bytes;
+            d->bn_bytes_sent += bytes;
+            d->seconds += sync.seconds;
+            if (sync.status) return sync.status;
+        }
     } else {
         train_forward_backward(m, n);
     }
@@ -327,10 +340,11 @@ static qat_status comm_sum(const qat_comm *c, double *v, int k, double *gather)
 }
 
 /* Before an evaluation or a checkpoint: BN's running statistics become
- * their mean over the ranks (each rank kept its own batches' in training);
+ * their mean over the ranks (each rank kept its own batches' in training;
+ * with sync_bn they are the same bits everywhere already, and left so);
  * every other buffer (a quantizer's state) becomes rank 0's, exactly (the
  * others add zeros), so the checkpoint does not depend on the ranks. */
-static qat_status sync_buffers(qat_model *m, const qat_comm *c)
+static qat_status sync_buffers(qat_model *m, const qat_comm *c, int sync_bn)
 {
     if (!c || c->size == 1) return QAT_OK;
     qat_graph *g = &m->g;
@@ -339,6 +353,7 @@ static qat_status sync_buffers(qat_model *m, const qat_comm *c)
         if (!(t->flags & QAT_T_BUFFER)) continue;
         int stat = 0;
         for (int k = 0; k < m->nlayers && !stat; k++) stat = m->layers[k].rmean == t || m->layers[k].rvar == t;
+        if (stat && sync_bn) continue;
         if (!stat && c->rank != 0) memset(t->x, 0, t->n * sizeof *t->x);
         qat_status st = c->allreduce_sum(c->user, t->x, t->n);
         if (st) return st;
@@ -652,7 +667,7 @@ static const char *json_num(char buf[40], double v, const char *fmt)
 }
 
 static qat_status write_summary(const char *path, const qat_train_opts *o, const qat_train_result *r, int threads,
-                                const qat_model *m, int ranks)
+                                const qat_model *m, int ranks, int sync_bn)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -680,7 +695,7 @@ static qat_status write_summary(const char *path, const qat_train_opts *o, const
     int ec;
     if (m && qat_model_weight_storage_emptied(m, &eb, &ec))
         fprintf(f, ",\n  \"emptied_channels\": %d,\n  \"weight_kb_emptied_removed\": %.3f", ec, eb / 1000);
-    if (o->comm) fprintf(f, ",\n  \"ranks\": %d", ranks);
+    if (o->comm) fprintf(f, ",\n  \"ranks\": %d,\n  \"sync_bn\": %d", ranks, sync_bn);
     fprintf(f, ",\n  \"weight_bits\": {");
     for (int i = 0, k = 0; m && i < m->nlayers; i++) {
         double wb = qat_layer_weight_bits(&m->layers[i]);
@@ -974,7 +989,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         qat_epoch_metrics em = {.epoch = epoch + 1, .lr = lr, .train_loss = (float)(sl / (double)(seen ? seen : 1)),
                                 .train_acc = (float)correct / (float)(seen ? seen : 1), .val_loss = -1, .val_acc = -1,
                                 .images_per_s = (double)seen / tsec};
-        if ((st = sync_buffers(&s.model, comm)) || (st = check_same(&s.model, comm, s.gather, epoch + 1)) ||
+        if ((st = sync_buffers(&s.model, comm, net->sync_bn)) || (st = check_same(&s.model, comm, s.gather, epoch + 1)) ||
             (s.lval && (st = eval_loader(&s.model, s.lval, o->max_steps, comm, s.gather, &em.val_loss, &em.val_acc))) ||
             (st = eval_loader(&s.model, s.ltest, o->max_steps, comm, s.gather, &test_loss, &test_acc)))
             goto done;
@@ -1002,8 +1017,10 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
         if (comm) { /* rank 0's share of the exchange: payload and bytes sent per step, seconds in it */
             long ns = pos.step > step0 ? pos.step - step0 : 1;
             fprintf(s.metrics, ", \"ranks\": %d, \"grad_comm\": \"%s\", \"grad_bytes_per_step\": %zu, "
+                    "\"sync_bn\": %d, \"bn_sent_bytes_per_step\": %.0f, "
                     "\"sent_bytes_per_step\": %.0f, \"steps\": %ld, \"comm_seconds\": %.3f",
-                    nranks, qat_gradcomm_names[net->grad_comm], s.gc.bytes, dist.bytes_sent / ns, ns, dist.seconds);
+                    nranks, qat_gradcomm_names[net->grad_comm], s.gc.bytes, net->sync_bn, dist.bn_bytes_sent / ns,
+                    dist.bytes_sent / ns, ns, dist.seconds);
         }
         if (net->sched.kind == QAT_SCHED_PHASES) {
             qat_phase_at at;
@@ -1066,7 +1083,7 @@ qat_status qat_train(const qat_train_opts *opts, qat_train_result *res)
     res->weight_kb = wbytes / 1000;
     res->float_kb = fbytes / 1000;
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
-    if (writer) st = write_summary(path, o, res, o->threads, &s.model, o->comm ? nranks : 1);
+    if (writer) st = write_summary(path, o, res, o->threads, &s.model, o->comm ? nranks : 1, net->sync_bn);
 done:
     free(layers); /* a failure between reading the layers and building them */
     session_free(&s);

@@ -11,20 +11,10 @@
 #include "dataset.h"
 #include "gradcomm.h"
 
-/* The communication hook of data-parallel training: the caller (qat's CLI,
- * train/dist_mpi.c over MPI) gives the trainer its rank among size ranks
- * and two collectives; the library never calls MPI itself. Both must give
- * every rank the same bits, in an order fixed for a given size, and return
- * a status with a message naming the rank that failed (the CLI ends the
- * job). NULL hook: one process, as without it. */
-typedef struct {
-    int rank, size;
-    void *user;
-    /* buf[0..n) summed over the ranks, in place */
-    qat_status (*allreduce_sum)(void *user, float *buf, size_t n);
-    /* every rank's nbytes of in, in rank order, into out (size * nbytes) */
-    qat_status (*allgather)(void *user, const void *in, size_t nbytes, void *out);
-} qat_comm;
+/* qat_comm, the communication hook of data-parallel training (its rank
+ * among size ranks and two collectives; the library never calls MPI
+ * itself), is declared in autograd/graph.h: batchnorm uses it too when
+ * sync_bn = 1. NULL hook: one process, as without it. */
 
 typedef struct {
     int epoch, epochs;  /* 1-based epoch being run */
@@ -124,15 +114,18 @@ qat_status qat_train_step_phase(qat_model *m, qat_optimizer *o, const qat_net_cf
 /* A data-parallel step: this rank's n images of a global batch of
  * n_global; after the backward the gradients (scaled by n / n_global, so the
  * sum is the global batch's mean) are exchanged through comm with gc's codec
- * and every rank applies the same update. The forward's random draws
+ * and every rank applies the same update. With net->sync_bn (and more than
+ * one rank) batchnorm's forward and backward exchange their per-channel
+ * sums through comm too (qat_graph_sync in autograd/graph.h). The forward's random draws
  * (dropout, stochastic rounding) come from a stream of this rank's own; the
  * update's (DST) from the graph's stream, the same on every rank. */
 typedef struct {
     const qat_comm *comm;
     qat_gradcomm *gc;   /* from qat_train_gradcomm_init */
     int n_global;
-    double bytes_sent;  /* added to: the bytes this rank sent (ring algorithms) */
-    double seconds;     /* added to: seconds in the collective (waiting for the others included) */
+    double bytes_sent;  /* added to: the bytes this rank sent (ring algorithms), sync_bn's included */
+    double bn_bytes_sent; /* added to: of those, sync_bn's (batchnorm's statistics and backward sums) */
+    double seconds;     /* added to: seconds in the collectives (waiting for the others included) */
 } qat_train_dist;
 /* The buffers of m's exchange (every gradient the update reads: the
  * parameter block, then weights a quantizer keeps) */
