@@ -72,6 +72,51 @@ static int direct_input(const qatrt_op *op)
     }
 }
 
+/* A CONV whose stage gives signs to a binary layer runs as a direct
+ * convolution (kern.h qatrt_dconv) when its kernel has one: no im2col, no
+ * accumulators in memory, the threshold (and a binary layer's padding)
+ * in the kernel's last step. The input map is copied with its zero
+ * border into the col buffer first. */
+enum { DC_NONE, DC_BIN, DC_I16 };
+
+static int dconv_kind(const qatrt_model *m, int i)
+{
+    const qatrt_op *op = &m->ops[i];
+    if (op->type != QATRT_OP_CONV || op->stage != QATRT_STAGE_THRESH || op->nthr != 1 || op->levels[0] != -1 ||
+        op->levels[1] != 1 || op->cout % 16 || direct_input(op) || !packed_out(m, i))
+        return DC_NONE;
+    if (op->kernel == QATRT_K_BIN && packed_in(m, i) && cbytes(op->cin) % 4 == 0 && op->pad <= 1) return DC_BIN;
+    if (op->kernel == QATRT_K_T32 && op->t16 && op->in_u8) return DC_I16;
+    return DC_NONE;
+}
+
+/* bytes of op i's prepared direct-convolution weights (and bounds) */
+static size_t dc_prep_bytes(const qatrt_model *m, int i)
+{
+    const qatrt_op *op = &m->ops[i];
+    switch (dconv_kind(m, i)) {
+    case DC_BIN: return ALIGN_UP(qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin)) * 4 + 16 * (size_t)op->cout * 4);
+    case DC_I16: return ALIGN_UP(qatrt_i16conv_values(op->cout, op->kh, op->kw, (size_t)op->cin) * 2);
+    default: return 0;
+    }
+}
+
+/* bytes of op i's padded input map (one image, with SLACK after it) */
+static size_t dc_map_bytes(const qatrt_op *op, int kind)
+{
+    size_t pix = (size_t)(op->h + 2 * op->pad) * (size_t)(op->w + 2 * op->pad);
+    return pix * (kind == DC_BIN ? cbytes(op->cin) : 2 * (size_t)op->cin) + SLACK;
+}
+
+/* everything qatrt_prepare lays out: the reader's part, then the direct
+ * convolutions' */
+static size_t prep_bytes(const qatrt_model *m)
+{
+    size_t n = m->prep_size;
+    for (int i = 0; i < m->nops; i++) n += dc_prep_bytes(m, i);
+    return n;
+}
+
 /* A CONV runs on a batch a few images at a time: its im2col rows and
  * accumulators for one such chunk stay within CHUNK_BYTES, so that the
  * GEMM writes and the THRESH reads them in L2 (a whole batch of a first
@@ -101,6 +146,12 @@ static sizes need(const qatrt_model *m, size_t n)
         if (out > s.act) s.act = out;
         if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
+        if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
+        int dk = dconv_kind(m, i);
+        if (dk != DC_NONE) {
+            if (dc_map_bytes(op, dk) > s.col) s.col = dc_map_bytes(op, dk);
+            continue;
+        }
         size_t rows = chunk_images(op, n) * pix;
         if (!direct_input(op) && rows * a_row(op) > s.col) s.col = rows * a_row(op);
         if (rows * op->cout * 4 > s.acc) s.acc = rows * op->cout * 4;
@@ -114,7 +165,7 @@ size_t qatrt_workspace_size(const qatrt_model *m, int batch)
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     size_t n = (size_t)batch;
     sizes s = need(m, n);
-    return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
+    return QATRT_ALIGN + prep_bytes(m) + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
            ALIGN_UP(s.col + SLACK) + ALIGN_UP(s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
 }
 
@@ -606,6 +657,67 @@ static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, ui
     }
 }
 
+/* a direct convolution (dconv_kind) of n images: each image's input map
+ * with its zero border in col, then the kernel. dcw: the op's prepared
+ * weights (and bounds). */
+static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, const uint8_t *prep, const uint8_t *dcw,
+                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out)
+{
+    int p = op->pad, pw = op->w + 2 * p, ph = op->h + 2 * p;
+    size_t cb = cbytes(op->cin), C = (size_t)op->cin, ocb = cbytes(op->cout);
+    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px, osz = (size_t)op->oh * op->ow * ocb;
+    qatrt_dconv d = {.oh = op->oh, .ow = op->ow, .kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h,
+                     .w = op->w, .pad = p, .px = px, .row = (size_t)pw * px, .N = op->cout, .W = dcw,
+                     .flip = op->flip, .ldo = ocb};
+    if (kind == DC_BIN) {
+        d.thr = (const int32_t *)(const void *)(dcw + qatrt_bconv_words(op->cout, op->kh * op->kw, cb) * 4);
+        size_t rowb = (size_t)pw * cb, inner = (size_t)op->w * cb;
+        if (p) { /* the border stays zero from one image to the next */
+            memset(col, 0, rowb * (size_t)p);
+            memset(col + rowb * (size_t)(ph - p), 0, rowb * (size_t)p + SLACK);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *x = in + i * isz;
+            d.out = out + i * osz;
+            if (!p) {
+                k->bconv_bits(&d, x);
+                continue;
+            }
+            for (int y = 0; y < op->h; y++) {
+                uint8_t *r = col + rowb * (size_t)(y + p);
+                memset(r, 0, cb * (size_t)p);
+                memcpy(r + cb * (size_t)p, x + (size_t)y * inner, inner);
+                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
+            }
+            k->bconv_bits(&d, col);
+        }
+        return;
+    }
+    /* DC_I16: each pixel through its channel's int16 table; the padding
+     * 0, the normalised zero; a zero after the map (the kernel may read
+     * one value past a kernel row, times a zero weight) */
+    const int16_t *t16 = (const int16_t *)(const void *)(prep + op->t16_off);
+    int16_t *map = (int16_t *)(void *)col;
+    size_t rowv = (size_t)pw * C;
+    d.thr = op->thr;
+    d.shift = op->t16_shift;
+    memset(map, 0, rowv * (size_t)p * 2);
+    memset(map + rowv * (size_t)(ph - p), 0, rowv * (size_t)p * 2 + SLACK);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *x = in + i * isz;
+        d.out = out + i * osz;
+        for (int y = 0; y < op->h; y++) {
+            int16_t *r = map + rowv * (size_t)(y + p);
+            const uint8_t *src = x + (size_t)y * op->w * C;
+            for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
+            r += C * (size_t)p;
+            for (size_t j = 0; j < (size_t)op->w * C; j += C)
+                for (size_t c = 0; c < C; c++) r[j + c] = t16[c * 256 + src[j + c]];
+        }
+        k->i16conv_bits(&d, map);
+    }
+}
+
 qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
 {
     if (!m || m->nops < 1) return QATRT_ERR_ARG;
@@ -648,6 +760,29 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
         }
         if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(prep + op->pan_off));
     }
+    size_t dco = m->prep_size; /* the direct convolutions' weights, after the reader's */
+    for (int i = 0; i < m->nops; i++) {
+        const qatrt_op *op = &m->ops[i];
+        uint8_t *dst = prep + dco;
+        switch (dconv_kind(m, i)) {
+        case DC_BIN: {
+            size_t words = qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin));
+            qatrt_pack_bconv(op->cout, op->kh * op->kw, cbytes(op->cin), (const uint64_t *)(const void *)(prep + op->prep_off),
+                             (int)(op->wrow / 8), (uint32_t *)(void *)dst);
+            qatrt_bconv_bounds(op->cout, op->K, op->kh, op->kw, op->pad, op->thr, op->flip,
+                               op->padfix ? (const int32_t *)(const void *)(prep + op->padfix_off) : NULL,
+                               (int32_t *)(void *)(dst + words * 4));
+            break;
+        }
+        case DC_I16:
+            qatrt_pack_i16conv(op->cout, op->kh, op->kw, (size_t)op->cin,
+                               (const int16_t *)(const void *)(prep + op->t16_off) + (size_t)op->cin * 256, (size_t)op->K,
+                               (int16_t *)(void *)dst);
+            break;
+        default: break;
+        }
+        dco += dc_prep_bytes(m, i);
+    }
     prep_tag t = {PREP_MAGIC, m->data, m->size, m->crc};
     memcpy(ws, &t, sizeof t);
     return QATRT_OK;
@@ -664,7 +799,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     size_t nn = (size_t)n;
     sizes s = need(m, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
-    uint8_t *img = prep + m->prep_size;
+    uint8_t *img = prep + prep_bytes(m), *dcw = prep + m->prep_size;
     uint8_t *act = img + ALIGN_UP(nn * s.img + SLACK); /* m->nslots buffers of abytes */
     size_t abytes = ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act + (size_t)m->nslots * abytes;
@@ -694,6 +829,12 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             stage_thresh(op, k, nn * (size_t)op->h * op->w, pout, (const int32_t *)(const void *)in, out, gbuf);
             break;
         case QATRT_OP_CONV: {
+            int dk = dconv_kind(m, i);
+            if (dk != DC_NONE) {
+                run_dconv(op, dk, k, prep, dcw, nn, in, col, out);
+                dcw += dc_prep_bytes(m, i);
+                break;
+            }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)
                             : op->t16 ? (const void *)(prep + op->t16_off + (size_t)op->cin * 256 * 2)
                                       : op->weights;

@@ -1184,6 +1184,160 @@ static void thresh_levels_avx512(int M, int N, const int32_t *C, size_t ldc, con
     }
 }
 
+/* ---- direct convolutions into packed signs (kern.h qatrt_dconv) ----------
+ * A lane per output channel, 16 to a vector, NB vectors; R output
+ * positions of one output row share each weight vector, and each 32-bit
+ * word (bconv) or int16 pair (i16conv) of a position's input is broadcast
+ * from the padded map itself. The R NB accumulators stay in registers for
+ * the whole kernel window. */
+#define DC_MAXACC 16
+
+AI void bconv_loop(int R, int NB, int kh, int T, const uint8_t *const *a_, size_t row, const uint32_t *w,
+                   size_t bstr, __m512i *out)
+{
+    const uint8_t *a[8];
+    __m512i acc[DC_MAXACC];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = a_[r];
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int ky = 0; ky < kh; ky++) {
+        const uint32_t *wk = w + (size_t)ky * (size_t)T * 16;
+        size_t ao = (size_t)ky * row;
+        for (int t = 0; t < T; t++) {
+            __m512i wv[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) wv[j] = _mm512_load_si512(wk + (size_t)j * bstr + (size_t)t * 16);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                uint32_t v;
+                memcpy(&v, a[r] + ao + 4 * (size_t)t, 4);
+                __m512i av = _mm512_set1_epi32((int)v);
+                #pragma GCC unroll 4
+                for (int j = 0; j < NB; j++)
+                    acc[r * NB + j] = _mm512_add_epi32(acc[r * NB + j], _mm512_popcnt_epi32(_mm512_xor_si512(av, wv[j])));
+            }
+        }
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) out[i] = acc[i];
+}
+
+AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, size_t row, const int16_t *w,
+                     size_t bstr, __m512i *out)
+{
+    const int16_t *a[8];
+    __m512i acc[DC_MAXACC];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = a_[r];
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int ky = 0; ky < kh; ky++) {
+        const int16_t *wk = w + (size_t)ky * (size_t)Q * 32;
+        size_t ao = (size_t)ky * row;
+        for (int q = 0; q < Q; q++) {
+            __m512i wv[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) wv[j] = _mm512_load_si512(wk + (size_t)j * bstr + (size_t)q * 32);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                uint32_t v;
+                memcpy(&v, a[r] + ao + 2 * (size_t)q, 4);
+                __m512i av = _mm512_set1_epi32((int)v);
+                #pragma GCC unroll 4
+                for (int j = 0; j < NB; j++) acc[r * NB + j] = _mm512_dpwssd_epi32(acc[r * NB + j], av, wv[j]);
+            }
+        }
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) out[i] = acc[i];
+}
+
+typedef void dc_loop_fn(int kh, int T, const void *const *a, size_t row, const void *w, size_t bstr, __m512i *acc);
+#define DC_LOOP(name, body, ta, tw, R, NB)                                                                          \
+    static __attribute__((noinline)) void name(int kh, int T, const void *const *a, size_t row, const void *w,    \
+                                               size_t bstr, __m512i *acc)                                         \
+    {                                                                                                              \
+        body(R, NB, kh, T, (const ta *const *)a, row, (const tw *)w, bstr, acc);                                  \
+    }
+DC_LOOP(bconv_loop_8x1, bconv_loop, uint8_t, uint32_t, 8, 1)
+DC_LOOP(bconv_loop_8x2, bconv_loop, uint8_t, uint32_t, 8, 2)
+DC_LOOP(bconv_loop_4x4, bconv_loop, uint8_t, uint32_t, 4, 4)
+DC_LOOP(bconv_loop_1x1, bconv_loop, uint8_t, uint32_t, 1, 1)
+DC_LOOP(bconv_loop_1x2, bconv_loop, uint8_t, uint32_t, 1, 2)
+DC_LOOP(bconv_loop_1x4, bconv_loop, uint8_t, uint32_t, 1, 4)
+DC_LOOP(i16conv_loop_8x1, i16conv_loop, int16_t, int16_t, 8, 1)
+DC_LOOP(i16conv_loop_8x2, i16conv_loop, int16_t, int16_t, 8, 2)
+DC_LOOP(i16conv_loop_4x4, i16conv_loop, int16_t, int16_t, 4, 4)
+DC_LOOP(i16conv_loop_1x1, i16conv_loop, int16_t, int16_t, 1, 1)
+DC_LOOP(i16conv_loop_1x2, i16conv_loop, int16_t, int16_t, 1, 2)
+DC_LOOP(i16conv_loop_1x4, i16conv_loop, int16_t, int16_t, 1, 4)
+
+/* bits of 16 channels from one accumulator vector: bconv compares the
+ * count with its class's bounds, i16conv the shifted (maybe negated)
+ * accumulator with the thresholds */
+AI void dc_store(int bin, const qatrt_dconv *d, __m512i acc, int blk, int oy, int ox)
+{
+    __mmask16 fm = flip16(d->flip, 16 * blk, 16);
+    unsigned bits;
+    if (bin) {
+        const int32_t *b = d->thr + (size_t)qatrt_dconv_cls(d, oy, ox) * (size_t)d->N + 16 * (size_t)blk;
+        bits = _cvtmask16_u32(_mm512_cmpge_epi32_mask(acc, _mm512_loadu_si512(b))) ^ _cvtmask16_u32(fm);
+    } else {
+        __m512i v = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(d->shift));
+        v = _mm512_mask_sub_epi32(v, fm, _mm512_setzero_si512(), v);
+        bits = _cvtmask16_u32(_mm512_cmplt_epi32_mask(v, _mm512_loadu_si512(d->thr + 16 * (size_t)blk)));
+    }
+    uint16_t o = (uint16_t)bits;
+    memcpy(d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo + 2 * (size_t)blk, &o, 2);
+}
+
+/* every position of the map: groups of NB blocks, R positions of a row at
+ * a time (a row's last R again, overlapping, when R does not divide it;
+ * one at a time when the row is shorter than R) */
+AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_loop_fn *loop8x1,
+               dc_loop_fn *loop8x2, dc_loop_fn *loop4x4, dc_loop_fn *loop1x1, dc_loop_fn *loop1x2,
+               dc_loop_fn *loop1x4)
+{
+    int nblk = d->N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
+    dc_loop_fn *loopR = NB == 4 ? loop4x4 : NB == 2 ? loop8x2 : loop8x1;
+    dc_loop_fn *loop1 = NB == 4 ? loop1x4 : NB == 2 ? loop1x2 : loop1x1;
+    const uint8_t *base = in;
+    size_t wunit = bin ? 4 : 2;
+    for (int g = 0; g < nblk; g += NB) {
+        const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
+        for (int oy = 0; oy < d->oh; oy++) {
+            const uint8_t *arow = base + (size_t)(oy * d->stride) * d->row * unit;
+            for (int ox0 = 0; ox0 < d->ow;) {
+                __m512i acc[DC_MAXACC];
+                const void *a[8];
+                int x0 = ox0, n = R;
+                if (d->ow < R) n = 1;
+                else if (x0 + R > d->ow) x0 = d->ow - R;
+                for (int r = 0; r < n; r++) a[r] = arow + (size_t)((x0 + r) * d->stride) * d->px * unit;
+                (n == 1 ? loop1 : loopR)(d->kh, T, a, d->row, w, bstr, acc);
+                for (int r = 0; r < n; r++)
+                    for (int j = 0; j < NB; j++) dc_store(bin, d, acc[r * NB + j], g + j, oy, x0 + r);
+                ox0 = x0 + n;
+            }
+        }
+    }
+}
+
+static void bconv_bits_avx512(const qatrt_dconv *d, const uint8_t *in)
+{
+    int T = (int)((size_t)d->kw * d->px / 4);
+    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_loop_8x1, bconv_loop_8x2, bconv_loop_4x4,
+           bconv_loop_1x1, bconv_loop_1x2, bconv_loop_1x4);
+}
+
+static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
+{
+    int Q = (int)(((size_t)d->kw * d->px + 1) / 2);
+    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_loop_8x1, i16conv_loop_8x2, i16conv_loop_4x4,
+           i16conv_loop_1x1, i16conv_loop_1x2, i16conv_loop_1x4);
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
@@ -1207,4 +1361,6 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .mbgemm = qatrt_mbgemm_avx2,
     .i32i8gemm = qatrt_i32i8gemm_avx2,
     .key_add = key_add_avx512,
+    .bconv_bits = bconv_bits_avx512,
+    .i16conv_bits = i16conv_bits_avx512,
 };
