@@ -703,16 +703,19 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
     d.shift = op->t16_shift;
     memset(map, 0, rowv * (size_t)p * 2);
     memset(map + rowv * (size_t)(ph - p), 0, rowv * (size_t)p * 2 + SLACK);
+    size_t hw = (size_t)op->h * op->w;
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *x = in + i * isz;
+        const uint8_t *x = in + i * isz; /* CHW: the caller's image itself */
         d.out = out + i * osz;
         for (int y = 0; y < op->h; y++) {
             int16_t *r = map + rowv * (size_t)(y + p);
-            const uint8_t *src = x + (size_t)y * op->w * C;
             for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
             r += C * (size_t)p;
-            for (size_t j = 0; j < (size_t)op->w * C; j += C)
-                for (size_t c = 0; c < C; c++) r[j + c] = t16[c * 256 + src[j + c]];
+            for (size_t c = 0; c < C; c++) {
+                const uint8_t *src = x + c * hw + (size_t)y * op->w;
+                const int16_t *t = t16 + c * 256;
+                for (size_t xx = 0; xx < (size_t)op->w; xx++) r[xx * C + c] = t[src[xx]];
+            }
         }
         k->i16conv_bits(&d, map);
     }
@@ -805,9 +808,13 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
     uint8_t *col = act + (size_t)m->nslots * abytes;
     int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
-    /* the images, CHW, as NHWC (with slack after them for copy8) */
+    /* the images, CHW, as NHWC (with slack after them for copy8), unless
+     * every op on them is an int16 direct convolution, which reads CHW */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
-    if (C == 1) memcpy(img, images, nn * hw);
+    int hwc = 0;
+    for (int i = 0; i < m->nops; i++) hwc |= m->ops[i].in0 < 0 && dconv_kind(m, i) != DC_I16;
+    if (!hwc) {
+    } else if (C == 1) memcpy(img, images, nn * hw);
     else
         for (size_t i = 0; i < nn; i++)
             for (size_t c = 0; c < C; c++)
@@ -831,7 +838,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         case QATRT_OP_CONV: {
             int dk = dconv_kind(m, i);
             if (dk != DC_NONE) {
-                run_dconv(op, dk, k, prep, dcw, nn, in, col, out);
+                run_dconv(op, dk, k, prep, dcw, nn, op->in0 < 0 ? images : in, col, out);
                 dcw += dc_prep_bytes(m, i);
                 break;
             }

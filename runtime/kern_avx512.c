@@ -1253,71 +1253,100 @@ AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, siz
     for (int i = 0; i < R * NB; i++) out[i] = acc[i];
 }
 
-typedef void dc_loop_fn(int kh, int T, const void *const *a, size_t row, const void *w, size_t bstr, __m512i *acc);
-#define DC_LOOP(name, body, ta, tw, R, NB)                                                                          \
-    static __attribute__((noinline)) void name(int kh, int T, const void *const *a, size_t row, const void *w,    \
-                                               size_t bstr, __m512i *acc)                                         \
-    {                                                                                                              \
-        body(R, NB, kh, T, (const ta *const *)a, row, (const tw *)w, bstr, acc);                                  \
-    }
-DC_LOOP(bconv_loop_8x1, bconv_loop, uint8_t, uint32_t, 8, 1)
-DC_LOOP(bconv_loop_8x2, bconv_loop, uint8_t, uint32_t, 8, 2)
-DC_LOOP(bconv_loop_4x4, bconv_loop, uint8_t, uint32_t, 4, 4)
-DC_LOOP(bconv_loop_1x1, bconv_loop, uint8_t, uint32_t, 1, 1)
-DC_LOOP(bconv_loop_1x2, bconv_loop, uint8_t, uint32_t, 1, 2)
-DC_LOOP(bconv_loop_1x4, bconv_loop, uint8_t, uint32_t, 1, 4)
-DC_LOOP(i16conv_loop_8x1, i16conv_loop, int16_t, int16_t, 8, 1)
-DC_LOOP(i16conv_loop_8x2, i16conv_loop, int16_t, int16_t, 8, 2)
-DC_LOOP(i16conv_loop_4x4, i16conv_loop, int16_t, int16_t, 4, 4)
-DC_LOOP(i16conv_loop_1x1, i16conv_loop, int16_t, int16_t, 1, 1)
-DC_LOOP(i16conv_loop_1x2, i16conv_loop, int16_t, int16_t, 1, 2)
-DC_LOOP(i16conv_loop_1x4, i16conv_loop, int16_t, int16_t, 1, 4)
+/* what one tile's last step needs: per position its output bytes (the
+ * group's first block) and, bconv, its class's bounds; per block the flip
+ * mask and, i16conv, the thresholds */
+typedef struct {
+    const void *a[8];
+    uint8_t *o[8];
+    const int32_t *b[8];
+    __m512i tv[4];
+    __mmask16 fm[4];
+    int shift;
+} dc_io;
 
-/* bits of 16 channels from one accumulator vector: bconv compares the
- * count with its class's bounds, i16conv the shifted (maybe negated)
- * accumulator with the thresholds */
-AI void dc_store(int bin, const qatrt_dconv *d, __m512i acc, int blk, int oy, int ox)
+/* the K loop, then the signs straight from the registers */
+AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io)
 {
-    __mmask16 fm = flip16(d->flip, 16 * blk, 16);
-    unsigned bits;
-    if (bin) {
-        const int32_t *b = d->thr + (size_t)qatrt_dconv_cls(d, oy, ox) * (size_t)d->N + 16 * (size_t)blk;
-        bits = _cvtmask16_u32(_mm512_cmpge_epi32_mask(acc, _mm512_loadu_si512(b))) ^ _cvtmask16_u32(fm);
-    } else {
-        __m512i v = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(d->shift));
-        v = _mm512_mask_sub_epi32(v, fm, _mm512_setzero_si512(), v);
-        bits = _cvtmask16_u32(_mm512_cmplt_epi32_mask(v, _mm512_loadu_si512(d->thr + 16 * (size_t)blk)));
-    }
-    uint16_t o = (uint16_t)bits;
-    memcpy(d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo + 2 * (size_t)blk, &o, 2);
+    __m512i acc[DC_MAXACC];
+    if (bin) bconv_loop(R, NB, kh, T, (const uint8_t *const *)io->a, row, w, bstr, acc);
+    else i16conv_loop(R, NB, kh, T, (const int16_t *const *)io->a, row, w, bstr, acc);
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            __mmask16 m;
+            if (bin) {
+                m = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)), io->fm[j]);
+            } else {
+                __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
+                v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
+                m = _mm512_cmplt_epi32_mask(v, io->tv[j]);
+            }
+            uint16_t bits = (uint16_t)_cvtmask16_u32(m);
+            memcpy(io->o[r] + 2 * j, &bits, 2);
+        }
 }
+
+typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
+#define DC_TILE(name, bin, R, NB)                                                                                   \
+    static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
+                                               const dc_io *io)                                                   \
+    {                                                                                                              \
+        dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
+    }
+DC_TILE(bconv_tile_8x1, 1, 8, 1)
+DC_TILE(bconv_tile_8x2, 1, 8, 2)
+DC_TILE(bconv_tile_4x4, 1, 4, 4)
+DC_TILE(bconv_tile_1x1, 1, 1, 1)
+DC_TILE(bconv_tile_1x2, 1, 1, 2)
+DC_TILE(bconv_tile_1x4, 1, 1, 4)
+DC_TILE(i16conv_tile_8x1, 0, 8, 1)
+DC_TILE(i16conv_tile_8x2, 0, 8, 2)
+DC_TILE(i16conv_tile_4x4, 0, 4, 4)
+DC_TILE(i16conv_tile_1x1, 0, 1, 1)
+DC_TILE(i16conv_tile_1x2, 0, 1, 2)
+DC_TILE(i16conv_tile_1x4, 0, 1, 4)
 
 /* every position of the map: groups of NB blocks, R positions of a row at
  * a time (a row's last R again, overlapping, when R does not divide it;
- * one at a time when the row is shorter than R) */
-AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_loop_fn *loop8x1,
-               dc_loop_fn *loop8x2, dc_loop_fn *loop4x4, dc_loop_fn *loop1x1, dc_loop_fn *loop1x2,
-               dc_loop_fn *loop1x4)
+ * one at a time when the row is shorter than R). The shape is copied to
+ * locals: the stores of bits could alias *d. */
+AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
+               dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
+               dc_tile_fn *tile1x4)
 {
-    int nblk = d->N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
-    dc_loop_fn *loopR = NB == 4 ? loop4x4 : NB == 2 ? loop8x2 : loop8x1;
-    dc_loop_fn *loop1 = NB == 4 ? loop1x4 : NB == 2 ? loop1x2 : loop1x1;
+    const int N = d->N, oh = d->oh, ow = d->ow, kh = d->kh, stride = d->stride;
+    const size_t row = d->row, px = d->px, ldo = d->ldo;
+    const int32_t *thr = d->thr;
+    uint8_t *out = d->out;
+    int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
+    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
+    dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
     const uint8_t *base = in;
     size_t wunit = bin ? 4 : 2;
+    dc_io io;
+    io.shift = d->shift;
     for (int g = 0; g < nblk; g += NB) {
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
-        for (int oy = 0; oy < d->oh; oy++) {
-            const uint8_t *arow = base + (size_t)(oy * d->stride) * d->row * unit;
-            for (int ox0 = 0; ox0 < d->ow;) {
-                __m512i acc[DC_MAXACC];
-                const void *a[8];
+        for (int j = 0; j < NB; j++) {
+            io.fm[j] = flip16(d->flip, 16 * (g + j), 16);
+            if (!bin) io.tv[j] = _mm512_loadu_si512(thr + 16 * (size_t)(g + j));
+        }
+        for (int oy = 0; oy < oh; oy++) {
+            const uint8_t *arow = base + (size_t)(oy * stride) * row * unit;
+            int yc = qatrt_dconv_cls(d, oy, 0) & ~3;
+            for (int ox0 = 0; ox0 < ow;) {
                 int x0 = ox0, n = R;
-                if (d->ow < R) n = 1;
-                else if (x0 + R > d->ow) x0 = d->ow - R;
-                for (int r = 0; r < n; r++) a[r] = arow + (size_t)((x0 + r) * d->stride) * d->px * unit;
-                (n == 1 ? loop1 : loopR)(d->kh, T, a, d->row, w, bstr, acc);
-                for (int r = 0; r < n; r++)
-                    for (int j = 0; j < NB; j++) dc_store(bin, d, acc[r * NB + j], g + j, oy, x0 + r);
+                if (ow < R) n = 1;
+                else if (x0 + R > ow) x0 = ow - R;
+                for (int r = 0; r < n; r++) {
+                    int x = x0 + r;
+                    io.a[r] = arow + (size_t)(x * stride) * px * unit;
+                    io.o[r] = out + ((size_t)oy * (size_t)ow + (size_t)x) * ldo + 2 * (size_t)g;
+                    if (bin) io.b[r] = thr + (size_t)(yc | (qatrt_dconv_cls(d, oy, x) & 3)) * (size_t)N + 16 * (size_t)g;
+                }
+                (n == 1 ? tile1 : tileR)(kh, T, row, w, bstr, &io);
                 ox0 = x0 + n;
             }
         }
@@ -1327,15 +1356,15 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
 static void bconv_bits_avx512(const qatrt_dconv *d, const uint8_t *in)
 {
     int T = (int)((size_t)d->kw * d->px / 4);
-    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_loop_8x1, bconv_loop_8x2, bconv_loop_4x4,
-           bconv_loop_1x1, bconv_loop_1x2, bconv_loop_1x4);
+    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_tile_8x1, bconv_tile_8x2, bconv_tile_4x4,
+           bconv_tile_1x1, bconv_tile_1x2, bconv_tile_1x4);
 }
 
 static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
 {
     int Q = (int)(((size_t)d->kw * d->px + 1) / 2);
-    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_loop_8x1, i16conv_loop_8x2, i16conv_loop_4x4,
-           i16conv_loop_1x1, i16conv_loop_1x2, i16conv_loop_1x4);
+    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_tile_8x1, i16conv_tile_8x2, i16conv_tile_4x4,
+           i16conv_tile_1x1, i16conv_tile_1x2, i16conv_tile_1x4);
 }
 
 /* defined here, picked up by kern_dispatch.c */
