@@ -1253,12 +1253,15 @@ AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, siz
     for (int i = 0; i < R * NB; i++) out[i] = acc[i];
 }
 
-/* what one tile's last step needs: per position its output bytes (the
- * group's first block) and, bconv, its class's bounds; per block the flip
+/* what one tile needs besides the weights: its first position's input
+ * (the others astep units on) and output bytes (the group's first block;
+ * ldo on), and, bconv, each position's class bounds; per block the flip
  * mask and, i16conv, the thresholds */
 typedef struct {
-    const void *a[8];
-    uint8_t *o[8];
+    const uint8_t *a0;
+    size_t astep;
+    uint8_t *o0;
+    size_t ldo;
     const int32_t *b[8];
     __m512i tv[4];
     __mmask16 fm[4];
@@ -1269,8 +1272,11 @@ typedef struct {
 AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io)
 {
     __m512i acc[DC_MAXACC];
-    if (bin) bconv_loop(R, NB, kh, T, (const uint8_t *const *)io->a, row, w, bstr, acc);
-    else i16conv_loop(R, NB, kh, T, (const int16_t *const *)io->a, row, w, bstr, acc);
+    const uint8_t *a[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = io->a0 + (size_t)r * io->astep;
+    if (bin) bconv_loop(R, NB, kh, T, a, row, w, bstr, acc);
+    else i16conv_loop(R, NB, kh, T, (const int16_t *const *)(const void *)a, row, w, bstr, acc);
     #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
         #pragma GCC unroll 4
@@ -1284,7 +1290,7 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
                 m = _mm512_cmplt_epi32_mask(v, io->tv[j]);
             }
             uint16_t bits = (uint16_t)_cvtmask16_u32(m);
-            memcpy(io->o[r] + 2 * j, &bits, 2);
+            memcpy(io->o0 + (size_t)r * io->ldo + 2 * j, &bits, 2);
         }
 }
 
@@ -1295,12 +1301,22 @@ typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, c
     {                                                                                                              \
         dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
     }
+/* a 3 x 3 kernel on 32 channels (T = 3 words per kernel row), unrolled */
+#define DC_TILE33(name, R, NB)                                                                                      \
+    static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
+                                               const dc_io *io)                                                   \
+    {                                                                                                              \
+        (void)kh, (void)T;                                                                                         \
+        dc_tile(1, R, NB, 3, 3, row, w, bstr, io);                                                                 \
+    }
 DC_TILE(bconv_tile_8x1, 1, 8, 1)
 DC_TILE(bconv_tile_8x2, 1, 8, 2)
 DC_TILE(bconv_tile_4x4, 1, 4, 4)
 DC_TILE(bconv_tile_1x1, 1, 1, 1)
 DC_TILE(bconv_tile_1x2, 1, 1, 2)
 DC_TILE(bconv_tile_1x4, 1, 1, 4)
+DC_TILE33(bconv_tile33_8x2, 8, 2)
+DC_TILE33(bconv_tile33_4x4, 4, 4)
 DC_TILE(i16conv_tile_8x1, 0, 8, 1)
 DC_TILE(i16conv_tile_8x2, 0, 8, 2)
 DC_TILE(i16conv_tile_4x4, 0, 4, 4)
@@ -1310,8 +1326,9 @@ DC_TILE(i16conv_tile_1x4, 0, 1, 4)
 
 /* every position of the map: groups of NB blocks, R positions of a row at
  * a time (a row's last R again, overlapping, when R does not divide it;
- * one at a time when the row is shorter than R). The shape is copied to
- * locals: the stores of bits could alias *d. */
+ * one at a time when the row is shorter than R). Only a row's first and
+ * last positions can be in the padding's border classes (pad <= 1). The
+ * shape is copied to locals: the stores of bits could alias *d. */
 AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
                dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
                dc_tile_fn *tile1x4)
@@ -1321,12 +1338,16 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
     const int32_t *thr = d->thr;
     uint8_t *out = d->out;
     int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
-    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
+    int k33 = bin && kh == 3 && T == 3;
+    dc_tile_fn *tileR = NB == 4 ? (k33 ? bconv_tile33_4x4 : tile4x4) : NB == 2 ? (k33 ? bconv_tile33_8x2 : tile8x2) : tile8x1;
     dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
     const uint8_t *base = in;
     size_t wunit = bin ? 4 : 2;
     dc_io io;
     io.shift = d->shift;
+    io.astep = (size_t)stride * px * unit;
+    io.ldo = ldo;
+    int xc0 = qatrt_dconv_cls(d, 0, 0) & 3, xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
     for (int g = 0; g < nblk; g += NB) {
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
         for (int j = 0; j < NB; j++) {
@@ -1335,17 +1356,18 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
         }
         for (int oy = 0; oy < oh; oy++) {
             const uint8_t *arow = base + (size_t)(oy * stride) * row * unit;
-            int yc = qatrt_dconv_cls(d, oy, 0) & ~3;
+            const int32_t *by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
             for (int ox0 = 0; ox0 < ow;) {
                 int x0 = ox0, n = R;
                 if (ow < R) n = 1;
                 else if (x0 + R > ow) x0 = ow - R;
-                for (int r = 0; r < n; r++) {
-                    int x = x0 + r;
-                    io.a[r] = arow + (size_t)(x * stride) * px * unit;
-                    io.o[r] = out + ((size_t)oy * (size_t)ow + (size_t)x) * ldo + 2 * (size_t)g;
-                    if (bin) io.b[r] = thr + (size_t)(yc | (qatrt_dconv_cls(d, oy, x) & 3)) * (size_t)N + 16 * (size_t)g;
-                }
+                io.a0 = arow + (size_t)x0 * io.astep;
+                io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
+                if (bin)
+                    for (int r = 0; r < n; r++) {
+                        int x = x0 + r, xc = x == 0 ? xc0 : x == ow - 1 ? xc1 : 0;
+                        io.b[r] = by + (size_t)xc * (size_t)N;
+                    }
                 (n == 1 ? tile1 : tileR)(kh, T, row, w, bstr, &io);
                 ox0 = x0 + n;
             }
