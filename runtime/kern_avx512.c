@@ -1301,22 +1301,12 @@ typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, c
     {                                                                                                              \
         dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
     }
-/* a 3 x 3 kernel on 32 channels (T = 3 words per kernel row), unrolled */
-#define DC_TILE33(name, R, NB)                                                                                      \
-    static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
-                                               const dc_io *io)                                                   \
-    {                                                                                                              \
-        (void)kh, (void)T;                                                                                         \
-        dc_tile(1, R, NB, 3, 3, row, w, bstr, io);                                                                 \
-    }
 DC_TILE(bconv_tile_8x1, 1, 8, 1)
 DC_TILE(bconv_tile_8x2, 1, 8, 2)
 DC_TILE(bconv_tile_4x4, 1, 4, 4)
 DC_TILE(bconv_tile_1x1, 1, 1, 1)
 DC_TILE(bconv_tile_1x2, 1, 1, 2)
 DC_TILE(bconv_tile_1x4, 1, 1, 4)
-DC_TILE33(bconv_tile33_8x2, 8, 2)
-DC_TILE33(bconv_tile33_4x4, 4, 4)
 DC_TILE(i16conv_tile_8x1, 0, 8, 1)
 DC_TILE(i16conv_tile_8x2, 0, 8, 2)
 DC_TILE(i16conv_tile_4x4, 0, 4, 4)
@@ -1338,8 +1328,7 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
     const int32_t *thr = d->thr;
     uint8_t *out = d->out;
     int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
-    int k33 = bin && kh == 3 && T == 3;
-    dc_tile_fn *tileR = NB == 4 ? (k33 ? bconv_tile33_4x4 : tile4x4) : NB == 2 ? (k33 ? bconv_tile33_8x2 : tile8x2) : tile8x1;
+    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
     dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
     const uint8_t *base = in;
     size_t wunit = bin ? 4 : 2;
