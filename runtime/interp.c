@@ -25,23 +25,15 @@
 
 static size_t cbytes(int c) { return ((size_t)c + 7) / 8; }
 
-/* op i's output is packed signs: every op reading it is a binary CONV, or
- * a max pool whose own output is packed (the reader made sure some op
- * reads every output but the last) */
-static int packed_out(const qatrt_model *m, int i)
-{
-    int readers = 0;
-    for (int j = i + 1; j < m->nops; j++) {
-        const qatrt_op *r = &m->ops[j];
-        if (r->in0 != i && r->in1 != i) continue;
-        readers++;
-        if (r->type == QATRT_OP_MAXPOOL ? !packed_out(m, j) : !(r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN))
-            return 0;
-    }
-    return readers > 0;
-}
-
-static int packed_in(const qatrt_model *m, int i) { return m->ops[i].in0 >= 0 && packed_out(m, m->ops[i].in0); }
+/* what the storage and kernel choices below come to, per op, worked out
+ * once per call of the runtime's entry points (make_plan) */
+typedef struct {
+    /* pout: op i's output is packed signs: every op reading it is a binary
+     * CONV, or a max pool whose own output is packed (the reader made sure
+     * some op reads every output but the last); pin: its input is */
+    unsigned char pout[QATRT_MAX_OPS], pin[QATRT_MAX_OPS];
+    signed char dk[QATRT_MAX_OPS]; /* dconv_kind */
+} plan;
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
 static size_t a_row(const qatrt_op *op)
@@ -79,22 +71,22 @@ static int direct_input(const qatrt_op *op)
  * border into the col buffer first. */
 enum { DC_NONE, DC_BIN, DC_I16 };
 
-static int dconv_kind(const qatrt_model *m, int i)
+static int dconv_kind(const qatrt_model *m, const plan *pl, int i)
 {
     const qatrt_op *op = &m->ops[i];
     if (op->type != QATRT_OP_CONV || op->stage != QATRT_STAGE_THRESH || op->nthr != 1 || op->levels[0] != -1 ||
-        op->levels[1] != 1 || op->cout % 16 || direct_input(op) || !packed_out(m, i))
+        op->levels[1] != 1 || op->cout % 16 || direct_input(op) || !pl->pout[i])
         return DC_NONE;
-    if (op->kernel == QATRT_K_BIN && packed_in(m, i) && cbytes(op->cin) % 4 == 0 && op->pad <= 1) return DC_BIN;
+    if (op->kernel == QATRT_K_BIN && pl->pin[i] && cbytes(op->cin) % 4 == 0 && op->pad <= 1) return DC_BIN;
     if (op->kernel == QATRT_K_T32 && op->t16 && op->in_u8) return DC_I16;
     return DC_NONE;
 }
 
 /* bytes of op i's prepared direct-convolution weights (and bounds) */
-static size_t dc_prep_bytes(const qatrt_model *m, int i)
+static size_t dc_prep_bytes(const qatrt_model *m, const plan *pl, int i)
 {
     const qatrt_op *op = &m->ops[i];
-    switch (dconv_kind(m, i)) {
+    switch (pl->dk[i]) {
     case DC_BIN: return ALIGN_UP(qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin)) * 4 + 16 * (size_t)op->cout * 4);
     case DC_I16: return ALIGN_UP(qatrt_i16conv_values(op->cout, op->kh, op->kw, (size_t)op->cin) * 2);
     default: return 0;
@@ -110,11 +102,29 @@ static size_t dc_map_bytes(const qatrt_op *op, int kind)
 
 /* everything qatrt_prepare lays out: the reader's part, then the direct
  * convolutions' */
-static size_t prep_bytes(const qatrt_model *m)
+static size_t prep_bytes(const qatrt_model *m, const plan *pl)
 {
     size_t n = m->prep_size;
-    for (int i = 0; i < m->nops; i++) n += dc_prep_bytes(m, i);
+    for (int i = 0; i < m->nops; i++) n += dc_prep_bytes(m, pl, i);
     return n;
+}
+
+static void make_plan(const qatrt_model *m, plan *pl)
+{
+    for (int i = m->nops - 1; i >= 0; i--) { /* pout: its readers first */
+        int readers = 0, ok = 1;
+        for (int j = i + 1; j < m->nops; j++) {
+            const qatrt_op *r = &m->ops[j];
+            if (r->in0 != i && r->in1 != i) continue;
+            readers++;
+            ok &= r->type == QATRT_OP_MAXPOOL ? pl->pout[j] : r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN;
+        }
+        pl->pout[i] = (unsigned char)(readers > 0 && ok);
+    }
+    for (int i = 0; i < m->nops; i++) {
+        pl->pin[i] = (unsigned char)(m->ops[i].in0 >= 0 && pl->pout[m->ops[i].in0]);
+        pl->dk[i] = (signed char)dconv_kind(m, pl, i);
+    }
 }
 
 /* A CONV runs on a batch a few images at a time: its im2col rows and
@@ -136,18 +146,18 @@ typedef struct {
     size_t img, act, col, acc, gbuf; /* img, act: bytes per image; col, acc: of the largest chunk; gbuf: in all */
 } sizes;
 
-static sizes need(const qatrt_model *m, size_t n)
+static sizes need(const qatrt_model *m, const plan *pl, size_t n)
 {
     sizes s = {(size_t)m->c * m->h * m->w, 0, 0, 0, 0};
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         size_t pix = (size_t)op->oh * op->ow;
-        size_t out = pix * (packed_out(m, i) ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
+        size_t out = pix * (pl->pout[i] ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
         if (out > s.act) s.act = out;
         if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
         if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
-        int dk = dconv_kind(m, i);
+        int dk = pl->dk[i];
         if (dk != DC_NONE) {
             if (dc_map_bytes(op, dk) > s.col) s.col = dc_map_bytes(op, dk);
             continue;
@@ -160,13 +170,21 @@ static sizes need(const qatrt_model *m, size_t n)
     return s;
 }
 
-size_t qatrt_workspace_size(const qatrt_model *m, int batch)
+static size_t workspace_size(const qatrt_model *m, const plan *pl, int batch)
 {
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     size_t n = (size_t)batch;
-    sizes s = need(m, n);
-    return QATRT_ALIGN + prep_bytes(m) + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
+    sizes s = need(m, pl, n);
+    return QATRT_ALIGN + prep_bytes(m, pl) + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
            ALIGN_UP(s.col + SLACK) + ALIGN_UP(s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
+}
+
+size_t qatrt_workspace_size(const qatrt_model *m, int batch)
+{
+    if (!m || m->nops < 1 || m->nops > QATRT_MAX_OPS) return 0;
+    plan pl;
+    make_plan(m, &pl);
+    return workspace_size(m, &pl, batch);
 }
 
 /* ---- the weights as the kernels read them -------------------------------
@@ -724,13 +742,16 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
 qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
 {
     if (!m || m->nops < 1) return QATRT_ERR_ARG;
-    size_t need_bytes = qatrt_workspace_size(m, 1);
+    if (m->nops > QATRT_MAX_OPS) return QATRT_ERR_ARG;
+    plan pl;
+    make_plan(m, &pl);
+    size_t need_bytes = workspace_size(m, &pl, 1);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws_ || ws_size < need_bytes || (uintptr_t)ws_ % QATRT_ALIGN) return QATRT_ERR_SPACE;
     uint8_t *ws = ws_, *prep = ws + QATRT_ALIGN;
     /* scratch for a row: the last area of a one-image workspace (K + SLACK
      * bytes >= any op's wrow), past the prepared weights */
-    uint8_t *scratch = ws + need_bytes - QATRT_ALIGN - ALIGN_UP(need(m, 1).gbuf + SLACK);
+    uint8_t *scratch = ws + need_bytes - QATRT_ALIGN - ALIGN_UP(need(m, &pl, 1).gbuf + SLACK);
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;
@@ -767,7 +788,7 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         uint8_t *dst = prep + dco;
-        switch (dconv_kind(m, i)) {
+        switch (pl.dk[i]) {
         case DC_BIN: {
             size_t words = qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin));
             qatrt_pack_bconv(op->cout, op->kh * op->kw, cbytes(op->cin), (const uint64_t *)(const void *)(prep + op->prep_off),
@@ -784,7 +805,7 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
             break;
         default: break;
         }
-        dco += dc_prep_bytes(m, i);
+        dco += dc_prep_bytes(m, &pl, i);
     }
     prep_tag t = {PREP_MAGIC, m->data, m->size, m->crc};
     memcpy(ws, &t, sizeof t);
@@ -795,14 +816,17 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                        int n, int32_t *logits)
 {
     if (!m || !k || !images || !logits || m->nops < 1) return QATRT_ERR_ARG;
-    size_t need_bytes = qatrt_workspace_size(m, n);
+    if (m->nops > QATRT_MAX_OPS) return QATRT_ERR_ARG;
+    plan pl;
+    make_plan(m, &pl);
+    size_t need_bytes = workspace_size(m, &pl, n);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
     if (!prepared(m, ws)) return QATRT_ERR_UNPREPARED;
     size_t nn = (size_t)n;
-    sizes s = need(m, nn);
+    sizes s = need(m, &pl, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
-    uint8_t *img = prep + prep_bytes(m), *dcw = prep + m->prep_size;
+    uint8_t *img = prep + prep_bytes(m, &pl), *dcw = prep + m->prep_size;
     uint8_t *act = img + ALIGN_UP(nn * s.img + SLACK); /* m->nslots buffers of abytes */
     size_t abytes = ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act + (size_t)m->nslots * abytes;
@@ -812,7 +836,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
      * every op on them is an int16 direct convolution, which reads CHW */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
     int hwc = 0;
-    for (int i = 0; i < m->nops; i++) hwc |= m->ops[i].in0 < 0 && dconv_kind(m, i) != DC_I16;
+    for (int i = 0; i < m->nops; i++) hwc |= m->ops[i].in0 < 0 && pl.dk[i] != DC_I16;
     if (!hwc) {
     } else if (C == 1) memcpy(img, images, nn * hw);
     else
@@ -823,7 +847,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         const qatrt_op *op = &m->ops[i];
         const uint8_t *in = op->in0 < 0 ? img : act + (size_t)m->ops[op->in0].slot * abytes;
         uint8_t *out = act + (size_t)op->slot * abytes;
-        int pin = packed_in(m, i), pout = packed_out(m, i);
+        int pin = pl.pin[i], pout = pl.pout[i];
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
@@ -836,10 +860,10 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             stage_thresh(op, k, nn * (size_t)op->h * op->w, pout, (const int32_t *)(const void *)in, out, gbuf);
             break;
         case QATRT_OP_CONV: {
-            int dk = dconv_kind(m, i);
+            int dk = pl.dk[i];
             if (dk != DC_NONE) {
                 run_dconv(op, dk, k, prep, dcw, nn, op->in0 < 0 ? images : in, col, out);
-                dcw += dc_prep_bytes(m, i);
+                dcw += dc_prep_bytes(m, &pl, i);
                 break;
             }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)
