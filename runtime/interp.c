@@ -12,6 +12,11 @@
  * row per output position of every image, kernel taps in (ky, kx, c) order,
  * the weights' order), runs one GEMM for the whole batch and applies its
  * stage to the [positions x channels] accumulators, which are already NHWC.
+ * A CONV whose THRESH stage gives signs to a binary layer (a binary layer
+ * on whole 32-bit words per pixel, or the int16 table first layer) instead
+ * runs as a direct convolution image by image (kern.h qatrt_dconv): its
+ * input copied once with its zero border, no im2col rows, no accumulators
+ * in memory, the bits straight from the kernel.
  * Integer arithmetic only; no allocation (the caller's workspace). */
 #include <string.h>
 
