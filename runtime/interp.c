@@ -87,14 +87,21 @@ static int dconv_kind(const qatrt_model *m, const plan *pl, int i)
     return DC_NONE;
 }
 
-/* bytes of op i's prepared direct-convolution weights (and bounds) */
+/* a padded binary layer run through im2col (not a direct convolution):
+ * with pad 1 its border outputs fall into 16 classes (kern.h
+ * qatrt_dconv_cls), and pad_fix takes one prepared vector of each class's
+ * padded-tap weight sums back, not tap by tap */
+static int pad_classes(const qatrt_op *op) { return op->type == QATRT_OP_CONV && op->padfix && op->pad == 1; }
+
+/* bytes of op i's prepared direct-convolution weights (and bounds), or of
+ * its padding classes' corrections */
 static size_t dc_prep_bytes(const qatrt_model *m, const plan *pl, int i)
 {
     const qatrt_op *op = &m->ops[i];
     switch (pl->dk[i]) {
     case DC_BIN: return ALIGN_UP(qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin)) * 4 + 16 * (size_t)op->cout * 4);
     case DC_I16: return ALIGN_UP(qatrt_i16conv_values(op->cout, op->kh, op->kw, (size_t)op->cin) * 2);
-    default: return 0;
+    default: return pad_classes(op) ? ALIGN_UP(16 * (size_t)op->cout * 4) : 0;
     }
 }
 
@@ -391,6 +398,25 @@ static void pad_fix(const qatrt_op *op, int n, const int32_t *tapsum, int32_t *a
                         const int32_t *t = tapsum + (size_t)(ky * op->kw + kx);
                         for (size_t c = 0; c < N; c++) a[c] -= t[c * T];
                     }
+            }
+        }
+}
+
+/* pad_fix by border class (pad_classes): corr[cls N + c] the weight sum
+ * over class cls's padded taps */
+static void pad_fix_cls(const qatrt_op *op, int n, const int32_t *corr, int32_t *acc)
+{
+    size_t N = (size_t)op->cout;
+    qatrt_dconv d = {.kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h, .w = op->w, .pad = 1};
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < op->oh; oy++) {
+            int edge = oy == 0 || oy == op->oh - 1;
+            for (int ox = 0; ox < op->ow; ox += edge || ox == op->ow - 1 ? 1 : op->ow - 1 - ox) {
+                int cls = qatrt_dconv_cls(&d, oy, ox);
+                if (!cls) continue;
+                int32_t *a = acc + (((size_t)i * op->oh + (size_t)oy) * op->ow + (size_t)ox) * N;
+                const int32_t *t = corr + (size_t)cls * N;
+                for (size_t c = 0; c < N; c++) a[c] -= t[c];
             }
         }
 }
@@ -808,7 +834,22 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
                                (const int16_t *)(const void *)(prep + op->t16_off) + (size_t)op->cin * 256, (size_t)op->K,
                                (int16_t *)(void *)dst);
             break;
-        default: break;
+        default:
+            if (pad_classes(op)) { /* as qatrt_bconv_bounds finds its padded taps */
+                const int32_t *ts = (const int32_t *)(const void *)(prep + op->padfix_off);
+                int32_t *corr = (int32_t *)(void *)dst;
+                for (int cls = 0; cls < 16; cls++)
+                    for (int c = 0; c < op->cout; c++) {
+                        int32_t sum = 0;
+                        for (int ky = 0; ky < op->kh; ky++)
+                            for (int kx = 0; kx < op->kw; kx++)
+                                if ((cls & 4 && ky == 0) || (cls & 8 && ky == op->kh - 1) || (cls & 1 && kx == 0) ||
+                                    (cls & 2 && kx == op->kw - 1))
+                                    sum += ts[(size_t)c * (size_t)(op->kh * op->kw) + (size_t)(ky * op->kw + kx)];
+                        corr[(size_t)cls * (size_t)op->cout + (size_t)c] = sum;
+                    }
+            }
+            break;
         }
         dco += dc_prep_bytes(m, &pl, i);
     }
@@ -866,9 +907,10 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             break;
         case QATRT_OP_CONV: {
             int dk = pl.dk[i];
+            const uint8_t *opw = dcw; /* the op's part of the direct convolutions' area */
+            dcw += dc_prep_bytes(m, &pl, i);
             if (dk != DC_NONE) {
-                run_dconv(op, dk, k, prep, dcw, nn, op->in0 < 0 ? images : in, col, out);
-                dcw += dc_prep_bytes(m, &pl, i);
+                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col, out);
                 break;
             }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)
@@ -885,7 +927,8 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                     continue;
                 }
                 run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
-                if (op->padfix) pad_fix(op, cn, (const int32_t *)(const void *)(prep + op->padfix_off), acc);
+                if (pad_classes(op)) pad_fix_cls(op, cn, (const int32_t *)(const void *)opw, acc);
+                else if (op->padfix) pad_fix(op, cn, (const int32_t *)(const void *)(prep + op->padfix_off), acc);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, (size_t)cn, acc, logits + i0 * (size_t)op->cout);
                 else if (op->stage == QATRT_STAGE_F32)
                     stage_f32(op, prep, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));
