@@ -2,7 +2,7 @@
  * kernel of every supported ISA, against single-threaded OpenBLAS sgemm on
  * the same M, N, K in the same run: interleaved rounds, median per entry.
  *
- *   bench_kernels [--json FILE] [--reps N] [--min-ms T] [--shape I]
+ *   bench_kernels [--json FILE] [--reps N] [--min-ms T] [--shape I] [--kernel NAME]
  *
  * Rates are effective MACs (M N K / seconds per call). OpenBLAS 0.3.21 falls
  * back to its SSE3 "Prescott" kernels on CPUs newer than it knows; the bench
@@ -11,7 +11,8 @@
  * that off) so sgemm is at its best.
  * "_pk" kernels read weights packed once, as the runtime prepares them per
  * model; on AVX-512 each shape also reports the rate of a registers-only
- * VPXORQ + VPOPCNTQ + VPADDQ loop, the bound of the binary kernels. */
+ * VPXORQ + VPOPCNTQ + VPADDQ loop, the bound of the binary kernels, and
+ * each binary kernel's share of it (bgemm, bgemm_pk: "% of bound"). */
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,13 +252,16 @@ int main(int argc, char **argv)
     int reps = 5;
     double min_s = 0.05;
     int only = -1;
+    const char *kname = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--min-ms") == 0 && i + 1 < argc) min_s = atof(argv[++i]) / 1e3;
         else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) kname = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_kernels [--json FILE] [--reps N (5)] [--min-ms T (50)] [--shape I (all)]\n");
+            fprintf(stderr, "usage: bench_kernels [--json FILE] [--reps N (5)] [--min-ms T (50)] [--shape I (all)] "
+                            "[--kernel NAME (all)]\n");
             return 2;
         }
     }
@@ -301,6 +305,16 @@ int main(int argc, char **argv)
         e[0] = (entry){.kt = NULL};
         for (int i = 0; i < nisa; i++)
             for (int k = 0; k < K_COUNT; k++) e[1 + i * K_COUNT + k] = (entry){.kt = isas[i], .kernel = k};
+        if (kname) { /* sgemm and the one kernel */
+            int k = 0;
+            while (k < K_COUNT && strcmp(kernel_names[k], kname)) k++;
+            if (k == K_COUNT) {
+                fprintf(stderr, "bench_kernels: no kernel '%s'\n", kname);
+                return 2;
+            }
+            for (int i = 0; i < nisa; i++) e[1 + i] = e[1 + i * K_COUNT + k];
+            ne = 1 + nisa;
+        }
         for (int i = 0; i < ne; i++) { /* warm up, then size the rounds */
             e[i].rounds = xmalloc(sizeof(double) * (size_t)reps);
             double t = time_calls(&o, &e[i], 1);
@@ -328,12 +342,16 @@ int main(int argc, char **argv)
         printf("  %-17s", "kernel");
         for (int i = 0; i < nisa; i++) printf("  %21s", isas[i]->name);
         printf("\n");
-        for (int k = 0; k < K_COUNT; k++) {
-            printf("  %-17s", kernel_names[k]);
+        int per = kname ? 1 : K_COUNT;
+        for (int k = 0; k < per; k++) {
+            int kk = kname ? e[1].kernel : k;
+            printf("  %-17s", kernel_names[kk]);
             for (int i = 0; i < nisa; i++) {
-                double rate = macs / e[1 + i * K_COUNT + k].sec;
+                double rate = macs / e[1 + i * per + k].sec;
                 printf("  %8.1f GMAC/s %5.2fx", rate * 1e-9, rate / sg);
             }
+            if (pb > 0 && (kk == K_BGEMM || kk == K_BGEMM_PK))
+                printf("  (%s: %.0f%% of bound)", isas[nisa - 1]->name, 100 * macs / e[nisa * per - per + 1 + k].sec / pb);
             printf("\n");
         }
         fflush(stdout);
@@ -344,12 +362,13 @@ int main(int argc, char **argv)
             fprintf(jf, "   \"sgemm\": {\"seconds\": %.6e, \"macs_per_s\": %.6e},\n", e[0].sec, sg);
             fprintf(jf, "   \"xor_popcnt_add_bound_macs_per_s\": %.6e,\n   \"kernels\": [", pb);
             for (int i = 0; i < nisa; i++)
-                for (int k = 0; k < K_COUNT; k++) {
-                    double sec = e[1 + i * K_COUNT + k].sec;
+                for (int k = 0; k < per; k++) {
+                    double sec = e[1 + i * per + k].sec;
                     fprintf(jf,
                             "%s\n    {\"kernel\": \"%s\", \"isa\": \"%s\", \"seconds\": %.6e, \"macs_per_s\": %.6e, "
                             "\"ratio_vs_sgemm\": %.4f}",
-                            i || k ? "," : "", kernel_names[k], isas[i]->name, sec, macs / sec, macs / sec / sg);
+                            i || k ? "," : "", kernel_names[kname ? e[1].kernel : k], isas[i]->name, sec, macs / sec,
+                            macs / sec / sg);
                 }
             fprintf(jf, "]}");
             first = 0;

@@ -12,6 +12,11 @@
  * row per output position of every image, kernel taps in (ky, kx, c) order,
  * the weights' order), runs one GEMM for the whole batch and applies its
  * stage to the [positions x channels] accumulators, which are already NHWC.
+ * A CONV whose THRESH stage gives signs to a binary layer (a binary layer
+ * on whole 32-bit words per pixel, or the int16 table first layer) instead
+ * runs as a direct convolution image by image (kern.h qatrt_dconv): its
+ * input copied once with its zero border, no im2col rows, no accumulators
+ * in memory, the bits straight from the kernel.
  * Integer arithmetic only; no allocation (the caller's workspace). */
 #include <string.h>
 
@@ -25,23 +30,15 @@
 
 static size_t cbytes(int c) { return ((size_t)c + 7) / 8; }
 
-/* op i's output is packed signs: every op reading it is a binary CONV, or
- * a max pool whose own output is packed (the reader made sure some op
- * reads every output but the last) */
-static int packed_out(const qatrt_model *m, int i)
-{
-    int readers = 0;
-    for (int j = i + 1; j < m->nops; j++) {
-        const qatrt_op *r = &m->ops[j];
-        if (r->in0 != i && r->in1 != i) continue;
-        readers++;
-        if (r->type == QATRT_OP_MAXPOOL ? !packed_out(m, j) : !(r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN))
-            return 0;
-    }
-    return readers > 0;
-}
-
-static int packed_in(const qatrt_model *m, int i) { return m->ops[i].in0 >= 0 && packed_out(m, m->ops[i].in0); }
+/* what the storage and kernel choices below come to, per op, worked out
+ * once per call of the runtime's entry points (make_plan) */
+typedef struct {
+    /* pout: op i's output is packed signs: every op reading it is a binary
+     * CONV, or a max pool whose own output is packed (the reader made sure
+     * some op reads every output but the last); pin: its input is */
+    unsigned char pout[QATRT_MAX_OPS], pin[QATRT_MAX_OPS];
+    signed char dk[QATRT_MAX_OPS]; /* dconv_kind */
+} plan;
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
 static size_t a_row(const qatrt_op *op)
@@ -72,6 +69,76 @@ static int direct_input(const qatrt_op *op)
     }
 }
 
+/* A CONV whose stage gives signs to a binary layer runs as a direct
+ * convolution (kern.h qatrt_dconv) when its kernel has one: no im2col, no
+ * accumulators in memory, the threshold (and a binary layer's padding)
+ * in the kernel's last step. The input map is copied with its zero
+ * border into the col buffer first. */
+enum { DC_NONE, DC_BIN, DC_I16 };
+
+static int dconv_kind(const qatrt_model *m, const plan *pl, int i)
+{
+    const qatrt_op *op = &m->ops[i];
+    if (op->type != QATRT_OP_CONV || op->stage != QATRT_STAGE_THRESH || op->nthr != 1 || op->levels[0] != -1 ||
+        op->levels[1] != 1 || op->cout % 16 || direct_input(op) || !pl->pout[i])
+        return DC_NONE;
+    if (op->kernel == QATRT_K_BIN && pl->pin[i] && cbytes(op->cin) % 4 == 0 && op->pad <= 1) return DC_BIN;
+    if (op->kernel == QATRT_K_T32 && op->t16 && op->in_u8) return DC_I16;
+    return DC_NONE;
+}
+
+/* a padded binary layer run through im2col (not a direct convolution):
+ * with pad 1 its border outputs fall into 16 classes (kern.h
+ * qatrt_dconv_cls), and pad_fix takes one prepared vector of each class's
+ * padded-tap weight sums back, not tap by tap */
+static int pad_classes(const qatrt_op *op) { return op->type == QATRT_OP_CONV && op->padfix && op->pad == 1; }
+
+/* bytes of op i's prepared direct-convolution weights (and bounds), or of
+ * its padding classes' corrections */
+static size_t dc_prep_bytes(const qatrt_model *m, const plan *pl, int i)
+{
+    const qatrt_op *op = &m->ops[i];
+    switch (pl->dk[i]) {
+    case DC_BIN: return ALIGN_UP(qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin)) * 4 + 16 * (size_t)op->cout * 4);
+    case DC_I16: return ALIGN_UP(qatrt_i16conv_values(op->cout, op->kh, op->kw, (size_t)op->cin) * 2);
+    default: return pad_classes(op) ? ALIGN_UP(16 * (size_t)op->cout * 4) : 0;
+    }
+}
+
+/* bytes of op i's padded input map (one image, with SLACK after it) */
+static size_t dc_map_bytes(const qatrt_op *op, int kind)
+{
+    size_t pix = (size_t)(op->h + 2 * op->pad) * (size_t)(op->w + 2 * op->pad);
+    return pix * (kind == DC_BIN ? cbytes(op->cin) : 2 * (size_t)op->cin) + SLACK;
+}
+
+/* everything qatrt_prepare lays out: the reader's part, then the direct
+ * convolutions' */
+static size_t prep_bytes(const qatrt_model *m, const plan *pl)
+{
+    size_t n = m->prep_size;
+    for (int i = 0; i < m->nops; i++) n += dc_prep_bytes(m, pl, i);
+    return n;
+}
+
+static void make_plan(const qatrt_model *m, plan *pl)
+{
+    for (int i = m->nops - 1; i >= 0; i--) { /* pout: its readers first */
+        int readers = 0, ok = 1;
+        for (int j = i + 1; j < m->nops; j++) {
+            const qatrt_op *r = &m->ops[j];
+            if (r->in0 != i && r->in1 != i) continue;
+            readers++;
+            ok &= r->type == QATRT_OP_MAXPOOL ? pl->pout[j] : r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN;
+        }
+        pl->pout[i] = (unsigned char)(readers > 0 && ok);
+    }
+    for (int i = 0; i < m->nops; i++) {
+        pl->pin[i] = (unsigned char)(m->ops[i].in0 >= 0 && pl->pout[m->ops[i].in0]);
+        pl->dk[i] = (signed char)dconv_kind(m, pl, i);
+    }
+}
+
 /* A CONV runs on a batch a few images at a time: its im2col rows and
  * accumulators for one such chunk stay within CHUNK_BYTES, so that the
  * GEMM writes and the THRESH reads them in L2 (a whole batch of a first
@@ -91,16 +158,22 @@ typedef struct {
     size_t img, act, col, acc, gbuf; /* img, act: bytes per image; col, acc: of the largest chunk; gbuf: in all */
 } sizes;
 
-static sizes need(const qatrt_model *m, size_t n)
+static sizes need(const qatrt_model *m, const plan *pl, size_t n)
 {
     sizes s = {(size_t)m->c * m->h * m->w, 0, 0, 0, 0};
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         size_t pix = (size_t)op->oh * op->ow;
-        size_t out = pix * (packed_out(m, i) ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
+        size_t out = pix * (pl->pout[i] ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
         if (out > s.act) s.act = out;
         if ((size_t)op->cout > s.gbuf) s.gbuf = (size_t)op->cout;
         if (op->type != QATRT_OP_CONV) continue;
+        if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
+        int dk = pl->dk[i];
+        if (dk != DC_NONE) {
+            if (dc_map_bytes(op, dk) > s.col) s.col = dc_map_bytes(op, dk);
+            continue;
+        }
         size_t rows = chunk_images(op, n) * pix;
         if (!direct_input(op) && rows * a_row(op) > s.col) s.col = rows * a_row(op);
         if (rows * op->cout * 4 > s.acc) s.acc = rows * op->cout * 4;
@@ -109,13 +182,21 @@ static sizes need(const qatrt_model *m, size_t n)
     return s;
 }
 
-size_t qatrt_workspace_size(const qatrt_model *m, int batch)
+static size_t workspace_size(const qatrt_model *m, const plan *pl, int batch)
 {
     if (!m || m->nops < 1 || batch < 1 || batch > (1 << 20)) return 0;
     size_t n = (size_t)batch;
-    sizes s = need(m, n);
-    return QATRT_ALIGN + m->prep_size + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
+    sizes s = need(m, pl, n);
+    return QATRT_ALIGN + prep_bytes(m, pl) + ALIGN_UP(n * s.img + SLACK) + (size_t)m->nslots * ALIGN_UP(n * s.act + SLACK) +
            ALIGN_UP(s.col + SLACK) + ALIGN_UP(s.acc) + ALIGN_UP(s.gbuf + SLACK) + QATRT_ALIGN;
+}
+
+size_t qatrt_workspace_size(const qatrt_model *m, int batch)
+{
+    if (!m || m->nops < 1 || m->nops > QATRT_MAX_OPS) return 0;
+    plan pl;
+    make_plan(m, &pl);
+    return workspace_size(m, &pl, batch);
 }
 
 /* ---- the weights as the kernels read them -------------------------------
@@ -317,6 +398,25 @@ static void pad_fix(const qatrt_op *op, int n, const int32_t *tapsum, int32_t *a
                         const int32_t *t = tapsum + (size_t)(ky * op->kw + kx);
                         for (size_t c = 0; c < N; c++) a[c] -= t[c * T];
                     }
+            }
+        }
+}
+
+/* pad_fix by border class (pad_classes): corr[cls N + c] the weight sum
+ * over class cls's padded taps */
+static void pad_fix_cls(const qatrt_op *op, int n, const int32_t *corr, int32_t *acc)
+{
+    size_t N = (size_t)op->cout;
+    qatrt_dconv d = {.kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h, .w = op->w, .pad = 1};
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < op->oh; oy++) {
+            int edge = oy == 0 || oy == op->oh - 1;
+            for (int ox = 0; ox < op->ow; ox += edge || ox == op->ow - 1 ? 1 : op->ow - 1 - ox) {
+                int cls = qatrt_dconv_cls(&d, oy, ox);
+                if (!cls) continue;
+                int32_t *a = acc + (((size_t)i * op->oh + (size_t)oy) * op->ow + (size_t)ox) * N;
+                const int32_t *t = corr + (size_t)cls * N;
+                for (size_t c = 0; c < N; c++) a[c] -= t[c];
             }
         }
 }
@@ -606,16 +706,83 @@ static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, ui
     }
 }
 
+/* a direct convolution (dconv_kind) of n images: each image's input map
+ * with its zero border in col, then the kernel. dcw: the op's prepared
+ * weights (and bounds). */
+static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, const uint8_t *prep, const uint8_t *dcw,
+                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out)
+{
+    int p = op->pad, pw = op->w + 2 * p, ph = op->h + 2 * p;
+    size_t cb = cbytes(op->cin), C = (size_t)op->cin, ocb = cbytes(op->cout);
+    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px, osz = (size_t)op->oh * op->ow * ocb;
+    qatrt_dconv d = {.oh = op->oh, .ow = op->ow, .kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h,
+                     .w = op->w, .pad = p, .px = px, .row = (size_t)pw * px, .N = op->cout, .W = dcw,
+                     .flip = op->flip, .ldo = ocb};
+    if (kind == DC_BIN) {
+        d.thr = (const int32_t *)(const void *)(dcw + qatrt_bconv_words(op->cout, op->kh * op->kw, cb) * 4);
+        size_t rowb = (size_t)pw * cb, inner = (size_t)op->w * cb;
+        if (p) { /* the border stays zero from one image to the next */
+            memset(col, 0, rowb * (size_t)p);
+            memset(col + rowb * (size_t)(ph - p), 0, rowb * (size_t)p + SLACK);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *x = in + i * isz;
+            d.out = out + i * osz;
+            if (!p) {
+                k->bconv_bits(&d, x);
+                continue;
+            }
+            for (int y = 0; y < op->h; y++) {
+                uint8_t *r = col + rowb * (size_t)(y + p);
+                memset(r, 0, cb * (size_t)p);
+                memcpy(r + cb * (size_t)p, x + (size_t)y * inner, inner);
+                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
+            }
+            k->bconv_bits(&d, col);
+        }
+        return;
+    }
+    /* DC_I16: each pixel through its channel's int16 table; the padding
+     * 0, the normalised zero; a zero after the map (the kernel may read
+     * one value past a kernel row, times a zero weight) */
+    const int16_t *t16 = (const int16_t *)(const void *)(prep + op->t16_off);
+    int16_t *map = (int16_t *)(void *)col;
+    size_t rowv = (size_t)pw * C;
+    d.thr = op->thr;
+    d.shift = op->t16_shift;
+    memset(map, 0, rowv * (size_t)p * 2);
+    memset(map + rowv * (size_t)(ph - p), 0, rowv * (size_t)p * 2 + SLACK);
+    size_t hw = (size_t)op->h * op->w;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *x = in + i * isz; /* CHW: the caller's image itself */
+        d.out = out + i * osz;
+        for (int y = 0; y < op->h; y++) {
+            int16_t *r = map + rowv * (size_t)(y + p);
+            for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
+            r += C * (size_t)p;
+            for (size_t c = 0; c < C; c++) {
+                const uint8_t *src = x + c * hw + (size_t)y * op->w;
+                const int16_t *t = t16 + c * 256;
+                for (size_t xx = 0; xx < (size_t)op->w; xx++) r[xx * C + c] = t[src[xx]];
+            }
+        }
+        k->i16conv_bits(&d, map);
+    }
+}
+
 qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
 {
     if (!m || m->nops < 1) return QATRT_ERR_ARG;
-    size_t need_bytes = qatrt_workspace_size(m, 1);
+    if (m->nops > QATRT_MAX_OPS) return QATRT_ERR_ARG;
+    plan pl;
+    make_plan(m, &pl);
+    size_t need_bytes = workspace_size(m, &pl, 1);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws_ || ws_size < need_bytes || (uintptr_t)ws_ % QATRT_ALIGN) return QATRT_ERR_SPACE;
     uint8_t *ws = ws_, *prep = ws + QATRT_ALIGN;
     /* scratch for a row: the last area of a one-image workspace (K + SLACK
      * bytes >= any op's wrow), past the prepared weights */
-    uint8_t *scratch = ws + need_bytes - QATRT_ALIGN - ALIGN_UP(need(m, 1).gbuf + SLACK);
+    uint8_t *scratch = ws + need_bytes - QATRT_ALIGN - ALIGN_UP(need(m, &pl, 1).gbuf + SLACK);
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *op = &m->ops[i];
         if (op->type != QATRT_OP_CONV) continue;
@@ -648,6 +815,44 @@ qatrt_status qatrt_prepare(const qatrt_model *m, void *ws_, size_t ws_size)
         }
         if (op->pan) qatrt_pack_i8panel(op->cout, op->K, op->weights, op->wrow, (int8_t *)(prep + op->pan_off));
     }
+    size_t dco = m->prep_size; /* the direct convolutions' weights, after the reader's */
+    for (int i = 0; i < m->nops; i++) {
+        const qatrt_op *op = &m->ops[i];
+        uint8_t *dst = prep + dco;
+        switch (pl.dk[i]) {
+        case DC_BIN: {
+            size_t words = qatrt_bconv_words(op->cout, op->kh * op->kw, cbytes(op->cin));
+            qatrt_pack_bconv(op->cout, op->kh * op->kw, cbytes(op->cin), (const uint64_t *)(const void *)(prep + op->prep_off),
+                             (int)(op->wrow / 8), (uint32_t *)(void *)dst);
+            qatrt_bconv_bounds(op->cout, op->K, op->kh, op->kw, op->pad, op->thr, op->flip,
+                               op->padfix ? (const int32_t *)(const void *)(prep + op->padfix_off) : NULL,
+                               (int32_t *)(void *)(dst + words * 4));
+            break;
+        }
+        case DC_I16:
+            qatrt_pack_i16conv(op->cout, op->kh, op->kw, (size_t)op->cin,
+                               (const int16_t *)(const void *)(prep + op->t16_off) + (size_t)op->cin * 256, (size_t)op->K,
+                               (int16_t *)(void *)dst);
+            break;
+        default:
+            if (pad_classes(op)) { /* as qatrt_bconv_bounds finds its padded taps */
+                const int32_t *ts = (const int32_t *)(const void *)(prep + op->padfix_off);
+                int32_t *corr = (int32_t *)(void *)dst;
+                for (int cls = 0; cls < 16; cls++)
+                    for (int c = 0; c < op->cout; c++) {
+                        int32_t sum = 0;
+                        for (int ky = 0; ky < op->kh; ky++)
+                            for (int kx = 0; kx < op->kw; kx++)
+                                if ((cls & 4 && ky == 0) || (cls & 8 && ky == op->kh - 1) || (cls & 1 && kx == 0) ||
+                                    (cls & 2 && kx == op->kw - 1))
+                                    sum += ts[(size_t)c * (size_t)(op->kh * op->kw) + (size_t)(ky * op->kw + kx)];
+                        corr[(size_t)cls * (size_t)op->cout + (size_t)c] = sum;
+                    }
+            }
+            break;
+        }
+        dco += dc_prep_bytes(m, &pl, i);
+    }
     prep_tag t = {PREP_MAGIC, m->data, m->size, m->crc};
     memcpy(ws, &t, sizeof t);
     return QATRT_OK;
@@ -657,22 +862,29 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                        int n, int32_t *logits)
 {
     if (!m || !k || !images || !logits || m->nops < 1) return QATRT_ERR_ARG;
-    size_t need_bytes = qatrt_workspace_size(m, n);
+    if (m->nops > QATRT_MAX_OPS) return QATRT_ERR_ARG;
+    plan pl;
+    make_plan(m, &pl);
+    size_t need_bytes = workspace_size(m, &pl, n);
     if (need_bytes == 0) return QATRT_ERR_ARG;
     if (!ws || ws_size < need_bytes || (uintptr_t)ws % QATRT_ALIGN) return QATRT_ERR_SPACE;
     if (!prepared(m, ws)) return QATRT_ERR_UNPREPARED;
     size_t nn = (size_t)n;
-    sizes s = need(m, nn);
+    sizes s = need(m, &pl, nn);
     uint8_t *prep = (uint8_t *)ws + QATRT_ALIGN;
-    uint8_t *img = prep + m->prep_size;
+    uint8_t *img = prep + prep_bytes(m, &pl), *dcw = prep + m->prep_size;
     uint8_t *act = img + ALIGN_UP(nn * s.img + SLACK); /* m->nslots buffers of abytes */
     size_t abytes = ALIGN_UP(nn * s.act + SLACK);
     uint8_t *col = act + (size_t)m->nslots * abytes;
     int32_t *acc = (int32_t *)(void *)(col + ALIGN_UP(s.col + SLACK));
     uint8_t *gbuf = (uint8_t *)acc + ALIGN_UP(s.acc);
-    /* the images, CHW, as NHWC (with slack after them for copy8) */
+    /* the images, CHW, as NHWC (with slack after them for copy8), unless
+     * every op on them is an int16 direct convolution, which reads CHW */
     size_t hw = (size_t)m->h * m->w, C = (size_t)m->c;
-    if (C == 1) memcpy(img, images, nn * hw);
+    int hwc = 0;
+    for (int i = 0; i < m->nops; i++) hwc |= m->ops[i].in0 < 0 && pl.dk[i] != DC_I16;
+    if (!hwc) {
+    } else if (C == 1) memcpy(img, images, nn * hw);
     else
         for (size_t i = 0; i < nn; i++)
             for (size_t c = 0; c < C; c++)
@@ -681,7 +893,7 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         const qatrt_op *op = &m->ops[i];
         const uint8_t *in = op->in0 < 0 ? img : act + (size_t)m->ops[op->in0].slot * abytes;
         uint8_t *out = act + (size_t)op->slot * abytes;
-        int pin = packed_in(m, i), pout = packed_out(m, i);
+        int pin = pl.pin[i], pout = pl.pout[i];
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
         case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
@@ -694,6 +906,13 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             stage_thresh(op, k, nn * (size_t)op->h * op->w, pout, (const int32_t *)(const void *)in, out, gbuf);
             break;
         case QATRT_OP_CONV: {
+            int dk = pl.dk[i];
+            const uint8_t *opw = dcw; /* the op's part of the direct convolutions' area */
+            dcw += dc_prep_bytes(m, &pl, i);
+            if (dk != DC_NONE) {
+                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col, out);
+                break;
+            }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)
                             : op->t16 ? (const void *)(prep + op->t16_off + (size_t)op->cin * 256 * 2)
                                       : op->weights;
@@ -708,7 +927,8 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
                     continue;
                 }
                 run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, NULL);
-                if (op->padfix) pad_fix(op, cn, (const int32_t *)(const void *)(prep + op->padfix_off), acc);
+                if (pad_classes(op)) pad_fix_cls(op, cn, (const int32_t *)(const void *)opw, acc);
+                else if (op->padfix) pad_fix(op, cn, (const int32_t *)(const void *)(prep + op->padfix_off), acc);
                 if (op->stage == QATRT_STAGE_LOGITS) stage_logits(op, (size_t)cn, acc, logits + i0 * (size_t)op->cout);
                 else if (op->stage == QATRT_STAGE_F32)
                     stage_f32(op, prep, (size_t)cn * P, acc, (int32_t *)(void *)(out + i0 * osz));

@@ -62,6 +62,62 @@ static inline size_t qatrt_mb_bit0(const qatrt_mb *b, size_t c)
     return b->n ? (size_t)b->chan[c] * (size_t)b->n : (size_t)b->bit0[c];
 }
 
+/* A direct convolution of one image whose outputs are signs (a THRESH
+ * stage with one threshold per channel feeding a binary layer), with no
+ * im2col: output (oy, ox) reads kh input rows of kw pixels each from
+ * in + (oy stride) row + (ox stride) px, an input that carries its zero
+ * padding (the caller copies the map into a buffer with a border of pad
+ * pixels). Units: bytes for bconv_bits, int16 values for i16conv_bits.
+ * Output channel n of position p is bit n % 8 of out[p ldo + n / 8], set
+ * for -1. N is a multiple of 16. */
+typedef struct {
+    int oh, ow, kh, kw, stride;
+    int h, w, pad;      /* the input's size without its padding, and the padding (bconv_bits: 0 or 1) */
+    size_t px, row;     /* units per input pixel and per input row (of the padded map) */
+    int N;
+    const void *W;      /* the weights as qatrt_pack_bconv / qatrt_pack_i16conv lay them out */
+    const int32_t *thr; /* bconv_bits: qatrt_bconv_bounds; i16conv_bits: N thresholds */
+    const uint8_t *flip; /* N bits: bit n set, channel n's comparison is negated (NULL: none) */
+    int shift;          /* i16conv_bits: the accumulator is shifted left by this before the comparison */
+    uint8_t *out;
+    size_t ldo;
+} qatrt_dconv;
+
+/* bconv_bits: binary inputs (packed signs, px bytes per pixel, a multiple
+ * of 4: C a multiple of 32) x binary weights. The weights are
+ * N / 16 blocks of D = kh kw px / 4 words of 32 bits, word d of channel
+ * 16 b + j at W[(b D + d) 16 + j] (word d: bytes 4d .. 4d + 3 of the row
+ * in (ky, kx, byte) order). With pop the count of differing bits (a padded
+ * tap's bits are 0, +1) and cls = yc 4 + xc the position's border class
+ * (yc: bit 0 oy stride < pad, bit 1 oy stride - pad + kh > h; xc the same
+ * for ox, w, kw), bit = (pop >= thr[cls N + n]) XOR flip bit n:
+ * qatrt_bconv_bounds folds the padded taps' weight sums, the threshold and
+ * the flip into those 16 N bounds. */
+/* the border class of output (oy, ox) (bconv_bits above) */
+static inline int qatrt_dconv_cls(const qatrt_dconv *d, int oy, int ox)
+{
+    int y = oy * d->stride, x = ox * d->stride;
+    int yc = (y < d->pad) | (y - d->pad + d->kh > d->h) << 1, xc = (x < d->pad) | (x - d->pad + d->kw > d->w) << 1;
+    return yc * 4 + xc;
+}
+size_t qatrt_bconv_words(int N, int taps, size_t px);
+/* from the binary panels of qatrt_pack_bpanel (rows of kwords words whose
+ * taps each take px bytes) */
+void qatrt_pack_bconv(int N, int taps, size_t px, const uint64_t *Pd, int kwords, uint32_t *W);
+/* the bound of class cls: thr, flip as THRESH's; tapsum[n taps + t]: channel
+ * n's weight sum at tap t (ky kw + kx); K the real products per output */
+void qatrt_bconv_bounds(int N, int K, int kh, int kw, int pad, const int32_t *thr, const uint8_t *flip,
+                        const int32_t *tapsum, int32_t *bounds);
+/* i16conv_bits: int16 inputs x int16 weights, px values per pixel: per
+ * block of 16 channels, per kernel row, Q = (kw px + 1) / 2 pairs of
+ * weights, pair q of channel 16 b + j at W[((b kh + ky) Q + q) 32 + 2j]
+ * (and + 1): weights 2q, 2q + 1 of that kernel row, 0 past kw px (the
+ * kernel may read one value past a row's kw px, times a zero weight:
+ * the caller keeps a value after the map). s = acc << shift (negated
+ * where the flip bit is set), bit = s < thr[n]. */
+size_t qatrt_i16conv_values(int N, int kh, int kw, size_t px);
+void qatrt_pack_i16conv(int N, int kh, int kw, size_t px, const int16_t *B, size_t ldb, int16_t *W);
+
 typedef enum { QATRT_ISA_SCALAR = 0, QATRT_ISA_AVX2, QATRT_ISA_AVX512, QATRT_ISA_COUNT } qatrt_isa;
 
 /* u8i8gemm takes K up to this with all of B in registers (first layers) */
@@ -151,6 +207,9 @@ typedef struct {
      * relu): qatc_key_add, vectorized (lanes off the fast path, subnormal
      * or out of range, by qatc_key_add itself) */
     void (*key_add)(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu);
+    /* direct convolutions of one image into packed signs (qatrt_dconv) */
+    void (*bconv_bits)(const qatrt_dconv *d, const uint8_t *in);
+    void (*i16conv_bits)(const qatrt_dconv *d, const int16_t *in);
 } qatrt_kernels;
 
 /* key_add one element at a time (the scalar table's, and every table's

@@ -415,6 +415,125 @@ static void thresh_bits_avx2(int M, int N, const int32_t *C, size_t ldc, const i
     }
 }
 
+/* ---- direct convolutions into packed signs (kern.h qatrt_dconv) ----------
+ * 8 output channels per vector, R positions of a row sharing each weight
+ * vector (the last R of a row again when R does not divide it). No
+ * VPOPCNTD here: bytes counted by a nibble table, summed in bytes for up
+ * to 31 words, then into the 32-bit lanes. */
+#define DC2_R 4
+
+AI __m256i popcnt_epi8(__m256i v)
+{
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
+                                         2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(v, low)),
+                           _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
+}
+
+AI __m256i bytes_to_lanes(__m256i c8)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(c8, _mm256_set1_epi8(1)), _mm256_set1_epi16(1));
+}
+
+AI uint32_t ld32u(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* the first x0 and count n of the next tile of a row of ow positions */
+AI int dc2_tile(int ow, int ox0, int *x0)
+{
+    *x0 = ox0;
+    if (ow < DC2_R) return 1;
+    if (ox0 + DC2_R > ow) *x0 = ow - DC2_R;
+    return DC2_R;
+}
+
+AI unsigned lanes_bits(__m256i m) { return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(m)); }
+
+static void bconv_bits_avx2(const qatrt_dconv *d, const uint8_t *in)
+{
+    int T = (int)((size_t)d->kw * d->px / 4);
+    size_t D = (size_t)d->kh * (size_t)T;
+    for (int g = 0; g < d->N / 8; g++) {
+        const uint32_t *w = (const uint32_t *)d->W + (size_t)(g / 2) * D * 16 + 8 * (size_t)(g % 2);
+        unsigned f = d->flip ? d->flip[g] : 0;
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox0 = 0, x0, n; ox0 < d->ow; ox0 = x0 + n) {
+                n = dc2_tile(d->ow, ox0, &x0);
+                const uint8_t *a[DC2_R];
+                __m256i c8[DC2_R], c32[DC2_R];
+                for (int r = 0; r < DC2_R; r++) {
+                    a[r] = in + (size_t)(oy * d->stride) * d->row + (size_t)((x0 + (r < n ? r : 0)) * d->stride) * d->px;
+                    c8[r] = c32[r] = _mm256_setzero_si256();
+                }
+                int cnt = 0;
+                for (int ky = 0; ky < d->kh; ky++)
+                    for (int t = 0; t < T; t++) {
+                        __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + ((size_t)ky * T + (size_t)t) * 16));
+                        for (int r = 0; r < DC2_R; r++) {
+                            __m256i av = _mm256_set1_epi32((int)ld32u(a[r] + (size_t)ky * d->row + 4 * (size_t)t));
+                            c8[r] = _mm256_add_epi8(c8[r], popcnt_epi8(_mm256_xor_si256(av, wv)));
+                        }
+                        if (++cnt == 31) {
+                            for (int r = 0; r < DC2_R; r++) {
+                                c32[r] = _mm256_add_epi32(c32[r], bytes_to_lanes(c8[r]));
+                                c8[r] = _mm256_setzero_si256();
+                            }
+                            cnt = 0;
+                        }
+                    }
+                for (int r = 0; r < n; r++) {
+                    __m256i pop = _mm256_add_epi32(c32[r], bytes_to_lanes(c8[r]));
+                    const int32_t *b = d->thr + (size_t)qatrt_dconv_cls(d, oy, x0 + r) * (size_t)d->N + 8 * (size_t)g;
+                    __m256i bm1 = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)b), _mm256_set1_epi32(1));
+                    d->out[((size_t)oy * d->ow + (size_t)(x0 + r)) * d->ldo + (size_t)g] =
+                        (uint8_t)(lanes_bits(_mm256_cmpgt_epi32(pop, bm1)) ^ f);
+                }
+            }
+    }
+}
+
+static void i16conv_bits_avx2(const qatrt_dconv *d, const int16_t *in)
+{
+    size_t Q = ((size_t)d->kw * d->px + 1) / 2;
+    const __m256i lanebit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), zero = _mm256_setzero_si256();
+    const __m128i sh = _mm_cvtsi32_si128(d->shift);
+    for (int g = 0; g < d->N / 8; g++) {
+        const int16_t *w = (const int16_t *)d->W + (size_t)(g / 2) * (size_t)d->kh * Q * 32 + 16 * (size_t)(g % 2);
+        __m256i fm = zero;
+        if (d->flip) fm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(d->flip[g]), lanebit), lanebit);
+        __m256i t = _mm256_loadu_si256((const __m256i *)(const void *)(d->thr + 8 * (size_t)g));
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox0 = 0, x0, n; ox0 < d->ow; ox0 = x0 + n) {
+                n = dc2_tile(d->ow, ox0, &x0);
+                const int16_t *a[DC2_R];
+                __m256i acc[DC2_R];
+                for (int r = 0; r < DC2_R; r++) {
+                    a[r] = in + (size_t)(oy * d->stride) * d->row + (size_t)((x0 + (r < n ? r : 0)) * d->stride) * d->px;
+                    acc[r] = zero;
+                }
+                for (int ky = 0; ky < d->kh; ky++)
+                    for (size_t q = 0; q < Q; q++) {
+                        __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + ((size_t)ky * Q + q) * 32));
+                        for (int r = 0; r < DC2_R; r++) {
+                            __m256i av = _mm256_set1_epi32((int)ld32u(a[r] + (size_t)ky * d->row + 2 * q));
+                            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(av, wv));
+                        }
+                    }
+                for (int r = 0; r < n; r++) {
+                    __m256i v = _mm256_sll_epi32(acc[r], sh);
+                    v = _mm256_blendv_epi8(v, _mm256_sub_epi32(zero, v), fm);
+                    d->out[((size_t)oy * d->ow + (size_t)(x0 + r)) * d->ldo + (size_t)g] =
+                        (uint8_t)lanes_bits(_mm256_cmpgt_epi32(t, v));
+                }
+            }
+    }
+}
+
 extern const qatrt_kernels qatrt_kernels_avx2;
 
 /* int8 panels (kern.h), no VPDPBUSD: per group of 4 weights, 4 columns
@@ -688,4 +807,6 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .mbgemm = qatrt_mbgemm_avx2,
     .i32i8gemm = qatrt_i32i8gemm_avx2,
     .key_add = key_add_avx2,
+    .bconv_bits = bconv_bits_avx2,
+    .i16conv_bits = i16conv_bits_avx2,
 };

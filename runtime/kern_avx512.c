@@ -1184,6 +1184,200 @@ static void thresh_levels_avx512(int M, int N, const int32_t *C, size_t ldc, con
     }
 }
 
+/* ---- direct convolutions into packed signs (kern.h qatrt_dconv) ----------
+ * A lane per output channel, 16 to a vector, NB vectors; R output
+ * positions of one output row share each weight vector, and each 32-bit
+ * word (bconv) or int16 pair (i16conv) of a position's input is broadcast
+ * from the padded map itself. The R NB accumulators stay in registers for
+ * the whole kernel window. */
+#define DC_MAXACC 16
+
+AI void bconv_loop(int R, int NB, int kh, int T, const uint8_t *const *a_, size_t row, const uint32_t *w,
+                   size_t bstr, __m512i *out)
+{
+    const uint8_t *a[8];
+    __m512i acc[DC_MAXACC];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = a_[r];
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int ky = 0; ky < kh; ky++) {
+        const uint32_t *wk = w + (size_t)ky * (size_t)T * 16;
+        size_t ao = (size_t)ky * row;
+        for (int t = 0; t < T; t++) {
+            __m512i wv[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) wv[j] = _mm512_load_si512(wk + (size_t)j * bstr + (size_t)t * 16);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                uint32_t v;
+                memcpy(&v, a[r] + ao + 4 * (size_t)t, 4);
+                __m512i av = _mm512_set1_epi32((int)v);
+                #pragma GCC unroll 4
+                for (int j = 0; j < NB; j++)
+                    acc[r * NB + j] = _mm512_add_epi32(acc[r * NB + j], _mm512_popcnt_epi32(_mm512_xor_si512(av, wv[j])));
+            }
+        }
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) out[i] = acc[i];
+}
+
+AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, size_t row, const int16_t *w,
+                     size_t bstr, __m512i *out)
+{
+    const int16_t *a[8];
+    __m512i acc[DC_MAXACC];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = a_[r];
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int ky = 0; ky < kh; ky++) {
+        const int16_t *wk = w + (size_t)ky * (size_t)Q * 32;
+        size_t ao = (size_t)ky * row;
+        for (int q = 0; q < Q; q++) {
+            __m512i wv[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) wv[j] = _mm512_load_si512(wk + (size_t)j * bstr + (size_t)q * 32);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                uint32_t v;
+                memcpy(&v, a[r] + ao + 2 * (size_t)q, 4);
+                __m512i av = _mm512_set1_epi32((int)v);
+                #pragma GCC unroll 4
+                for (int j = 0; j < NB; j++) acc[r * NB + j] = _mm512_dpwssd_epi32(acc[r * NB + j], av, wv[j]);
+            }
+        }
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < R * NB; i++) out[i] = acc[i];
+}
+
+/* what one tile needs besides the weights: its first position's input
+ * (the others astep units on) and output bytes (the group's first block;
+ * ldo on), and, bconv, each position's class bounds; per block the flip
+ * mask and, i16conv, the thresholds */
+typedef struct {
+    const uint8_t *a0;
+    size_t astep;
+    uint8_t *o0;
+    size_t ldo;
+    const int32_t *b[8];
+    __m512i tv[4];
+    __mmask16 fm[4];
+    int shift;
+} dc_io;
+
+/* the K loop, then the signs straight from the registers */
+AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io)
+{
+    __m512i acc[DC_MAXACC];
+    const uint8_t *a[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = io->a0 + (size_t)r * io->astep;
+    if (bin) bconv_loop(R, NB, kh, T, a, row, w, bstr, acc);
+    else i16conv_loop(R, NB, kh, T, (const int16_t *const *)(const void *)a, row, w, bstr, acc);
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            __mmask16 m;
+            if (bin) {
+                m = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)), io->fm[j]);
+            } else {
+                __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
+                v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
+                m = _mm512_cmplt_epi32_mask(v, io->tv[j]);
+            }
+            uint16_t bits = (uint16_t)_cvtmask16_u32(m);
+            memcpy(io->o0 + (size_t)r * io->ldo + 2 * j, &bits, 2);
+        }
+}
+
+typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
+#define DC_TILE(name, bin, R, NB)                                                                                   \
+    static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
+                                               const dc_io *io)                                                   \
+    {                                                                                                              \
+        dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
+    }
+DC_TILE(bconv_tile_8x1, 1, 8, 1)
+DC_TILE(bconv_tile_8x2, 1, 8, 2)
+DC_TILE(bconv_tile_4x4, 1, 4, 4)
+DC_TILE(bconv_tile_1x1, 1, 1, 1)
+DC_TILE(bconv_tile_1x2, 1, 1, 2)
+DC_TILE(bconv_tile_1x4, 1, 1, 4)
+DC_TILE(i16conv_tile_8x1, 0, 8, 1)
+DC_TILE(i16conv_tile_8x2, 0, 8, 2)
+DC_TILE(i16conv_tile_4x4, 0, 4, 4)
+DC_TILE(i16conv_tile_1x1, 0, 1, 1)
+DC_TILE(i16conv_tile_1x2, 0, 1, 2)
+DC_TILE(i16conv_tile_1x4, 0, 1, 4)
+
+/* every position of the map: groups of NB blocks, R positions of a row at
+ * a time (a row's last R again, overlapping, when R does not divide it;
+ * one at a time when the row is shorter than R). Only a row's first and
+ * last positions can be in the padding's border classes (pad <= 1). The
+ * shape is copied to locals: the stores of bits could alias *d. */
+AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
+               dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
+               dc_tile_fn *tile1x4)
+{
+    const int N = d->N, oh = d->oh, ow = d->ow, kh = d->kh, stride = d->stride;
+    const size_t row = d->row, px = d->px, ldo = d->ldo;
+    const int32_t *thr = d->thr;
+    uint8_t *out = d->out;
+    int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
+    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
+    dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
+    const uint8_t *base = in;
+    size_t wunit = bin ? 4 : 2;
+    dc_io io;
+    io.shift = d->shift;
+    io.astep = (size_t)stride * px * unit;
+    io.ldo = ldo;
+    int xc0 = qatrt_dconv_cls(d, 0, 0) & 3, xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
+    for (int g = 0; g < nblk; g += NB) {
+        const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
+        for (int j = 0; j < NB; j++) {
+            io.fm[j] = flip16(d->flip, 16 * (g + j), 16);
+            if (!bin) io.tv[j] = _mm512_loadu_si512(thr + 16 * (size_t)(g + j));
+        }
+        for (int oy = 0; oy < oh; oy++) {
+            const uint8_t *arow = base + (size_t)(oy * stride) * row * unit;
+            const int32_t *by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
+            for (int ox0 = 0; ox0 < ow;) {
+                int x0 = ox0, n = R;
+                if (ow < R) n = 1;
+                else if (x0 + R > ow) x0 = ow - R;
+                io.a0 = arow + (size_t)x0 * io.astep;
+                io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
+                if (bin)
+                    for (int r = 0; r < n; r++) {
+                        int x = x0 + r, xc = x == 0 ? xc0 : x == ow - 1 ? xc1 : 0;
+                        io.b[r] = by + (size_t)xc * (size_t)N;
+                    }
+                (n == 1 ? tile1 : tileR)(kh, T, row, w, bstr, &io);
+                ox0 = x0 + n;
+            }
+        }
+    }
+}
+
+static void bconv_bits_avx512(const qatrt_dconv *d, const uint8_t *in)
+{
+    int T = (int)((size_t)d->kw * d->px / 4);
+    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_tile_8x1, bconv_tile_8x2, bconv_tile_4x4,
+           bconv_tile_1x1, bconv_tile_1x2, bconv_tile_1x4);
+}
+
+static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
+{
+    int Q = (int)(((size_t)d->kw * d->px + 1) / 2);
+    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_tile_8x1, i16conv_tile_8x2, i16conv_tile_4x4,
+           i16conv_tile_1x1, i16conv_tile_1x2, i16conv_tile_1x4);
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
@@ -1207,4 +1401,6 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .mbgemm = qatrt_mbgemm_avx2,
     .i32i8gemm = qatrt_i32i8gemm_avx2,
     .key_add = key_add_avx512,
+    .bconv_bits = bconv_bits_avx512,
+    .i16conv_bits = i16conv_bits_avx512,
 };

@@ -245,6 +245,119 @@ static void i32i8gemm_scalar(int M, int N, int K, const int32_t *A, size_t lda, 
         }
 }
 
+static uint32_t ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* the definition (kern.h), one output bit at a time */
+static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
+{
+    const uint32_t *W = d->W;
+    size_t T = (size_t)d->kw * d->px / 4, D = (size_t)d->kh * T;
+    for (int oy = 0; oy < d->oh; oy++)
+        for (int ox = 0; ox < d->ow; ox++) {
+            const uint8_t *a = in + (size_t)(oy * d->stride) * d->row + (size_t)(ox * d->stride) * d->px;
+            const int32_t *bound = d->thr + (size_t)qatrt_dconv_cls(d, oy, ox) * (size_t)d->N;
+            uint8_t *o = d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo;
+            for (int n0 = 0; n0 < d->N; n0 += 8) {
+                unsigned byte = 0, f = d->flip ? d->flip[n0 / 8] : 0;
+                for (int b = 0; b < 8; b++) {
+                    int n = n0 + b;
+                    const uint32_t *w = W + (size_t)(n / 16) * D * 16 + (size_t)(n % 16);
+                    int32_t pop = 0;
+                    for (int ky = 0; ky < d->kh; ky++)
+                        for (size_t t = 0; t < T; t++)
+                            pop += __builtin_popcount(ld32(a + (size_t)ky * d->row + 4 * t) ^ w[((size_t)ky * T + t) * 16]);
+                    byte |= ((unsigned)(pop >= bound[n]) ^ (f >> b & 1)) << b;
+                }
+                o[n0 / 8] = (uint8_t)byte;
+            }
+        }
+}
+
+static void i16conv_bits_scalar(const qatrt_dconv *d, const int16_t *in)
+{
+    const int16_t *W = d->W;
+    size_t run = (size_t)d->kw * d->px, Q = (run + 1) / 2;
+    for (int oy = 0; oy < d->oh; oy++)
+        for (int ox = 0; ox < d->ow; ox++) {
+            const int16_t *a = in + (size_t)(oy * d->stride) * d->row + (size_t)(ox * d->stride) * d->px;
+            uint8_t *o = d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo;
+            for (int n0 = 0; n0 < d->N; n0 += 8) {
+                unsigned byte = 0, f = d->flip ? d->flip[n0 / 8] : 0;
+                for (int b = 0; b < 8; b++) {
+                    int n = n0 + b;
+                    int32_t acc = 0;
+                    for (int ky = 0; ky < d->kh; ky++) {
+                        const int16_t *w = W + ((size_t)(n / 16) * (size_t)d->kh + (size_t)ky) * Q * 32 + 2 * (size_t)(n % 16);
+                        for (size_t k = 0; k < run; k++) acc += (int32_t)a[(size_t)ky * d->row + k] * w[k / 2 * 32 + k % 2];
+                    }
+                    int32_t s = (int32_t)((uint32_t)acc << d->shift);
+                    if (f >> b & 1) s = -s;
+                    byte |= (unsigned)(s < d->thr[n]) << b;
+                }
+                o[n0 / 8] = (uint8_t)byte;
+            }
+        }
+}
+
+size_t qatrt_bconv_words(int N, int taps, size_t px)
+{
+    return N <= 0 || taps <= 0 ? 0 : ((size_t)N + 15) / 16 * 16 * ((size_t)taps * px / 4);
+}
+
+void qatrt_pack_bconv(int N, int taps, size_t px, const uint64_t *Pd, int kwords, uint32_t *W)
+{
+    size_t D = (size_t)taps * px / 4, nb = ((size_t)N + 15) / 16;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t dw = 0; dw < D; dw++)
+            for (size_t j = 0; j < 16; j++)
+                W[(b * D + dw) * 16 + j] = (uint32_t)(Pd[(b * (size_t)kwords + dw / 2) * 16 + j] >> (32 * (dw % 2)));
+}
+
+/* floor(x / 2) for any sign */
+static int64_t floor_half(int64_t x) { return x >= 0 ? x / 2 : -((1 - x) / 2); }
+
+void qatrt_bconv_bounds(int N, int K, int kh, int kw, int pad, const int32_t *thr, const uint8_t *flip,
+                        const int32_t *tapsum, int32_t *bounds)
+{
+    for (int cls = 0; cls < 16; cls++)
+        for (int n = 0; n < N; n++) {
+            int yc = cls >> 2, xc = cls & 3;
+            int64_t corr = 0; /* the weights of the padded taps, which the count took as +1 inputs */
+            for (int ky = 0; ky < kh && pad; ky++)
+                for (int kx = 0; kx < kw; kx++)
+                    if ((yc & 1 && ky == 0) || (yc & 2 && ky == kh - 1) || (xc & 1 && kx == 0) || (xc & 2 && kx == kw - 1))
+                        corr += tapsum[(size_t)n * (size_t)(kh * kw) + (size_t)(ky * kw + kx)];
+            /* acc = K - 2 pop - corr; s = acc < thr, or -acc < thr when flipped */
+            int64_t P = flip && (flip[n / 8] >> (n % 8) & 1) ? -floor_half(-((int64_t)K - corr + thr[n]))
+                                                              : floor_half((int64_t)K - corr - thr[n]) + 1;
+            bounds[(size_t)cls * (size_t)N + (size_t)n] = (int32_t)(P < 0 ? 0 : P > K + 1 ? K + 1 : P);
+        }
+}
+
+size_t qatrt_i16conv_values(int N, int kh, int kw, size_t px)
+{
+    return N <= 0 ? 0 : ((size_t)N + 15) / 16 * (size_t)kh * (((size_t)kw * px + 1) / 2) * 32;
+}
+
+void qatrt_pack_i16conv(int N, int kh, int kw, size_t px, const int16_t *B, size_t ldb, int16_t *W)
+{
+    size_t run = (size_t)kw * px, Q = (run + 1) / 2, nb = ((size_t)N + 15) / 16;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t ky = 0; ky < (size_t)kh; ky++)
+            for (size_t q = 0; q < Q; q++)
+                for (size_t j = 0; j < 16; j++)
+                    for (size_t e = 0; e < 2; e++) {
+                        size_t n = 16 * b + j, k = 2 * q + e;
+                        W[((b * (size_t)kh + ky) * Q + q) * 32 + 2 * j + e] =
+                            n < (size_t)N && k < run ? B[n * ldb + ky * run + k] : 0;
+                    }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 extern const qatrt_kernels qatrt_kernels_scalar;
 /* the reference: every weight's sign read bit by bit, summed in int64 */
@@ -295,6 +408,8 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .mbgemm = mbgemm_scalar,
     .i32i8gemm = i32i8gemm_scalar,
     .key_add = qatrt_key_add_scalar,
+    .bconv_bits = bconv_bits_scalar,
+    .i16conv_bits = i16conv_bits_scalar,
 };
 
 void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu)

@@ -646,6 +646,16 @@ static const unit_case cases[] = {
             "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 12\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
             "[linear]\noutput = 10\n[batchnorm]\n", 0, 0, NULL},
+    /* the direct convolutions into signs (kern.h qatrt_dconv): the int16
+     * table first layer and binary layers of whole 32-bit words per pixel,
+     * padded (every border class), strided, 1 x 1, with 1, 2 and 4 blocks
+     * of 16 channels per tile */
+    {"rgb_bnn_direct", NETC "[quant]\nweight = ste_sign\nact = ste_sign\nfirst_input = float\nlast_weight = quantized\n"
+            "[conv2d]\nfilters = 32\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 32\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 64\nsize = 3\nstride = 2\npad = 1\nbias = 0\n[batchnorm]\n"
+            "[conv2d]\nfilters = 48\nsize = 1\nbias = 0\n[batchnorm]\n[maxpool]\nsize = 2\n"
+            "[linear]\noutput = 10\n[batchnorm]\n", 0, 0, NULL},
     {"rgb_pad_stride_aqe", NETC "[quant]\nweight = aqe\nact = aqe\nbits = 3\nfirst_input = float\nlast_weight = quantized\n"
             "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nstride = 2\nbias = 0\n[batchnorm]\n[hardtanh]\n"
             "[linear]\noutput = 10\n[batchnorm]\n", 0, 0, NULL},

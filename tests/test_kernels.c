@@ -813,6 +813,120 @@ static void test_i32i8gemm(void)
     printf("i32i8gemm: %d cases, every table against the int64 sum\n", cases);
 }
 
+/* bconv_bits and i16conv_bits (direct convolutions into signs, kern.h
+ * qatrt_dconv): every ISA against the definition on unpacked values (the
+ * padded taps reading 0), over kernel sizes, strides, padding, channel
+ * counts whose pixels leave bits unused, flips and thresholds at and past
+ * the accumulator's range; guard bytes around every output must stay. */
+static void test_dconv(void)
+{
+    static const int Cs[] = {32, 30, 64, 96}, Ns[] = {16, 32, 48, 64, 128}, HWs[] = {1, 2, 3, 5, 8, 11};
+    int ncase = 0, nbad = 0;
+    for (int it = 0; it < 400; it++) {
+        int bin = it % 2, C = bin ? Cs[rnd_in(0, 3)] : rnd_in(1, 4), N = Ns[rnd_in(0, 4)];
+        int h = HWs[rnd_in(0, 5)], w = HWs[rnd_in(0, 5)], kh = rnd_in(1, 3), kw = rnd_in(1, 3);
+        int pad = rnd_in(0, 1), stride = rnd_in(1, 2), shift = bin ? 0 : rnd_in(0, 3);
+        if (h + 2 * pad < kh || w + 2 * pad < kw) continue;
+        int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, K = kh * kw * C;
+        int ph = h + 2 * pad, pw = w + 2 * pad;
+        size_t cb = ((size_t)C + 7) / 8, px = bin ? cb : (size_t)C, ocb = (size_t)N / 8, ldo = ocb + (size_t)rnd_in(0, 2);
+        int *x = malloc(sizeof(int) * (size_t)h * w * C), *wt = malloc(sizeof(int) * (size_t)N * K);
+        int32_t *thr = malloc(sizeof(int32_t) * (size_t)N), *tapsum = calloc((size_t)N * kh * kw, sizeof(int32_t));
+        uint8_t *flip = calloc(ocb, 1);
+        for (int i = 0; i < h * w * C; i++) x[i] = bin ? (rnd_in(0, 1) ? 1 : -1) : rnd_in(-2000, 2000);
+        for (int i = 0; i < N * K; i++) wt[i] = bin ? (rnd_in(0, 1) ? 1 : -1) : rnd_in(-127, 127);
+        for (int n = 0; n < N; n++) {
+            int r = rnd_in(0, 9);
+            int32_t big = bin ? K : (int32_t)K * 2000 * 127 << shift;
+            thr[n] = r == 0 ? INT32_MAX : r == 1 ? INT32_MIN : r == 2 ? big + rnd_in(-1, 2) : r == 3 ? -big + rnd_in(-2, 1)
+                     : bin ? rnd_in(-K / 3, K / 3) : rnd_in(-(1 << 18), 1 << 18);
+            if (rnd_in(0, 2) == 0) flip[n / 8] |= (uint8_t)(1u << (n % 8));
+            for (int t = 0; t < kh * kw; t++)
+                for (int c = 0; c < C; c++) tapsum[(size_t)n * kh * kw + t] += wt[(size_t)n * K + t * C + c];
+        }
+        /* the definition */
+        size_t osz = (size_t)oh * ow * ldo + 2;
+        uint8_t *want = malloc(osz), *got = malloc(osz);
+        memset(want, 0xa5, osz);
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                uint8_t *o = want + 1 + ((size_t)oy * ow + (size_t)ox) * ldo;
+                memset(o, 0, ocb);
+                for (int n = 0; n < N; n++) {
+                    int64_t acc = 0;
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                            for (int c = 0; c < C; c++)
+                                acc += (int64_t)x[((size_t)iy * w + (size_t)ix) * C + c] * wt[(size_t)n * K + (ky * kw + kx) * C + c];
+                        }
+                    int64_t v = bin ? acc : (int64_t)(int32_t)((uint32_t)(int32_t)acc << shift);
+                    if (flip[n / 8] >> (n % 8) & 1) v = -v;
+                    if (v < thr[n]) o[n / 8] |= (uint8_t)(1u << (n % 8));
+                }
+            }
+        /* the kernels' operands: the padded map (zero border, zero slack) and the weights */
+        size_t mapb = (size_t)ph * pw * px * (bin ? 1 : 2) + 64;
+        uint8_t *map = calloc(mapb, 1);
+        for (int y = 0; y < h; y++)
+            for (int xx = 0; xx < w; xx++)
+                for (int c = 0; c < C; c++) {
+                    size_t pix = (size_t)(y + pad) * pw + (size_t)(xx + pad);
+                    int v = x[((size_t)y * w + (size_t)xx) * C + c];
+                    if (bin) map[pix * cb + (size_t)c / 8] |= (uint8_t)((v < 0) << (c % 8));
+                    else ((int16_t *)(void *)map)[pix * (size_t)C + (size_t)c] = (int16_t)v;
+                }
+        void *W = NULL;
+        int32_t *bounds = NULL;
+        if (bin) {
+            int taps = kh * kw, kwords = (int)((taps * cb + 7) / 8);
+            uint64_t *rows = calloc((size_t)N * kwords, 8), *pan = aligned_alloc(64, qatrt_bpanel_words(N, kwords) * 8);
+            for (int n = 0; n < N; n++)
+                for (int t = 0; t < taps; t++)
+                    for (int c = 0; c < C; c++) {
+                        size_t b = ((size_t)t * cb) * 8 + (size_t)c;
+                        if (wt[(size_t)n * K + t * C + c] < 0) rows[(size_t)n * kwords + b / 64] |= (uint64_t)1 << (b % 64);
+                    }
+            qatrt_pack_bpanel(N, kwords, rows, (size_t)kwords, pan);
+            W = aligned_alloc(64, (qatrt_bconv_words(N, taps, cb) * 4 + 63) / 64 * 64);
+            qatrt_pack_bconv(N, taps, cb, pan, kwords, W);
+            bounds = malloc(sizeof(int32_t) * 16 * (size_t)N);
+            qatrt_bconv_bounds(N, K, kh, kw, pad, thr, flip, tapsum, bounds);
+            free(rows), free(pan);
+        } else {
+            int16_t *B = malloc(sizeof(int16_t) * (size_t)N * K);
+            for (int i = 0; i < N * K; i++) B[i] = (int16_t)wt[i];
+            W = aligned_alloc(64, (qatrt_i16conv_values(N, kh, kw, px) * 2 + 63) / 64 * 64);
+            qatrt_pack_i16conv(N, kh, kw, px, B, (size_t)K, W);
+            free(B);
+        }
+        for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+            if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+            memset(got, 0xa5, osz);
+            qatrt_dconv d = {.oh = oh, .ow = ow, .kh = kh, .kw = kw, .stride = stride, .h = h, .w = w, .pad = pad,
+                             .px = px, .row = (size_t)pw * px, .N = N, .W = W, .thr = bin ? bounds : thr,
+                             .flip = flip, .shift = shift, .out = got + 1, .ldo = ldo};
+            const qatrt_kernels *kt = qatrt_kernels_for((qatrt_isa)i);
+            if (bin) kt->bconv_bits(&d, map);
+            else kt->i16conv_bits(&d, (const int16_t *)(const void *)map);
+            ncase++;
+            /* bytes between outputs (ldo > N / 8) are not the kernel's: copy them from want */
+            for (int p = 0; p < oh * ow; p++)
+                memcpy(got + 1 + (size_t)p * ldo + ocb, want + 1 + (size_t)p * ldo + ocb, ldo - ocb);
+            if (memcmp(got, want, osz) != 0) {
+                nbad++;
+                CHECK(0, "%s %s C %d N %d %dx%d k %dx%d stride %d pad %d shift %d differs from the definition",
+                      bin ? "bconv_bits" : "i16conv_bits", qatrt_isa_name((qatrt_isa)i), C, N, h, w, kh, kw, stride,
+                      pad, shift);
+            }
+        }
+        free(x), free(wt), free(thr), free(tapsum), free(flip), free(want), free(got), free(map), free(W), free(bounds);
+    }
+    printf("kernels: bconv_bits / i16conv_bits %d cases (every ISA) against the definition: %s\n", ncase,
+           nbad ? "FAILED" : "ok");
+}
+
 int main(void)
 {
     test_i32i8gemm();
@@ -824,6 +938,7 @@ int main(void)
     test_thresh();
     test_gemm_bits();
     test_thresh_levels();
+    test_dconv();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
