@@ -140,7 +140,7 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
             emit_bytes(f, name, o->weights, o->wbytes);
             if (o->table) {
                 snprintf(name, sizeof name, "%s_p%d", prefix, i);
-                emit_i32(f, name, o->table, (size_t)o->cin * 256);
+                emit_i32(f, name, o->table, o->kernel == QATRT_K_X64 && !o->in_u8 ? 2 : (size_t)o->cin * 256);
             }
         } else if (o->type == QATRT_OP_LUT) {
             snprintf(name, sizeof name, "%s_u%d", prefix, i);

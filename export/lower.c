@@ -299,6 +299,8 @@ typedef struct {
     int nlev;          /* else: its levels (ascending) and real scale */
     int32_t lev[QATRT_MAX_LEVELS];
     double sa;
+    int stream;        /* or a stream read as it is (a float input: an X64 op's, lower_wide), op sop's output */
+    int sop;
 } rt_tensor;
 
 typedef struct {
@@ -801,6 +803,12 @@ static qat_status lower_stream(lowering *L, int from, int next_li, rt_tensor *in
     int s = L->stream[next_li - 1], C, H, W, approx = 0;
     chw(&m->layers[next_li - 1], &C, &H, &W);
     rt_tensor out = {.c = C, .h = H, .w = W};
+    if (!nx->aq.spec.q && !L->o->float_bits) { /* a float input: the next layer reads the stream (lower_wide) */
+        out.stream = 1;
+        out.sop = s;
+        *in = out;
+        return QAT_OK;
+    }
     double *ones = malloc(sizeof(double) * (size_t)C);
     if (!ones) return qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
     for (int c = 0; c < C; c++) ones[c] = 1.0;
@@ -876,6 +884,38 @@ static const char *rules_text(int compute)
             snprintf(b + n, sizeof buf[0] - n, "%s%s", k++ ? ", " : "", rules[i].section);
         }
     return b;
+}
+
+/* what follows compute layer li up to the next one (next_li, -1: none)
+ * folds into tl. The chain ends at the next compute layer, or as an int32
+ * tensor at a layer whose output a later layer reads, or before a
+ * shortcut, route or global pool (lower_stream takes it from there):
+ * *to_stream, and *seg the last layer folded. */
+static qat_status fold_tail(lowering *L, int li, int next_li, tail *tl, int *seg, int *to_stream)
+{
+    qat_model *m = L->m;
+    int end = next_li >= 0 ? next_li : m->nlayers;
+    qat_status st = QAT_OK;
+    *seg = li;
+    *to_stream = L->needed[li];
+    tl->last = next_li < 0; /* as the folds see it (a max pool refuses a last layer) */
+    for (int j = li + 1; j < end && !st && !*to_stream; j++) {
+        qat_layer *p = &m->layers[j];
+        const lowering_rule *ru = rule_for(p);
+        if (ru && !ru->fold && !ru->lower) {
+            *to_stream = 1;
+            break;
+        }
+        if (!ru || !ru->fold) st = layer_error(p, "has no integer lowering (%s)", rules_text(0));
+        else if (tl->npost >= MAX_POST || tl->npool >= MAX_POST) st = layer_error(p, "too many layers between two compute layers");
+        else st = ru->fold(p, tl);
+        *seg = j;
+        *to_stream = L->needed[j];
+    }
+    tl->last = next_li < 0 && !*to_stream;
+    if (!st && *to_stream && tl->npool)
+        st = layer_error(&m->layers[tl->pools[0]], "a max pool before a residual add or a global pool has no integer lowering yet");
+    return st;
 }
 
 /* the GEMM for an op: what its input levels (or the image) and its weight
@@ -1011,10 +1051,14 @@ static qat_status lower_f32(lowering *L, const qat_layer *l, int op, const chain
 
 /* a conv2d or linear layer and what follows it up to the next one: one
  * CONV op (and the pools after its thresholds) */
+static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in);
+
 static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
 {
     qat_model *m = L->m;
     qat_layer *l = &m->layers[li];
+    /* what the config leaves in float arithmetic, unless asked to quantize it */
+    if (!L->o->float_bits && (in->stream || (in->u8 && !l->wq.spec.q))) return lower_wide(L, li, next_li, in);
     qat_export_result *r = L->r;
     int conv = is(l, "conv2d");
     int cin = in->c, h = in->h, w = in->w;
@@ -1122,28 +1166,10 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
         goto done;
     }
     /* what follows up to the next compute layer folds into the chain */
-    int end = next_li >= 0 ? next_li : m->nlayers;
-    /* the chain ends at the next compute layer, or as an int32 tensor at
-     * a layer whose output a later layer reads, or before a shortcut, route
-     * or global pool (lower_stream takes it from there) */
-    int seg = li, to_stream = L->needed[li];
-    tl.last = next_li < 0; /* as the folds see it (a max pool refuses a last layer) */
-    for (int j = li + 1; j < end && !st && !to_stream; j++) {
-        qat_layer *p = &m->layers[j];
-        const lowering_rule *ru = rule_for(p);
-        if (ru && !ru->fold && !ru->lower) {
-            to_stream = 1;
-            break;
-        }
-        if (!ru || !ru->fold) st = layer_error(p, "has no integer lowering (%s)", rules_text(0));
-        else if (tl.npost >= MAX_POST || tl.npool >= MAX_POST) st = layer_error(p, "too many layers between two compute layers");
-        else st = ru->fold(p, &tl);
-        seg = j;
-        to_stream = L->needed[j];
-    }
-    tl.last = next_li < 0 && !to_stream;
-    if (!st && to_stream && tl.npool) st = layer_error(&m->layers[tl.pools[0]], "a max pool before a residual add or a global pool has no integer lowering yet");
-    if (st) goto done;
+    int seg = li, to_stream = 0;
+    if ((st = fold_tail(L, li, next_li, &tl, &seg, &to_stream))) goto done;
+    /* a float input next (no quantizer): it reads this layer's output as a stream */
+    if (next_li >= 0 && !m->layers[next_li].aq.spec.q && !L->o->float_bits) to_stream = 1;
     chain ch = {.u8 = u8, .sa = sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
                 .npost = tl.npost};
     if (u8) {
@@ -1372,6 +1398,230 @@ done:
     free(orows);
     free(table);
     free(aoff);
+    return st;
+}
+
+/* bits of |v| */
+static int bits64(uint64_t v)
+{
+    int n = 0;
+    while (v) n++, v >>= 1;
+    return n;
+}
+
+/* A layer the config leaves in float arithmetic: float weights on the
+ * image (a first layer kept in float, as DST's), or a float input (TWN's
+ * activations), read from the image or a stream, as an X64 op: int64
+ * operands (the image through a table of its normalised pixels, exact on
+ * the loader's grid; a stream's floats in fixed point 2^-F; float weights
+ * in fixed point 2^-Sw, or integer levels), the sum exact in int64, then
+ * one rounding to float32 and the chain's bias, batchnorm and ReLU in
+ * float32 arithmetic (softfloat.h): a stream, or the last layer's logits
+ * as stream keys. The float model sums in float32, rounding on the way, so
+ * the two agree to the last bits, not bit for bit: marked approximate,
+ * with the predictions expected to agree. */
+static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
+{
+    qat_model *m = L->m;
+    qat_layer *l = &m->layers[li];
+    qat_export_result *r = L->r;
+    int conv = is(l, "conv2d");
+    int cin = in->c, h = in->h, w = in->w;
+    int cout = conv ? l->filters : l->out->shape[1];
+    int kh = conv ? l->size : h, kw = conv ? l->size : w, stride = conv ? l->stride : 1, pad = conv ? l->pad : 0;
+    int oh = conv ? l->out->shape[2] : 1, ow = conv ? l->out->shape[3] : 1;
+    int K = cin * kh * kw, kbits = bits64((uint64_t)K - 1);
+    if (L->drop_keep) return layer_error(l, "a float layer after emptied channels has no integer lowering yet");
+    if (!conv && (int)l->w->shape[1] != K) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K);
+    qat_status st = QAT_OK;
+    int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * (size_t)K), *table = NULL, *q = calloc((size_t)cout, 16);
+    int64_t *wq = malloc(sizeof(int64_t) * (size_t)cout * (size_t)K);
+    double *sw = malloc(sizeof(double) * (size_t)cout);
+    tail tl;
+    memset(&tl, 0, sizeof tl);
+    if (!wl || !wq || !sw || !q) {
+        st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        goto done;
+    }
+    /* the weights: levels times a scale per channel, or float in fixed point */
+    const float *wf = l->wq.out ? l->wq.out->x : l->w->x;
+    int wbits = 30, abits, e_in, fw = !l->wq.spec.q, approx = 0;
+    if (!fw) {
+        if ((st = weight_levels(L, l, cout, K, 1, wl, sw, &approx))) goto done;
+        int64_t wmax = 1;
+        for (size_t i = 0; i < (size_t)cout * K; i++) wmax = llabs((long long)wl[i]) > wmax ? llabs((long long)wl[i]) : wmax;
+        wbits = bits64((uint64_t)wmax);
+    }
+    /* the input: the image's table (its largest value fixes the weights'
+     * bits), or a stream in fixed point (the weights' bits fix its range) */
+    int32_t fl[2] = {0, 0};
+    if (in->u8) {
+        int G = L->o->pixel_grid, S = G > 0 ? G : 24;
+        if (!(table = malloc(sizeof(int32_t) * (size_t)m->c * 256))) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        int64_t tmax = 1;
+        for (int c = 0; c < m->c; c++)
+            for (int p = 0; p < 256; p++) {
+                float mu = L->o->mean ? L->o->mean[c] : 0.0f, sd = L->o->std ? L->o->std[c] : 1.0f;
+                double x = ldexp((double)qat_data_pixel_grid((uint8_t)p, mu, sd, G), S);
+                if (fabs(x) >= 1073741824.0) {
+                    st = layer_error(l, "channel %d: pixel %d's normalised value does not fit the table", c, p);
+                    goto done;
+                }
+                table[c * 256 + p] = (int32_t)lrint(x);
+                if (G <= 0 && (double)table[c * 256 + p] != x) approx = 1; /* off the grid: rounded */
+                tmax = llabs((long long)table[c * 256 + p]) > tmax ? llabs((long long)table[c * 256 + p]) : tmax;
+            }
+        abits = bits64((uint64_t)tmax);
+        e_in = -S;
+        if (fw) wbits = 62 - abits - kbits;
+    } else {
+        if (fw) wbits = 30;
+        abits = 62 - wbits - kbits;
+        fl[1] = abits;      /* inputs saturate at 2^abits - 1 */
+        fl[0] = abits - 17; /* values up to 2^16 in magnitude are not */
+        e_in = -fl[0];
+        if (fl[0] < 24) {
+            st = layer_error(l, "its weights (%d bits) leave its float input %d bits of fixed point", wbits, fl[0]);
+            goto done;
+        }
+    }
+    if (fw) { /* float weights: w 2^Sw rounded, |w 2^Sw| < 2^(wbits - 1) */
+        double wmax = 0;
+        for (size_t i = 0; i < (size_t)cout * K; i++) wmax = fmax(wmax, fabs((double)wf[i]));
+        int e = 0;
+        if (wmax > 0) frexp(wmax, &e);
+        int Sw = wbits - 1 - e;
+        for (size_t i = 0; i < (size_t)cout * K; i++) {
+            double v = ldexp((double)wf[i], Sw);
+            wl[i] = 0;
+            wq[i] = (int64_t)llrint(v);
+            if ((double)wq[i] != v) approx = 1; /* a weight below 2^-Sw's precision */
+        }
+        for (int c = 0; c < cout; c++) sw[c] = ldexp(1.0, -Sw);
+    } else {
+        for (size_t i = 0; i < (size_t)cout * K; i++) wq[i] = wl[i];
+    }
+    /* the runtime's (ky, kx, c) order */
+    for (int o = 0; o < cout; o++) {
+        int64_t *row = wq + (size_t)o * K, *t64 = malloc(sizeof(int64_t) * (size_t)K);
+        if (!t64) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        for (int c = 0; c < cin; c++)
+            for (int y = 0; y < kh; y++)
+                for (int x = 0; x < kw; x++) t64[((size_t)y * kw + x) * cin + c] = row[((size_t)c * kh + y) * kw + x];
+        memcpy(row, t64, sizeof(int64_t) * (size_t)K);
+        free(t64);
+    }
+    /* what follows, up to the stream or the logits */
+    int seg = li, to_stream = 0;
+    if ((st = fold_tail(L, li, next_li, &tl, &seg, &to_stream))) goto done;
+    if (tl.npool) {
+        st = layer_error(&m->layers[tl.pools[0]], "a max pool after a float layer has no integer lowering yet");
+        goto done;
+    }
+    int flags = l->b ? QATC_F32_BIAS : 0, mul = 0;
+    for (int i = 0; i < tl.npost; i++) {
+        const post_op *p = &tl.post[i];
+        if (p->kind == POST_BN && !(flags & (QATC_F32_BN | QATC_F32_RELU))) flags |= QATC_F32_BN;
+        else if (p->kind == POST_RELU && !(flags & QATC_F32_RELU)) flags |= QATC_F32_RELU;
+        else {
+            st = layer_error(l, "after a float layer, its output may go through one batchnorm and a ReLU (no more, and no "
+                                "HardTanh yet)");
+            goto done;
+        }
+    }
+    /* per channel: acc 2^e exactly, or float32(acc) times the float32 scale */
+    for (int c = 0; c < cout; c++) {
+        int e;
+        if (sw[c] != 0 && frexp(fabs(sw[c]), &e) != 0.5) mul = 1;
+        if (sw[c] < 0) {
+            st = layer_error(l, "channel %d: a negative weight scale", c);
+            goto done;
+        }
+    }
+    if (mul) flags |= QATC_F32_MUL;
+    for (int c = 0; c < cout; c++) {
+        int32_t *qc = q + 4 * (size_t)c;
+        if (mul) {
+            float sf = (float)ldexp(sw[c], e_in);
+            memcpy(&qc[0], &sf, 4);
+        } else {
+            int e = 0;
+            if (sw[c] != 0) frexp(sw[c], &e);
+            qc[0] = sw[c] != 0 ? e - 1 + e_in : 0;
+        }
+        if (l->b) memcpy(&qc[1], &l->b->x[c], 4);
+        for (int i = 0; i < tl.npost; i++)
+            if (tl.post[i].kind == POST_BN) memcpy(&qc[2], &tl.post[i].a[c], 4), memcpy(&qc[3], &tl.post[i].b[c], 4);
+    }
+    int op = 0;
+    if ((st = new_op(L, l, &op))) goto done;
+    uint8_t *rec = L->w.ops[op];
+    set_op(rec, QATRT_OP_CONV, in->u8, cin, h, w, cout, oh, ow);
+    if (in->stream) put32(rec + QNN_OP_IN0, (uint32_t)in->sop + 1);
+    put32(rec + QNN_OP_KH, (uint32_t)kh);
+    put32(rec + QNN_OP_KW, (uint32_t)kw);
+    put32(rec + QNN_OP_STRIDE, (uint32_t)stride);
+    put32(rec + QNN_OP_PAD, (uint32_t)pad);
+    put32(rec + QNN_OP_KERNEL, QATRT_K_X64);
+    int last = next_li < 0 && !to_stream;
+    put32(rec + QNN_OP_STAGE, last ? QATRT_STAGE_LOGITS : QATRT_STAGE_F32);
+    put32(rec + QNN_OP_FLAGS, (uint32_t)(flags | in->u8));
+    /* the weights at the bits their largest needs (two's complement) */
+    int b = 1;
+    for (size_t i = 0; i < (size_t)cout * K; i++)
+        while (b < 64 && (wq[i] < -((int64_t)1 << (b - 1)) || wq[i] > ((int64_t)1 << (b - 1)) - 1)) b++;
+    put32(rec + QNN_OP_NTHR, (uint32_t)b);
+    size_t wbytes = ((size_t)cout * K * (size_t)b + 7) / 8;
+    {
+        uint8_t *wb = calloc(wbytes, 1);
+        if (!wb) {
+            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < (size_t)cout * K; i++)
+            for (int j = 0; j < b; j++)
+                if ((uint64_t)wq[i] >> j & 1) wb[(i * (size_t)b + (size_t)j) / 8] |= (uint8_t)(1u << ((i * (size_t)b + (size_t)j) % 8));
+        st = w_blob(&L->w, op, QNN_OP_WEIGHTS, wb, wbytes);
+        free(wb);
+        if (st) goto done;
+    }
+    if (in->u8) st = w_blob(&L->w, op, QNN_OP_LUT, table, sizeof(int32_t) * (size_t)m->c * 256);
+    else st = w_blob(&L->w, op, QNN_OP_LUT, fl, sizeof fl);
+    if (!st) st = w_blob(&L->w, op, QNN_OP_REQ, q, (size_t)cout * 16);
+    if (st) goto done;
+    /* the payload: the weights (float32, or their levels' bits), the table, the stage */
+    size_t pbytes = ((size_t)cout * K * (size_t)(fw ? 32 : b) + 7) / 8;
+    r->payload += pbytes + (in->u8 ? sizeof(int32_t) * (size_t)m->c * 256 : sizeof fl) + (size_t)cout * 16;
+    r->weight_bytes += pbytes;
+    r->float_bytes += (size_t)cout * K * 4;
+    r->exact = 0;
+    note(r->approx, sizeof r->approx, "%s%s (float arithmetic: its exact sum rounded once)", r->approx[0] ? ", " : "",
+         l->name);
+    if (approx) note(r->approx, sizeof r->approx, " (rounded: %s)", in->u8 && L->o->pixel_grid <= 0 ? "pixels off a grid" : "tiny weights");
+    note(r->kernels, sizeof r->kernels, "%s: %s on %s, %s\n", l->name, qatrt_kernel_name(QATRT_K_X64),
+         in->u8 ? "the image's table" : "a stream in fixed point", last ? "float32 logits as keys" : "a float32 stream");
+    rt_tensor out = {.c = cout, .h = oh, .w = ow};
+    *in = out;
+    if (!last) {
+        L->stream[seg] = op;
+        st = lower_stream(L, seg + 1, next_li, in);
+    }
+done:
+    for (int i = 0; i < tl.npost; i++) {
+        free(tl.post[i].a);
+        free(tl.post[i].b);
+    }
+    free(wl);
+    free(wq);
+    free(sw);
+    free(table);
+    free(q);
     return st;
 }
 

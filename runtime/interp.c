@@ -49,6 +49,7 @@ static size_t a_row(const qatrt_op *op)
     case QATRT_K_TER: return 2 * kw * 8;
     case QATRT_K_I16: return 2 * (size_t)op->K;
     case QATRT_K_T32: return (op->t16 ? 2 : 4) * (size_t)op->K;
+    case QATRT_K_X64: return 8 * (size_t)op->K;
     default: return (size_t)op->K;
     }
 }
@@ -63,7 +64,7 @@ static int direct_input(const qatrt_op *op)
     if (op->kh != op->h || op->kw != op->w || op->pad != 0) return 0;
     switch (op->kernel) {
     case QATRT_K_BIN: return (size_t)op->h * op->w * cbytes(op->cin) == a_row(op);
-    case QATRT_K_TER: case QATRT_K_I16: case QATRT_K_T32: return 0;
+    case QATRT_K_TER: case QATRT_K_I16: case QATRT_K_T32: case QATRT_K_X64: return 0;
     case QATRT_K_MB: return mb_hwc(op); /* rows in (c, ky, kx) order are gathered */
     default: return 1;
     }
@@ -146,9 +147,12 @@ static void make_plan(const qatrt_model *m, plan *pl)
  * memory). Batch 1 is one chunk. */
 #define CHUNK_BYTES ((size_t)192 * 1024)
 
+/* bytes of one accumulator */
+static size_t acc_bytes(const qatrt_op *op) { return op->kernel == QATRT_K_X64 ? 8 : 4; }
+
 static size_t chunk_images(const qatrt_op *op, size_t n)
 {
-    size_t per = (size_t)op->oh * op->ow * ((direct_input(op) ? 0 : a_row(op)) + 4 * (size_t)op->cout);
+    size_t per = (size_t)op->oh * op->ow * ((direct_input(op) ? 0 : a_row(op)) + acc_bytes(op) * (size_t)op->cout);
     size_t c = per ? CHUNK_BYTES / per : n;
     if (c < 1) c = 1;
     return c < n ? c : n;
@@ -176,7 +180,7 @@ static sizes need(const qatrt_model *m, const plan *pl, size_t n)
         }
         size_t rows = chunk_images(op, n) * pix;
         if (!direct_input(op) && rows * a_row(op) > s.col) s.col = rows * a_row(op);
-        if (rows * op->cout * 4 > s.acc) s.acc = rows * op->cout * 4;
+        if (rows * op->cout * acc_bytes(op) > s.acc) s.acc = rows * op->cout * acc_bytes(op);
         if ((size_t)op->K > s.gbuf) s.gbuf = (size_t)op->K;
     }
     return s;
@@ -270,6 +274,12 @@ static void prepare_op(const qatrt_op *op, uint8_t *dst, uint8_t *scratch)
             copy_bits(row + kw8, 0, s + plane, plane, c * K, K);
             break;
         }
+        case QATRT_K_X64: /* b-bit weights (b = nthr) as int64 */
+            for (size_t k = 0; k < K; k++) {
+                int64_t v = qatc_wide_weight(s, c * K + k, op->nthr);
+                memcpy(row + 8 * k, &v, 8);
+            }
+            break;
         default: /* power-of-two nibbles */
             copy_bits(row, 0, s, op->wbytes, 4 * c * K, 4 * K);
             break;
@@ -696,6 +706,36 @@ static void stage_f32(const qatrt_op *op, const uint8_t *prep, size_t rows, cons
         for (size_t c = 0; c < N; c++) out[r * N + c] = qatc_f32_stage(op->req + 4 * c, op->f32flags, acc[r * N + c]);
 }
 
+/* an X64 CONV on n images: rows of int64 inputs (the NHWC image through
+ * its table, or a stream's keys in fixed point; 0 in the padding, the
+ * normalised or the float zero), one int64 GEMM, the F32 stage's keys
+ * into out (the last op: its logits) */
+static void run_x64(const qatrt_op *op, const qatrt_kernels *k, const int64_t *W, int n, const uint8_t *in, int64_t *col,
+                    int64_t *acc, int32_t *out)
+{
+    size_t C = (size_t)op->cin, P = (size_t)op->oh * op->ow, N = (size_t)op->cout, isz = (size_t)op->h * op->w * C;
+    int64_t *row = col;
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < op->oh; oy++)
+            for (int ox = 0; ox < op->ow; ox++)
+                for (int ky = 0; ky < op->kh; ky++) {
+                    int iy = oy * op->stride - op->pad + ky;
+                    for (int kx = 0; kx < op->kw; kx++, row += C) {
+                        int ix = ox * op->stride - op->pad + kx;
+                        size_t at = (size_t)i * isz + ((size_t)iy * op->w + (size_t)ix) * C;
+                        if (iy < 0 || iy >= op->h || ix < 0 || ix >= op->w) memset(row, 0, C * 8);
+                        else if (op->in_u8)
+                            for (size_t c = 0; c < C; c++) row[c] = op->table[c * 256 + in[at + c]];
+                        else
+                            for (size_t c = 0; c < C; c++)
+                                row[c] = qatc_key_fixed(((const int32_t *)(const void *)in)[at + c], op->table[0], op->table[1]);
+                    }
+                }
+    k->x64gemm((int)((size_t)n * P), (int)N, op->K, col, (size_t)op->K, W, (size_t)op->K, acc, N);
+    for (size_t r = 0; r < (size_t)n * P; r++)
+        for (size_t c = 0; c < N; c++) out[r * N + c] = qatc_f32_stage(op->req + 4 * c, op->f32flags, acc[r * N + c]);
+}
+
 static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out, uint8_t *gbuf)
 {
     size_t pix = (size_t)n * op->h * op->w, C = (size_t)op->cin;
@@ -922,6 +962,13 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             size_t osz = P * (pout ? cbytes(op->cout) : (qatrt_op_i32(op) ? 4 : 1) * (size_t)op->cout);
             for (size_t i0 = 0; i0 < nn; i0 += ci) {
                 int cn = (int)(nn - i0 < ci ? nn - i0 : ci);
+                if (op->kernel == QATRT_K_X64) {
+                    run_x64(op, k, (const int64_t *)W, cn, in + i0 * isz * (op->in_u8 ? 1 : 4),
+                            (int64_t *)(void *)col, (int64_t *)(void *)acc,
+                            op->stage == QATRT_STAGE_LOGITS ? logits + i0 * (size_t)op->cout
+                                                            : (int32_t *)(void *)(out + i0 * osz));
+                    continue;
+                }
                 if (fused_bits(op, pout)) {
                     run_conv(op, k, W, pan, cn, pin, in + i0 * isz, col, gbuf, acc, out + i0 * osz);
                     continue;

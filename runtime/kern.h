@@ -210,6 +210,10 @@ typedef struct {
     /* direct convolutions of one image into packed signs (qatrt_dconv) */
     void (*bconv_bits)(const qatrt_dconv *d, const uint8_t *in);
     void (*i16conv_bits)(const qatrt_dconv *d, const int16_t *in);
+    /* int64 x int64 into int64 (an X64 op: a float layer's exact sum); the
+     * caller guarantees the int64 range of every partial sum */
+    void (*x64gemm)(int M, int N, int K, const int64_t *A, size_t lda, const int64_t *B, size_t ldb, int64_t *C,
+                    size_t ldc);
 } qatrt_kernels;
 
 /* key_add one element at a time (the scalar table's, and every table's
@@ -219,6 +223,9 @@ void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t 
 /* the AVX2 int32 x int8 kernel, shared by the AVX2 and AVX-512 tables */
 void qatrt_i32i8gemm_avx2(int M, int N, int K, const int32_t *A, size_t lda, const int8_t *B, size_t ldb, int32_t *C,
                           size_t ldc);
+/* the AVX2 int64 kernel, shared by the AVX2 and AVX-512 tables */
+void qatrt_x64gemm_avx2(int M, int N, int K, const int64_t *A, size_t lda, const int64_t *B, size_t ldb, int64_t *C,
+                        size_t ldc);
 /* the AVX2 multi-bit kernel, shared by the AVX2 and AVX-512 tables */
 void qatrt_mbgemm_avx2(int M, int N, int K, const uint8_t *A, size_t lda, int a_u8, const qatrt_mb *B, int32_t *C,
                        size_t ldc);

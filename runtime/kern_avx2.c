@@ -534,6 +534,38 @@ static void i16conv_bits_avx2(const qatrt_dconv *d, const int16_t *in)
     }
 }
 
+/* int64 x int64: four lanes of a dot product along K, each 64-bit
+ * product (mod 2^64, as the scalar one wraps) from three 32 x 32 -> 64
+ * multiplies, lo lo + ((hi lo + lo hi) << 32) */
+static inline __m256i mul64_avx2(__m256i a, __m256i b)
+{
+    __m256i lo = _mm256_mul_epu32(a, b);
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                                     _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(cross, 32));
+}
+
+void qatrt_x64gemm_avx2(int M, int N, int K, const int64_t *A, size_t lda, const int64_t *B, size_t ldb, int64_t *C,
+                        size_t ldc)
+{
+    int K4 = K & ~3;
+    for (int m = 0; m < M; m++) {
+        const int64_t *a = A + (size_t)m * lda;
+        for (int n = 0; n < N; n++) {
+            const int64_t *b = B + (size_t)n * ldb;
+            __m256i acc = _mm256_setzero_si256();
+            for (int k = 0; k < K4; k += 4)
+                acc = _mm256_add_epi64(acc, mul64_avx2(_mm256_loadu_si256((const __m256i *)(const void *)(a + k)),
+                                                       _mm256_loadu_si256((const __m256i *)(const void *)(b + k))));
+            uint64_t l[4];
+            _mm256_storeu_si256((__m256i *)(void *)l, acc);
+            uint64_t s = l[0] + l[1] + l[2] + l[3];
+            for (int k = K4; k < K; k++) s += (uint64_t)a[k] * (uint64_t)b[k];
+            C[(size_t)m * ldc + n] = (int64_t)s;
+        }
+    }
+}
+
 extern const qatrt_kernels qatrt_kernels_avx2;
 
 /* int8 panels (kern.h), no VPDPBUSD: per group of 4 weights, 4 columns
@@ -809,4 +841,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .key_add = key_add_avx2,
     .bconv_bits = bconv_bits_avx2,
     .i16conv_bits = i16conv_bits_avx2,
+    .x64gemm = qatrt_x64gemm_avx2,
 };

@@ -1403,4 +1403,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .key_add = key_add_avx512,
     .bconv_bits = bconv_bits_avx512,
     .i16conv_bits = i16conv_bits_avx512,
+    .x64gemm = qatrt_x64gemm_avx2,
 };

@@ -387,6 +387,18 @@ static void mbgemm_scalar(int M, int N, int K, const uint8_t *A, size_t lda, int
     }
 }
 
+static void x64gemm_scalar(int M, int N, int K, const int64_t *A, size_t lda, const int64_t *B, size_t ldb, int64_t *C,
+                           size_t ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const int64_t *a = A + (size_t)m * lda, *b = B + (size_t)n * ldb;
+            int64_t s = 0;
+            for (int k = 0; k < K; k++) s += a[k] * b[k];
+            C[(size_t)m * ldc + n] = s;
+        }
+}
+
 const qatrt_kernels qatrt_kernels_scalar = {
     .isa = QATRT_ISA_SCALAR,
     .name = "scalar",
@@ -410,6 +422,7 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .key_add = qatrt_key_add_scalar,
     .bconv_bits = bconv_bits_scalar,
     .i16conv_bits = i16conv_bits_scalar,
+    .x64gemm = x64gemm_scalar,
 };
 
 void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu)

@@ -67,7 +67,7 @@ const char *qatrt_kernel_name(qatrt_kernel k)
         [QATRT_K_BIN] = "binary", [QATRT_K_TER] = "ternary", [QATRT_K_I8T] = "int8 x ternary",
         [QATRT_K_U8I8] = "uint8 x int8", [QATRT_K_I8I8] = "int8 x int8", [QATRT_K_I16] = "int16",
         [QATRT_K_P2] = "power-of-two shift-add", [QATRT_K_U8B] = "uint8 x binary", [QATRT_K_MB] = "multi-bit binary",
-        [QATRT_K_T32] = "uint8 table x int8"};
+        [QATRT_K_T32] = "uint8 table x int8", [QATRT_K_X64] = "int64 (a float layer's exact sum)"};
     return k > 0 && k < QATRT_K_COUNT ? names[k] : "?";
 }
 
@@ -89,6 +89,14 @@ static int64_t weight_bound(const qatrt_op *op)
         }
         return m;
     }
+    case QATRT_K_X64:
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = qatc_wide_weight(op->weights, i, op->nthr);
+            if (v < -((int64_t)1 << 62) || v > ((int64_t)1 << 62)) return (int64_t)1 << 62; /* refused by the caller */
+            if (v < 0) v = -v;
+            if (v > m) m = v;
+        }
+        return m;
     case QATRT_K_I16:
         for (size_t i = 0; i < n; i++) {
             const uint8_t *p = (const uint8_t *)op->weights + 2 * i;
@@ -129,6 +137,7 @@ size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
     case QATRT_K_U8B: return kw * 8;
     case QATRT_K_U8I8: case QATRT_K_I8I8: case QATRT_K_T32: return K;
     case QATRT_K_I16: return 2 * K;
+    case QATRT_K_X64: return 8 * K;
     case QATRT_K_P2: return (K + 1) / 2;
     default: return 0;
     }
@@ -520,12 +529,14 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", fat(r, F_CIN), i);
     /* int32 tensors go to ADD, GAP and QUANT, and only there */
-    int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT;
+    /* (an X64 CONV reads the image or a stream) */
+    int x64 = r->v[F_TYPE] == QATRT_OP_CONV && r->v[F_KERNEL] == QATRT_K_X64;
+    int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT || (x64 && prev);
     if (wants != (prev && qatrt_op_i32(prev)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", fat(r, F_IN0), i,
                     !prev ? "the image" : qatrt_op_i32(prev) ? "a stream" : "levels",
-                    wants ? "a stream (a F32 stage, ADD or GAP)" : "the image or levels");
-    if (wants) return read_i32_op(r, i, op, m);
+                    x64 ? "the image or a stream" : wants ? "a stream (a F32 stage, ADD or GAP)" : "the image or levels");
+    if (wants && !x64) return read_i32_op(r, i, op, m);
 
     if (op->type == QATRT_OP_LUT) {
         if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", fat(r, F_TYPE));
@@ -573,13 +584,17 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     op->stage = (qatrt_stage)stage;
     op->K = op->kh * op->kw * op->cin; /* <= 2^28: kh <= h, kw <= w */
     if (op->in_u8 != (op->kernel == QATRT_K_U8I8 || op->kernel == QATRT_K_U8B || op->kernel == QATRT_K_T32 ||
-                      ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB) && op->in_u8)))
+                      ((op->kernel == QATRT_K_I16 || op->kernel == QATRT_K_MB || op->kernel == QATRT_K_X64) && op->in_u8)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: kernel '%s' %s the uint8 image", fat(r, F_KERNEL),
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
+    if (x64) { /* b-bit weights, b in NTHR */
+        if ((st = field(r, F_NTHR, "an X64 op's weight bits", 1, 64, &op->nthr))) return st;
+        op->wbytes = ((size_t)op->cout * (size_t)op->K * (size_t)op->nthr + 7) / 8;
+    }
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
-               op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B;
+               op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B || op->kernel == QATRT_K_X64;
     if (op->kernel == QATRT_K_MB) {
         if ((st = read_mb(r, op))) return st;
         op->weights = r->base + r->off[B_WEIGHTS];
@@ -589,14 +604,24 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if ((st = blob(r, B_BSUM, "weight sums", op->kernel == QATRT_K_I8I8 ? (size_t)op->cout * 4 : 0, &b)))
         return st;
     op->bsum = b;
-    /* T32: the pixel table, int32 per channel and pixel value */
-    if ((st = blob(r, B_LUT, "pixel table", op->kernel == QATRT_K_T32 ? (size_t)op->cin * 256 * 4 : 0, &b)))
-        return st;
+    /* T32, X64 on the image: the pixel table, int32 per channel and pixel
+     * value; X64 on a stream: [F, L] */
+    size_t tb = op->kernel == QATRT_K_T32 || (x64 && op->in_u8) ? (size_t)op->cin * 256 * 4 : x64 ? 8 : 0;
+    if ((st = blob(r, B_LUT, x64 && !op->in_u8 ? "fixed point" : "pixel table", tb, &b))) return st;
     op->table = b;
+    if (x64 && !op->in_u8) {
+        size_t fp = (size_t)((const uint8_t *)b - r->base);
+        if (op->table[0] < 0 || op->table[0] > 62)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the stream's fixed point 2^%d; expected 0..62", fp, op->table[0]);
+        if (op->table[1] < 1 || op->table[1] > 62)
+            return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: the inputs' bound 2^%d; expected 1..62", fp + 4, op->table[1]);
+    }
+    if (x64 && op->stage == QATRT_STAGE_THRESH)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: an X64 op's stage is F32 or LOGITS", fat(r, F_STAGE));
     if (op->stage == QATRT_STAGE_THRESH) {
         if ((st = read_thresh(r, op))) return st;
     } else {
-        if ((st = field(r, F_NTHR, "the threshold count of a LOGITS or F32 stage", 0, 0, &op->nthr))) return st;
+        if (!x64 && (st = field(r, F_NTHR, "the threshold count of a LOGITS or F32 stage", 0, 0, &op->nthr))) return st;
         if (op->stage == QATRT_STAGE_LOGITS && (op->oh != 1 || op->ow != 1))
             return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LOGITS stage needs a 1x1 output, found %dx%d", fat(r, F_OH),
                         op->oh, op->ow);
@@ -605,7 +630,8 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
             (st = blob(r, B_REQ, "requantization", (size_t)op->cout * 16, &b)))
             return st;
         op->req = b;
-        for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_F32; c++) {
+        int f32 = op->stage == QATRT_STAGE_F32 || x64;
+        for (int c = 0; c < op->cout && f32; c++) {
             const int32_t *q = op->req + 4 * c;
             size_t qat = (size_t)((const uint8_t *)q - r->base);
             if ((op->f32flags & QATC_F32_MUL) && ((uint32_t)q[0] >> 23 & 0xff) == 0xff)
@@ -616,7 +642,7 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                 if (((uint32_t)q[j] >> 23 & 0xff) == 0xff)
                     return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: channel %d's parameter is not finite", qat + 4 * (size_t)j, c);
         }
-        for (int c = 0; c < op->cout && op->stage == QATRT_STAGE_LOGITS; c++) {
+        for (int c = 0; c < op->cout && !f32; c++) {
             const int32_t *q = op->req + 4 * c;
             int64_t bias = (int64_t)((uint64_t)(uint32_t)q[2] | (uint64_t)(uint32_t)q[3] << 32);
             size_t qat = (size_t)((const uint8_t *)q - r->base);
@@ -697,7 +723,8 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
     r.hi = size - 4;
     for (int i = 0; i < m->nops; i++) {
         if ((st = read_op(&r, i, rec[i], &m->ops[i], m))) return st;
-        if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && m->ops[i].stage == QATRT_STAGE_F32) &&
+        if (m->ops[i].f32flags && !(m->ops[i].type == QATRT_OP_CONV && (m->ops[i].stage == QATRT_STAGE_F32 ||
+                                                                         m->ops[i].kernel == QATRT_K_X64)) &&
             !(m->ops[i].type == QATRT_OP_ADD && m->ops[i].f32flags == QATC_F32_RELU))
             return fail(err, QATRT_ERR_FORMAT, "byte %zu: flags %d; bits 1..4 belong to a F32 stage (an ADD takes bit 3, its ReLU)",
                         fpos(&r, rec[i], F_FLAGS), m->ops[i].f32flags | m->ops[i].in_u8);
@@ -710,6 +737,20 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         qatrt_op *op = &m->ops[i];
         if (op->type == QATRT_OP_CONV) {
             int64_t amax = 255;
+            if (op->kernel == QATRT_K_X64) { /* int64: K max|input| max|weight| <= 2^62 */
+                int64_t wb = weight_bound(op), lim = (int64_t)1 << 62;
+                amax = 0;
+                for (int v = 0; op->in_u8 && v < op->cin * 256; v++) {
+                    int64_t t = op->table[v] < 0 ? -(int64_t)op->table[v] : op->table[v];
+                    if (t > amax) amax = t;
+                }
+                if (!op->in_u8) amax = ((int64_t)1 << op->table[1]) - 1;
+                if (wb && amax && (wb >= lim || amax > lim / wb / op->K))
+                    return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld times int64 weights up to %lld "
+                                "could exceed 2^62", fpos(&r, rec[i], F_CIN), op->K, (long long)amax, (long long)wb);
+                op->accmax = (int64_t)op->K * amax * wb;
+                continue;
+            }
             if (op->kernel == QATRT_K_T32) { /* its table's values, not the pixels */
                 amax = 0;
                 for (int v = 0; v < op->cin * 256; v++) {
@@ -791,7 +832,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
             op->padfix_off = m->prep_size;
             m->prep_size += ((size_t)op->cout * op->kh * op->kw * 4 + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;
         }
-        op->f32tab = op->stage == QATRT_STAGE_F32 && op->accmax <= QATRT_F32_TABLE_MAX;
+        op->f32tab = op->stage == QATRT_STAGE_F32 && op->kernel != QATRT_K_X64 && op->accmax <= QATRT_F32_TABLE_MAX;
         if (op->f32tab) {
             op->f32tab_off = m->prep_size;
             m->prep_size += ((size_t)op->cout * (size_t)(2 * op->accmax + 1) * 4 + QATRT_ALIGN - 1) / QATRT_ALIGN * QATRT_ALIGN;

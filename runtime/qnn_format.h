@@ -5,6 +5,9 @@
 #ifndef QNN_FORMAT_H
 #define QNN_FORMAT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* the file: header, op records, blobs (each aligned), CRC-32 */
 #define QATRT_MAGIC "qat.qnn"  /* 8 bytes with its NUL */
 #define QATRT_VERSION 4     /* v4: compact op records, blobs one after another (docs/format.md);
@@ -45,13 +48,21 @@ typedef enum {
     QATRT_K_T32,     /* the uint8 image through a per-channel int32 table (the normalised pixel in fixed
                       * point, so zero padding is exact) x int8 weights: a first layer with padding or
                       * per-channel normalisation */
+    QATRT_K_X64,     /* a layer the model computes in float (float weights, or a float input): int64
+                      * operands and accumulators, the sum exact, rounded to float32 once in its stage
+                      * (F32, or LOGITS as stream keys). Input: the uint8 image through a per-channel
+                      * int32 table (LUT: cin x 256, as T32), or a stream, its floats in fixed point
+                      * (LUT: int32 [F, L]: x 2^F rounded to nearest even, saturated to +-(2^L - 1));
+                      * weights of NTHR = b bits each (1..64, two's complement), bit-packed dense:
+                      * qatc_wide_weight (docs/format.md) */
     QATRT_K_COUNT
 } qatrt_kernel;
 
 /* what a CONV does with its accumulators */
 typedef enum {
     QATRT_STAGE_THRESH = 1, /* levels through per-channel thresholds */
-    QATRT_STAGE_LOGITS = 2, /* the model's int32 logits by dyadic requantization (the last op) */
+    QATRT_STAGE_LOGITS = 2, /* the model's int32 logits by dyadic requantization (the last op); an X64
+                             * op's logits are the F32 stage's keys (REQ and FLAGS as F32's) */
     QATRT_STAGE_F32 = 3     /* a stream: per channel x = acc 2^e, then + bias, * a + b, max(x, 0) as
                              * FLAGS bits 1..3 say, in float32 arithmetic done with integers
                              * (runtime/softfloat.h); REQ holds [e, bias, a, b] per channel */
@@ -132,6 +143,18 @@ enum {
     QNN_OP4_SIZES = 32   /* u32 per blob it has, in that order (never 0) */
 };
 #define QNN_NBLOBS 7
+
+/* an X64 op's weight i (row-major, cout rows of K in (ky, kx, c) order):
+ * bits [i b, i b + b) of the blob, little-endian bit order, sign-extended */
+static inline int64_t qatc_wide_weight(const uint8_t *p, size_t i, int b)
+{
+    size_t at = i * (size_t)b;
+    uint64_t v = 0;
+    int k;
+    for (k = b - 1; k >= 0; k--) v = v << 1 | (uint64_t)(p[(at + (size_t)k) / 8] >> ((at + (size_t)k) % 8) & 1);
+    if (b < 64 && (v >> (b - 1) & 1)) v |= ~(uint64_t)0 << b;
+    return (int64_t)v;
+}
 #define QNN_OP4_MAX_FIELD 65535 /* a v4 field's largest value */
 
 /* the multi-bit weights blob's header (kernel QATRT_K_MB) */

@@ -126,6 +126,35 @@ static void qatc_conv(const qatc_op *o, const void *in, void *out, int32_t *logi
             }
 }
 
+/* an X64 op: int64 inputs (the image through its table, or a stream's
+ * floats in fixed point 2^table[0], saturated to 2^table[1]) times int64
+ * weights, the exact sum rounded to float32 once: the F32 stage's keys,
+ * or the logits */
+static void qatc_conv64(const qatc_op *o, const void *in, int32_t *out, int32_t *logits)
+{
+    int c, oy, ox, ci, ky, kx;
+    for (c = 0; c < o->cout; c++)
+        for (oy = 0; oy < o->oh; oy++)
+            for (ox = 0; ox < o->ow; ox++) {
+                int64_t acc = 0, v;
+                int32_t key;
+                for (ci = 0; ci < o->cin; ci++)
+                    for (ky = 0; ky < o->kh; ky++)
+                        for (kx = 0; kx < o->kw; kx++) {
+                            int y = oy * o->stride - o->pad + ky, x = ox * o->stride - o->pad + kx;
+                            size_t i = ((size_t)ci * (size_t)o->h + (size_t)y) * (size_t)o->w + (size_t)x, wi;
+                            if (y < 0 || y >= o->h || x < 0 || x >= o->w) continue;
+                            v = (o->flags & 1) ? o->table[(size_t)ci * 256 + ((const uint8_t *)in)[i]]
+                                               : qatc_key_fixed(((const int32_t *)in)[i], o->table[0], o->table[1]);
+                            wi = (size_t)c * (size_t)o->K + ((size_t)ky * (size_t)o->kw + (size_t)kx) * (size_t)o->cin + (size_t)ci;
+                            acc += v * qatc_wide_weight(o->wt, wi, o->nthr);
+                        }
+                key = qatc_f32_stage(o->req + 4 * c, o->flags & ~1, acc);
+                if (o->stage == QATRT_STAGE_LOGITS) logits[c] = key;
+                else out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = key;
+            }
+}
+
 static void qatc_maxpool(const qatc_op *o, const int8_t *in, int8_t *out)
 {
     int c, oy, ox, ky, kx;
@@ -186,6 +215,8 @@ QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const
             qatc_gap(o, (const int32_t *)in, (int32_t *)(void *)out);
         } else if (o->type == QATRT_OP_QUANT) {
             for (j = 0; j < n; j++) out[j] = qatc_level(o, (int)(j / ((size_t)o->h * (size_t)o->w)), ((const int32_t *)in)[j]);
+        } else if (o->kernel == QATRT_K_X64) {
+            qatc_conv64(o, in, (int32_t *)(void *)out, logits);
         } else {
             qatc_conv(o, in, out, logits);
         }

@@ -227,14 +227,35 @@ static inline uint32_t qatc_unkey(int32_t k) { return k < 0 ? 0x80000000u | (uin
 
 /* channel params q = [e, bias, a, b] (float32 bits): x = acc 2^e (or, with
  * QATC_F32_MUL, float32(acc) times the float32 q[0]); x + bias; x a + b;
- * max(x, 0) as the flags say, each a float32 operation */
-static inline int32_t qatc_f32_stage(const int32_t *q, int flags, int32_t acc)
+ * max(x, 0) as the flags say, each a float32 operation (acc: an int32
+ * accumulator, or an X64 op's int64 one, exact, rounded here once) */
+static inline int32_t qatc_f32_stage(const int32_t *q, int flags, int64_t acc)
 {
     uint32_t x = (flags & QATC_F32_MUL) ? qatc_f32_mul(qatc_f32_scaled(acc, 0), (uint32_t)q[0]) : qatc_f32_scaled(acc, q[0]);
     if (flags & QATC_F32_BIAS) x = qatc_f32_add(x, (uint32_t)q[1]);
     if (flags & QATC_F32_BN) x = qatc_f32_add(qatc_f32_mul(x, (uint32_t)q[2]), (uint32_t)q[3]);
     if ((flags & QATC_F32_RELU) && (x >> 31)) x = 0;
     return qatc_key(x);
+}
+
+/* a stream's value in fixed point, as an X64 op reads it: the float32 of
+ * key k times 2^F rounded to the nearest integer (ties to even),
+ * saturated to +-(2^L - 1) (an infinity too); 0 <= F, 1 <= L <= 62 */
+static inline int64_t qatc_key_fixed(int32_t k, int F, int L)
+{
+    int s, e, sh;
+    uint64_t m, v, lim = ((uint64_t)1 << L) - 1;
+    if (qatc_unpack(qatc_f32, qatc_unkey(k), &s, &m, &e)) v = lim;
+    else if (!m) return 0;
+    else if ((sh = e + F) >= 0) v = qatc_bitlen(m) + sh > L ? lim : m << sh;
+    else if (sh < -25) v = 0; /* m < 2^24: below half a unit */
+    else {
+        uint64_t rem = m & (((uint64_t)1 << -sh) - 1), half = (uint64_t)1 << (-sh - 1);
+        v = m >> -sh;
+        if (rem > half || (rem == half && (v & 1))) v++;
+        if (v > lim) v = lim;
+    }
+    return s ? -(int64_t)v : (int64_t)v;
 }
 
 static inline int32_t qatc_key_add(int32_t a, int32_t b) { return qatc_key(qatc_f32_add(qatc_unkey(a), qatc_unkey(b))); }

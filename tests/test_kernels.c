@@ -813,6 +813,45 @@ static void test_i32i8gemm(void)
     printf("i32i8gemm: %d cases, every table against the int64 sum\n", cases);
 }
 
+/* int64 x int64 (an X64 op, a float layer's exact sum): every table
+ * against the scalar definition, K across the AVX2 width and its tails,
+ * operands of every width up to what keeps each sum within 2^62 (a
+ * stream's 50-bit fixed point times ternary weights, a 14-bit pixel table
+ * times 44-bit float weights), signs mixed, extremes included */
+static void test_x64gemm(void)
+{
+    int cases = 0;
+    for (int K = 1; K <= 600; K += (K < 20 ? 1 : K < 100 ? 13 : 97))
+        for (int mode = 0; mode < 3; mode++, cases++) {
+            int M = rnd_in(1, 5), N = rnd_in(1, 7), kb = 0;
+            while ((1 << kb) < K) kb++;
+            int abits = mode == 0 ? 62 - 2 - kb : mode == 1 ? 14 : 31, wbits = 62 - abits - kb;
+            size_t lda = (size_t)K + (size_t)rnd_in(0, 3), ldb = (size_t)K + (size_t)rnd_in(0, 5);
+            int64_t *A = malloc(sizeof(int64_t) * lda * (size_t)M), *B = malloc(sizeof(int64_t) * ldb * (size_t)N);
+            int64_t *C = malloc(sizeof(int64_t) * (size_t)M * N);
+            int64_t alim = ((int64_t)1 << abits) - 1, wlim = ((int64_t)1 << (wbits - 1)) - 1;
+            for (size_t i = 0; i < lda * (size_t)M; i++)
+                A[i] = i % 7 == 0 ? (i % 2 ? alim : -alim) : (int64_t)(rnd() % (2 * (uint64_t)alim + 1)) - alim;
+            for (size_t i = 0; i < ldb * (size_t)N; i++)
+                B[i] = i % 5 == 0 ? (i % 2 ? wlim : -wlim) : (int64_t)(rnd() % (2 * (uint64_t)wlim + 1)) - wlim;
+            for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+                if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                qatrt_kernels_for((qatrt_isa)i)->x64gemm(M, N, K, A, lda, B, ldb, C, (size_t)N);
+                int bad = 0;
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++) {
+                        int64_t ref = 0;
+                        for (int k = 0; k < K; k++) ref += A[(size_t)m * lda + k] * B[(size_t)n * ldb + k];
+                        bad += C[(size_t)m * N + n] != ref;
+                    }
+                CHECK(bad == 0, "x64gemm %s: K %d M %d N %d mode %d: %d differ", qatrt_isa_name((qatrt_isa)i), K, M, N,
+                      mode, bad);
+            }
+            free(A), free(B), free(C);
+        }
+    printf("x64gemm: %d cases, every table against the int64 sum\n", cases);
+}
+
 /* bconv_bits and i16conv_bits (direct convolutions into signs, kern.h
  * qatrt_dconv): every ISA against the definition on unpacked values (the
  * padded taps reading 0), over kernel sizes, strides, padding, channel
@@ -930,6 +969,7 @@ static void test_dconv(void)
 int main(void)
 {
     test_i32i8gemm();
+    test_x64gemm();
     test_mbgemm();
     test_packing();
     test_select();

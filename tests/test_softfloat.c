@@ -92,6 +92,27 @@ int main(void)
         }
     }
     for (int j = 0; j < 8; j++) CHECK(bad[j] == 0, "check %d: %ld of %ld operand sets differ from the FPU", j, bad[j], n);
+    /* an X64 op's input: a stream's float32 in fixed point, x 2^F rounded
+     * to nearest even (the FPU's nearbyint), saturated to +-(2^L - 1); and
+     * its stage on an int64 accumulator, one rounding (the FPU's int64 ->
+     * float conversion, exact in double below 2^53 then rounded once) */
+    long kbad = 0, sbad = 0;
+    for (long i = 0; i < 1000000; i++) {
+        uint32_t a = any_f32();
+        int F = (int)(rnd() % 63), L = 1 + (int)(rnd() % 62);
+        double lim = ldexp(1.0, L) - 1, x = (double)f_of(a);
+        double want = isinf(x) ? (x > 0 ? lim : -lim) : nearbyint(ldexp(x, F));
+        if (want > lim) want = lim;
+        if (want < -lim) want = -lim;
+        if ((double)qatc_key_fixed(qatc_key(a), F, L) != want && kbad++ < 3)
+            printf("fixed %08x 2^%d, bound 2^%d: %lld, want %.17g\n", a, F, L, (long long)qatc_key_fixed(qatc_key(a), F, L), want);
+        int64_t acc = (int64_t)(rnd() >> (11 + rnd() % 53)) * (rnd() % 2 ? 1 : -1);
+        int e = (int)(rnd() % 120) - 90;
+        int32_t q[4] = {e, 0, 0, 0};
+        float fe = (float)ldexp((double)acc, e);
+        if (qatc_f32_stage(q, 0, acc) != qatc_key(b_of(fe)) && sbad++ < 3) printf("stage64 %lld 2^%d\n", (long long)acc, e);
+    }
+    CHECK(kbad == 0 && sbad == 0, "fixed point: %ld, int64 stage: %ld of 1000000 differ", kbad, sbad);
     /* the global pool's mean: a double sum in order, / 2^k, to float */
     for (int t = 0; t < 20000; t++) {
         int32_t keys[64];

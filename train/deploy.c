@@ -39,7 +39,7 @@ static const qat_cli_opt export_opts[] = {
     [EX_OUT] = {"--out", "-o", QAT_CLI_STR, "OUT", .shown = "none, required",
                 .help = "the .qnn file (--format qnn), or the folder that receives\nmodel.h and model.c (--format c)"},
     [EX_FORMAT] = {"--format", NULL, QAT_CLI_STR, "qnn|c", .sdef = "qnn", .help = "what to write"},
-    [EX_FLOAT_LAYERS] = {"--float-layers", NULL, QAT_CLI_STR, "int8|int16", .shown = "none: a float layer is refused",
+    [EX_FLOAT_LAYERS] = {"--float-layers", NULL, QAT_CLI_STR, "int8|int16", .shown = "none: float32 in integers where it can, else refused",
                          .help = "quantize the layers the config leaves in float, after\ntraining (the model is then "
                                  "approximate)"},
     [EX_DATA] = {"--data", NULL, QAT_CLI_STR, "DIR", .shown = "$QAT_DATA/<usual folder>, then ./data/<usual folder>",
@@ -502,9 +502,12 @@ static int run_infer(const qat_cli_command *c, qat_cli_val *v, int npos, char **
 const qat_cli_command qat_cli_export = {
     "export", "CKPT",
     "Lowers the trained model in CKPT to an integer-only graph: a .qnn file or C\n"
-    "source (model.h, model.c). A layer the config leaves in float is refused unless\n"
-    "--float-layers quantizes it after training; --verify then reports agreement\n"
-    "with the float model instead of parity.\n",
+    "source (model.h, model.c). A layer the config leaves in float (float weights,\n"
+    "or float activations) runs, where it reads the image or float activations, as\n"
+    "float32 arithmetic done with integers: its exact sum, rounded once, so the\n"
+    "floats agree to the last bits and --verify reports agreement (the predictions\n"
+    "are expected to match). Other float layers are refused unless --float-layers\n"
+    "quantizes them after training.\n",
     1, 1, export_opts, EX_COUNT, run_export};
 
 const qat_cli_command qat_cli_infer = {
