@@ -119,6 +119,16 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
     }
     m->logits = x;
     m->nclass = x->shape[1];
+    /* in a quantized model, a float-weight convolution on the image sums
+     * exactly (exactconv.c), as the integer export computes it */
+    int quantized = 0;
+    for (int i = 0; i < nlayers; i++) quantized |= layers[i].wspec.q || layers[i].aspec.q;
+    for (int i = 0; i < nlayers && quantized; i++) {
+        qat_tensor *o = layers[i].out;
+        if (layers[i].type == &qat_layer_conv2d && !layers[i].wspec.q && o->op == QAT_OP_CONV2D && o->src[0] == m->input &&
+            !o->custom)
+            qat_layer_exact_forward(o);
+    }
     m->loss = qat_softmax_ce(&m->g, x, m->labels);
     st = qat_graph_compile(&m->g, &m->loss, 1);
     if (st != QAT_OK) goto fail;

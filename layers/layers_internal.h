@@ -21,6 +21,8 @@ qat_tensor *qat_layer_quant_output(qat_model *m, qat_layer *l, qat_tensor *out);
  * forward runs on the runtime's XOR-popcount kernels (binconv.c) */
 int qat_layer_binary_forward_ok(const qat_qspec *w, const qat_qspec *a);
 void qat_layer_binary_forward(qat_tensor *conv);
+/* a float-weight conv on the image: sums exact in double, rounded once (exactconv.c) */
+void qat_layer_exact_forward(qat_tensor *conv);
 /* the build error for a layer, wrapping the op's message */
 qat_status qat_layer_fail(const qat_layer *l);
 
