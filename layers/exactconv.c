@@ -40,11 +40,16 @@ static void exact_image(const exact_task *k, int n, double *acc)
                         int iy = oy * k->sh - k->ph + i;
                         if (iy < 0 || iy >= k->H) continue;
                         const float *row = x + ((size_t)c * k->H + iy) * k->W;
+                        int off = j - k->pw;
                         double *a = acc + (size_t)oy * k->OW;
-                        for (int ox = 0; ox < k->OW; ox++) {
-                            int ix = ox * k->sw - k->pw + j;
-                            if (ix >= 0 && ix < k->W) a[ox] += w * (double)row[ix];
-                        }
+                        /* the outputs whose tap lands inside the row: lo <= ox < hi */
+                        int lo = 0, hi = k->OW;
+                        while (lo < hi && lo * k->sw - k->pw + j < 0) lo++;
+                        while (hi > lo && (hi - 1) * k->sw - k->pw + j >= k->W) hi--;
+                        if (k->sw == 1)
+                            for (int ox = lo; ox < hi; ox++) a[ox] += w * (double)row[ox + off];
+                        else
+                            for (int ox = lo; ox < hi; ox++) a[ox] += w * (double)row[ox * k->sw + off];
                     }
                 }
         for (size_t p = 0; p < P; p++) {
