@@ -38,6 +38,7 @@ typedef struct {
      * some op reads every output but the last); pin: its input is */
     unsigned char pout[QATRT_MAX_OPS], pin[QATRT_MAX_OPS];
     signed char dk[QATRT_MAX_OPS]; /* dconv_kind */
+    unsigned char pool[QATRT_MAX_OPS]; /* pool_fused: op i + 1, a max pool, runs inside op i */
 } plan;
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
@@ -121,6 +122,22 @@ static size_t prep_bytes(const qatrt_model *m, const plan *pl)
     return n;
 }
 
+/* A binary direct convolution whose one reader is the next op, a 2x2
+ * stride-2 max pool, pools in the kernel's last step (kern.h qatrt_dconv
+ * pool) straight into the pool's buffer, which is free then: op i + 1's
+ * slot had its last reader at i at the latest, i.e. it is op i's input
+ * at worst, which the kernel only reads when it is not padded first. */
+static int pool_fused(const qatrt_model *m, const plan *pl, int i)
+{
+    const qatrt_op *op = &m->ops[i], *p = &m->ops[i + 1];
+    if (pl->dk[i] != DC_BIN || i + 1 >= m->nops || p->type != QATRT_OP_MAXPOOL || p->in0 != i || p->in1 >= 0 ||
+        p->kh != 2 || p->kw != 2 || p->stride != 2 || op->oh % 2 || op->ow % 2)
+        return 0;
+    for (int j = i + 2; j < m->nops; j++)
+        if (m->ops[j].in0 == i || m->ops[j].in1 == i) return 0;
+    return op->pad > 0 || op->in0 < 0 || p->slot != m->ops[op->in0].slot;
+}
+
 static void make_plan(const qatrt_model *m, plan *pl)
 {
     for (int i = m->nops - 1; i >= 0; i--) { /* pout: its readers first */
@@ -136,6 +153,7 @@ static void make_plan(const qatrt_model *m, plan *pl)
     for (int i = 0; i < m->nops; i++) {
         pl->pin[i] = (unsigned char)(m->ops[i].in0 >= 0 && pl->pout[m->ops[i].in0]);
         pl->dk[i] = (signed char)dconv_kind(m, pl, i);
+        pl->pool[i] = (unsigned char)pool_fused(m, pl, i);
     }
 }
 
@@ -708,16 +726,17 @@ static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, ui
 
 /* a direct convolution (dconv_kind) of n images: each image's input map
  * with its zero border in col, then the kernel. dcw: the op's prepared
- * weights (and bounds). */
+ * weights (and bounds); pool: out is the fused max pool's (pool_fused). */
 static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, const uint8_t *prep, const uint8_t *dcw,
-                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out)
+                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out, int pool)
 {
     int p = op->pad, pw = op->w + 2 * p, ph = op->h + 2 * p;
     size_t cb = cbytes(op->cin), C = (size_t)op->cin, ocb = cbytes(op->cout);
-    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px, osz = (size_t)op->oh * op->ow * ocb;
+    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px;
+    size_t osz = (size_t)(pool ? op->oh / 2 * (op->ow / 2) : op->oh * op->ow) * ocb;
     qatrt_dconv d = {.oh = op->oh, .ow = op->ow, .kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h,
                      .w = op->w, .pad = p, .px = px, .row = (size_t)pw * px, .N = op->cout, .W = dcw,
-                     .flip = op->flip, .ldo = ocb};
+                     .flip = op->flip, .ldo = ocb, .pool = pool};
     if (kind == DC_BIN) {
         d.thr = (const int32_t *)(const void *)(dcw + qatrt_bconv_words(op->cout, op->kh * op->kw, cb) * 4);
         size_t rowb = (size_t)pw * cb, inner = (size_t)op->w * cb;
@@ -896,7 +915,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         int pin = pl.pin[i], pout = pl.pout[i];
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
-        case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
+        case QATRT_OP_MAXPOOL:
+            if (i == 0 || !pl.pool[i - 1]) run_maxpool(op, n, pin, in, out); /* else done by op i - 1 */
+            break;
         case QATRT_OP_ADD:
             run_add(op, &m->ops[op->in1], k, n, (const int32_t *)(const void *)in,
                     (const int32_t *)(const void *)(act + (size_t)m->ops[op->in1].slot * abytes), (int32_t *)(void *)out);
@@ -910,7 +931,8 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             const uint8_t *opw = dcw; /* the op's part of the direct convolutions' area */
             dcw += dc_prep_bytes(m, &pl, i);
             if (dk != DC_NONE) {
-                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col, out);
+                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col,
+                          pl.pool[i] ? act + (size_t)m->ops[i + 1].slot * abytes : out, pl.pool[i]);
                 break;
             }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)

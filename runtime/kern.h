@@ -81,6 +81,11 @@ typedef struct {
     int shift;          /* i16conv_bits: the accumulator is shifted left by this before the comparison */
     uint8_t *out;
     size_t ldo;
+    /* bconv_bits only (i16conv_bits takes 0): 1 when a 2x2 stride-2 max
+     * pool follows (oh, ow even): out then holds the oh / 2 x ow / 2 pooled
+     * map, ldo bytes per pixel, a bit set when all four of its window are
+     * (the max of -1 levels is -1 only then) */
+    int pool;
 } qatrt_dconv;
 
 /* bconv_bits: binary inputs (packed signs, px bytes per pixel, a multiple
@@ -99,6 +104,18 @@ static inline int qatrt_dconv_cls(const qatrt_dconv *d, int oy, int ox)
     int y = oy * d->stride, x = ox * d->stride;
     int yc = (y < d->pad) | (y - d->pad + d->kh > d->h) << 1, xc = (x < d->pad) | (x - d->pad + d->kw > d->w) << 1;
     return yc * 4 + xc;
+}
+/* byte b of output (oy, ox)'s signs: stored, or with pool ANDed into its
+ * pooled pixel unless it is the window's first position (even oy and ox),
+ * which must come first */
+static inline void qatrt_dconv_put(const qatrt_dconv *d, int oy, int ox, size_t b, uint8_t v)
+{
+    if (!d->pool) {
+        d->out[((size_t)oy * (size_t)d->ow + (size_t)ox) * d->ldo + b] = v;
+        return;
+    }
+    uint8_t *o = d->out + ((size_t)(oy / 2) * (size_t)(d->ow / 2) + (size_t)(ox / 2)) * d->ldo + b;
+    *o = (oy | ox) & 1 ? (uint8_t)(*o & v) : v;
 }
 size_t qatrt_bconv_words(int N, int taps, size_t px);
 /* from the binary panels of qatrt_pack_bpanel (rows of kwords words whose

@@ -490,8 +490,7 @@ static void bconv_bits_avx2(const qatrt_dconv *d, const uint8_t *in)
                     __m256i pop = _mm256_add_epi32(c32[r], bytes_to_lanes(c8[r]));
                     const int32_t *b = d->thr + (size_t)qatrt_dconv_cls(d, oy, x0 + r) * (size_t)d->N + 8 * (size_t)g;
                     __m256i bm1 = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)b), _mm256_set1_epi32(1));
-                    d->out[((size_t)oy * d->ow + (size_t)(x0 + r)) * d->ldo + (size_t)g] =
-                        (uint8_t)(lanes_bits(_mm256_cmpgt_epi32(pop, bm1)) ^ f);
+                    qatrt_dconv_put(d, oy, x0 + r, (size_t)g, (uint8_t)(lanes_bits(_mm256_cmpgt_epi32(pop, bm1)) ^ f));
                 }
             }
     }

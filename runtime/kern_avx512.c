@@ -1266,6 +1266,11 @@ typedef struct {
     __m512i tv[4];
     __mmask16 fm[4];
     int shift;
+    /* a pooled map (qatrt_dconv pool): o0 is the pooled pixel of the
+     * first position, R > 1 tiles start on an even x and AND their
+     * positions in pairs; and_out: AND into what is there (the window's
+     * second row, or a 1-position tile's odd x) rather than store */
+    int pool, and_out;
 } dc_io;
 
 /* the K loop, then the signs straight from the registers */
@@ -1277,21 +1282,42 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
     for (int r = 0; r < R; r++) a[r] = io->a0 + (size_t)r * io->astep;
     if (bin) bconv_loop(R, NB, kh, T, a, row, w, bstr, acc);
     else i16conv_loop(R, NB, kh, T, (const int16_t *const *)(const void *)a, row, w, bstr, acc);
+    /* a position's NB 16-bit masks joined into one word, one store */
+    uint64_t bits[8];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        __mmask16 m[4];
         #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
-            __mmask16 m;
             if (bin) {
-                m = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)), io->fm[j]);
+                m[j] = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)),
+                                    io->fm[j]);
             } else {
                 __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
                 v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
-                m = _mm512_cmplt_epi32_mask(v, io->tv[j]);
+                m[j] = _mm512_cmplt_epi32_mask(v, io->tv[j]);
             }
-            uint16_t bits = (uint16_t)_cvtmask16_u32(m);
-            memcpy(io->o0 + (size_t)r * io->ldo + 2 * j, &bits, 2);
         }
+        if (NB == 4)
+            bits[r] = _cvtmask64_u64(_mm512_kunpackd(_mm512_kunpackw(m[3], m[2]), _mm512_kunpackw(m[1], m[0])));
+        else if (NB == 2) bits[r] = _cvtmask32_u32(_mm512_kunpackw(m[1], m[0]));
+        else bits[r] = _cvtmask16_u32(m[0]);
+    }
+    if (!io->pool) {
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) memcpy(io->o0 + (size_t)r * io->ldo, &bits[r], 2 * (size_t)NB);
+        return;
+    }
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r += 2) {
+        uint64_t v = R > 1 ? bits[r] & bits[r + 1] : bits[r], o = 0;
+        uint8_t *dst = io->o0 + (size_t)(r / 2) * io->ldo;
+        if (io->and_out) {
+            memcpy(&o, dst, 2 * (size_t)NB);
+            v &= o;
+        }
+        memcpy(dst, &v, 2 * (size_t)NB);
+    }
 }
 
 typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
@@ -1317,8 +1343,12 @@ DC_TILE(i16conv_tile_1x4, 0, 1, 4)
 /* every position of the map: groups of NB blocks, R positions of a row at
  * a time (a row's last R again, overlapping, when R does not divide it;
  * one at a time when the row is shorter than R). Only a row's first and
- * last positions can be in the padding's border classes (pad <= 1). The
- * shape is copied to locals: the stores of bits could alias *d. */
+ * last positions can be in the padding's border classes (pad <= 1). A
+ * pooled map (ow even) takes the same tiles: R is even, so an R tile
+ * starts on an even x (the overlapping last one too) and ANDs its pairs,
+ * and a window's first position is always stored before the others AND
+ * into it. The shape is copied to locals: the stores of bits could alias
+ * *d. */
 AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
                dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
                dc_tile_fn *tile1x4)
@@ -1336,6 +1366,8 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
     io.shift = d->shift;
     io.astep = (size_t)stride * px * unit;
     io.ldo = ldo;
+    io.pool = d->pool;
+    const int pw = ow / 2;
     int xc0 = qatrt_dconv_cls(d, 0, 0) & 3, xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
     for (int g = 0; g < nblk; g += NB) {
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
@@ -1351,7 +1383,12 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
                 if (ow < R) n = 1;
                 else if (x0 + R > ow) x0 = ow - R;
                 io.a0 = arow + (size_t)x0 * io.astep;
-                io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
+                if (io.pool) {
+                    io.o0 = out + ((size_t)(oy / 2) * (size_t)pw + (size_t)(x0 / 2)) * ldo + 2 * (size_t)g;
+                    io.and_out = (oy | (n == 1 ? x0 : 0)) & 1;
+                } else {
+                    io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
+                }
                 if (bin)
                     for (int r = 0; r < n; r++) {
                         int x = x0 + r, xc = x == 0 ? xc0 : x == ow - 1 ? xc1 : 0;

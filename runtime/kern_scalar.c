@@ -261,7 +261,6 @@ static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
         for (int ox = 0; ox < d->ow; ox++) {
             const uint8_t *a = in + (size_t)(oy * d->stride) * d->row + (size_t)(ox * d->stride) * d->px;
             const int32_t *bound = d->thr + (size_t)qatrt_dconv_cls(d, oy, ox) * (size_t)d->N;
-            uint8_t *o = d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo;
             for (int n0 = 0; n0 < d->N; n0 += 8) {
                 unsigned byte = 0, f = d->flip ? d->flip[n0 / 8] : 0;
                 for (int b = 0; b < 8; b++) {
@@ -273,7 +272,7 @@ static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
                             pop += __builtin_popcount(ld32(a + (size_t)ky * d->row + 4 * t) ^ w[((size_t)ky * T + t) * 16]);
                     byte |= ((unsigned)(pop >= bound[n]) ^ (f >> b & 1)) << b;
                 }
-                o[n0 / 8] = (uint8_t)byte;
+                qatrt_dconv_put(d, oy, ox, (size_t)n0 / 8, (uint8_t)byte);
             }
         }
 }
