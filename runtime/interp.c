@@ -771,20 +771,13 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
     d.shift = op->t16_shift;
     memset(map, 0, rowv * (size_t)p * 2);
     memset(map + rowv * (size_t)(ph - p), 0, rowv * (size_t)p * 2 + SLACK);
-    size_t hw = (size_t)op->h * op->w;
+    for (int y = 0; y < op->h; y++) { /* the side borders, which stay zero from one image to the next */
+        int16_t *r = map + rowv * (size_t)(y + p);
+        for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
+    }
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *x = in + i * isz; /* CHW: the caller's image itself */
-        d.out = out + i * osz;
-        for (int y = 0; y < op->h; y++) {
-            int16_t *r = map + rowv * (size_t)(y + p);
-            for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
-            r += C * (size_t)p;
-            for (size_t c = 0; c < C; c++) {
-                const uint8_t *src = x + c * hw + (size_t)y * op->w;
-                const int16_t *t = t16 + c * 256;
-                for (size_t xx = 0; xx < (size_t)op->w; xx++) r[xx * C + c] = t[src[xx]];
-            }
-        }
+        d.out = out + i * osz; /* CHW: the caller's image itself */
+        k->tab16_map(op->cin, op->h, op->w, in + i * isz, t16, map + rowv * (size_t)p + C * (size_t)p, rowv);
         k->i16conv_bits(&d, map);
     }
 }

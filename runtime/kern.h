@@ -227,6 +227,11 @@ typedef struct {
     /* direct convolutions of one image into packed signs (qatrt_dconv) */
     void (*bconv_bits)(const qatrt_dconv *d, const uint8_t *in);
     void (*i16conv_bits)(const qatrt_dconv *d, const int16_t *in);
+    /* i16conv_bits' input map from a CHW uint8 image of C channels of h x
+     * w (a first layer's pixels through its int16 tables, tab: C x 256):
+     * map[y row + x C + c] = tab[c 256 + img[(c h + y) w + x]], row values
+     * per map row (>= w C); nothing else of map is written */
+    void (*tab16_map)(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row);
 } qatrt_kernels;
 
 /* key_add one element at a time (the scalar table's, and every table's
@@ -256,6 +261,8 @@ int qatrt_isa_parse(const char *s);
 /* packing helpers used by the interpreter and the exporter (scalar, exact):
  * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* the reference tab16_map (a lookup per value), for every table */
+void qatrt_tab16_map_ref(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row);
 /* the reference thresh_levels (a bisection per value), for every table */
 void qatrt_thresh_levels_ref(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
                              const int8_t *levels, int8_t *out, size_t ldo);

@@ -808,4 +808,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .key_add = key_add_avx2,
     .bconv_bits = bconv_bits_avx2,
     .i16conv_bits = i16conv_bits_avx2,
+    .tab16_map = qatrt_tab16_map_ref,
 };

@@ -1415,6 +1415,63 @@ static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
            i16conv_tile_1x1, i16conv_tile_1x2, i16conv_tile_1x4);
 }
 
+/* ---- a first layer's int16 input map (kern.h tab16_map) -----------------
+ * 32 pixels of a row at a time: each channel's bytes widened to 16-bit
+ * indices and looked up in its 256-entry table as four 64-entry VPERMI2W
+ * lookups, chosen by index bits 6 and 7; then the C planes interleaved
+ * into C vectors of (x, c) order, each a masked VPERMW per plane (the
+ * indices and masks worked out once per call). More than 4 channels: the
+ * reference. */
+#define TAB_MAXC 4
+
+AI __m512i tab256_epi16(const int16_t *t, __m512i v)
+{
+    __m512i l0 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t), v, _mm512_loadu_si512(t + 32));
+    __m512i l1 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 64), v, _mm512_loadu_si512(t + 96));
+    __m512i l2 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 128), v, _mm512_loadu_si512(t + 160));
+    __m512i l3 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 192), v, _mm512_loadu_si512(t + 224));
+    __mmask32 b6 = _mm512_test_epi16_mask(v, _mm512_set1_epi16(64)), b7 = _mm512_test_epi16_mask(v, _mm512_set1_epi16(128));
+    return _mm512_mask_blend_epi16(b7, _mm512_mask_blend_epi16(b6, l0, l1), _mm512_mask_blend_epi16(b6, l2, l3));
+}
+
+static void tab16_map_avx512(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row)
+{
+    if (C < 1 || C > TAB_MAXC) {
+        qatrt_tab16_map_ref(C, h, w, img, tab, map, row);
+        return;
+    }
+    /* output vector o, word k: pixel (32 o + k) / C of plane (32 o + k) % C */
+    __m512i idx[TAB_MAXC];
+    __mmask32 sel[TAB_MAXC][TAB_MAXC];
+    for (int o = 0; o < C; o++) {
+        uint16_t ix[32];
+        uint32_t mk[TAB_MAXC] = {0};
+        for (int k = 0; k < 32; k++) {
+            int g = 32 * o + k;
+            ix[k] = (uint16_t)(g / C);
+            mk[g % C] |= 1u << k;
+        }
+        idx[o] = _mm512_loadu_si512(ix);
+        for (int c = 0; c < C; c++) sel[o][c] = _cvtu32_mask32(mk[c]);
+    }
+    for (int y = 0; y < h; y++)
+        for (int x0 = 0; x0 < w; x0 += 32) {
+            int n = imin(32, w - x0);
+            __m512i pl[TAB_MAXC];
+            for (int c = 0; c < C; c++) {
+                const uint8_t *src = img + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w + (size_t)x0;
+                __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mask32(n), src));
+                pl[c] = tab256_epi16(tab + (size_t)c * 256, v);
+            }
+            int16_t *dst = map + (size_t)y * row + (size_t)x0 * (size_t)C;
+            for (int o = 0; o < C && 32 * o < n * C; o++) {
+                __m512i out = _mm512_setzero_si512();
+                for (int c = 0; c < C; c++) out = _mm512_mask_permutexvar_epi16(out, sel[o][c], idx[o], pl[c]);
+                _mm512_mask_storeu_epi16(dst + 32 * o, mask32(n * C - 32 * o), out);
+            }
+        }
+}
+
 /* defined here, picked up by kern_dispatch.c */
 const qatrt_kernels qatrt_kernels_avx512 = {
     .isa = QATRT_ISA_AVX512,
@@ -1440,4 +1497,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .key_add = key_add_avx512,
     .bconv_bits = bconv_bits_avx512,
     .i16conv_bits = i16conv_bits_avx512,
+    .tab16_map = tab16_map_avx512,
 };

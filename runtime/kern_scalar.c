@@ -409,7 +409,19 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .key_add = qatrt_key_add_scalar,
     .bconv_bits = bconv_bits_scalar,
     .i16conv_bits = i16conv_bits_scalar,
+    .tab16_map = qatrt_tab16_map_ref,
 };
+
+void qatrt_tab16_map_ref(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row)
+{
+    for (int y = 0; y < h; y++)
+        for (int c = 0; c < C; c++) {
+            const uint8_t *src = img + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w;
+            const int16_t *t = tab + (size_t)c * 256;
+            int16_t *dst = map + (size_t)y * row + (size_t)c;
+            for (int x = 0; x < w; x++) dst[(size_t)x * (size_t)C] = t[src[x]];
+        }
+}
 
 void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu)
 {

@@ -943,6 +943,42 @@ static void test_dconv(void)
            npool, nbad ? "FAILED" : "ok");
 }
 
+/* tab16_map (an int16 first layer's input map): every ISA against the
+ * definition over channel counts on and off the vector path, widths
+ * around the 32-pixel step and rows with room to their sides, whose
+ * values (and everything outside the map) must stay */
+static void test_tab16_map(void)
+{
+    static const int Ws[] = {1, 7, 31, 32, 33, 64, 65, 100};
+    int ncase = 0, nbad = 0;
+    for (int it = 0; it < 120; it++) {
+        int C = rnd_in(1, 6), h = rnd_in(1, 5), w = Ws[rnd_in(0, 7)], lead = rnd_in(0, 3) * C;
+        size_t row = (size_t)w * C + (size_t)lead + (size_t)rnd_in(0, 5), n = (size_t)h * row + 64;
+        uint8_t *img = malloc((size_t)C * h * w);
+        int16_t *tab = malloc(sizeof(int16_t) * 256 * (size_t)C), *want = malloc(n * 2), *got = malloc(n * 2);
+        for (int i = 0; i < C * h * w; i++) img[i] = (uint8_t)(it % 3 == 0 ? 255 - i % 4 : rnd_in(0, 255));
+        for (int i = 0; i < 256 * C; i++) tab[i] = (int16_t)rnd_in(-32768, 32767);
+        for (size_t i = 0; i < n; i++) want[i] = (int16_t)(0x5a5a + i);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < C; c++)
+                    want[(size_t)lead + (size_t)y * row + (size_t)x * C + c] = tab[c * 256 + img[((size_t)c * h + y) * w + x]];
+        for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+            if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+            for (size_t j = 0; j < n; j++) got[j] = (int16_t)(0x5a5a + j);
+            qatrt_kernels_for((qatrt_isa)i)->tab16_map(C, h, w, img, tab, got + lead, row);
+            ncase++;
+            if (memcmp(got, want, n * 2) != 0) {
+                nbad++;
+                CHECK(0, "tab16_map %s: C %d %dx%d row %zu differs from the definition", qatrt_isa_name((qatrt_isa)i), C,
+                      h, w, row);
+            }
+        }
+        free(img), free(tab), free(want), free(got);
+    }
+    printf("kernels: tab16_map %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
+}
+
 int main(void)
 {
     test_i32i8gemm();
@@ -955,6 +991,7 @@ int main(void)
     test_gemm_bits();
     test_thresh_levels();
     test_dconv();
+    test_tab16_map();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
