@@ -1440,19 +1440,18 @@ static void tab16_map_avx512(int C, int h, int w, const uint8_t *img, const int1
         qatrt_tab16_map_ref(C, h, w, img, tab, map, row);
         return;
     }
-    /* output vector o, word k: pixel (32 o + k) / C of plane (32 o + k) % C */
+    /* output vector o, word k: pixel g / C of plane g % C, g = 32 o + k
+     * (g / C as g ceil(2^16 / C) >> 16, exact for g < 2^11) */
+    static const uint16_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     __m512i idx[TAB_MAXC];
     __mmask32 sel[TAB_MAXC][TAB_MAXC];
     for (int o = 0; o < C; o++) {
-        uint16_t ix[32];
-        uint32_t mk[TAB_MAXC] = {0};
-        for (int k = 0; k < 32; k++) {
-            int g = 32 * o + k;
-            ix[k] = (uint16_t)(g / C);
-            mk[g % C] |= 1u << k;
-        }
-        idx[o] = _mm512_loadu_si512(ix);
-        for (int c = 0; c < C; c++) sel[o][c] = _cvtu32_mask32(mk[c]);
+        __m512i g = _mm512_add_epi16(_mm512_loadu_si512(iota), _mm512_set1_epi16((short)(32 * o)));
+        __m512i q = C == 1 ? g : _mm512_mulhi_epu16(g, _mm512_set1_epi16((short)((65536 + C - 1) / C)));
+        __m512i r = _mm512_sub_epi16(g, _mm512_mullo_epi16(q, _mm512_set1_epi16((short)C)));
+        idx[o] = q;
+        for (int c = 0; c < C; c++) sel[o][c] = _mm512_cmpeq_epi16_mask(r, _mm512_set1_epi16((short)c));
     }
     for (int y = 0; y < h; y++)
         for (int x0 = 0; x0 < w; x0 += 32) {
