@@ -1262,33 +1262,37 @@ AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, siz
     for (int i = 0; i < R * NB; i++) out[i] = acc[i];
 }
 
-/* what one tile needs besides the weights: its first position's input
- * (the others astep units on) and output bytes (the group's first block;
- * ldo on), and, bconv, each position's class bounds; per block the flip
- * mask and, i16conv, the thresholds */
+/* what the tiles of one output row need besides the weights: the input
+ * of its position 0 (position x astep units on), its output bytes (the
+ * group's first block; a pooled map's pooled row), and, bconv, its class
+ * bounds (the border classes xc0 and xc1 at x = 0 and ow - 1, else 0,
+ * N apart); per block the flip mask and, i16conv, the thresholds */
 typedef struct {
-    const uint8_t *a0;
+    const uint8_t *arow;
     size_t astep;
-    uint8_t *o0;
+    uint8_t *orow;
     size_t ldo;
-    const int32_t *b[8];
+    const int32_t *by;
+    size_t N;
+    int ow, xc0, xc1;
     __m512i tv[4];
     __mmask16 fm[4];
     int shift;
-    /* a pooled map (qatrt_dconv pool): o0 is the pooled pixel of the
-     * first position, R > 1 tiles start on an even x and AND their
-     * positions in pairs; and_out: AND into what is there (the window's
-     * second row, or a 1-position tile's odd x) rather than store */
-    int pool, and_out;
+    /* a pooled map (qatrt_dconv pool): R > 1 tiles start on an even x
+     * and AND their positions in pairs; the window's second row (and_row)
+     * and a 1-position tile's odd x AND into what is there rather than
+     * store */
+    int pool, and_row;
 } dc_io;
 
-/* the K loop, then the signs straight from the registers */
-AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io)
+/* the tile of positions x0 .. x0 + R - 1: the K loop, then the signs
+ * straight from the registers */
+AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io, int x0)
 {
     __m512i acc[DC_MAXACC];
     const uint8_t *a[8];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) a[r] = io->a0 + (size_t)r * io->astep;
+    for (int r = 0; r < R; r++) a[r] = io->arow + (size_t)(x0 + r) * io->astep;
     if (bin) bconv_loop(R, NB, kh, T, a, row, w, bstr, acc);
     else i16conv_loop(R, NB, kh, T, (const int16_t *const *)(const void *)a, row, w, bstr, acc);
     /* a position's NB 16-bit masks joined into one word, one store */
@@ -1296,11 +1300,15 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
     #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         __mmask16 m[4];
+        const int32_t *b = io->by;
+        if (bin) {
+            int x = x0 + r, xc = x == 0 ? io->xc0 : x == io->ow - 1 ? io->xc1 : 0;
+            b += (size_t)xc * io->N;
+        }
         #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
             if (bin) {
-                m[j] = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)),
-                                    io->fm[j]);
+                m[j] = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(b + 16 * j)), io->fm[j]);
             } else {
                 __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
                 v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
@@ -1313,15 +1321,18 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
         else bits[r] = _cvtmask16_u32(m[0]);
     }
     if (!io->pool) {
+        uint8_t *o0 = io->orow + (size_t)x0 * io->ldo;
         #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) memcpy(io->o0 + (size_t)r * io->ldo, &bits[r], 2 * (size_t)NB);
+        for (int r = 0; r < R; r++) memcpy(o0 + (size_t)r * io->ldo, &bits[r], 2 * (size_t)NB);
         return;
     }
+    uint8_t *o0 = io->orow + (size_t)(x0 / 2) * io->ldo;
+    int and_out = io->and_row | (R == 1 ? x0 & 1 : 0);
     #pragma GCC unroll 8
     for (int r = 0; r < R; r += 2) {
         uint64_t v = R > 1 ? bits[r] & bits[r + 1] : bits[r], o = 0;
-        uint8_t *dst = io->o0 + (size_t)(r / 2) * io->ldo;
-        if (io->and_out) {
+        uint8_t *dst = o0 + (size_t)(r / 2) * io->ldo;
+        if (and_out) {
             memcpy(&o, dst, 2 * (size_t)NB);
             v &= o;
         }
@@ -1329,55 +1340,60 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
     }
 }
 
-typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
-#define DC_TILE(name, bin, R, NB)                                                                                   \
+/* one output row (ow >= R), tile after tile in one call: the last R
+ * again, overlapping, when R does not divide ow */
+typedef void dc_row_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
+#define DC_ROW(name, bin, R, NB)                                                                                    \
     static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
                                                const dc_io *io)                                                   \
     {                                                                                                              \
-        dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
+        for (int ox0 = 0; ox0 < io->ow;) {                                                                         \
+            int x0 = ox0 + R > io->ow ? io->ow - R : ox0;                                                          \
+            dc_tile(bin, R, NB, kh, T, row, w, bstr, io, x0);                                                      \
+            ox0 = x0 + R;                                                                                          \
+        }                                                                                                          \
     }
-DC_TILE(bconv_tile_8x1, 1, 8, 1)
-DC_TILE(bconv_tile_8x2, 1, 8, 2)
-DC_TILE(bconv_tile_4x4, 1, 4, 4)
-DC_TILE(bconv_tile_1x1, 1, 1, 1)
-DC_TILE(bconv_tile_1x2, 1, 1, 2)
-DC_TILE(bconv_tile_1x4, 1, 1, 4)
-DC_TILE(i16conv_tile_8x1, 0, 8, 1)
-DC_TILE(i16conv_tile_8x2, 0, 8, 2)
-DC_TILE(i16conv_tile_4x4, 0, 4, 4)
-DC_TILE(i16conv_tile_1x1, 0, 1, 1)
-DC_TILE(i16conv_tile_1x2, 0, 1, 2)
-DC_TILE(i16conv_tile_1x4, 0, 1, 4)
+DC_ROW(bconv_row_8x1, 1, 8, 1)
+DC_ROW(bconv_row_8x2, 1, 8, 2)
+DC_ROW(bconv_row_4x4, 1, 4, 4)
+DC_ROW(bconv_row_1x1, 1, 1, 1)
+DC_ROW(bconv_row_1x2, 1, 1, 2)
+DC_ROW(bconv_row_1x4, 1, 1, 4)
+DC_ROW(i16conv_row_8x1, 0, 8, 1)
+DC_ROW(i16conv_row_8x2, 0, 8, 2)
+DC_ROW(i16conv_row_4x4, 0, 4, 4)
+DC_ROW(i16conv_row_1x1, 0, 1, 1)
+DC_ROW(i16conv_row_1x2, 0, 1, 2)
+DC_ROW(i16conv_row_1x4, 0, 1, 4)
 
-/* every position of the map: groups of NB blocks, R positions of a row at
- * a time (a row's last R again, overlapping, when R does not divide it;
- * one at a time when the row is shorter than R). Only a row's first and
- * last positions can be in the padding's border classes (pad <= 1). A
- * pooled map (ow even) takes the same tiles: R is even, so an R tile
- * starts on an even x (the overlapping last one too) and ANDs its pairs,
- * and a window's first position is always stored before the others AND
- * into it. The shape is copied to locals: the stores of bits could alias
- * *d. */
-AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
-               dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
-               dc_tile_fn *tile1x4)
+/* every position of the map: groups of NB blocks, a row at a time, R
+ * positions a tile (one when the row is shorter than R). Only a row's
+ * first and last positions can be in the padding's border classes
+ * (pad <= 1). A pooled map (ow even) takes the same tiles: R is even, so
+ * an R tile starts on an even x (the overlapping last one too) and ANDs
+ * its pairs, and a window's first position is always stored before the
+ * others AND into it. The shape is copied to locals: the stores of bits
+ * could alias *d. */
+AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_row_fn *row8x1,
+               dc_row_fn *row8x2, dc_row_fn *row4x4, dc_row_fn *row1x1, dc_row_fn *row1x2, dc_row_fn *row1x4)
 {
     const int N = d->N, oh = d->oh, ow = d->ow, kh = d->kh, stride = d->stride;
     const size_t row = d->row, px = d->px, ldo = d->ldo;
     const int32_t *thr = d->thr;
     uint8_t *out = d->out;
     int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
-    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
-    dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
-    const uint8_t *base = in;
+    dc_row_fn *rowf = ow < R ? (NB == 4 ? row1x4 : NB == 2 ? row1x2 : row1x1)
+                             : (NB == 4 ? row4x4 : NB == 2 ? row8x2 : row8x1);
     size_t wunit = bin ? 4 : 2;
     dc_io io;
     io.shift = d->shift;
     io.astep = (size_t)stride * px * unit;
     io.ldo = ldo;
+    io.N = (size_t)N;
+    io.ow = ow;
     io.pool = d->pool;
-    const int pw = ow / 2;
-    int xc0 = qatrt_dconv_cls(d, 0, 0) & 3, xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
+    io.xc0 = qatrt_dconv_cls(d, 0, 0) & 3;
+    io.xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
     for (int g = 0; g < nblk; g += NB) {
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
         for (int j = 0; j < NB; j++) {
@@ -1385,27 +1401,11 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
             if (!bin) io.tv[j] = _mm512_loadu_si512(thr + 16 * (size_t)(g + j));
         }
         for (int oy = 0; oy < oh; oy++) {
-            const uint8_t *arow = base + (size_t)(oy * stride) * row * unit;
-            const int32_t *by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
-            for (int ox0 = 0; ox0 < ow;) {
-                int x0 = ox0, n = R;
-                if (ow < R) n = 1;
-                else if (x0 + R > ow) x0 = ow - R;
-                io.a0 = arow + (size_t)x0 * io.astep;
-                if (io.pool) {
-                    io.o0 = out + ((size_t)(oy / 2) * (size_t)pw + (size_t)(x0 / 2)) * ldo + 2 * (size_t)g;
-                    io.and_out = (oy | (n == 1 ? x0 : 0)) & 1;
-                } else {
-                    io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
-                }
-                if (bin)
-                    for (int r = 0; r < n; r++) {
-                        int x = x0 + r, xc = x == 0 ? xc0 : x == ow - 1 ? xc1 : 0;
-                        io.b[r] = by + (size_t)xc * (size_t)N;
-                    }
-                (n == 1 ? tile1 : tileR)(kh, T, row, w, bstr, &io);
-                ox0 = x0 + n;
-            }
+            io.arow = (const uint8_t *)in + (size_t)(oy * stride) * row * unit;
+            io.by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
+            io.orow = out + (size_t)(io.pool ? oy / 2 * (ow / 2) : oy * ow) * ldo + 2 * (size_t)g;
+            io.and_row = io.pool & oy;
+            rowf(kh, T, row, w, bstr, &io);
         }
     }
 }
@@ -1413,15 +1413,15 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
 static void bconv_bits_avx512(const qatrt_dconv *d, const uint8_t *in)
 {
     int T = (int)((size_t)d->kw * d->px / 4);
-    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_tile_8x1, bconv_tile_8x2, bconv_tile_4x4,
-           bconv_tile_1x1, bconv_tile_1x2, bconv_tile_1x4);
+    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_row_8x1, bconv_row_8x2, bconv_row_4x4, bconv_row_1x1,
+           bconv_row_1x2, bconv_row_1x4);
 }
 
 static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
 {
     int Q = (int)(((size_t)d->kw * d->px + 1) / 2);
-    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_tile_8x1, i16conv_tile_8x2, i16conv_tile_4x4,
-           i16conv_tile_1x1, i16conv_tile_1x2, i16conv_tile_1x4);
+    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_row_8x1, i16conv_row_8x2, i16conv_row_4x4,
+           i16conv_row_1x1, i16conv_row_1x2, i16conv_row_1x4);
 }
 
 /* ---- a first layer's int16 input map (kern.h tab16_map) -----------------
