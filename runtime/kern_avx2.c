@@ -454,8 +454,10 @@ AI int dc2_tile(int ow, int ox0, int *x0)
 
 AI unsigned lanes_bits(__m256i m) { return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(m)); }
 
-static void bconv_bits_avx2(const qatrt_dconv *d, const uint8_t *in)
+static void bconv_bits_avx2(const qatrt_dconv *d0, const uint8_t *in)
 {
+    /* a copy the stores of bits cannot alias (they could alias *d0) */
+    const qatrt_dconv dv = *d0, *d = &dv;
     int T = (int)((size_t)d->kw * d->px / 4);
     size_t D = (size_t)d->kh * (size_t)T;
     for (int g = 0; g < d->N / 8; g++) {

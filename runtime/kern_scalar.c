@@ -253,8 +253,10 @@ static uint32_t ld32(const uint8_t *p)
 }
 
 /* the definition (kern.h), one output bit at a time */
-static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
+static void bconv_bits_scalar(const qatrt_dconv *d0, const uint8_t *in)
 {
+    /* a copy the stores of bits cannot alias (they could alias *d0) */
+    const qatrt_dconv dv = *d0, *d = &dv;
     const uint32_t *W = d->W;
     size_t T = (size_t)d->kw * d->px / 4, D = (size_t)d->kh * T;
     for (int oy = 0; oy < d->oh; oy++)
