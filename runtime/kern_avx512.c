@@ -1462,6 +1462,11 @@ static void tab16_map_avx512(int C, int h, int w, const uint8_t *img, const int1
         idx[o] = q;
         for (int c = 0; c < C; c++) sel[o][c] = _mm512_cmpeq_epi16_mask(r, _mm512_set1_epi16((short)c));
     }
+    /* the image is new to the caches (a first layer's input): ask for
+     * all of it up front rather than miss plane after plane, row after row */
+    size_t bytes = (size_t)C * (size_t)h * (size_t)w;
+    if (bytes <= 16384)
+        for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)(img + b), _MM_HINT_T0);
     for (int y = 0; y < h; y++)
         for (int x0 = 0; x0 < w; x0 += 32) {
             int n = imin(32, w - x0);
