@@ -127,19 +127,18 @@ static size_t prep_bytes(const qatrt_model *m, const plan *pl)
  * pool) straight into the pool's buffer, which is free then: op i + 1's
  * slot had its last reader at i at the latest, i.e. it is op i's input
  * at worst, which the kernel only reads when it is not padded first. */
-static int pool_fused(const qatrt_model *m, const plan *pl, int i)
+static int pool_fused(const qatrt_model *m, const plan *pl, int i, int readers)
 {
     const qatrt_op *op = &m->ops[i], *p = &m->ops[i + 1];
-    if (pl->dk[i] != DC_BIN || i + 1 >= m->nops || p->type != QATRT_OP_MAXPOOL || p->in0 != i || p->in1 >= 0 ||
-        p->kh != 2 || p->kw != 2 || p->stride != 2 || op->oh % 2 || op->ow % 2)
+    if (pl->dk[i] != DC_BIN || readers != 1 || i + 1 >= m->nops || p->type != QATRT_OP_MAXPOOL || p->in0 != i ||
+        p->in1 >= 0 || p->kh != 2 || p->kw != 2 || p->stride != 2 || op->oh % 2 || op->ow % 2)
         return 0;
-    for (int j = i + 2; j < m->nops; j++)
-        if (m->ops[j].in0 == i || m->ops[j].in1 == i) return 0;
     return op->pad > 0 || op->in0 < 0 || p->slot != m->ops[op->in0].slot;
 }
 
 static void make_plan(const qatrt_model *m, plan *pl)
 {
+    int nread[QATRT_MAX_OPS];
     for (int i = m->nops - 1; i >= 0; i--) { /* pout: its readers first */
         int readers = 0, ok = 1;
         for (int j = i + 1; j < m->nops; j++) {
@@ -149,11 +148,12 @@ static void make_plan(const qatrt_model *m, plan *pl)
             ok &= r->type == QATRT_OP_MAXPOOL ? pl->pout[j] : r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN;
         }
         pl->pout[i] = (unsigned char)(readers > 0 && ok);
+        nread[i] = readers;
     }
     for (int i = 0; i < m->nops; i++) {
         pl->pin[i] = (unsigned char)(m->ops[i].in0 >= 0 && pl->pout[m->ops[i].in0]);
         pl->dk[i] = (signed char)dconv_kind(m, pl, i);
-        pl->pool[i] = (unsigned char)pool_fused(m, pl, i);
+        pl->pool[i] = (unsigned char)pool_fused(m, pl, i, nread[i]);
     }
 }
 
@@ -743,6 +743,11 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
         if (p) { /* the border stays zero from one image to the next */
             memset(col, 0, rowb * (size_t)p);
             memset(col + rowb * (size_t)(ph - p), 0, rowb * (size_t)p + SLACK);
+            for (int y = 0; y < op->h; y++) {
+                uint8_t *r = col + rowb * (size_t)(y + p);
+                memset(r, 0, cb * (size_t)p);
+                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
+            }
         }
         for (size_t i = 0; i < n; i++) {
             const uint8_t *x = in + i * isz;
@@ -751,12 +756,7 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
                 k->bconv_bits(&d, x);
                 continue;
             }
-            for (int y = 0; y < op->h; y++) {
-                uint8_t *r = col + rowb * (size_t)(y + p);
-                memset(r, 0, cb * (size_t)p);
-                memcpy(r + cb * (size_t)p, x + (size_t)y * inner, inner);
-                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
-            }
+            for (int y = 0; y < op->h; y++) memcpy(col + rowb * (size_t)(y + p) + cb * (size_t)p, x + (size_t)y * inner, inner);
             k->bconv_bits(&d, col);
         }
         return;
