@@ -131,7 +131,9 @@ void qatrt_bconv_bounds(int N, int K, int kh, int kw, int pad, const int32_t *th
  * (and + 1): weights 2q, 2q + 1 of that kernel row, 0 past kw px (the
  * kernel may read one value past a row's kw px, times a zero weight:
  * the caller keeps a value after the map). s = acc << shift (negated
- * where the flip bit is set), bit = s < thr[n]. */
+ * where the flip bit is set), bit = s < thr[n]; the caller keeps acc <<
+ * shift within int32 (the int32 layer it stands for does) and
+ * s != INT32_MIN. */
 size_t qatrt_i16conv_values(int N, int kh, int kw, size_t px);
 void qatrt_pack_i16conv(int N, int kh, int kw, size_t px, const int16_t *B, size_t ldb, int16_t *W);
 

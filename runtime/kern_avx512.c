@@ -1277,13 +1277,33 @@ typedef struct {
     int ow, xc0, xc1;
     __m512i tv[4];
     __mmask16 fm[4];
-    int shift;
+    int anyflip;
     /* a pooled map (qatrt_dconv pool): R > 1 tiles start on an even x
      * and AND their positions in pairs; the window's second row (and_row)
      * and a 1-position tile's odd x AND into what is there rather than
      * store */
     int pool, and_row;
 } dc_io;
+
+/* i16conv's comparison with the shift folded into 16 thresholds (the
+ * caller keeps acc << shift in int32, and off INT32_MIN where negated):
+ * acc << s < t is acc < ceil(t / 2^s); -(acc << s) < t is acc > floor(-t
+ * / 2^s) =: f, i.e. -acc < -f, f capped at INT32_MAX (acc > f never
+ * holds then, nor does -acc < -INT32_MAX for acc != INT32_MIN) */
+AI __m512i i16_bounds(const int32_t *thr, int shift, __mmask16 fm)
+{
+    int32_t b[16];
+    for (int n = 0; n < 16; n++) {
+        int64_t t = thr[n];
+        if (fm >> n & 1) {
+            int64_t f = (-t) >> shift;
+            b[n] = (int32_t)-(f > INT32_MAX ? INT32_MAX : f);
+        } else {
+            b[n] = (int32_t)-((-t) >> shift);
+        }
+    }
+    return _mm512_loadu_si512(b);
+}
 
 /* the tile of positions x0 .. x0 + R - 1: the K loop, then the signs
  * straight from the registers */
@@ -1310,8 +1330,8 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
             if (bin) {
                 m[j] = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(b + 16 * j)), io->fm[j]);
             } else {
-                __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
-                v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
+                __m512i v = acc[r * NB + j];
+                if (io->anyflip) v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
                 m[j] = _mm512_cmplt_epi32_mask(v, io->tv[j]);
             }
         }
@@ -1386,7 +1406,7 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
                              : (NB == 4 ? row4x4 : NB == 2 ? row8x2 : row8x1);
     size_t wunit = bin ? 4 : 2;
     dc_io io;
-    io.shift = d->shift;
+    io.anyflip = 0;
     io.astep = (size_t)stride * px * unit;
     io.ldo = ldo;
     io.N = (size_t)N;
@@ -1398,7 +1418,8 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
         for (int j = 0; j < NB; j++) {
             io.fm[j] = flip16(d->flip, 16 * (g + j), 16);
-            if (!bin) io.tv[j] = _mm512_loadu_si512(thr + 16 * (size_t)(g + j));
+            if (!bin) io.tv[j] = i16_bounds(thr + 16 * (size_t)(g + j), d->shift, io.fm[j]);
+            io.anyflip |= _cvtmask16_u32(io.fm[j]) != 0;
         }
         for (int oy = 0; oy < oh; oy++) {
             io.arow = (const uint8_t *)in + (size_t)(oy * stride) * row * unit;
