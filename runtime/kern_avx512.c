@@ -1277,6 +1277,7 @@ typedef struct {
     int ow, xc0, xc1;
     __m512i tv[4];
     __mmask16 fm[4];
+    uint64_t flipw; /* fm[0 .. NB - 1] joined, as a position's bits */
     int anyflip;
     /* a pooled map (qatrt_dconv pool): R > 1 tiles start on an even x
      * and AND their positions in pairs; the window's second row (and_row)
@@ -1328,7 +1329,7 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
         #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
             if (bin) {
-                m[j] = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(b + 16 * j)), io->fm[j]);
+                m[j] = _mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(b + 16 * j));
             } else {
                 __m512i v = acc[r * NB + j];
                 if (io->anyflip) v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
@@ -1339,6 +1340,7 @@ AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w
             bits[r] = _cvtmask64_u64(_mm512_kunpackd(_mm512_kunpackw(m[3], m[2]), _mm512_kunpackw(m[1], m[0])));
         else if (NB == 2) bits[r] = _cvtmask32_u32(_mm512_kunpackw(m[1], m[0]));
         else bits[r] = _cvtmask16_u32(m[0]);
+        if (bin) bits[r] ^= io->flipw; /* the flips, in one general register op */
     }
     if (!io->pool) {
         uint8_t *o0 = io->orow + (size_t)x0 * io->ldo;
@@ -1421,6 +1423,8 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
             if (!bin) io.tv[j] = i16_bounds(thr + 16 * (size_t)(g + j), d->shift, io.fm[j]);
             io.anyflip |= _cvtmask16_u32(io.fm[j]) != 0;
         }
+        io.flipw = 0;
+        for (int j = 0; j < NB; j++) io.flipw |= (uint64_t)_cvtmask16_u32(io.fm[j]) << 16 * j;
         for (int oy = 0; oy < oh; oy++) {
             io.arow = (const uint8_t *)in + (size_t)(oy * stride) * row * unit;
             io.by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
