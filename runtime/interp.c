@@ -38,6 +38,7 @@ typedef struct {
      * some op reads every output but the last); pin: its input is */
     unsigned char pout[QATRT_MAX_OPS], pin[QATRT_MAX_OPS];
     signed char dk[QATRT_MAX_OPS]; /* dconv_kind */
+    unsigned char pool[QATRT_MAX_OPS]; /* pool_fused: op i + 1, a max pool, runs inside op i */
 } plan;
 
 /* bytes of one im2col row (one output position) in the kernel's encoding */
@@ -122,8 +123,23 @@ static size_t prep_bytes(const qatrt_model *m, const plan *pl)
     return n;
 }
 
+/* A binary direct convolution whose one reader is the next op, a 2x2
+ * stride-2 max pool, pools in the kernel's last step (kern.h qatrt_dconv
+ * pool) straight into the pool's buffer, which is free then: op i + 1's
+ * slot had its last reader at i at the latest, i.e. it is op i's input
+ * at worst, which the kernel only reads when it is not padded first. */
+static int pool_fused(const qatrt_model *m, const plan *pl, int i, int readers)
+{
+    const qatrt_op *op = &m->ops[i], *p = &m->ops[i + 1];
+    if (pl->dk[i] != DC_BIN || readers != 1 || i + 1 >= m->nops || p->type != QATRT_OP_MAXPOOL || p->in0 != i ||
+        p->in1 >= 0 || p->kh != 2 || p->kw != 2 || p->stride != 2 || op->oh % 2 || op->ow % 2)
+        return 0;
+    return op->pad > 0 || op->in0 < 0 || p->slot != m->ops[op->in0].slot;
+}
+
 static void make_plan(const qatrt_model *m, plan *pl)
 {
+    int nread[QATRT_MAX_OPS];
     for (int i = m->nops - 1; i >= 0; i--) { /* pout: its readers first */
         int readers = 0, ok = 1;
         for (int j = i + 1; j < m->nops; j++) {
@@ -133,10 +149,12 @@ static void make_plan(const qatrt_model *m, plan *pl)
             ok &= r->type == QATRT_OP_MAXPOOL ? pl->pout[j] : r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN;
         }
         pl->pout[i] = (unsigned char)(readers > 0 && ok);
+        nread[i] = readers;
     }
     for (int i = 0; i < m->nops; i++) {
         pl->pin[i] = (unsigned char)(m->ops[i].in0 >= 0 && pl->pout[m->ops[i].in0]);
         pl->dk[i] = (signed char)dconv_kind(m, pl, i);
+        pl->pool[i] = (unsigned char)pool_fused(m, pl, i, nread[i]);
     }
 }
 
@@ -748,22 +766,28 @@ static void run_lut(const qatrt_op *op, int n, int packed, const uint8_t *in, ui
 
 /* a direct convolution (dconv_kind) of n images: each image's input map
  * with its zero border in col, then the kernel. dcw: the op's prepared
- * weights (and bounds). */
+ * weights (and bounds); pool: out is the fused max pool's (pool_fused). */
 static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, const uint8_t *prep, const uint8_t *dcw,
-                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out)
+                      size_t n, const uint8_t *in, uint8_t *col, uint8_t *out, int pool)
 {
     int p = op->pad, pw = op->w + 2 * p, ph = op->h + 2 * p;
     size_t cb = cbytes(op->cin), C = (size_t)op->cin, ocb = cbytes(op->cout);
-    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px, osz = (size_t)op->oh * op->ow * ocb;
+    size_t px = kind == DC_BIN ? cb : C, isz = (size_t)op->h * op->w * px;
+    size_t osz = (size_t)(pool ? op->oh / 2 * (op->ow / 2) : op->oh * op->ow) * ocb;
     qatrt_dconv d = {.oh = op->oh, .ow = op->ow, .kh = op->kh, .kw = op->kw, .stride = op->stride, .h = op->h,
                      .w = op->w, .pad = p, .px = px, .row = (size_t)pw * px, .N = op->cout, .W = dcw,
-                     .flip = op->flip, .ldo = ocb};
+                     .flip = op->flip, .ldo = ocb, .pool = pool};
     if (kind == DC_BIN) {
         d.thr = (const int32_t *)(const void *)(dcw + qatrt_bconv_words(op->cout, op->kh * op->kw, cb) * 4);
         size_t rowb = (size_t)pw * cb, inner = (size_t)op->w * cb;
         if (p) { /* the border stays zero from one image to the next */
             memset(col, 0, rowb * (size_t)p);
             memset(col + rowb * (size_t)(ph - p), 0, rowb * (size_t)p + SLACK);
+            for (int y = 0; y < op->h; y++) {
+                uint8_t *r = col + rowb * (size_t)(y + p);
+                memset(r, 0, cb * (size_t)p);
+                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
+            }
         }
         for (size_t i = 0; i < n; i++) {
             const uint8_t *x = in + i * isz;
@@ -772,12 +796,7 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
                 k->bconv_bits(&d, x);
                 continue;
             }
-            for (int y = 0; y < op->h; y++) {
-                uint8_t *r = col + rowb * (size_t)(y + p);
-                memset(r, 0, cb * (size_t)p);
-                memcpy(r + cb * (size_t)p, x + (size_t)y * inner, inner);
-                memset(r + cb * (size_t)p + inner, 0, cb * (size_t)p);
-            }
+            for (int y = 0; y < op->h; y++) memcpy(col + rowb * (size_t)(y + p) + cb * (size_t)p, x + (size_t)y * inner, inner);
             k->bconv_bits(&d, col);
         }
         return;
@@ -792,20 +811,13 @@ static void run_dconv(const qatrt_op *op, int kind, const qatrt_kernels *k, cons
     d.shift = op->t16_shift;
     memset(map, 0, rowv * (size_t)p * 2);
     memset(map + rowv * (size_t)(ph - p), 0, rowv * (size_t)p * 2 + SLACK);
-    size_t hw = (size_t)op->h * op->w;
+    for (int y = 0; y < op->h; y++) { /* the side borders, which stay zero from one image to the next */
+        int16_t *r = map + rowv * (size_t)(y + p);
+        for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
+    }
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *x = in + i * isz; /* CHW: the caller's image itself */
-        d.out = out + i * osz;
-        for (int y = 0; y < op->h; y++) {
-            int16_t *r = map + rowv * (size_t)(y + p);
-            for (size_t j = 0; j < C * (size_t)p; j++) r[j] = 0, r[rowv - 1 - j] = 0;
-            r += C * (size_t)p;
-            for (size_t c = 0; c < C; c++) {
-                const uint8_t *src = x + c * hw + (size_t)y * op->w;
-                const int16_t *t = t16 + c * 256;
-                for (size_t xx = 0; xx < (size_t)op->w; xx++) r[xx * C + c] = t[src[xx]];
-            }
-        }
+        d.out = out + i * osz; /* CHW: the caller's image itself */
+        k->tab16_map(op->cin, op->h, op->w, in + i * isz, t16, map + rowv * (size_t)p + C * (size_t)p, rowv);
         k->i16conv_bits(&d, map);
     }
 }
@@ -936,7 +948,9 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
         int pin = pl.pin[i], pout = pl.pout[i];
         switch (op->type) {
         case QATRT_OP_LUT: run_lut(op, n, pout, in, out, gbuf); break;
-        case QATRT_OP_MAXPOOL: run_maxpool(op, n, pin, in, out); break;
+        case QATRT_OP_MAXPOOL:
+            if (i == 0 || !pl.pool[i - 1]) run_maxpool(op, n, pin, in, out); /* else done by op i - 1 */
+            break;
         case QATRT_OP_ADD:
             run_add(op, &m->ops[op->in1], k, n, (const int32_t *)(const void *)in,
                     (const int32_t *)(const void *)(act + (size_t)m->ops[op->in1].slot * abytes), (int32_t *)(void *)out);
@@ -950,7 +964,8 @@ qatrt_status qatrt_run(const qatrt_model *m, const qatrt_kernels *k, void *ws, s
             const uint8_t *opw = dcw; /* the op's part of the direct convolutions' area */
             dcw += dc_prep_bytes(m, &pl, i);
             if (dk != DC_NONE) {
-                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col, out);
+                run_dconv(op, dk, k, prep, opw, nn, op->in0 < 0 ? images : in, col,
+                          pl.pool[i] ? act + (size_t)m->ops[i + 1].slot * abytes : out, pl.pool[i]);
                 break;
             }
             const void *W = op->prep ? (const void *)(prep + op->prep_off)

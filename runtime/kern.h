@@ -81,6 +81,11 @@ typedef struct {
     int shift;          /* i16conv_bits: the accumulator is shifted left by this before the comparison */
     uint8_t *out;
     size_t ldo;
+    /* bconv_bits only (i16conv_bits takes 0): 1 when a 2x2 stride-2 max
+     * pool follows (oh, ow even): out then holds the oh / 2 x ow / 2 pooled
+     * map, ldo bytes per pixel, a bit set when all four of its window are
+     * (the max of -1 levels is -1 only then) */
+    int pool;
 } qatrt_dconv;
 
 /* bconv_bits: binary inputs (packed signs, px bytes per pixel, a multiple
@@ -100,6 +105,18 @@ static inline int qatrt_dconv_cls(const qatrt_dconv *d, int oy, int ox)
     int yc = (y < d->pad) | (y - d->pad + d->kh > d->h) << 1, xc = (x < d->pad) | (x - d->pad + d->kw > d->w) << 1;
     return yc * 4 + xc;
 }
+/* byte b of output (oy, ox)'s signs: stored, or with pool ANDed into its
+ * pooled pixel unless it is the window's first position (even oy and ox),
+ * which must come first */
+static inline void qatrt_dconv_put(const qatrt_dconv *d, int oy, int ox, size_t b, uint8_t v)
+{
+    if (!d->pool) {
+        d->out[((size_t)oy * (size_t)d->ow + (size_t)ox) * d->ldo + b] = v;
+        return;
+    }
+    uint8_t *o = d->out + ((size_t)(oy / 2) * (size_t)(d->ow / 2) + (size_t)(ox / 2)) * d->ldo + b;
+    *o = (oy | ox) & 1 ? (uint8_t)(*o & v) : v;
+}
 size_t qatrt_bconv_words(int N, int taps, size_t px);
 /* from the binary panels of qatrt_pack_bpanel (rows of kwords words whose
  * taps each take px bytes) */
@@ -114,7 +131,9 @@ void qatrt_bconv_bounds(int N, int K, int kh, int kw, int pad, const int32_t *th
  * (and + 1): weights 2q, 2q + 1 of that kernel row, 0 past kw px (the
  * kernel may read one value past a row's kw px, times a zero weight:
  * the caller keeps a value after the map). s = acc << shift (negated
- * where the flip bit is set), bit = s < thr[n]. */
+ * where the flip bit is set), bit = s < thr[n]; the caller keeps acc <<
+ * shift within int32 (the int32 layer it stands for does) and
+ * s != INT32_MIN. */
 size_t qatrt_i16conv_values(int N, int kh, int kw, size_t px);
 void qatrt_pack_i16conv(int N, int kh, int kw, size_t px, const int16_t *B, size_t ldb, int16_t *W);
 
@@ -214,6 +233,11 @@ typedef struct {
      * caller guarantees the int64 range of every partial sum */
     void (*x64gemm)(int M, int N, int K, const int64_t *A, size_t lda, const int64_t *B, size_t ldb, int64_t *C,
                     size_t ldc);
+    /* i16conv_bits' input map from a CHW uint8 image of C channels of h x
+     * w (a first layer's pixels through its int16 tables, tab: C x 256):
+     * map[y row + x C + c] = tab[c 256 + img[(c h + y) w + x]], row values
+     * per map row (>= w C); nothing else of map is written */
+    void (*tab16_map)(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row);
 } qatrt_kernels;
 
 /* key_add one element at a time (the scalar table's, and every table's
@@ -246,6 +270,8 @@ int qatrt_isa_parse(const char *s);
 /* packing helpers used by the interpreter and the exporter (scalar, exact):
  * n int8 values (+1 / -1; any value < 0 counts as -1) -> ceil(n / 64) words */
 void qatrt_pack_bits(const int8_t *x, int n, uint64_t *out);
+/* the reference tab16_map (a lookup per value), for every table */
+void qatrt_tab16_map_ref(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row);
 /* the reference thresh_levels (a bisection per value), for every table */
 void qatrt_thresh_levels_ref(int M, int N, const int32_t *C, size_t ldc, const int32_t *thr, int T, const uint8_t *flip,
                              const int8_t *levels, int8_t *out, size_t ldo);

@@ -454,8 +454,10 @@ AI int dc2_tile(int ow, int ox0, int *x0)
 
 AI unsigned lanes_bits(__m256i m) { return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(m)); }
 
-static void bconv_bits_avx2(const qatrt_dconv *d, const uint8_t *in)
+static void bconv_bits_avx2(const qatrt_dconv *d0, const uint8_t *in)
 {
+    /* a copy the stores of bits cannot alias (they could alias *d0) */
+    const qatrt_dconv dv = *d0, *d = &dv;
     int T = (int)((size_t)d->kw * d->px / 4);
     size_t D = (size_t)d->kh * (size_t)T;
     for (int g = 0; g < d->N / 8; g++) {
@@ -490,8 +492,7 @@ static void bconv_bits_avx2(const qatrt_dconv *d, const uint8_t *in)
                     __m256i pop = _mm256_add_epi32(c32[r], bytes_to_lanes(c8[r]));
                     const int32_t *b = d->thr + (size_t)qatrt_dconv_cls(d, oy, x0 + r) * (size_t)d->N + 8 * (size_t)g;
                     __m256i bm1 = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)b), _mm256_set1_epi32(1));
-                    d->out[((size_t)oy * d->ow + (size_t)(x0 + r)) * d->ldo + (size_t)g] =
-                        (uint8_t)(lanes_bits(_mm256_cmpgt_epi32(pop, bm1)) ^ f);
+                    qatrt_dconv_put(d, oy, x0 + r, (size_t)g, (uint8_t)(lanes_bits(_mm256_cmpgt_epi32(pop, bm1)) ^ f));
                 }
             }
     }
@@ -842,4 +843,5 @@ const qatrt_kernels qatrt_kernels_avx2 = {
     .bconv_bits = bconv_bits_avx2,
     .i16conv_bits = i16conv_bits_avx2,
     .x64gemm = qatrt_x64gemm_avx2,
+    .tab16_map = qatrt_tab16_map_ref,
 };

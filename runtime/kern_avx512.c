@@ -1223,6 +1223,15 @@ AI void bconv_loop(int R, int NB, int kh, int T, const uint8_t *const *a_, size_
     for (int i = 0; i < R * NB; i++) out[i] = acc[i];
 }
 
+/* *acc += the pairwise int16 products of a and b (VPDPWSSD). Written as
+ * asm: with the intrinsic GCC 12 copied every accumulator of a tile to
+ * another register and back around each VPDPWSSD and spilled two of
+ * them (18% of the int16 direct convolution's time). */
+AI void dpwssd_acc(__m512i *acc, __m512i a, __m512i b)
+{
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(*acc) : "v"(a), "v"(b));
+}
+
 AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, size_t row, const int16_t *w,
                      size_t bstr, __m512i *out)
 {
@@ -1245,7 +1254,7 @@ AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, siz
                 memcpy(&v, a[r] + ao + 2 * (size_t)q, 4);
                 __m512i av = _mm512_set1_epi32((int)v);
                 #pragma GCC unroll 4
-                for (int j = 0; j < NB; j++) acc[r * NB + j] = _mm512_dpwssd_epi32(acc[r * NB + j], av, wv[j]);
+                for (int j = 0; j < NB; j++) dpwssd_acc(&acc[r * NB + j], av, wv[j]);
             }
         }
     }
@@ -1253,113 +1262,175 @@ AI void i16conv_loop(int R, int NB, int kh, int Q, const int16_t *const *a_, siz
     for (int i = 0; i < R * NB; i++) out[i] = acc[i];
 }
 
-/* what one tile needs besides the weights: its first position's input
- * (the others astep units on) and output bytes (the group's first block;
- * ldo on), and, bconv, each position's class bounds; per block the flip
- * mask and, i16conv, the thresholds */
+/* what the tiles of one output row need besides the weights: the input
+ * of its position 0 (position x astep units on), its output bytes (the
+ * group's first block; a pooled map's pooled row), and, bconv, its class
+ * bounds (the border classes xc0 and xc1 at x = 0 and ow - 1, else 0,
+ * N apart); per block the flip mask and, i16conv, the thresholds */
 typedef struct {
-    const uint8_t *a0;
+    const uint8_t *arow;
     size_t astep;
-    uint8_t *o0;
+    uint8_t *orow;
     size_t ldo;
-    const int32_t *b[8];
+    const int32_t *by;
+    size_t N;
+    int ow, xc0, xc1;
     __m512i tv[4];
     __mmask16 fm[4];
-    int shift;
+    uint64_t flipw; /* fm[0 .. NB - 1] joined, as a position's bits */
+    int anyflip;
+    /* a pooled map (qatrt_dconv pool): R > 1 tiles start on an even x
+     * and AND their positions in pairs; the window's second row (and_row)
+     * and a 1-position tile's odd x AND into what is there rather than
+     * store */
+    int pool, and_row;
 } dc_io;
 
-/* the K loop, then the signs straight from the registers */
-AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io)
+/* i16conv's comparison with the shift folded into 16 thresholds (the
+ * caller keeps acc << shift in int32, and off INT32_MIN where negated):
+ * acc << s < t is acc < ceil(t / 2^s); -(acc << s) < t is acc > floor(-t
+ * / 2^s) =: f, i.e. -acc < -f, f capped at INT32_MAX (acc > f never
+ * holds then, nor does -acc < -INT32_MAX for acc != INT32_MIN) */
+AI __m512i i16_bounds(const int32_t *thr, int shift, __mmask16 fm)
+{
+    int32_t b[16];
+    for (int n = 0; n < 16; n++) {
+        int64_t t = thr[n];
+        if (fm >> n & 1) {
+            int64_t f = (-t) >> shift;
+            b[n] = (int32_t)-(f > INT32_MAX ? INT32_MAX : f);
+        } else {
+            b[n] = (int32_t)-((-t) >> shift);
+        }
+    }
+    return _mm512_loadu_si512(b);
+}
+
+/* the tile of positions x0 .. x0 + R - 1: the K loop, then the signs
+ * straight from the registers */
+AI void dc_tile(int bin, int R, int NB, int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io, int x0)
 {
     __m512i acc[DC_MAXACC];
     const uint8_t *a[8];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) a[r] = io->a0 + (size_t)r * io->astep;
+    for (int r = 0; r < R; r++) a[r] = io->arow + (size_t)(x0 + r) * io->astep;
     if (bin) bconv_loop(R, NB, kh, T, a, row, w, bstr, acc);
     else i16conv_loop(R, NB, kh, T, (const int16_t *const *)(const void *)a, row, w, bstr, acc);
+    /* a position's NB 16-bit masks joined into one word, one store */
+    uint64_t bits[8];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        __mmask16 m[4];
+        const int32_t *b = io->by;
+        if (bin) {
+            int x = x0 + r, xc = x == 0 ? io->xc0 : x == io->ow - 1 ? io->xc1 : 0;
+            b += (size_t)xc * io->N;
+        }
         #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
-            __mmask16 m;
             if (bin) {
-                m = _kxor_mask16(_mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(io->b[r] + 16 * j)), io->fm[j]);
+                m[j] = _mm512_cmpge_epi32_mask(acc[r * NB + j], _mm512_loadu_si512(b + 16 * j));
             } else {
-                __m512i v = _mm512_sll_epi32(acc[r * NB + j], _mm_cvtsi32_si128(io->shift));
-                v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
-                m = _mm512_cmplt_epi32_mask(v, io->tv[j]);
+                __m512i v = acc[r * NB + j];
+                if (io->anyflip) v = _mm512_mask_sub_epi32(v, io->fm[j], _mm512_setzero_si512(), v);
+                m[j] = _mm512_cmplt_epi32_mask(v, io->tv[j]);
             }
-            uint16_t bits = (uint16_t)_cvtmask16_u32(m);
-            memcpy(io->o0 + (size_t)r * io->ldo + 2 * j, &bits, 2);
         }
+        if (NB == 4)
+            bits[r] = _cvtmask64_u64(_mm512_kunpackd(_mm512_kunpackw(m[3], m[2]), _mm512_kunpackw(m[1], m[0])));
+        else if (NB == 2) bits[r] = _cvtmask32_u32(_mm512_kunpackw(m[1], m[0]));
+        else bits[r] = _cvtmask16_u32(m[0]);
+        if (bin) bits[r] ^= io->flipw; /* the flips, in one general register op */
+    }
+    if (!io->pool) {
+        uint8_t *o0 = io->orow + (size_t)x0 * io->ldo;
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) memcpy(o0 + (size_t)r * io->ldo, &bits[r], 2 * (size_t)NB);
+        return;
+    }
+    uint8_t *o0 = io->orow + (size_t)(x0 / 2) * io->ldo;
+    int and_out = io->and_row | (R == 1 ? x0 & 1 : 0);
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r += 2) {
+        uint64_t v = R > 1 ? bits[r] & bits[r + 1] : bits[r], o = 0;
+        uint8_t *dst = o0 + (size_t)(r / 2) * io->ldo;
+        if (and_out) {
+            memcpy(&o, dst, 2 * (size_t)NB);
+            v &= o;
+        }
+        memcpy(dst, &v, 2 * (size_t)NB);
+    }
 }
 
-typedef void dc_tile_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
-#define DC_TILE(name, bin, R, NB)                                                                                   \
+/* one output row (ow >= R), tile after tile in one call: the last R
+ * again, overlapping, when R does not divide ow */
+typedef void dc_row_fn(int kh, int T, size_t row, const void *w, size_t bstr, const dc_io *io);
+#define DC_ROW(name, bin, R, NB)                                                                                    \
     static __attribute__((noinline)) void name(int kh, int T, size_t row, const void *w, size_t bstr,             \
                                                const dc_io *io)                                                   \
     {                                                                                                              \
-        dc_tile(bin, R, NB, kh, T, row, w, bstr, io);                                                              \
+        for (int ox0 = 0; ox0 < io->ow;) {                                                                         \
+            int x0 = ox0 + R > io->ow ? io->ow - R : ox0;                                                          \
+            dc_tile(bin, R, NB, kh, T, row, w, bstr, io, x0);                                                      \
+            ox0 = x0 + R;                                                                                          \
+        }                                                                                                          \
     }
-DC_TILE(bconv_tile_8x1, 1, 8, 1)
-DC_TILE(bconv_tile_8x2, 1, 8, 2)
-DC_TILE(bconv_tile_4x4, 1, 4, 4)
-DC_TILE(bconv_tile_1x1, 1, 1, 1)
-DC_TILE(bconv_tile_1x2, 1, 1, 2)
-DC_TILE(bconv_tile_1x4, 1, 1, 4)
-DC_TILE(i16conv_tile_8x1, 0, 8, 1)
-DC_TILE(i16conv_tile_8x2, 0, 8, 2)
-DC_TILE(i16conv_tile_4x4, 0, 4, 4)
-DC_TILE(i16conv_tile_1x1, 0, 1, 1)
-DC_TILE(i16conv_tile_1x2, 0, 1, 2)
-DC_TILE(i16conv_tile_1x4, 0, 1, 4)
+DC_ROW(bconv_row_8x1, 1, 8, 1)
+DC_ROW(bconv_row_8x2, 1, 8, 2)
+DC_ROW(bconv_row_4x4, 1, 4, 4)
+DC_ROW(bconv_row_1x1, 1, 1, 1)
+DC_ROW(bconv_row_1x2, 1, 1, 2)
+DC_ROW(bconv_row_1x4, 1, 1, 4)
+DC_ROW(i16conv_row_8x1, 0, 8, 1)
+DC_ROW(i16conv_row_8x2, 0, 8, 2)
+DC_ROW(i16conv_row_4x4, 0, 4, 4)
+DC_ROW(i16conv_row_1x1, 0, 1, 1)
+DC_ROW(i16conv_row_1x2, 0, 1, 2)
+DC_ROW(i16conv_row_1x4, 0, 1, 4)
 
-/* every position of the map: groups of NB blocks, R positions of a row at
- * a time (a row's last R again, overlapping, when R does not divide it;
- * one at a time when the row is shorter than R). Only a row's first and
- * last positions can be in the padding's border classes (pad <= 1). The
- * shape is copied to locals: the stores of bits could alias *d. */
-AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_tile_fn *tile8x1,
-               dc_tile_fn *tile8x2, dc_tile_fn *tile4x4, dc_tile_fn *tile1x1, dc_tile_fn *tile1x2,
-               dc_tile_fn *tile1x4)
+/* every position of the map: groups of NB blocks, a row at a time, R
+ * positions a tile (one when the row is shorter than R). Only a row's
+ * first and last positions can be in the padding's border classes
+ * (pad <= 1). A pooled map (ow even) takes the same tiles: R is even, so
+ * an R tile starts on an even x (the overlapping last one too) and ANDs
+ * its pairs, and a window's first position is always stored before the
+ * others AND into it. The shape is copied to locals: the stores of bits
+ * could alias *d. */
+AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T, size_t bstr, dc_row_fn *row8x1,
+               dc_row_fn *row8x2, dc_row_fn *row4x4, dc_row_fn *row1x1, dc_row_fn *row1x2, dc_row_fn *row1x4)
 {
     const int N = d->N, oh = d->oh, ow = d->ow, kh = d->kh, stride = d->stride;
     const size_t row = d->row, px = d->px, ldo = d->ldo;
     const int32_t *thr = d->thr;
     uint8_t *out = d->out;
     int nblk = N / 16, NB = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1, R = NB == 4 ? 4 : 8;
-    dc_tile_fn *tileR = NB == 4 ? tile4x4 : NB == 2 ? tile8x2 : tile8x1;
-    dc_tile_fn *tile1 = NB == 4 ? tile1x4 : NB == 2 ? tile1x2 : tile1x1;
-    const uint8_t *base = in;
+    dc_row_fn *rowf = ow < R ? (NB == 4 ? row1x4 : NB == 2 ? row1x2 : row1x1)
+                             : (NB == 4 ? row4x4 : NB == 2 ? row8x2 : row8x1);
     size_t wunit = bin ? 4 : 2;
     dc_io io;
-    io.shift = d->shift;
+    io.anyflip = 0;
     io.astep = (size_t)stride * px * unit;
     io.ldo = ldo;
-    int xc0 = qatrt_dconv_cls(d, 0, 0) & 3, xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
+    io.N = (size_t)N;
+    io.ow = ow;
+    io.pool = d->pool;
+    io.xc0 = qatrt_dconv_cls(d, 0, 0) & 3;
+    io.xc1 = qatrt_dconv_cls(d, 0, ow - 1) & 3;
     for (int g = 0; g < nblk; g += NB) {
         const uint8_t *w = (const uint8_t *)d->W + (size_t)g * bstr * wunit;
         for (int j = 0; j < NB; j++) {
             io.fm[j] = flip16(d->flip, 16 * (g + j), 16);
-            if (!bin) io.tv[j] = _mm512_loadu_si512(thr + 16 * (size_t)(g + j));
+            if (!bin) io.tv[j] = i16_bounds(thr + 16 * (size_t)(g + j), d->shift, io.fm[j]);
+            io.anyflip |= _cvtmask16_u32(io.fm[j]) != 0;
         }
+        io.flipw = 0;
+        for (int j = 0; j < NB; j++) io.flipw |= (uint64_t)_cvtmask16_u32(io.fm[j]) << 16 * j;
         for (int oy = 0; oy < oh; oy++) {
-            const uint8_t *arow = base + (size_t)(oy * stride) * row * unit;
-            const int32_t *by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
-            for (int ox0 = 0; ox0 < ow;) {
-                int x0 = ox0, n = R;
-                if (ow < R) n = 1;
-                else if (x0 + R > ow) x0 = ow - R;
-                io.a0 = arow + (size_t)x0 * io.astep;
-                io.o0 = out + ((size_t)oy * (size_t)ow + (size_t)x0) * ldo + 2 * (size_t)g;
-                if (bin)
-                    for (int r = 0; r < n; r++) {
-                        int x = x0 + r, xc = x == 0 ? xc0 : x == ow - 1 ? xc1 : 0;
-                        io.b[r] = by + (size_t)xc * (size_t)N;
-                    }
-                (n == 1 ? tile1 : tileR)(kh, T, row, w, bstr, &io);
-                ox0 = x0 + n;
-            }
+            io.arow = (const uint8_t *)in + (size_t)(oy * stride) * row * unit;
+            io.by = thr + (size_t)(qatrt_dconv_cls(d, oy, 0) & ~3) * (size_t)N + 16 * (size_t)g;
+            io.orow = out + (size_t)(io.pool ? oy / 2 * (ow / 2) : oy * ow) * ldo + 2 * (size_t)g;
+            io.and_row = io.pool & oy;
+            rowf(kh, T, row, w, bstr, &io);
         }
     }
 }
@@ -1367,15 +1438,76 @@ AI void dc_run(int bin, const qatrt_dconv *d, const void *in, size_t unit, int T
 static void bconv_bits_avx512(const qatrt_dconv *d, const uint8_t *in)
 {
     int T = (int)((size_t)d->kw * d->px / 4);
-    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_tile_8x1, bconv_tile_8x2, bconv_tile_4x4,
-           bconv_tile_1x1, bconv_tile_1x2, bconv_tile_1x4);
+    dc_run(1, d, in, 1, T, (size_t)d->kh * (size_t)T * 16, bconv_row_8x1, bconv_row_8x2, bconv_row_4x4, bconv_row_1x1,
+           bconv_row_1x2, bconv_row_1x4);
 }
 
 static void i16conv_bits_avx512(const qatrt_dconv *d, const int16_t *in)
 {
     int Q = (int)(((size_t)d->kw * d->px + 1) / 2);
-    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_tile_8x1, i16conv_tile_8x2, i16conv_tile_4x4,
-           i16conv_tile_1x1, i16conv_tile_1x2, i16conv_tile_1x4);
+    dc_run(0, d, in, 2, Q, (size_t)d->kh * (size_t)Q * 32, i16conv_row_8x1, i16conv_row_8x2, i16conv_row_4x4,
+           i16conv_row_1x1, i16conv_row_1x2, i16conv_row_1x4);
+}
+
+/* ---- a first layer's int16 input map (kern.h tab16_map) -----------------
+ * 32 pixels of a row at a time: each channel's bytes widened to 16-bit
+ * indices and looked up in its 256-entry table as four 64-entry VPERMI2W
+ * lookups, chosen by index bits 6 and 7; then the C planes interleaved
+ * into C vectors of (x, c) order, each a masked VPERMW per plane (the
+ * indices and masks worked out once per call). More than 4 channels: the
+ * reference. */
+#define TAB_MAXC 4
+
+AI __m512i tab256_epi16(const int16_t *t, __m512i v)
+{
+    __m512i l0 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t), v, _mm512_loadu_si512(t + 32));
+    __m512i l1 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 64), v, _mm512_loadu_si512(t + 96));
+    __m512i l2 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 128), v, _mm512_loadu_si512(t + 160));
+    __m512i l3 = _mm512_permutex2var_epi16(_mm512_loadu_si512(t + 192), v, _mm512_loadu_si512(t + 224));
+    __mmask32 b6 = _mm512_test_epi16_mask(v, _mm512_set1_epi16(64)), b7 = _mm512_test_epi16_mask(v, _mm512_set1_epi16(128));
+    return _mm512_mask_blend_epi16(b7, _mm512_mask_blend_epi16(b6, l0, l1), _mm512_mask_blend_epi16(b6, l2, l3));
+}
+
+static void tab16_map_avx512(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row)
+{
+    if (C < 1 || C > TAB_MAXC) {
+        qatrt_tab16_map_ref(C, h, w, img, tab, map, row);
+        return;
+    }
+    /* output vector o, word k: pixel g / C of plane g % C, g = 32 o + k
+     * (g / C as g ceil(2^16 / C) >> 16, exact for g < 2^11) */
+    static const uint16_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    __m512i idx[TAB_MAXC];
+    __mmask32 sel[TAB_MAXC][TAB_MAXC];
+    for (int o = 0; o < C; o++) {
+        __m512i g = _mm512_add_epi16(_mm512_loadu_si512(iota), _mm512_set1_epi16((short)(32 * o)));
+        __m512i q = C == 1 ? g : _mm512_mulhi_epu16(g, _mm512_set1_epi16((short)((65536 + C - 1) / C)));
+        __m512i r = _mm512_sub_epi16(g, _mm512_mullo_epi16(q, _mm512_set1_epi16((short)C)));
+        idx[o] = q;
+        for (int c = 0; c < C; c++) sel[o][c] = _mm512_cmpeq_epi16_mask(r, _mm512_set1_epi16((short)c));
+    }
+    /* the image is new to the caches (a first layer's input): ask for
+     * all of it up front rather than miss plane after plane, row after row */
+    size_t bytes = (size_t)C * (size_t)h * (size_t)w;
+    if (bytes <= 16384)
+        for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)(img + b), _MM_HINT_T0);
+    for (int y = 0; y < h; y++)
+        for (int x0 = 0; x0 < w; x0 += 32) {
+            int n = imin(32, w - x0);
+            __m512i pl[TAB_MAXC];
+            for (int c = 0; c < C; c++) {
+                const uint8_t *src = img + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w + (size_t)x0;
+                __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mask32(n), src));
+                pl[c] = tab256_epi16(tab + (size_t)c * 256, v);
+            }
+            int16_t *dst = map + (size_t)y * row + (size_t)x0 * (size_t)C;
+            for (int o = 0; o < C && 32 * o < n * C; o++) {
+                __m512i out = _mm512_setzero_si512();
+                for (int c = 0; c < C; c++) out = _mm512_mask_permutexvar_epi16(out, sel[o][c], idx[o], pl[c]);
+                _mm512_mask_storeu_epi16(dst + 32 * o, mask32(n * C - 32 * o), out);
+            }
+        }
 }
 
 /* defined here, picked up by kern_dispatch.c */
@@ -1404,4 +1536,5 @@ const qatrt_kernels qatrt_kernels_avx512 = {
     .bconv_bits = bconv_bits_avx512,
     .i16conv_bits = i16conv_bits_avx512,
     .x64gemm = qatrt_x64gemm_avx2,
+    .tab16_map = tab16_map_avx512,
 };

@@ -253,15 +253,16 @@ static uint32_t ld32(const uint8_t *p)
 }
 
 /* the definition (kern.h), one output bit at a time */
-static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
+static void bconv_bits_scalar(const qatrt_dconv *d0, const uint8_t *in)
 {
+    /* a copy the stores of bits cannot alias (they could alias *d0) */
+    const qatrt_dconv dv = *d0, *d = &dv;
     const uint32_t *W = d->W;
     size_t T = (size_t)d->kw * d->px / 4, D = (size_t)d->kh * T;
     for (int oy = 0; oy < d->oh; oy++)
         for (int ox = 0; ox < d->ow; ox++) {
             const uint8_t *a = in + (size_t)(oy * d->stride) * d->row + (size_t)(ox * d->stride) * d->px;
             const int32_t *bound = d->thr + (size_t)qatrt_dconv_cls(d, oy, ox) * (size_t)d->N;
-            uint8_t *o = d->out + ((size_t)oy * d->ow + (size_t)ox) * d->ldo;
             for (int n0 = 0; n0 < d->N; n0 += 8) {
                 unsigned byte = 0, f = d->flip ? d->flip[n0 / 8] : 0;
                 for (int b = 0; b < 8; b++) {
@@ -273,7 +274,7 @@ static void bconv_bits_scalar(const qatrt_dconv *d, const uint8_t *in)
                             pop += __builtin_popcount(ld32(a + (size_t)ky * d->row + 4 * t) ^ w[((size_t)ky * T + t) * 16]);
                     byte |= ((unsigned)(pop >= bound[n]) ^ (f >> b & 1)) << b;
                 }
-                o[n0 / 8] = (uint8_t)byte;
+                qatrt_dconv_put(d, oy, ox, (size_t)n0 / 8, (uint8_t)byte);
             }
         }
 }
@@ -423,7 +424,19 @@ const qatrt_kernels qatrt_kernels_scalar = {
     .bconv_bits = bconv_bits_scalar,
     .i16conv_bits = i16conv_bits_scalar,
     .x64gemm = x64gemm_scalar,
+    .tab16_map = qatrt_tab16_map_ref,
 };
+
+void qatrt_tab16_map_ref(int C, int h, int w, const uint8_t *img, const int16_t *tab, int16_t *map, size_t row)
+{
+    for (int y = 0; y < h; y++)
+        for (int c = 0; c < C; c++) {
+            const uint8_t *src = img + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w;
+            const int16_t *t = tab + (size_t)c * 256;
+            int16_t *dst = map + (size_t)y * row + (size_t)c;
+            for (int x = 0; x < w; x++) dst[(size_t)x * (size_t)C] = t[src[x]];
+        }
+}
 
 void qatrt_key_add_scalar(size_t n, const int32_t *a, const int32_t *b, int32_t *out, int relu)
 {

@@ -859,15 +859,17 @@ static void test_x64gemm(void)
  * the accumulator's range; guard bytes around every output must stay. */
 static void test_dconv(void)
 {
-    static const int Cs[] = {32, 30, 64, 96}, Ns[] = {16, 32, 48, 64, 128}, HWs[] = {1, 2, 3, 5, 8, 11};
-    int ncase = 0, nbad = 0;
+    static const int Cs[] = {32, 30, 64, 96}, Ns[] = {16, 32, 48, 64, 128}, HWs[] = {1, 2, 3, 5, 8, 11, 4, 6, 12, 16};
+    int ncase = 0, npool = 0, nbad = 0;
     for (int it = 0; it < 400; it++) {
         int bin = it % 2, C = bin ? Cs[rnd_in(0, 3)] : rnd_in(1, 4), N = Ns[rnd_in(0, 4)];
-        int h = HWs[rnd_in(0, 5)], w = HWs[rnd_in(0, 5)], kh = rnd_in(1, 3), kw = rnd_in(1, 3);
+        int h = HWs[rnd_in(0, 9)], w = HWs[rnd_in(0, 9)], kh = rnd_in(1, 3), kw = rnd_in(1, 3);
         int pad = rnd_in(0, 1), stride = rnd_in(1, 2), shift = bin ? 0 : rnd_in(0, 3);
         if (h + 2 * pad < kh || w + 2 * pad < kw) continue;
         int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, K = kh * kw * C;
         int ph = h + 2 * pad, pw = w + 2 * pad;
+        /* a 2x2 max pool fused into a binary layer (even maps only) */
+        int pool = bin && oh % 2 == 0 && ow % 2 == 0 && rnd_in(0, 1);
         size_t cb = ((size_t)C + 7) / 8, px = bin ? cb : (size_t)C, ocb = (size_t)N / 8, ldo = ocb + (size_t)rnd_in(0, 2);
         int *x = malloc(sizeof(int) * (size_t)h * w * C), *wt = malloc(sizeof(int) * (size_t)N * K);
         int32_t *thr = malloc(sizeof(int32_t) * (size_t)N), *tapsum = calloc((size_t)N * kh * kw, sizeof(int32_t));
@@ -905,6 +907,19 @@ static void test_dconv(void)
                     if (v < thr[n]) o[n / 8] |= (uint8_t)(1u << (n % 8));
                 }
             }
+        if (pool) { /* AND over each window into the first oh / 2 x ow / 2 pixels (in place: a pixel's window is at or after it) */
+            for (int py = 0; py < oh / 2; py++)
+                for (int qx = 0; qx < ow / 2; qx++)
+                    for (size_t b = 0; b < ocb; b++) {
+                        uint8_t v = 0xff;
+                        for (int dy = 0; dy < 2; dy++)
+                            for (int dx = 0; dx < 2; dx++)
+                                v &= want[1 + ((size_t)(2 * py + dy) * ow + (size_t)(2 * qx + dx)) * ldo + b];
+                        want[1 + ((size_t)py * (ow / 2) + (size_t)qx) * ldo + b] = v;
+                    }
+            osz = (size_t)(oh / 2) * (ow / 2) * ldo + 2;
+            want[osz - 1] = 0xa5;
+        }
         /* the kernels' operands: the padded map (zero border, zero slack) and the weights */
         size_t mapb = (size_t)ph * pw * px * (bin ? 1 : 2) + 64;
         uint8_t *map = calloc(mapb, 1);
@@ -945,25 +960,62 @@ static void test_dconv(void)
             memset(got, 0xa5, osz);
             qatrt_dconv d = {.oh = oh, .ow = ow, .kh = kh, .kw = kw, .stride = stride, .h = h, .w = w, .pad = pad,
                              .px = px, .row = (size_t)pw * px, .N = N, .W = W, .thr = bin ? bounds : thr,
-                             .flip = flip, .shift = shift, .out = got + 1, .ldo = ldo};
+                             .flip = flip, .shift = shift, .out = got + 1, .ldo = ldo, .pool = pool};
             const qatrt_kernels *kt = qatrt_kernels_for((qatrt_isa)i);
             if (bin) kt->bconv_bits(&d, map);
             else kt->i16conv_bits(&d, (const int16_t *)(const void *)map);
             ncase++;
+            npool += pool;
             /* bytes between outputs (ldo > N / 8) are not the kernel's: copy them from want */
-            for (int p = 0; p < oh * ow; p++)
+            for (int p = 0; p < (pool ? oh * ow / 4 : oh * ow); p++)
                 memcpy(got + 1 + (size_t)p * ldo + ocb, want + 1 + (size_t)p * ldo + ocb, ldo - ocb);
             if (memcmp(got, want, osz) != 0) {
                 nbad++;
-                CHECK(0, "%s %s C %d N %d %dx%d k %dx%d stride %d pad %d shift %d differs from the definition",
+                CHECK(0, "%s %s C %d N %d %dx%d k %dx%d stride %d pad %d shift %d pool %d differs from the definition",
                       bin ? "bconv_bits" : "i16conv_bits", qatrt_isa_name((qatrt_isa)i), C, N, h, w, kh, kw, stride,
-                      pad, shift);
+                      pad, shift, pool);
             }
         }
         free(x), free(wt), free(thr), free(tapsum), free(flip), free(want), free(got), free(map), free(W), free(bounds);
     }
-    printf("kernels: bconv_bits / i16conv_bits %d cases (every ISA) against the definition: %s\n", ncase,
-           nbad ? "FAILED" : "ok");
+    printf("kernels: bconv_bits / i16conv_bits %d cases (%d pooled, every ISA) against the definition: %s\n", ncase,
+           npool, nbad ? "FAILED" : "ok");
+}
+
+/* tab16_map (an int16 first layer's input map): every ISA against the
+ * definition over channel counts on and off the vector path, widths
+ * around the 32-pixel step and rows with room to their sides, whose
+ * values (and everything outside the map) must stay */
+static void test_tab16_map(void)
+{
+    static const int Ws[] = {1, 7, 31, 32, 33, 64, 65, 100};
+    int ncase = 0, nbad = 0;
+    for (int it = 0; it < 120; it++) {
+        int C = rnd_in(1, 6), h = rnd_in(1, 5), w = Ws[rnd_in(0, 7)], lead = rnd_in(0, 3) * C;
+        size_t row = (size_t)w * C + (size_t)lead + (size_t)rnd_in(0, 5), n = (size_t)h * row + 64;
+        uint8_t *img = malloc((size_t)C * h * w);
+        int16_t *tab = malloc(sizeof(int16_t) * 256 * (size_t)C), *want = malloc(n * 2), *got = malloc(n * 2);
+        for (int i = 0; i < C * h * w; i++) img[i] = (uint8_t)(it % 3 == 0 ? 255 - i % 4 : rnd_in(0, 255));
+        for (int i = 0; i < 256 * C; i++) tab[i] = (int16_t)rnd_in(-32768, 32767);
+        for (size_t i = 0; i < n; i++) want[i] = (int16_t)(0x5a5a + i);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < C; c++)
+                    want[(size_t)lead + (size_t)y * row + (size_t)x * C + c] = tab[c * 256 + img[((size_t)c * h + y) * w + x]];
+        for (int i = 0; i < QATRT_ISA_COUNT; i++) {
+            if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+            for (size_t j = 0; j < n; j++) got[j] = (int16_t)(0x5a5a + j);
+            qatrt_kernels_for((qatrt_isa)i)->tab16_map(C, h, w, img, tab, got + lead, row);
+            ncase++;
+            if (memcmp(got, want, n * 2) != 0) {
+                nbad++;
+                CHECK(0, "tab16_map %s: C %d %dx%d row %zu differs from the definition", qatrt_isa_name((qatrt_isa)i), C,
+                      h, w, row);
+            }
+        }
+        free(img), free(tab), free(want), free(got);
+    }
+    printf("kernels: tab16_map %d cases (every ISA) against the definition: %s\n", ncase, nbad ? "FAILED" : "ok");
 }
 
 int main(void)
@@ -979,6 +1031,7 @@ int main(void)
     test_gemm_bits();
     test_thresh_levels();
     test_dconv();
+    test_tab16_map();
     if (failures) {
         fprintf(stderr, "test_kernels: %d check(s) failed\n", failures);
         return 1;
