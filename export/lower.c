@@ -9,7 +9,7 @@
 #include "dataset.h"
 #include "export.h"
 #include "qatrt.h"
-#include "qnn_format.h"
+#include "qnn_fields.h"
 #include "softfloat.h"
 #include "alq.h"
 #include "quantizer.h"
@@ -79,18 +79,6 @@ static void w_header(uint8_t *f, const qat_model *m, int version, int nops, size
  * after the previous op's at the next multiple of QATRT_ALIGN4 */
 static qat_status w_finish4(qnnw *w, const qat_model *m, uint8_t **out, size_t *size)
 {
-    static const struct {
-        int v3, v4, bytes;
-        const char *name;
-    } fl[] = {{QNN_OP_TYPE, QNN_OP4_TYPE, 1, "type"},         {QNN_OP_FLAGS, QNN_OP4_FLAGS, 1, "flags"},
-              {QNN_OP_KERNEL, QNN_OP4_KERNEL, 1, "kernel"},   {QNN_OP_STAGE, QNN_OP4_STAGE, 1, "stage"},
-              {QNN_OP_CIN, QNN_OP4_CIN, 2, "input channels"}, {QNN_OP_H, QNN_OP4_H, 2, "input height"},
-              {QNN_OP_W, QNN_OP4_W, 2, "input width"},        {QNN_OP_COUT, QNN_OP4_COUT, 2, "output channels"},
-              {QNN_OP_OH, QNN_OP4_OH, 2, "output height"},    {QNN_OP_OW, QNN_OP4_OW, 2, "output width"},
-              {QNN_OP_KH, QNN_OP4_KH, 2, "kernel height"},    {QNN_OP_KW, QNN_OP4_KW, 2, "kernel width"},
-              {QNN_OP_STRIDE, QNN_OP4_STRIDE, 2, "stride"},   {QNN_OP_PAD, QNN_OP4_PAD, 2, "pad"},
-              {QNN_OP_NTHR, QNN_OP4_NTHR, 2, "threshold count"}, {QNN_OP_IN0, QNN_OP4_IN0, 2, "input"},
-              {QNN_OP_IN1, QNN_OP4_IN1, 2, "second input"}};
     size_t table = QATRT_HEADER_SIZE, data = 0;
     for (int i = 0; i < w->nops; i++) {
         table += QATRT_OP4_SIZE;
@@ -109,14 +97,14 @@ static qat_status w_finish4(qnnw *w, const qat_model *m, uint8_t **out, size_t *
     for (int i = 0; i < w->nops; i++) {
         const uint8_t *o = w->ops[i];
         uint8_t *r = f + at;
-        for (size_t k = 0; k < sizeof fl / sizeof fl[0]; k++) {
-            uint32_t v = get32(o + fl[k].v3);
-            if (v > (fl[k].bytes == 1 ? 255u : (uint32_t)QNN_OP4_MAX_FIELD)) {
+        for (int k = 0; k < F_COUNT; k++) { /* the fields narrowed (qnn_fields.h) */
+            uint32_t v = get32(o + qnn_fields[k].v3), most = qnn_fields[k].bytes == 1 ? 255u : (uint32_t)QNN_OP4_MAX_FIELD;
+            if (v > most) {
                 free(f);
                 return qat_error_set(QAT_ERR_SHAPE, "export: op %d's %s is %u; a .qnn v4 record holds at most %u "
-                                     "(write version 3)", i, fl[k].name, v, fl[k].bytes == 1 ? 255u : QNN_OP4_MAX_FIELD);
+                                     "(write version 3)", i, qnn_fields[k].name, v, most);
             }
-            for (int b = 0; b < fl[k].bytes; b++) r[fl[k].v4 + b] = (uint8_t)(v >> (8 * b));
+            for (int b = 0; b < qnn_fields[k].bytes; b++) r[qnn_fields[k].v4 + b] = (uint8_t)(v >> (8 * b));
         }
         uint32_t mask = 0;
         size_t s = QNN_OP4_SIZES;
@@ -1168,8 +1156,10 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     /* what follows up to the next compute layer folds into the chain */
     int seg = li, to_stream = 0;
     if ((st = fold_tail(L, li, next_li, &tl, &seg, &to_stream))) goto done;
-    /* a float input next (no quantizer): it reads this layer's output as a stream */
-    if (next_li >= 0 && !m->layers[next_li].aq.spec.q && !L->o->float_bits) to_stream = 1;
+    /* a float input next (no quantizer): it reads this layer's output as a
+     * stream, when the chain can end as one (else set_target refuses it,
+     * pointing to --float-layers) */
+    if (next_li >= 0 && !m->layers[next_li].aq.spec.q && !L->o->float_bits && !tl.npool && !u8 && !aoff) to_stream = 1;
     chain ch = {.u8 = u8, .sa = sa, .sw = sw, .wsum = wsum, .bias = l->b ? l->b->x : NULL, .off = aoff,
                 .npost = tl.npost};
     if (u8) {
@@ -1431,7 +1421,9 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     int kh = conv ? l->size : h, kw = conv ? l->size : w, stride = conv ? l->stride : 1, pad = conv ? l->pad : 0;
     int oh = conv ? l->out->shape[2] : 1, ow = conv ? l->out->shape[3] : 1;
     int K = cin * kh * kw, kbits = bits64((uint64_t)K - 1);
-    if (L->drop_keep) return layer_error(l, "a float layer after emptied channels has no integer lowering yet");
+    if (L->drop_keep)
+        return layer_error(l, "a float layer after emptied channels has no integer lowering yet; export with --float-layers "
+                              "int8|int16 to quantize it after training");
     if (!conv && (int)l->w->shape[1] != K) return layer_error(l, "expects %d inputs; the integer graph gives %d", l->w->shape[1], K);
     qat_status st = QAT_OK;
     int32_t *wl = malloc(sizeof(int32_t) * (size_t)cout * (size_t)K), *table = NULL, *q = calloc((size_t)cout, 16);
@@ -1484,7 +1476,8 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
         fl[0] = abits - 17; /* values up to 2^16 in magnitude are not */
         e_in = -fl[0];
         if (fl[0] < 24) {
-            st = layer_error(l, "its weights (%d bits) leave its float input %d bits of fixed point", wbits, fl[0]);
+            st = layer_error(l, "its weights (%d bits) leave its float input %d bits of fixed point; export with "
+                                "--float-layers int8|int16 to quantize it after training", wbits, fl[0]);
             goto done;
         }
     }
@@ -1521,7 +1514,8 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     int seg = li, to_stream = 0;
     if ((st = fold_tail(L, li, next_li, &tl, &seg, &to_stream))) goto done;
     if (tl.npool) {
-        st = layer_error(&m->layers[tl.pools[0]], "a max pool after a float layer has no integer lowering yet");
+        st = layer_error(&m->layers[tl.pools[0]], "a max pool after a float layer has no integer lowering yet; export with "
+                                                  "--float-layers int8|int16 to quantize the float layer after training");
         goto done;
     }
     int flags = l->b ? QATC_F32_BIAS : 0, mul = 0;
@@ -1531,7 +1525,7 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
         else if (p->kind == POST_RELU && !(flags & QATC_F32_RELU)) flags |= QATC_F32_RELU;
         else {
             st = layer_error(l, "after a float layer, its output may go through one batchnorm and a ReLU (no more, and no "
-                                "HardTanh yet)");
+                                "HardTanh yet); export with --float-layers int8|int16 to quantize it after training");
             goto done;
         }
     }

@@ -9,7 +9,7 @@
 
 #include "qatrt.h"
 #include "softfloat.h"
-#include "qnn_format.h"
+#include "qnn_fields.h"
 
 
 static uint32_t rd32(const uint8_t *p)
@@ -145,15 +145,8 @@ size_t qatrt_weight_row(qatrt_kernel k, int taps, int cin)
 
 static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 
-/* an op record's fields, in the v3 record's order; its blobs, in order */
-enum { F_TYPE, F_FLAGS, F_CIN, F_H, F_W, F_COUT, F_OH, F_OW, F_KH, F_KW, F_STRIDE, F_PAD, F_KERNEL, F_STAGE, F_NTHR, F_IN0, F_IN1, F_COUNT };
+/* an op record's fields (qnn_fields.h); its blobs, in order */
 enum { B_WEIGHTS, B_BSUM, B_THR, B_LEVELS, B_REQ, B_LUT, B_FLIP };
-static const uint8_t off3[F_COUNT] = {QNN_OP_TYPE,   QNN_OP_FLAGS, QNN_OP_CIN, QNN_OP_H,      QNN_OP_W,     QNN_OP_COUT,
-                                      QNN_OP_OH,     QNN_OP_OW,    QNN_OP_KH,  QNN_OP_KW,     QNN_OP_STRIDE, QNN_OP_PAD,
-                                      QNN_OP_KERNEL, QNN_OP_STAGE, QNN_OP_NTHR, QNN_OP_IN0,   QNN_OP_IN1};
-static const uint8_t off4[F_COUNT] = {QNN_OP4_TYPE,   QNN_OP4_FLAGS, QNN_OP4_CIN, QNN_OP4_H,    QNN_OP4_W,      QNN_OP4_COUT,
-                                      QNN_OP4_OH,     QNN_OP4_OW,    QNN_OP4_KH,  QNN_OP4_KW,   QNN_OP4_STRIDE, QNN_OP4_PAD,
-                                      QNN_OP4_KERNEL, QNN_OP4_STAGE, QNN_OP4_NTHR, QNN_OP4_IN0, QNN_OP4_IN1};
 static const char *const blob_name[QNN_NBLOBS] = {"weights", "weight sums", "thresholds", "levels", "requantization",
                                                   "table", "flip bits"};
 
@@ -172,7 +165,7 @@ typedef struct {
 } reader;
 
 /* the byte where field f of the record at `at` starts */
-static size_t fpos(const reader *r, size_t at, int f) { return at + (r->version >= 4 ? off4[f] : off3[f]); }
+static size_t fpos(const reader *r, size_t at, int f) { return at + (r->version >= 4 ? qnn_fields[f].v4 : qnn_fields[f].v3); }
 static size_t fat(const reader *r, int f) { return fpos(r, r->at, f); }
 /* the byte holding blob j's size */
 static size_t size_at(const reader *r, int j) { return r->bat[j] + (r->version >= 4 ? 0 : 4); }
@@ -184,7 +177,7 @@ static qatrt_status decode(reader *r, int i, size_t at)
     const uint8_t *p = r->base + at;
     r->at = at;
     if (r->version < 4) {
-        for (int f = 0; f < F_COUNT; f++) r->v[f] = rd32(p + off3[f]);
+        for (int f = 0; f < F_COUNT; f++) r->v[f] = rd32(p + qnn_fields[f].v3);
         for (int j = 0; j < QNN_NBLOBS; j++) {
             r->bat[j] = at + QNN_OP_WEIGHTS + 8 * (size_t)j;
             r->off[j] = rd32(p + QNN_OP_WEIGHTS + 8 * j);
@@ -198,7 +191,8 @@ static qatrt_status decode(reader *r, int i, size_t at)
             if (p[z]) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: reserved byte is %u; expected 0", at + z, p[z]);
         return QATRT_OK;
     }
-    for (int f = 0; f < F_COUNT; f++) r->v[f] = f <= F_FLAGS || f == F_KERNEL || f == F_STAGE ? p[off4[f]] : rd16(p + off4[f]);
+    for (int f = 0; f < F_COUNT; f++)
+        r->v[f] = qnn_fields[f].bytes == 1 ? p[qnn_fields[f].v4] : rd16(p + qnn_fields[f].v4);
     uint32_t mask = rd16(p + QNN_OP4_BLOBS); /* bits 7..15 checked by the caller */
     size_t s = at + QNN_OP4_SIZES;
     for (int j = 0; j < QNN_NBLOBS; j++) {
