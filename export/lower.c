@@ -1399,6 +1399,14 @@ static int bits64(uint64_t v)
     return n;
 }
 
+/* where weight i of a layer in the framework's order (c, ky, kx) per
+ * output channel goes in the runtime's (ky, kx, c) order (to_hwc's map) */
+static size_t hwc_at(size_t i, size_t K, int cin, int kh, int kw)
+{
+    size_t o = i / K, k = i % K, taps = (size_t)kh * kw, c = k / taps, t = k % taps;
+    return o * K + t * (size_t)cin + c;
+}
+
 /* A layer the config leaves in float arithmetic: float weights on the
  * image (a first layer kept in float, as DST's), or a float input (TWN's
  * activations), read from the image or a stream, as an X64 op: int64
@@ -1489,26 +1497,12 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
         int Sw = wbits - 1 - e;
         for (size_t i = 0; i < (size_t)cout * K; i++) {
             double v = ldexp((double)wf[i], Sw);
-            wl[i] = 0;
-            wq[i] = (int64_t)llrint(v);
-            if ((double)wq[i] != v) approx = 1; /* a weight below 2^-Sw's precision */
+            wq[hwc_at(i, K, cin, kh, kw)] = (int64_t)llrint(v);
+            if (nearbyint(v) != v) approx = 1; /* a weight below 2^-Sw's precision */
         }
         for (int c = 0; c < cout; c++) sw[c] = ldexp(1.0, -Sw);
     } else {
-        for (size_t i = 0; i < (size_t)cout * K; i++) wq[i] = wl[i];
-    }
-    /* the runtime's (ky, kx, c) order */
-    for (int o = 0; o < cout; o++) {
-        int64_t *row = wq + (size_t)o * K, *t64 = malloc(sizeof(int64_t) * (size_t)K);
-        if (!t64) {
-            st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
-            goto done;
-        }
-        for (int c = 0; c < cin; c++)
-            for (int y = 0; y < kh; y++)
-                for (int x = 0; x < kw; x++) t64[((size_t)y * kw + x) * cin + c] = row[((size_t)c * kh + y) * kw + x];
-        memcpy(row, t64, sizeof(int64_t) * (size_t)K);
-        free(t64);
+        for (size_t i = 0; i < (size_t)cout * K; i++) wq[hwc_at(i, K, cin, kh, kw)] = wl[i];
     }
     /* what follows, up to the stream or the logits */
     int seg = li, to_stream = 0;
