@@ -1039,6 +1039,29 @@ static qat_status lower_f32(lowering *L, const qat_layer *l, int op, const chain
 
 /* a conv2d or linear layer and what follows it up to the next one: one
  * CONV op (and the pools after its thresholds) */
+/* the tail's max pools as MAXPOOL ops after the op that gave *out (levels,
+ * or a stream's keys, which order as their floats: a pool commutes with the
+ * thresholds or the float32 stage before it, both non-decreasing); *out
+ * takes the pooled shape, *last the last pool's op */
+static qat_status emit_pools(lowering *L, const tail *tl, rt_tensor *out, int *last)
+{
+    for (int i = 0; i < tl->npool; i++) {
+        qat_layer *p = &L->m->layers[tl->pools[i]];
+        int pop = 0;
+        qat_status st = new_op(L, p, &pop);
+        if (st) return st;
+        int ph = p->out->shape[2], pw = p->out->shape[3];
+        set_op(L->w.ops[pop], QATRT_OP_MAXPOOL, 0, out->c, out->h, out->w, out->c, ph, pw);
+        put32(L->w.ops[pop] + QNN_OP_KH, (uint32_t)p->size);
+        put32(L->w.ops[pop] + QNN_OP_KW, (uint32_t)p->size);
+        put32(L->w.ops[pop] + QNN_OP_STRIDE, (uint32_t)(p->stride ? p->stride : p->size));
+        out->h = ph;
+        out->w = pw;
+        if (last) *last = pop;
+    }
+    return QAT_OK;
+}
+
 static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in);
 
 static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
@@ -1046,7 +1069,12 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
     qat_model *m = L->m;
     qat_layer *l = &m->layers[li];
     /* what the config leaves in float arithmetic, unless asked to quantize it */
-    if (!L->o->float_bits && (in->stream || (in->u8 && !l->wq.spec.q))) return lower_wide(L, li, next_li, in);
+    /* (float weights, a float input, or ALQ's multi-bit weights on the
+     * image giving the next layer a float input; training sums those
+     * exactly too, layers/layer.c) */
+    int alq_float_out = in->u8 && l->wq.spec.q && !strcmp(l->wq.spec.q->name, "alq") && next_li >= 0 &&
+                        !m->layers[next_li].aq.spec.q;
+    if (!L->o->float_bits && (in->stream || (in->u8 && !l->wq.spec.q) || alq_float_out)) return lower_wide(L, li, next_li, in);
     qat_export_result *r = L->r;
     int conv = is(l, "conv2d");
     int cin = in->c, h = in->h, w = in->w;
@@ -1279,18 +1307,7 @@ static qat_status lower_compute(lowering *L, int li, int next_li, rt_tensor *in)
                  cout, m->layers[next_li].name);
         note(r->kernels, sizeof r->kernels, "\n");
         /* the pools, now on levels */
-        for (int i = 0; i < tl.npool; i++) {
-            qat_layer *p = &m->layers[tl.pools[i]];
-            int pop = 0;
-            if ((st = new_op(L, p, &pop))) goto done;
-            int ph = p->out->shape[2], pw = p->out->shape[3];
-            set_op(L->w.ops[pop], QATRT_OP_MAXPOOL, 0, out.c, out.h, out.w, out.c, ph, pw);
-            put32(L->w.ops[pop] + QNN_OP_KH, (uint32_t)p->size);
-            put32(L->w.ops[pop] + QNN_OP_KW, (uint32_t)p->size);
-            put32(L->w.ops[pop] + QNN_OP_STRIDE, (uint32_t)(p->stride ? p->stride : p->size));
-            out.h = ph;
-            out.w = pw;
-        }
+        if ((st = emit_pools(L, &tl, &out, NULL))) goto done;
     } else if (to_stream) {
         if ((st = lower_f32(L, l, op, &ch, cout, B))) goto done;
         L->stream[seg] = op;
@@ -1477,17 +1494,8 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
         abits = bits64((uint64_t)tmax);
         e_in = -S;
         if (fw) wbits = 62 - abits - kbits;
-    } else {
-        if (fw) wbits = 30;
-        abits = 62 - wbits - kbits;
-        fl[1] = abits;      /* inputs saturate at 2^abits - 1 */
-        fl[0] = abits - 17; /* values up to 2^16 in magnitude are not */
-        e_in = -fl[0];
-        if (fl[0] < 24) {
-            st = layer_error(l, "its weights (%d bits) leave its float input %d bits of fixed point; export with "
-                                "--float-layers int8|int16 to quantize it after training", wbits, fl[0]);
-            goto done;
-        }
+    } else if (fw) {
+        wbits = 30;
     }
     if (fw) { /* float weights: w 2^Sw rounded, |w 2^Sw| < 2^(wbits - 1) */
         double wmax = 0;
@@ -1504,14 +1512,33 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     } else {
         for (size_t i = 0; i < (size_t)cout * K; i++) wq[hwc_at(i, K, cin, kh, kw)] = wl[i];
     }
+    if (!in->u8) {
+        /* a stream in fixed point: |sum| <= (the largest row's sum of
+         * |weights|) 2^abits <= 2^62 (the kernel sums modulo 2^64, so only
+         * the sum must fit) */
+        uint64_t l1max = 1;
+        for (int c = 0; c < cout; c++) {
+            uint64_t l1 = 0;
+            for (int k = 0; k < K; k++) l1 += (uint64_t)llabs((long long)wq[(size_t)c * K + k]);
+            l1max = l1 > l1max ? l1 : l1max;
+        }
+        abits = 62 - bits64(l1max);
+        fl[1] = abits;      /* inputs saturate at 2^abits - 1 */
+        fl[0] = abits - 17; /* values up to 2^16 in magnitude are not */
+        e_in = -fl[0];
+        /* each input moves by at most 2^-(F+1): at F >= 16 a sum moves less
+         * than the float model's own float32 GEMM rounds it, unless the
+         * inputs are far below 1 (the predictions are what --verify holds) */
+        if (fl[0] < 16) {
+            st = layer_error(l, "its weights (rows summing to %llu in magnitude) leave its float input %d bits of fixed "
+                                "point; export with --float-layers int8|int16 to quantize it after training",
+                             (unsigned long long)l1max, fl[0]);
+            goto done;
+        }
+    }
     /* what follows, up to the stream or the logits */
     int seg = li, to_stream = 0;
     if ((st = fold_tail(L, li, next_li, &tl, &seg, &to_stream))) goto done;
-    if (tl.npool) {
-        st = layer_error(&m->layers[tl.pools[0]], "a max pool after a float layer has no integer lowering yet; export with "
-                                                  "--float-layers int8|int16 to quantize the float layer after training");
-        goto done;
-    }
     int flags = l->b ? QATC_F32_BIAS : 0, mul = 0;
     for (int i = 0; i < tl.npost; i++) {
         const post_op *p = &tl.post[i];
@@ -1595,6 +1622,7 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     note(r->kernels, sizeof r->kernels, "%s: %s on %s, %s\n", l->name, qatrt_kernel_name(QATRT_K_X64),
          in->u8 ? "the image's table" : "a stream in fixed point", last ? "float32 logits as keys" : "a float32 stream");
     rt_tensor out = {.c = cout, .h = oh, .w = ow};
+    if ((st = emit_pools(L, &tl, &out, &op))) goto done; /* on the stream's keys */
     *in = out;
     if (!last) {
         L->stream[seg] = op;

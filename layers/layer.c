@@ -119,14 +119,21 @@ qat_status qat_model_build(qat_model *m, qat_layer *layers, int nlayers, int c, 
     }
     m->logits = x;
     m->nclass = x->shape[1];
-    /* in a quantized model, a float-weight convolution on the image sums
-     * exactly (exactconv.c), as the integer export computes it */
+    /* in a quantized model, a convolution on the image sums exactly
+     * (exactconv.c), as the integer export computes it (export/lower.c,
+     * lower_wide): one with float weights, or with ALQ's multi-bit weights
+     * (integers up to 2^15 times 2^-F) giving a float input to the next
+     * compute layer */
     int quantized = 0;
     for (int i = 0; i < nlayers; i++) quantized |= layers[i].wspec.q || layers[i].aspec.q;
     for (int i = 0; i < nlayers && quantized; i++) {
         qat_tensor *o = layers[i].out;
-        if (layers[i].type == &qat_layer_conv2d && !layers[i].wspec.q && o->op == QAT_OP_CONV2D && o->src[0] == m->input &&
-            !o->custom)
+        const qat_quantizer *wq = layers[i].wspec.q;
+        int nx = i + 1;
+        while (nx < nlayers && layers[nx].type != &qat_layer_conv2d && layers[nx].type != &qat_layer_linear) nx++;
+        int alq_float_out = wq && !strcmp(wq->name, "alq") && nx < nlayers && !layers[nx].aspec.q;
+        if (layers[i].type == &qat_layer_conv2d && (!wq || alq_float_out) && o->op == QAT_OP_CONV2D &&
+            o->src[0] == m->input && !o->custom)
             qat_layer_exact_forward(o);
     }
     m->loss = qat_softmax_ce(&m->g, x, m->labels);

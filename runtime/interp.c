@@ -148,7 +148,7 @@ static void make_plan(const qatrt_model *m, plan *pl)
             readers++;
             ok &= r->type == QATRT_OP_MAXPOOL ? pl->pout[j] : r->type == QATRT_OP_CONV && r->kernel == QATRT_K_BIN;
         }
-        pl->pout[i] = (unsigned char)(readers > 0 && ok);
+        pl->pout[i] = (unsigned char)(readers > 0 && ok && !qatrt_op_i32(&m->ops[i]));
         nread[i] = readers;
     }
     for (int i = 0; i < m->nops; i++) {
@@ -640,13 +640,14 @@ static void stage_logits(const qatrt_op *op, size_t n, const int32_t *C, int32_t
         }
 }
 
-/* max over windows: int8 levels by value; packed signs (bit set = -1) by
- * AND, since the max of +-1 values is -1 only when all are -1 (8 bytes at
- * a time: pixels are written in order, so what runs past one pixel's
- * bytes is rewritten by the next, and the last lands in the slack) */
+/* max over windows: int8 levels, or a stream's int32 keys (they order as
+ * their floats), by value; packed signs (bit set = -1) by AND, since the
+ * max of +-1 values is -1 only when all are -1 (8 bytes at a time: pixels
+ * are written in order, so what runs past one pixel's bytes is rewritten
+ * by the next, and the last lands in the slack) */
 static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in, uint8_t *out)
 {
-    size_t bpp = packed ? cbytes(op->cin) : (size_t)op->cin;
+    size_t bpp = packed ? cbytes(op->cin) : (size_t)op->cin * (op->i32 ? 4 : 1);
     size_t isz = (size_t)op->h * op->w * bpp, osz = (size_t)op->oh * op->ow * bpp;
     for (int i = 0; i < n; i++) {
         const uint8_t *x = in + (size_t)i * isz;
@@ -667,6 +668,15 @@ static void run_maxpool(const qatrt_op *op, int n, int packed, const uint8_t *in
                     continue;
                 }
                 memcpy(y, w0, bpp);
+                if (op->i32) {
+                    int32_t *yv = (int32_t *)(void *)y;
+                    for (int ky = 0; ky < op->kh; ky++)
+                        for (int kx = 0; kx < op->kw; kx++) {
+                            const int32_t *p = (const int32_t *)(const void *)(w0 + ((size_t)ky * op->w + (size_t)kx) * bpp);
+                            for (int c = 0; c < op->cin; c++) yv[c] = p[c] > yv[c] ? p[c] : yv[c];
+                        }
+                    continue;
+                }
                 for (int ky = 0; ky < op->kh; ky++)
                     for (int kx = 0; kx < op->kw; kx++) {
                         const uint8_t *p = w0 + ((size_t)ky * op->w + (size_t)kx) * bpp;

@@ -71,6 +71,7 @@ typedef struct {
 typedef struct {
     qatrt_op_type type;
     int in_u8;          /* the op reads the uint8 image (else int8 levels) */
+    int i32;            /* MAXPOOL: it pools a stream (int32 keys), giving a stream; else levels */
     int cin, h, w;      /* input shape (stored HWC) */
     int cout, oh, ow;   /* output shape */
     int kh, kw, stride, pad;
@@ -117,10 +118,10 @@ typedef struct {
     size_t f32tab_off;
 } qatrt_op;
 
-/* the op's output is a stream (a F32 stage, ADD, GAP), else int8 levels or packed signs */
+/* the op's output is a stream (a F32 stage, ADD, GAP, a max pool of one), else int8 levels or packed signs */
 static inline int qatrt_op_i32(const qatrt_op *op)
 {
-    return op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP ||
+    return op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || (op->type == QATRT_OP_MAXPOOL && op->i32) ||
            (op->type == QATRT_OP_CONV && op->stage == QATRT_STAGE_F32);
 }
 

@@ -72,7 +72,8 @@ const char *qatrt_kernel_name(qatrt_kernel k)
 }
 
 /* the largest |weight| of a CONV op, from its encoding (scanning int8 and
- * int16 weights: an int16 layer is only safe with the values it holds) */
+ * int16 weights: an int16 layer is only safe with the values it holds);
+ * of an X64 op, the largest sum of a channel's |weights| */
 static int64_t weight_bound(const qatrt_op *op)
 {
     int64_t m = 0;
@@ -89,12 +90,16 @@ static int64_t weight_bound(const qatrt_op *op)
         }
         return m;
     }
-    case QATRT_K_X64:
-        for (size_t i = 0; i < n; i++) {
-            int64_t v = qatc_wide_weight(op->weights, i, op->nthr);
-            if (v < -((int64_t)1 << 62) || v > ((int64_t)1 << 62)) return (int64_t)1 << 62; /* refused by the caller */
-            if (v < 0) v = -v;
-            if (v > m) m = v;
+    case QATRT_K_X64: /* the largest row's sum of |weights| (its sum is what must fit) */
+        for (size_t c = 0; c < (size_t)op->cout; c++) {
+            int64_t s = 0;
+            for (size_t k = 0; k < (size_t)op->K; k++) {
+                int64_t v = qatc_wide_weight(op->weights, c * (size_t)op->K + k, op->nthr);
+                if (v < -((int64_t)1 << 62) || v > ((int64_t)1 << 62)) return (int64_t)1 << 62; /* refused by the caller */
+                s += v < 0 ? -v : v;
+                if (s >= (int64_t)1 << 62) return (int64_t)1 << 62;
+            }
+            if (s > m) m = s;
         }
         return m;
     case QATRT_K_I16:
@@ -523,14 +528,15 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     if ((uint64_t)op->cin * op->h * op->w > (1u << 28) || (uint64_t)op->cout * op->oh * op->ow > (1u << 28))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d's tensors exceed 2^28 values", fat(r, F_CIN), i);
     /* int32 tensors go to ADD, GAP and QUANT, and only there */
-    /* (an X64 CONV reads the image or a stream) */
+    /* (an X64 CONV reads the image or a stream, a max pool levels or a stream, giving the same) */
     int x64 = r->v[F_TYPE] == QATRT_OP_CONV && r->v[F_KERNEL] == QATRT_K_X64;
     int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT || (x64 && prev);
+    if (op->type == QATRT_OP_MAXPOOL) wants = op->i32 = prev && qatrt_op_i32(prev);
     if (wants != (prev && qatrt_op_i32(prev)))
         return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: op %d reads %s; its type takes %s", fat(r, F_IN0), i,
                     !prev ? "the image" : qatrt_op_i32(prev) ? "a stream" : "levels",
                     x64 ? "the image or a stream" : wants ? "a stream (a F32 stage, ADD or GAP)" : "the image or levels");
-    if (wants && !x64) return read_i32_op(r, i, op, m);
+    if (wants && !x64 && op->type != QATRT_OP_MAXPOOL) return read_i32_op(r, i, op, m);
 
     if (op->type == QATRT_OP_LUT) {
         if (!op->in_u8) return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: a LUT op must be the first op", fat(r, F_TYPE));
@@ -731,7 +737,7 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
         qatrt_op *op = &m->ops[i];
         if (op->type == QATRT_OP_CONV) {
             int64_t amax = 255;
-            if (op->kernel == QATRT_K_X64) { /* int64: K max|input| max|weight| <= 2^62 */
+            if (op->kernel == QATRT_K_X64) { /* int64: max|input| max_c sum_k |w_ck| <= 2^62 */
                 int64_t wb = weight_bound(op), lim = (int64_t)1 << 62;
                 amax = 0;
                 for (int v = 0; op->in_u8 && v < op->cin * 256; v++) {
@@ -739,10 +745,10 @@ qatrt_status qatrt_load(qatrt_model *m, const void *data, size_t size, qatrt_err
                     if (t > amax) amax = t;
                 }
                 if (!op->in_u8) amax = ((int64_t)1 << op->table[1]) - 1;
-                if (wb && amax && (wb >= lim || amax > lim / wb / op->K))
-                    return fail(err, QATRT_ERR_FORMAT, "byte %zu: K = %d inputs up to %lld times int64 weights up to %lld "
-                                "could exceed 2^62", fpos(&r, rec[i], F_CIN), op->K, (long long)amax, (long long)wb);
-                op->accmax = (int64_t)op->K * amax * wb;
+                if (wb && amax && (wb >= lim || amax > lim / wb))
+                    return fail(err, QATRT_ERR_FORMAT, "byte %zu: inputs up to %lld times int64 weights whose rows sum to %lld "
+                                "in magnitude could exceed 2^62", fpos(&r, rec[i], F_CIN), (long long)amax, (long long)wb);
+                op->accmax = amax * wb;
                 continue;
             }
             if (op->kernel == QATRT_K_T32) { /* its table's values, not the pixels */

@@ -155,20 +155,35 @@ static void qatc_conv64(const qatc_op *o, const void *in, int32_t *out, int32_t 
             }
 }
 
-static void qatc_maxpool(const qatc_op *o, const int8_t *in, int8_t *out)
+/* 1 when op i gives a stream (int32 keys): a F32 stage, ADD, GAP, or a max
+ * pool of one */
+static int qatc_gives_i32(const qatc_op *ops, int i)
+{
+    while (ops[i].type == QATRT_OP_MAXPOOL) i = ops[i].in0;
+    return ops[i].type == QATRT_OP_ADD || ops[i].type == QATRT_OP_GAP ||
+           (ops[i].type == QATRT_OP_CONV && ops[i].stage == QATRT_STAGE_F32);
+}
+
+/* max over windows of int8 levels, or of a stream's int32 keys (i32: they
+ * order as their floats) */
+static void qatc_maxpool(const qatc_op *o, int i32, const void *in, void *out)
 {
     int c, oy, ox, ky, kx;
+    size_t at;
     for (c = 0; c < o->cin; c++)
         for (oy = 0; oy < o->oh; oy++)
             for (ox = 0; ox < o->ow; ox++) {
-                int8_t best = -128;
+                int32_t best = i32 ? INT32_MIN : -128;
                 for (ky = 0; ky < o->kh; ky++)
                     for (kx = 0; kx < o->kw; kx++) {
-                        int8_t v = in[((size_t)c * (size_t)o->h + (size_t)(oy * o->stride + ky)) * (size_t)o->w +
-                                      (size_t)(ox * o->stride + kx)];
-                        if (v > best) best = v;
+                        at = ((size_t)c * (size_t)o->h + (size_t)(oy * o->stride + ky)) * (size_t)o->w +
+                                    (size_t)(ox * o->stride + kx);
+                        if (i32 ? ((const int32_t *)in)[at] > best : ((const int8_t *)in)[at] > best)
+                            best = i32 ? ((const int32_t *)in)[at] : ((const int8_t *)in)[at];
                     }
-                out[((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox] = best;
+                at = ((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox;
+                if (i32) ((int32_t *)out)[at] = best;
+                else ((int8_t *)out)[at] = (int8_t)best;
             }
 }
 
@@ -207,7 +222,7 @@ QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const
             size_t hw = (size_t)o->h * (size_t)o->w;
             for (j = 0; j < (size_t)o->cin * hw; j++) out[j] = o->lut[(j / hw) * 256 + ((const uint8_t *)in)[j]];
         } else if (o->type == QATRT_OP_MAXPOOL) {
-            qatc_maxpool(o, (const int8_t *)in, out);
+            qatc_maxpool(o, qatc_gives_i32(ops, o->in0), in, out);
         } else if (o->type == QATRT_OP_ADD) {
             qatc_add(o, &ops[o->in1], (const int32_t *)in, (const int32_t *)(const void *)(buf + (size_t)ops[o->in1].slot * act_bytes),
                      (int32_t *)(void *)out);

@@ -21,8 +21,8 @@ typedef struct {
 
 /* Runs nops ops on one image (c h w bytes, CHW) into the last op's logits.
  * workspace: nslots act_bytes bytes, act_bytes at least every op's output
- * (cout oh ow bytes, 4 each for an int32 output: a REQ stage, ADD, GAP), a
- * multiple of 8; op i's output is buffer slot. */
+ * (cout oh ow bytes, 4 each for an int32 output: a REQ stage, ADD, GAP, a
+ * max pool of one), a multiple of 8; op i's output is buffer slot. */
 QATC_API void qatc_run_ops(const qatc_op *ops, int nops, size_t act_bytes, const uint8_t *image,
                            int32_t *logits, void *workspace);
 

@@ -712,6 +712,19 @@ static const unit_case cases[] = {
             "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n"
             "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[shortcut]\nfrom = -5\n"
             "[global_avgpool]\n[linear]\noutput = 10\nbias = 1\n", 0, 0, NULL, 1},
+    /* ALQ's VGG form (vgg_small_q_alq): multi-bit weights everywhere, the
+     * activations float ReLU: the padded first layer an X64 op on the
+     * pixel table (its float sum exact in training too), the rest X64 ops
+     * on streams, with max pools on the streams' keys after their stages
+     * (2x2 and a 3x3 stride-2 window), pixel-wise groups and a
+     * sub-channel-wise linear layer, with pruned groups (settle) */
+    {"rgb_vgg_alq_float_act", NETC "[quant]\nweight = alq\nweight_bits = 3\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 16\nsize = 3\npad = 1\nalq_struct = pixel\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[maxpool]\nsize = 3\nstride = 2\n"
+            "[linear]\noutput = 24\nalq_struct = subchannel\nalq_subchannels = 4\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[linear]\noutput = 10\nbias = 1\n", 0, 0, NULL, 1},
     /* a ReLU after the add (the ADD's flag) */
     {"rgb_resnet_dst_relu", NETC "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
             "first_input = float\nlast_weight = quantized\n"
@@ -996,7 +1009,7 @@ static void test_data(const char *mnist, const char *dataset)
             printf("%-20s %s: %d of %d predictions differ (%d where the float logits tie within 1e-5; %d near-ties); "
                    "integer accuracy %.4f; %zu bytes%s%s\n",
                    name, r.exact ? "parity" : "agreement", p.differ, n, p.differ - p.differ_far, p.near_tie,
-                   acc, r.size, r.exact ? "" : "; quantized after training: ", r.exact ? "" : r.approx);
+                   acc, r.size, r.exact ? "" : "; approximate: ", r.exact ? "" : r.approx);
             CHECK(acc >= MIN_ACCURACY, "%s: integer accuracy %.4f after %d steps: too little to test parity on", name,
                   acc, mnist_configs[i].steps);
             if (r.exact) CHECK(p.differ_far == 0, "%s: %d predictions differ", name, p.differ_far);

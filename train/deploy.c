@@ -290,7 +290,7 @@ static int run_export(const qat_cli_command *c, qat_cli_val *v, int npos, char *
     if (r.exact)
         printf("exact: every layer comes from its trained codebook; predictions match the float model's\n");
     else
-        printf("approximate: quantized after training: %s\n", r.approx);
+        printf("approximate (quantized after training, or float arithmetic done in integers): %s\n", r.approx);
     if (do_verify) rc = verify(&m, &net, &test, &r, threads, ckpt, strcmp(format, "qnn") ? NULL : out);
 done:
     free(cx);

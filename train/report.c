@@ -993,7 +993,7 @@ static qat_status section_model(FILE *f, const char *path, const run *rs, int n)
         int exact = jnum(&v, "exact") == 1;
         fprintf(f, "<code>qat export --verify</code> on %.0f test images: %s <b>%.0f</b> predictions differ "
                    "(%.0f of them near-ties); float model accuracy %.2f %%, integer model %.2f %%.",
-                jnum(&v, "n"), exact ? "parity:" : "agreement (quantized after training):", jnum(&v, "differ"),
+                jnum(&v, "n"), exact ? "parity:" : "agreement (layers quantized after training or float arithmetic done in integers):", jnum(&v, "differ"),
                 jnum(&v, "differ_near_ties"), 100 * jnum(&v, "float_acc"), 100 * jnum(&v, "int_acc"));
     }
     fprintf(f, "</p>\n</section>\n");
