@@ -483,26 +483,31 @@ AI void nar_group(int RP, int mr, int ng, int n, int first, int last, int kbits,
         }
     }
     const __m512i kb = _mm512_set1_epi32(kbits);
-    int per = RP == 4 ? 4 : 8;
+    const int per = RP == 4 ? 4 : 8;
     for (int v = 0; v < 8 / per; v++) {
         __m512i s = out[v];
-        if (!first || last) {
-            #pragma GCC unroll 8
-            for (int i = 0; i < per; i++) { /* row i's lanes RP i .. under a mask, from RP i before its row */
-                int m = per * v + i;
-                if (m >= mr) break;
-                if (!first)
-                    s = _mm512_mask_add_epi32(s, (__mmask16)(((1u << r) - 1) << (RP * i)), s,
-                                              _mm512_maskz_loadu_epi32((__mmask16)(((1u << r) - 1) << (RP * i)),
-                                                                       c + (size_t)m * ldc - RP * i));
-            }
-            if (last) s = pk_result(kb, s);
-        }
+        /* row i's r lanes are RP i ..: a masked access at RP i values before
+         * the row (an address only; nothing outside the mask is touched,
+         * and the arithmetic is on integers, the row may be C's first) */
+        int32_t *row[8];
+        __mmask16 km[8];
         #pragma GCC unroll 8
         for (int i = 0; i < per; i++) {
-            int m = per * v + i;
-            if (m >= mr) break;
-            _mm512_mask_storeu_epi32(c + (size_t)m * ldc - RP * i, (__mmask16)(((1u << r) - 1) << (RP * i)), s);
+            row[i] = (int32_t *)((uintptr_t)(c + (size_t)(per * v + i) * ldc) - sizeof(int32_t) * (size_t)(RP * i));
+            km[i] = (__mmask16)(((1u << r) - 1) << (RP * i));
+        }
+        if (!first) {
+            #pragma GCC unroll 8
+            for (int i = 0; i < per; i++) {
+                if (per * v + i >= mr) break;
+                s = _mm512_mask_add_epi32(s, km[i], s, _mm512_maskz_loadu_epi32(km[i], row[i]));
+            }
+        }
+        if (last) s = pk_result(kb, s);
+        #pragma GCC unroll 8
+        for (int i = 0; i < per; i++) {
+            if (per * v + i >= mr) break;
+            _mm512_mask_storeu_epi32(row[i], km[i], s);
         }
     }
 }
@@ -577,7 +582,7 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
     for (; n0 < N; n0 += 16) {
         int nv = imin(16, N - n0), r = nv % 8;
         const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
-        if (r && r <= 4 && kwords >= 2) { /* the last panel's last columns (pk_narrow) */
+        if (r && r <= 4 && kwords >= 2 && M >= 8) { /* the last panel's last columns (pk_narrow: 8 rows at a time) */
             pk_narrow(M, r, kwords, kbits, A, lda, pd, nv - r, C + n0 + nv - r, ldc);
             if (!(nv -= r)) break;
         }
