@@ -328,7 +328,7 @@ AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t 
                 int32_t *c, size_t ldc, uint32_t cm)
 {
     const uint64_t *a[8];
-    __m512i acc[16], bm[4];
+    __m512i acc[24], bm[4];
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8}; /* vector v of a word */
     #pragma GCC unroll 8
@@ -344,7 +344,7 @@ AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t 
             for (int v = 0; v < NV; v++) acc[NV * i + v] = _mm512_popcnt_epi64(_mm512_xor_si512(am, bm[v]));
         }
     } else {
-        #pragma GCC unroll 16
+        #pragma GCC unroll 24
         for (int i = 0; i < NV * MR; i++) acc[i] = _mm512_setzero_si512();
     }
     for (int w = 1; w < full; w++) {
@@ -404,6 +404,7 @@ PK_TILE(8, 1)
 PK_TILE(4, 1)
 PK_TILE(1, 1)
 PK_TILE(1, 4)
+PK_TILE(6, 4)
 
 /* ---- bgemm_pk's last r <= 4 columns --------------------------------------
  * A vector of 8 columns for the 1 to 4 columns a panel has left wastes most
@@ -544,12 +545,6 @@ static void pk_narrow(int M, int r, int kwords, int kbits, const uint64_t *A, si
     }
 }
 
-/* B already in panels (kern.h): a panel at a time, all the rows of A
- * against it while it sits in L1, 8 rows to a tile (4 rows and then single
- * ones for what is left: 128 x 500 x 800 went from 812 to 875 GMAC/s and
- * 256 x 256 x 4096 kept its 950 against the 6-row tiles through memory
- * before); a lone row (batch 1) takes two panels at a time (1 x 500 x 800:
- * 590 -> 650 GMAC/s) */
 /* The last word is half empty when its high halves are 0 in every row of A
  * (ahi, once per call) and in the nv vectors of the panel(s) at pd: kbits
  * cannot tell, since a row may have gaps of zeros inside (the runtime's
@@ -563,6 +558,14 @@ static int pk_half(uint64_t ahi, int kwords, const uint64_t *pd, int nv)
     return !ahi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa);
 }
 
+/* B already in panels (kern.h): a pair of panels at a time, all the rows
+ * of A against it while it sits in L1, 6 rows to a tile (10 loads for 24
+ * counts a word; 8 x 2 tiles take 10 for 16: +2 % of the bound at
+ * 128 x 1024 x 1024), the rows left one at a time; then single panels
+ * (an odd one, the last) 8 rows to a tile (4 rows and then single ones for
+ * what is left), a last 1 - 4 columns through pk_narrow; a lone row
+ * (batch 1) takes two panels at a time, at the speed of reading them
+ * from L2 (bench_kernels' memory bound) */
 static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                             int32_t *C, size_t ldc)
 {
@@ -578,6 +581,15 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
             const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
             pk_tile1x4(1, pk_half(ahi, kwords, pd, 4), kwords, kbits, A, lda, pd, C + n0, ldc,
                        (uint32_t)(((uint64_t)1 << imin(32, N - n0)) - 1));
+        }
+    if (M >= 6) /* pairs of whole panels, 6 rows at a time: 10 loads for 24 counts a word (8 x 2: 10 for 16) */
+        for (; n0 + 32 <= N; n0 += 32) {
+            const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+            int half = pk_half(ahi, kwords, pd, 4), m6 = M / 6 * 6;
+            pk_tile6x4(M / 6, half, kwords, kbits, A, lda, pd, C + n0, ldc, 0xffffffffu);
+            if (M > m6)
+                pk_tile1x4(M - m6, half, kwords, kbits, A + (size_t)m6 * lda, lda, pd, C + (size_t)m6 * ldc + n0, ldc,
+                           0xffffffffu);
         }
     for (; n0 < N; n0 += 16) {
         int nv = imin(16, N - n0), r = nv % 8;
