@@ -12,8 +12,18 @@
  * "_pk" kernels read weights packed once, as the runtime prepares them per
  * model; on AVX-512 each shape also reports the rate of a registers-only
  * VPXORQ + VPOPCNTQ + VPADDQ loop, the bound of the binary kernels, and
- * each binary kernel's share of it (bgemm, bgemm_pk: "% of bound"). */
+ * each binary kernel's share of it (bgemm, bgemm_pk: "% of bound"). It
+ * also reports a memory bound: the bytes of packed operands bgemm_pk must
+ * read (B's panels and A's rows) over the time of the fastest plain
+ * AVX-512 read of that very memory (a VPORQ reduce, repeated back to back
+ * as the kernel is, so the bytes come from where the kernel finds them: L1
+ * or L2), as a rate in MACs; and each binary kernel's share of
+ * min(register bound, memory bound) ("% of roofline"). Batch 1 reads each
+ * weight once, from L2, and is held by the memory bound. */
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +239,68 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) static double popcount_bound(
 }
 #endif
 
+/* The memory bound of bgemm_pk: one pass of the fastest read of the n1
+ * bytes at p1 and the n2 at p2 (each a multiple of 64, 64-byte aligned): a
+ * VPORQ reduce, 16 chains, 16 cache lines a step (8 chains read ~20 % less
+ * from L2: fewer lines in flight), p1 as one stream or as two halves side
+ * by side (two streams read ~10 % more from L2 than one, more than four);
+ * read_bound repeats a pass back to back for at least min_s a round and
+ * keeps the best of reps rounds of either. */
+__attribute__((target("avx512f"))) static double read_pass(const void *p1, size_t n1, const void *p2, size_t n2,
+                                                           int streams)
+{
+    __m512i acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
+    const __m512i *v = p1;
+    size_t nv = n1 / 64, h = nv / 16 * 8, i = 0; /* two streams: [0, h) and [h, 2 h) side by side */
+    if (streams == 2) {
+        for (; i < h; i += 8)
+            for (int j = 0; j < 8; j++) {
+                acc[j] = _mm512_or_si512(acc[j], _mm512_load_si512(v + i + j));
+                acc[8 + j] = _mm512_or_si512(acc[8 + j], _mm512_load_si512(v + h + i + j));
+            }
+        i = 2 * h;
+    } else {
+        for (; i + 16 <= nv; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_or_si512(acc[j], _mm512_load_si512(v + i + j));
+    }
+    for (; i < nv; i++) acc[0] = _mm512_or_si512(acc[0], _mm512_load_si512(v + i));
+    v = p2, nv = n2 / 64, i = 0;
+    for (; i + 16 <= nv; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_or_si512(acc[j], _mm512_load_si512(v + i + j));
+    for (; i < nv; i++) acc[0] = _mm512_or_si512(acc[0], _mm512_load_si512(v + i));
+    for (int j = 1; j < 16; j++) acc[0] = _mm512_or_si512(acc[0], acc[j]);
+    return (double)_mm512_reduce_or_epi64(acc[0]);
+}
+
+__attribute__((target("avx512f"))) static double read_bound(const void *p1, size_t n1, const void *p2, size_t n2,
+                                                            int reps, double min_s)
+{
+    volatile double sink = 0;
+    double best = 1e30;
+    for (int streams = 1; streams <= 2; streams++) {
+        long calls = 1;
+        for (;;) { /* size a round like the kernel's */
+            double t0 = now();
+            for (long i = 0; i < calls; i++) sink += read_pass(p1, n1, p2, n2, streams);
+            double t = now() - t0;
+            if (t >= 0.01) {
+                calls = 1 + (long)((double)calls * min_s / t);
+                break;
+            }
+            calls *= 2;
+        }
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            for (long i = 0; i < calls; i++) sink += read_pass(p1, n1, p2, n2, streams);
+            double t = (now() - t0) / (double)calls;
+            if (t < best) best = t;
+        }
+    }
+    (void)sink;
+    return best;
+}
+
 typedef struct {
     int M, N, K;
     const char *what;
@@ -331,12 +403,19 @@ int main(int argc, char **argv)
         double macs = (double)sh->M * sh->N * sh->K, sg = macs / e[0].sec;
         printf("\nM=%d N=%d K=%d (%s): sgemm %.3f ms, %.1f GMAC/s\n", sh->M, sh->N, sh->K, sh->what, e[0].sec * 1e3,
                sg * 1e-9);
-        double pb = 0;
+        double pb = 0, mb = 0, roof = 0, rsec = 0;
+        /* what bgemm_pk must read: B's panels and A's rows of kwords words */
+        size_t pbytes = qatrt_bpanel_words(sh->N, o.kwords) * 8, abytes = (size_t)sh->M * (size_t)o.kwords * 8;
 #if defined(__x86_64__)
         if (qatrt_isa_supported(QATRT_ISA_AVX512)) {
             pb = popcount_bound();
             printf("  XOR+VPOPCNTQ+VPADDQ bound (registers only, measured now): %.1f GMAC/s = %.2fx this sgemm\n",
                    pb * 1e-9, pb / sg);
+            rsec = read_bound(o.panel, pbytes, o.ba, abytes / 64 * 64, reps, min_s);
+            mb = macs / rsec, roof = pb < mb ? pb : mb;
+            printf("  memory bound (an AVX-512 read of the %zu bytes of panels and A, measured now): %.3f us = %.1f "
+                   "GMAC/s (%.1f GB/s); roofline %.1f GMAC/s\n",
+                   pbytes + abytes, rsec * 1e6, mb * 1e-9, (double)(pbytes + abytes) / rsec * 1e-9, roof * 1e-9);
         }
 #endif
         printf("  %-17s", "kernel");
@@ -351,7 +430,8 @@ int main(int argc, char **argv)
                 printf("  %8.1f GMAC/s %5.2fx", rate * 1e-9, rate / sg);
             }
             if (pb > 0 && (kk == K_BGEMM || kk == K_BGEMM_PK))
-                printf("  (%s: %.0f%% of bound)", isas[nisa - 1]->name, 100 * macs / e[nisa * per - per + 1 + k].sec / pb);
+                printf("  (%s: %.0f%% of bound, %.0f%% of roofline)", isas[nisa - 1]->name,
+                       100 * macs / e[nisa * per - per + 1 + k].sec / pb, 100 * macs / e[nisa * per - per + 1 + k].sec / roof);
             printf("\n");
         }
         fflush(stdout);
@@ -360,15 +440,23 @@ int main(int argc, char **argv)
             fprintf(jf, "%s\n  {\"M\": %d, \"N\": %d, \"K\": %d, \"what\": \"%s\",\n", first ? "" : ",", sh->M, sh->N,
                     sh->K, sh->what);
             fprintf(jf, "   \"sgemm\": {\"seconds\": %.6e, \"macs_per_s\": %.6e},\n", e[0].sec, sg);
-            fprintf(jf, "   \"xor_popcnt_add_bound_macs_per_s\": %.6e,\n   \"kernels\": [", pb);
+            fprintf(jf, "   \"xor_popcnt_add_bound_macs_per_s\": %.6e,\n", pb);
+            fprintf(jf,
+                    "   \"packed_bytes\": %zu, \"read_bound_seconds\": %.6e, \"memory_bound_macs_per_s\": %.6e, "
+                    "\"roofline_macs_per_s\": %.6e,\n   \"kernels\": [",
+                    pbytes + abytes, rsec, mb, roof);
             for (int i = 0; i < nisa; i++)
                 for (int k = 0; k < per; k++) {
                     double sec = e[1 + i * per + k].sec;
+                    int kk = kname ? e[1].kernel : k;
                     fprintf(jf,
                             "%s\n    {\"kernel\": \"%s\", \"isa\": \"%s\", \"seconds\": %.6e, \"macs_per_s\": %.6e, "
-                            "\"ratio_vs_sgemm\": %.4f}",
-                            i || k ? "," : "", kernel_names[kname ? e[1].kernel : k], isas[i]->name, sec, macs / sec,
-                            macs / sec / sg);
+                            "\"ratio_vs_sgemm\": %.4f",
+                            i || k ? "," : "", kernel_names[kk], isas[i]->name, sec, macs / sec, macs / sec / sg);
+                    if (pb > 0 && (kk == K_BGEMM || kk == K_BGEMM_PK)) /* shares of the AVX-512 bounds */
+                        fprintf(jf, ", \"pct_of_bound\": %.2f, \"pct_of_roofline\": %.2f", 100 * macs / sec / pb,
+                                100 * macs / sec / roof);
+                    fprintf(jf, "}");
                 }
             fprintf(jf, "]}");
             first = 0;

@@ -311,6 +311,10 @@ static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A,
         bt_gemm(POP_BIN, bin_bt_loop4, bin_bt_loop1, M, N, kwords, kbits, A, lda, B, ldb, C, ldc);
 }
 
+/* C from the counts s of one vector: kbits - 2 s (a VPDPWSSD by -2 measured
+ * slower than the two operations) */
+AI __m512i pk_result(__m512i kb, __m512i s) { return _mm512_sub_epi32(kb, _mm512_add_epi32(s, s)); }
+
 /* MR rows x 8 NV columns of C straight from the panels (kern.h), in one
  * function: the counts stay in registers from the first word to the store.
  * acc[NV i + v] counts columns 8v .. 8v + 7 of row i in 64-bit lanes
@@ -320,25 +324,16 @@ static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A,
  * columns or fewer; NV = 4 (two panels) for a single row, which has too
  * little work per panel otherwise. When the last word is half empty, it
  * is counted in 32-bit lanes, 16 columns to a vector, at half the cost. */
-AI void pk_tile(int MR, int NV, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd,
+AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd,
                 int32_t *c, size_t ldc, uint32_t cm)
 {
     const uint64_t *a[8];
-    __m512i acc[16], bm[4];
+    __m512i acc[24], bm[4];
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8}; /* vector v of a word */
     #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) a[i] = A + (size_t)i * lda;
-    /* the last word is half empty when its high halves are 0 in the tile's
-     * rows of A and in the panel: kbits cannot tell, since a row may have
-     * gaps of zeros inside (the runtime's taps start on whole bytes) */
-    uint64_t hi = 0;
-    __m512i bh = _mm512_setzero_si512();
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) hi |= a[i][kwords - 1] >> 32;
-    #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) bh = _mm512_or_si512(bh, _mm512_load_si512(pd + (size_t)16 * (kwords - 1) + po[v]));
-    int half = !hi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa), full = kwords - half;
+    int full = kwords - half;
     if (full) { /* the first word sets the counts */
         #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) bm[v] = _mm512_load_si512(pd + po[v]);
@@ -349,7 +344,7 @@ AI void pk_tile(int MR, int NV, int kwords, int kbits, const uint64_t *A, size_t
             for (int v = 0; v < NV; v++) acc[NV * i + v] = _mm512_popcnt_epi64(_mm512_xor_si512(am, bm[v]));
         }
     } else {
-        #pragma GCC unroll 16
+        #pragma GCC unroll 24
         for (int i = 0; i < NV * MR; i++) acc[i] = _mm512_setzero_si512();
     }
     for (int w = 1; w < full; w++) {
@@ -384,19 +379,23 @@ AI void pk_tile(int MR, int NV, int kwords, int kbits, const uint64_t *A, size_t
                 s = _mm512_add_epi32(s, _mm512_popcnt_epi32(_mm512_xor_si512(am, bt[v])));
             }
             _mm512_mask_storeu_epi32(c + (size_t)i * ldc + 16 * v, (__mmask16)(cm >> 16 * v),
-                                     _mm512_sub_epi32(kb, _mm512_add_epi32(s, s)));
+                                     pk_result(kb, s));
         }
     }
 }
 
-typedef void pk_tile_fn(int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd, int32_t *c,
-                        size_t ldc, uint32_t cm);
+/* rows tiles of MR rows, one after the other (one call per panel and tile
+ * height: the calls cost about as much as the epilogue at short K) */
+typedef void pk_tile_fn(int tiles, int half, int kwords, int kbits, const uint64_t *A, size_t lda,
+                        const uint64_t *pd, int32_t *c, size_t ldc, uint32_t cm);
 #define PK_TILE(MR, NV)                                                                                            \
-    static __attribute__((noinline)) void pk_tile##MR##x##NV(int kwords, int kbits, const uint64_t *A, size_t lda, \
-                                                             const uint64_t *pd, int32_t *c, size_t ldc,           \
-                                                             uint32_t cm)                                          \
+    static __attribute__((noinline)) void pk_tile##MR##x##NV(int tiles, int half, int kwords, int kbits,           \
+                                                             const uint64_t *A, size_t lda, const uint64_t *pd,    \
+                                                             int32_t *c, size_t ldc, uint32_t cm)                  \
     {                                                                                                              \
-        pk_tile(MR, NV, kwords, kbits, A, lda, pd, c, ldc, cm);                                                    \
+        for (int t = 0; t < tiles; t++)                                                                            \
+            pk_tile(MR, NV, half, kwords, kbits, A + (size_t)t * MR * lda, lda, pd, c + (size_t)t * MR * ldc, ldc, \
+                    cm);                                                                                           \
     }
 PK_TILE(8, 2)
 PK_TILE(4, 2)
@@ -405,13 +404,168 @@ PK_TILE(8, 1)
 PK_TILE(4, 1)
 PK_TILE(1, 1)
 PK_TILE(1, 4)
+PK_TILE(6, 4)
 
-/* B already in panels (kern.h): a panel at a time, all the rows of A
- * against it while it sits in L1, 8 rows to a tile (4 rows and then single
- * ones for what is left: 128 x 500 x 800 went from 812 to 875 GMAC/s and
- * 256 x 256 x 4096 kept its 950 against the 6-row tiles through memory
- * before); a lone row (batch 1) takes two panels at a time (1 x 500 x 800:
- * 590 -> 650 GMAC/s) */
+/* ---- bgemm_pk's last r <= 4 columns --------------------------------------
+ * A vector of 8 columns for the 1 to 4 columns a panel has left wastes most
+ * of its lanes (64 x 50 x 500: 2 of 8). Instead, K goes along the lanes:
+ * the RP columns (1, 2 or 4 >= r, the rest zero) are copied once per call,
+ * 8 / RP words of each to a vector (lane c 8 / RP + s: word s of column c),
+ * and a row of A meets them as a broadcast load of its 8 / RP words (no
+ * shuffle), three operations per vector as in pk_tile. The lanes of a
+ * column are summed across 8 rows at once at the end, with 10 to 15
+ * shuffles per 8 rows (a shuffle costs more than an add here: red16_epi64
+ * for every 16 outputs made this tail cost as much as a whole panel). */
+#define PK_NARROW_WORDS 256 /* words of K per chunk: the copy takes 8 KB for 4 columns */
+
+/* the broadcast of words 8 g / RP .. of a row (n < 8 / RP: only n of them) */
+AI __m512i nar_a(int RP, const uint64_t *a, int g, int n)
+{
+    const uint64_t *p = a + (size_t)g * (8 / RP);
+    if (RP == 1) return n < 8 ? _mm512_maskz_loadu_epi64((__mmask8)((1u << n) - 1), p) : _mm512_loadu_si512(p);
+    if (RP == 2)
+        return _mm512_broadcast_i64x4(n < 4 ? _mm256_maskz_loadu_epi64((__mmask8)((1u << n) - 1), p)
+                                            : _mm256_loadu_si256((const __m256i *)p));
+    return _mm512_broadcast_i32x4(n < 2 ? _mm_maskz_loadu_epi64((__mmask8)((1u << n) - 1), p)
+                                        : _mm_loadu_si128((const __m128i *)p));
+}
+
+/* sums of lanes 2b + 2b+1 of x and y: [x01, y01, x23, y23, ...] as qwords */
+AI __m512i nar_pairs(__m512i x, __m512i y)
+{
+    return _mm512_add_epi64(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y));
+}
+/* qwords q, q+2 summed across 128-bit blocks: [x0+x2, x1+x3, x4+x6, x5+x7, y...] */
+AI __m512i nar_fold(__m512i x, __m512i y)
+{
+    const __m512i lo = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13), hi = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
+    return _mm512_add_epi64(_mm512_permutex2var_epi64(x, lo, y), _mm512_permutex2var_epi64(x, hi, y));
+}
+
+
+/* rows m0 .. m0 + 7 (only mr of them real; the others repeat the last) x RP
+ * columns of the chunk bt of ng vectors, the last holding n words; the
+ * counts of earlier chunks come from C (!first), the result goes there
+ * (last) or the counts do */
+AI void nar_group(int RP, int mr, int ng, int n, int first, int last, int kbits, const uint64_t *A,
+                  size_t lda, const uint64_t *bt, int r, int32_t *c, size_t ldc)
+{
+    const uint64_t *a[8];
+    __m512i acc[8];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) a[i] = A + (size_t)imin(i, mr - 1) * lda, acc[i] = _mm512_setzero_si512();
+    for (int g = 0; g < ng - 1; g++) {
+        __m512i b = _mm512_load_si512(bt + (size_t)8 * g);
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], g, 8), b)));
+    }
+    __m512i b = _mm512_load_si512(bt + (size_t)8 * (ng - 1));
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], ng - 1, n), b)));
+    /* out[v] dword 16 v / RP ... : rows in order, RP columns each (rows
+     * per vector: 4 for RP = 4, else 8) */
+    __m512i z[4], w[2], out[2];
+    #pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) z[p] = nar_pairs(acc[2 * p], acc[2 * p + 1]);
+    if (RP == 4) { /* z[p] = [row 2p col 0, row 2p+1 col 0, 2p col 1, ...] */
+        const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 16, 20, 24, 28, 18, 22, 26, 30);
+        out[0] = _mm512_permutex2var_epi32(z[0], idx, z[1]);
+        out[1] = _mm512_permutex2var_epi32(z[2], idx, z[3]);
+    } else {
+        w[0] = nar_fold(z[0], z[1]), w[1] = nar_fold(z[2], z[3]);
+        if (RP == 2) { /* w[q] = [r0c0, r1c0, r0c1, r1c1, r2c0, r3c0, r2c1, r3c1] of rows 4q .. */
+            out[0] = _mm512_permutex2var_epi32(
+                w[0], _mm512_setr_epi32(0, 4, 2, 6, 8, 12, 10, 14, 16, 20, 18, 22, 24, 28, 26, 30), w[1]);
+        } else { /* fold(w0, w1) = [r0 .. r7] */
+            __m512i v = nar_fold(w[0], w[1]);
+            out[0] = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0), v);
+        }
+    }
+    const __m512i kb = _mm512_set1_epi32(kbits);
+    const int per = RP == 4 ? 4 : 8;
+    for (int v = 0; v < 8 / per; v++) {
+        __m512i s = out[v];
+        /* row i's r lanes are RP i ..: a masked access at RP i values before
+         * the row (an address only; nothing outside the mask is touched,
+         * and the arithmetic is on integers, the row may be C's first) */
+        int32_t *row[8];
+        __mmask16 km[8];
+        #pragma GCC unroll 8
+        for (int i = 0; i < per; i++) {
+            row[i] = (int32_t *)((uintptr_t)(c + (size_t)(per * v + i) * ldc) - sizeof(int32_t) * (size_t)(RP * i));
+            km[i] = (__mmask16)(((1u << r) - 1) << (RP * i));
+        }
+        if (!first) {
+            #pragma GCC unroll 8
+            for (int i = 0; i < per; i++) {
+                if (per * v + i >= mr) break;
+                s = _mm512_mask_add_epi32(s, km[i], s, _mm512_maskz_loadu_epi32(km[i], row[i]));
+            }
+        }
+        if (last) s = pk_result(kb, s);
+        #pragma GCC unroll 8
+        for (int i = 0; i < per; i++) {
+            if (per * v + i >= mr) break;
+            _mm512_mask_storeu_epi32(row[i], km[i], s);
+        }
+    }
+}
+
+typedef void nar_rows_fn(int mr, int ng, int n, int first, int last, int kbits, const uint64_t *A,
+                         size_t lda, const uint64_t *bt, int r, int32_t *c, size_t ldc);
+#define NAR_ROWS(RP)                                                                                               \
+    static __attribute__((noinline)) void nar_rows##RP(int mr, int ng, int n, int first, int last,                \
+                                                       int kbits, const uint64_t *A, size_t lda, const uint64_t *bt, \
+                                                       int r, int32_t *c, size_t ldc)                              \
+    {                                                                                                              \
+        for (int m0 = 0; m0 < mr; m0 += 8)                                                                         \
+            nar_group(RP, imin(8, mr - m0), ng, n, first, last, kbits, A + (size_t)m0 * lda, lda, bt, r,   \
+                      c + (size_t)m0 * ldc, ldc);                                                                  \
+    }
+NAR_ROWS(1)
+NAR_ROWS(2)
+NAR_ROWS(4)
+
+/* columns j0 .. j0 + r - 1 of panel pd (r <= 4) into C (their first) */
+static void pk_narrow(int M, int r, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd, int j0,
+                      int32_t *C, size_t ldc)
+{
+    _Alignas(64) uint64_t bt[4 * PK_NARROW_WORDS];
+    int lg = r == 1 ? 3 : r == 2 ? 2 : 1, wpv = 1 << lg; /* 8 / RP words a vector */
+    nar_rows_fn *f = lg == 3 ? nar_rows1 : lg == 2 ? nar_rows2 : nar_rows4;
+    for (int w0 = 0; w0 < kwords; w0 += PK_NARROW_WORDS) {
+        int kc = imin(PK_NARROW_WORDS, kwords - w0), ng = (kc + wpv - 1) >> lg;
+        memset(bt, 0, (size_t)ng * 64);
+        for (int c = 0; c < r; c++)
+            for (int w = 0; w < kc; w++)
+                bt[8 * (w >> lg) + (c << lg) + (w & (wpv - 1))] = pd[(size_t)16 * (size_t)(w0 + w) + (size_t)(j0 + c)];
+        f(M, ng, kc - (ng - 1) * wpv, w0 == 0, w0 + kc == kwords, kbits, A + w0, lda, bt, r, C, ldc);
+    }
+}
+
+/* The last word is half empty when its high halves are 0 in every row of A
+ * (ahi, once per call) and in the nv vectors of the panel(s) at pd: kbits
+ * cannot tell, since a row may have gaps of zeros inside (the runtime's
+ * taps start on whole bytes). Checked per tile before, it cost 7 % at
+ * 64 x 48 x 500: the loop's trip count waited on the loads. */
+static int pk_half(uint64_t ahi, int kwords, const uint64_t *pd, int nv)
+{
+    const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8};
+    __m512i bh = _mm512_setzero_si512();
+    for (int v = 0; v < nv; v++) bh = _mm512_or_si512(bh, _mm512_load_si512(pd + (size_t)16 * (kwords - 1) + po[v]));
+    return !ahi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa);
+}
+
+/* B already in panels (kern.h): a pair of panels at a time, all the rows
+ * of A against it while it sits in L1, 6 rows to a tile (10 loads for 24
+ * counts a word; 8 x 2 tiles take 10 for 16: +2 % of the bound at
+ * 128 x 1024 x 1024), the rows left one at a time; then single panels
+ * (an odd one, the last) 8 rows to a tile (4 rows and then single ones for
+ * what is left), a last 1 - 4 columns through pk_narrow; a lone row
+ * (batch 1) takes two panels at a time, at the speed of reading them
+ * from L2 (bench_kernels' memory bound) */
 static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                             int32_t *C, size_t ldc)
 {
@@ -419,21 +573,39 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
         pop_gemm(POP_BIN, bin_loop_4x4, bin_loop_1x16, M, N, 0, kbits, A, lda, Pd, 0, C, ldc);
         return;
     }
+    uint64_t ahi = 0;
+    for (int m = 0; m < M; m++) ahi |= A[(size_t)m * lda + kwords - 1] >> 32;
     int n0 = 0;
     if (M == 1)
-        for (; n0 + 16 < N; n0 += 32)
-            pk_tile1x4(kwords, kbits, A, lda, Pd + (size_t)n0 * (size_t)kwords, C + n0, ldc,
+        for (; n0 + 16 < N; n0 += 32) {
+            const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+            pk_tile1x4(1, pk_half(ahi, kwords, pd, 4), kwords, kbits, A, lda, pd, C + n0, ldc,
                        (uint32_t)(((uint64_t)1 << imin(32, N - n0)) - 1));
+        }
+    if (M >= 6) /* pairs of whole panels, 6 rows at a time: 10 loads for 24 counts a word (8 x 2: 10 for 16) */
+        for (; n0 + 32 <= N; n0 += 32) {
+            const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+            int half = pk_half(ahi, kwords, pd, 4), m6 = M / 6 * 6;
+            pk_tile6x4(M / 6, half, kwords, kbits, A, lda, pd, C + n0, ldc, 0xffffffffu);
+            if (M > m6)
+                pk_tile1x4(M - m6, half, kwords, kbits, A + (size_t)m6 * lda, lda, pd, C + (size_t)m6 * ldc + n0, ldc,
+                           0xffffffffu);
+        }
     for (; n0 < N; n0 += 16) {
-        int nv = imin(16, N - n0), one = nv <= 8;
-        uint32_t cm = (1u << nv) - 1;
+        int nv = imin(16, N - n0), r = nv % 8;
         const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+        if (r && r <= 4 && kwords >= 2 && M >= 8) { /* the last panel's last columns (pk_narrow: 8 rows at a time) */
+            pk_narrow(M, r, kwords, kbits, A, lda, pd, nv - r, C + n0 + nv - r, ldc);
+            if (!(nv -= r)) break;
+        }
+        int one = nv <= 8, half = pk_half(ahi, kwords, pd, one ? 1 : 2);
+        uint32_t cm = (1u << nv) - 1;
         pk_tile_fn *f8 = one ? pk_tile8x1 : pk_tile8x2, *f4 = one ? pk_tile4x1 : pk_tile4x2,
                    *f1 = one ? pk_tile1x1 : pk_tile1x2;
-        int m0 = 0;
-        for (; m0 + 8 <= M; m0 += 8) f8(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
-        for (; m0 + 4 <= M; m0 += 4) f4(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
-        for (; m0 < M; m0++) f1(kwords, kbits, A + (size_t)m0 * lda, lda, pd, C + (size_t)m0 * ldc + n0, ldc, cm);
+        int m8 = M / 8 * 8, m4 = m8 + (M - m8) / 4 * 4;
+        if (m8) f8(M / 8, half, kwords, kbits, A, lda, pd, C + n0, ldc, cm);
+        if (m4 > m8) f4(1, half, kwords, kbits, A + (size_t)m8 * lda, lda, pd, C + (size_t)m8 * ldc + n0, ldc, cm);
+        if (M > m4) f1(M - m4, half, kwords, kbits, A + (size_t)m4 * lda, lda, pd, C + (size_t)m4 * ldc + n0, ldc, cm);
     }
 }
 

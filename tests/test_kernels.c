@@ -691,6 +691,45 @@ static void test_gaps(void)
            bad ? "FAILED" : "ok");
 }
 
+/* bgemm_pk at every column count a last panel can have (N = 1 .. 40: every
+ * remainder mod 16 and mod 8, so the AVX-512 kernel's K-along-lanes path
+ * for a last 1 - 4 columns (pk_narrow) meets 1, 2, 3 and 4 columns after 0
+ * and after 8 vector columns), with row counts around its 8-row groups and
+ * K on and off a multiple of 512 bits (its 1, 2 or 4 columns take 8, 4 or
+ * 2 words a vector: a last vector part full), past 256 words (its copy of
+ * B goes a chunk at a time, the counts through C) and with a last word at
+ * most half full; every ISA against the scalar table, which the grid in
+ * test_kernels checks against naive loops. */
+static void test_pk_tails(void)
+{
+    static const int tail_m[] = {8, 9, 13, 16, 17, 24, 1, 3};
+    static const int tail_k[] = {128, 192, 500, 512, 513, 800, 1000, 1600};
+    static const int big_k[] = {16448, 20000}, big_n[] = {1, 2, 3, 4, 9, 10, 11, 12, 17, 20};
+    int ncase = 0, nbad = 0, variant = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int ki = 0; ki < (pass ? 2 : 8); ki++)
+            for (int ni = 0; ni < (pass ? 10 : 40); ni++) {
+                int K = pass ? big_k[ki] : tail_k[ki], N = pass ? big_n[ni] : ni + 1;
+                int M = tail_m[(ni + 3 * ki + pass) % (pass ? 2 : 8)];
+                tcase t;
+                case_init(&t, K_BGEMM_PK, M, N, K, variant % 3, variant);
+                variant++;
+                case_run(&t, qatrt_kernels_for(QATRT_ISA_SCALAR));
+                int32_t *ref = malloc(sizeof(int32_t) * t.csize);
+                memcpy(ref, t.C - 1, sizeof(int32_t) * t.csize);
+                for (int i = 1; i < QATRT_ISA_COUNT; i++) {
+                    if (!qatrt_isa_supported((qatrt_isa)i)) continue;
+                    case_run(&t, qatrt_kernels_for((qatrt_isa)i));
+                    ncase++;
+                    if (!case_check(&t, qatrt_isa_name((qatrt_isa)i), ref + 1)) nbad++;
+                }
+                free(ref);
+                case_free(&t);
+            }
+    printf("kernels: bgemm_pk last-panel columns 1 .. 40, %d cases on every SIMD ISA against scalar: %s\n", ncase,
+           nbad ? "FAILED" : "ok");
+}
+
 /* multi-bit binary weights (ALQ): every table's mbgemm against the naive
  * sum over the expanded integer weights W = sum_i coef_i (+-1), on int8
  * and uint8 rows (the extremes included), group sizes below, at and past
@@ -1027,6 +1066,7 @@ int main(void)
     test_select();
     test_kernels();
     test_gaps();
+    test_pk_tails();
     test_thresh();
     test_gemm_bits();
     test_thresh_levels();
