@@ -1462,7 +1462,7 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     }
     /* the weights: levels times a scale per channel, or float in fixed point */
     const float *wf = l->wq.out ? l->wq.out->x : l->w->x;
-    int wbits = 30, abits, e_in, fw = !l->wq.spec.q, approx = 0;
+    int wbits = 30, abits, e_in = 0, fw = !l->wq.spec.q, approx = 0;
     if (!fw) {
         if ((st = weight_levels(L, l, cout, K, 1, wl, sw, &approx))) goto done;
         int64_t wmax = 1;
