@@ -718,14 +718,14 @@ static const unit_case cases[] = {
      * on streams, with max pools on the streams' keys after their stages
      * (2x2 and a 3x3 stride-2 window), pixel-wise groups and a
      * sub-channel-wise linear layer, with pruned groups (settle); small,
-     * as its weights take 16 bits each and check_hostile tries every
-     * truncation and byte flip */
+     * as its weights take 16 bits each and check_hostile tries (and runs)
+     * every truncation and byte flip */
     {"rgb_vgg_alq_float_act", NETC "[quant]\nweight = alq\nweight_bits = 3\n"
-            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
-            "[conv2d]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
+            "[conv2d]\nfilters = 4\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[conv2d]\nfilters = 4\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[relu]\n[maxpool]\nsize = 2\n"
             "[conv2d]\nfilters = 8\nsize = 3\nstride = 2\npad = 1\nalq_struct = pixel\nbias = 0\n[batchnorm]\n[relu]\n"
             "[maxpool]\nsize = 3\nstride = 2\n"
-            "[linear]\noutput = 24\nalq_struct = subchannel\nalq_subchannels = 4\nbias = 0\n[batchnorm]\n[relu]\n"
+            "[linear]\noutput = 8\nalq_struct = subchannel\nalq_subchannels = 4\nbias = 0\n[batchnorm]\n[relu]\n"
             "[linear]\noutput = 10\nbias = 1\n", 0, 0, NULL, 1},
     /* a ReLU after the add (the ADD's flag) */
     {"rgb_resnet_dst_relu", NETC "[quant]\nweight = dst\ndst_p = -2\nact = dst_act\nact_bits = 3\ndst_q2 = 1\n"
