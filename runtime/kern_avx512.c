@@ -321,8 +321,8 @@ AI __m512i pk_result(__m512i kb, __m512i s) { return _mm512_sub_epi32(kb, _mm512
  * (v = 2, 3: the next panel); one VPERMT2D gathers the low halves of a
  * pair, so each row costs three vector operations per 16 columns after the
  * loop, and nothing goes through memory. NV = 1 for a last panel of 8
- * columns or fewer; NV = 4 (two panels) for a single row, which has too
- * little work per panel otherwise. When the last word is half empty, it
+ * columns or fewer; NV = 4 for a pair of panels (6 rows at a time, and
+ * the rows left after them). When the last word is half empty, it
  * is counted in 32-bit lanes, 16 columns to a vector, at half the cost. */
 AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *pd,
                 int32_t *c, size_t ldc, uint32_t cm)
@@ -558,14 +558,47 @@ static int pk_half(uint64_t ahi, int kwords, const uint64_t *pd, int nv)
     return !ahi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa);
 }
 
+/* A lone row (batch 1) against every panel, one panel after the other:
+ * the panels are read once, in address order, as one stream, two words
+ * (four vectors, four independent counts) a step. It reads at the speed
+ * of bench_kernels' memory bound (from L2); two panels side by side at a
+ * time (pk_tile1x4, two streams, fixed costs every 32 columns) read
+ * 25-30 % slower. The last word is counted whole: bits past K are 0 in A
+ * and in the panels alike, so they count nothing. */
+static void pk_row(int N, int kwords, int kbits, const uint64_t *a, const uint64_t *Pd, int32_t *c)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i kb = _mm512_set1_epi32(kbits);
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
+        __m512i x0 = _mm512_setzero_si512(), x1 = x0, y0 = x0, y1 = x0;
+        int w = 0;
+        for (; w + 2 <= kwords; w += 2) {
+            const uint64_t *t = pd + (size_t)16 * w;
+            __m512i a0 = _mm512_set1_epi64((long long)a[w]), a1 = _mm512_set1_epi64((long long)a[w + 1]);
+            x0 = _mm512_add_epi64(x0, _mm512_popcnt_epi64(_mm512_xor_si512(a0, _mm512_load_si512(t))));
+            x1 = _mm512_add_epi64(x1, _mm512_popcnt_epi64(_mm512_xor_si512(a0, _mm512_load_si512(t + 8))));
+            y0 = _mm512_add_epi64(y0, _mm512_popcnt_epi64(_mm512_xor_si512(a1, _mm512_load_si512(t + 16))));
+            y1 = _mm512_add_epi64(y1, _mm512_popcnt_epi64(_mm512_xor_si512(a1, _mm512_load_si512(t + 24))));
+        }
+        if (w < kwords) {
+            const uint64_t *t = pd + (size_t)16 * w;
+            __m512i a0 = _mm512_set1_epi64((long long)a[w]);
+            x0 = _mm512_add_epi64(x0, _mm512_popcnt_epi64(_mm512_xor_si512(a0, _mm512_load_si512(t))));
+            x1 = _mm512_add_epi64(x1, _mm512_popcnt_epi64(_mm512_xor_si512(a0, _mm512_load_si512(t + 8))));
+        }
+        __m512i s = _mm512_permutex2var_epi32(_mm512_add_epi64(x0, y0), even, _mm512_add_epi64(x1, y1));
+        _mm512_mask_storeu_epi32(c + n0, (__mmask16)((1u << imin(16, N - n0)) - 1), pk_result(kb, s));
+    }
+}
+
 /* B already in panels (kern.h): a pair of panels at a time, all the rows
  * of A against it while it sits in L1, 6 rows to a tile (10 loads for 24
  * counts a word; 8 x 2 tiles take 10 for 16: +2 % of the bound at
  * 128 x 1024 x 1024), the rows left one at a time; then single panels
  * (an odd one, the last) 8 rows to a tile (4 rows and then single ones for
  * what is left), a last 1 - 4 columns through pk_narrow; a lone row
- * (batch 1) takes two panels at a time, at the speed of reading them
- * from L2 (bench_kernels' memory bound) */
+ * (batch 1) through pk_row */
 static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t *A, size_t lda, const uint64_t *Pd,
                             int32_t *C, size_t ldc)
 {
@@ -573,15 +606,13 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
         pop_gemm(POP_BIN, bin_loop_4x4, bin_loop_1x16, M, N, 0, kbits, A, lda, Pd, 0, C, ldc);
         return;
     }
+    if (M == 1) {
+        pk_row(N, kwords, kbits, A, Pd, C);
+        return;
+    }
     uint64_t ahi = 0;
     for (int m = 0; m < M; m++) ahi |= A[(size_t)m * lda + kwords - 1] >> 32;
     int n0 = 0;
-    if (M == 1)
-        for (; n0 + 16 < N; n0 += 32) {
-            const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
-            pk_tile1x4(1, pk_half(ahi, kwords, pd, 4), kwords, kbits, A, lda, pd, C + n0, ldc,
-                       (uint32_t)(((uint64_t)1 << imin(32, N - n0)) - 1));
-        }
     if (M >= 6) /* pairs of whole panels, 6 rows at a time: 10 loads for 24 counts a word (8 x 2: 10 for 16) */
         for (; n0 + 32 <= N; n0 += 32) {
             const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
