@@ -315,6 +315,23 @@ static void bgemm_avx512(int M, int N, int kwords, int kbits, const uint64_t *A,
  * slower than the two operations) */
 AI __m512i pk_result(__m512i kb, __m512i s) { return _mm512_sub_epi32(kb, _mm512_add_epi32(s, s)); }
 
+/* Constants of a tile's epilogue, made after its loop and opaque to the
+ * compiler: made once before the loop, they held two of the 32 vector
+ * registers through it, and a 6 x 4 tile (24 counts, 4 panel vectors)
+ * spilled a panel vector to the stack and reloaded it 5 times a word. */
+AI __m512i late_even(void)
+{
+    static const int32_t even[16] __attribute__((aligned(64))) = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const int32_t *p = even;
+    __asm__ volatile("" : "+r"(p));
+    return _mm512_load_si512(p);
+}
+AI __m512i late_set1(int v)
+{
+    __asm__ volatile("" : "+r"(v));
+    return _mm512_set1_epi32(v);
+}
+
 /* MR rows x 8 NV columns of C straight from the panels (kern.h), in one
  * function: the counts stay in registers from the first word to the store.
  * acc[NV i + v] counts columns 8v .. 8v + 7 of row i in 64-bit lanes
@@ -329,7 +346,6 @@ AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t 
 {
     const uint64_t *a[8];
     __m512i acc[24], bm[4];
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8}; /* vector v of a word */
     #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) a[i] = A + (size_t)i * lda;
@@ -359,6 +375,7 @@ AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t 
                 acc[NV * i + v] = _mm512_add_epi64(acc[NV * i + v], _mm512_popcnt_epi64(_mm512_xor_si512(am, bm[v])));
         }
     }
+    const __m512i even = late_even();
     __m512i bt[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* the half word, a 32-bit lane per column */
     if (half) {
         const uint64_t *t = pd + (size_t)16 * full;
@@ -367,7 +384,7 @@ AI void pk_tile(int MR, int NV, int half, int kwords, int kbits, const uint64_t 
         for (int v = 0; v + 1 < NV; v += 2)
             bt[v / 2] = _mm512_permutex2var_epi32(_mm512_load_si512(t + po[v]), even, _mm512_load_si512(t + po[v + 1]));
     }
-    const __m512i kb = _mm512_set1_epi32(kbits);
+    const __m512i kb = late_set1(kbits);
     #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         #pragma GCC unroll 2
@@ -545,17 +562,25 @@ static void pk_narrow(int M, int r, int kwords, int kbits, const uint64_t *A, si
     }
 }
 
-/* The last word is half empty when its high halves are 0 in every row of A
- * (ahi, once per call) and in the nv vectors of the panel(s) at pd: kbits
- * cannot tell, since a row may have gaps of zeros inside (the runtime's
- * taps start on whole bytes). Checked per tile before, it cost 7 % at
- * 64 x 48 x 500: the loop's trip count waited on the loads. */
-static int pk_half(uint64_t ahi, int kwords, const uint64_t *pd, int nv)
+/* The last word is half empty when its high halves are 0 in the nv
+ * vectors of the panel(s) at pd and in every row of A: kbits cannot tell,
+ * since a row may have gaps of zeros inside (the runtime's taps start on
+ * whole bytes). Checked per tile before, it cost 7 % at 64 x 48 x 500: the
+ * loop's trip count waited on the loads. A's rows are looked at once per
+ * call (*ahi: -1 until then), and only if a panel passes: a load from
+ * each row cost 3 % at 600 x 32 x 512, where no panel does. */
+static int pk_half(const uint64_t *A, size_t lda, int M, int64_t *ahi, int kwords, const uint64_t *pd, int nv)
 {
     const size_t po[4] = {0, 8, (size_t)16 * kwords, (size_t)16 * kwords + 8};
     __m512i bh = _mm512_setzero_si512();
     for (int v = 0; v < nv; v++) bh = _mm512_or_si512(bh, _mm512_load_si512(pd + (size_t)16 * (kwords - 1) + po[v]));
-    return !ahi && !(_mm512_test_epi32_mask(bh, bh) & 0xaaaa);
+    if (_mm512_test_epi32_mask(bh, bh) & 0xaaaa) return 0;
+    if (*ahi < 0) {
+        uint64_t h = 0;
+        for (int m = 0; m < M; m++) h |= A[(size_t)m * lda + kwords - 1] >> 32;
+        *ahi = h != 0;
+    }
+    return !*ahi;
 }
 
 /* A lone row (batch 1) against every panel, one panel after the other:
@@ -610,13 +635,12 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
         pk_row(N, kwords, kbits, A, Pd, C);
         return;
     }
-    uint64_t ahi = 0;
-    for (int m = 0; m < M; m++) ahi |= A[(size_t)m * lda + kwords - 1] >> 32;
+    int64_t ahi = -1;
     int n0 = 0;
     if (M >= 6) /* pairs of whole panels, 6 rows at a time: 10 loads for 24 counts a word (8 x 2: 10 for 16) */
         for (; n0 + 32 <= N; n0 += 32) {
             const uint64_t *pd = Pd + (size_t)n0 * (size_t)kwords;
-            int half = pk_half(ahi, kwords, pd, 4), m6 = M / 6 * 6;
+            int half = pk_half(A, lda, M, &ahi, kwords, pd, 4), m6 = M / 6 * 6;
             pk_tile6x4(M / 6, half, kwords, kbits, A, lda, pd, C + n0, ldc, 0xffffffffu);
             if (M > m6)
                 pk_tile1x4(M - m6, half, kwords, kbits, A + (size_t)m6 * lda, lda, pd, C + (size_t)m6 * ldc + n0, ldc,
@@ -629,7 +653,7 @@ static void bgemm_pk_avx512(int M, int N, int kwords, int kbits, const uint64_t 
             pk_narrow(M, r, kwords, kbits, A, lda, pd, nv - r, C + n0 + nv - r, ldc);
             if (!(nv -= r)) break;
         }
-        int one = nv <= 8, half = pk_half(ahi, kwords, pd, one ? 1 : 2);
+        int one = nv <= 8, half = pk_half(A, lda, M, &ahi, kwords, pd, one ? 1 : 2);
         uint32_t cm = (1u << nv) - 1;
         pk_tile_fn *f8 = one ? pk_tile8x1 : pk_tile8x2, *f4 = one ? pk_tile4x1 : pk_tile4x2,
                    *f1 = one ? pk_tile1x1 : pk_tile1x2;
