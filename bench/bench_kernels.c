@@ -19,7 +19,11 @@
  * as the kernel is, so the bytes come from where the kernel finds them: L1
  * or L2), as a rate in MACs; and each binary kernel's share of
  * min(register bound, memory bound) ("% of roofline"). Batch 1 reads each
- * weight once, from L2, and is held by the memory bound. */
+ * weight once, from L2, and is held by the memory bound.
+ * The bounds are timed as the kernels are: entries of the same interleaved
+ * rounds, the median of each. (They took the best of their own rounds
+ * before, a statistic the kernels' medians were held to: on a shared
+ * machine that alone cost the kernels 3 to 10 points of the bound.) */
 #include <cblas.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -192,8 +196,10 @@ static void call(const operands *o, const qatrt_kernels *kt, int kernel)
     }
 }
 
+enum { E_KERNEL, E_REG_BOUND, E_READ1, E_READ2 }; /* what an entry times */
 typedef struct {
-    const qatrt_kernels *kt; /* NULL: sgemm */
+    int kind;
+    const qatrt_kernels *kt; /* E_KERNEL: NULL for sgemm */
     int kernel;
     long calls;     /* per timed round, enough for min_s */
     double *rounds; /* seconds per call, one per round */
@@ -206,46 +212,34 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double time_calls(const operands *o, const entry *e, long calls)
-{
-    double t0 = now();
-    for (long i = 0; i < calls; i++) call(o, e->kt, e->kernel);
-    return (now() - t0) / (double)calls;
-}
-
 #if defined(__x86_64__)
 /* The bound the binary kernels meet on AVX-512: per 512 bits of K one
  * VPXORQ, one VPOPCNTQ and one VPADDQ, here in 8 independent chains from
- * registers (no loads, no loop-carried latency), in MACs per second. */
-__attribute__((target("avx512f,avx512vpopcntdq"))) static double popcount_bound(void)
+ * registers (no loads, no loop-carried latency); a call is REG_ITERS steps
+ * of the 8, REG_MACS MACs. */
+#define REG_ITERS 1000
+#define REG_MACS (8.0 * 512 * REG_ITERS)
+__attribute__((target("avx512f,avx512vpopcntdq"))) static void reg_bound_call(void)
 {
-    double best = 1e30;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        for (long i = 0; i < 1000000; i++)
-            __asm__ volatile(
+    for (long i = 0; i < REG_ITERS; i++)
+        __asm__ volatile(
 #define XPA(d) "vpxorq %%zmm15, %%zmm14, %%zmm" #d "\n vpopcntq %%zmm" #d ", %%zmm" #d "\n vpaddq %%zmm" #d \
                ", %%zmm2" #d ", %%zmm2" #d "\n"
-                XPA(0) XPA(1) XPA(2) XPA(3) XPA(4) XPA(5) XPA(6) XPA(7)
+            XPA(0) XPA(1) XPA(2) XPA(3) XPA(4) XPA(5) XPA(6) XPA(7)
 #undef XPA
-                :
-                :
-                : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm14", "xmm15", "xmm20", "xmm21",
-                  "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
-        double t = now() - t0;
-        if (t < best) best = t;
-    }
-    return 8e6 * 512 / best;
+            :
+            :
+            : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm14", "xmm15", "xmm20", "xmm21",
+              "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
 }
-#endif
 
 /* The memory bound of bgemm_pk: one pass of the fastest read of the n1
  * bytes at p1 and the n2 at p2 (each a multiple of 64, 64-byte aligned): a
  * VPORQ reduce, 16 chains, 16 cache lines a step (8 chains read ~20 % less
  * from L2: fewer lines in flight), p1 as one stream or as two halves side
  * by side (two streams read ~10 % more from L2 than one, more than four);
- * read_bound repeats a pass back to back for at least min_s a round and
- * keeps the best of reps rounds of either. */
+ * each is an entry of the rounds, and the faster median of the two is the
+ * bound. */
 __attribute__((target("avx512f"))) static double read_pass(const void *p1, size_t n1, const void *p2, size_t n2,
                                                            int streams)
 {
@@ -272,33 +266,26 @@ __attribute__((target("avx512f"))) static double read_pass(const void *p1, size_
     for (int j = 1; j < 16; j++) acc[0] = _mm512_or_si512(acc[0], acc[j]);
     return (double)_mm512_reduce_or_epi64(acc[0]);
 }
+#endif
 
-__attribute__((target("avx512f"))) static double read_bound(const void *p1, size_t n1, const void *p2, size_t n2,
-                                                            int reps, double min_s)
+/* what bgemm_pk must read: B's panels and A's rows of kwords words */
+static size_t panel_bytes(const operands *o) { return qatrt_bpanel_words(o->N, o->kwords) * 8; }
+static size_t a_bytes(const operands *o) { return (size_t)o->M * (size_t)o->kwords * 8; }
+
+static volatile double sink;
+static double time_calls(const operands *o, const entry *e, long calls)
 {
-    volatile double sink = 0;
-    double best = 1e30;
-    for (int streams = 1; streams <= 2; streams++) {
-        long calls = 1;
-        for (;;) { /* size a round like the kernel's */
-            double t0 = now();
-            for (long i = 0; i < calls; i++) sink += read_pass(p1, n1, p2, n2, streams);
-            double t = now() - t0;
-            if (t >= 0.01) {
-                calls = 1 + (long)((double)calls * min_s / t);
-                break;
-            }
-            calls *= 2;
-        }
-        for (int r = 0; r < reps; r++) {
-            double t0 = now();
-            for (long i = 0; i < calls; i++) sink += read_pass(p1, n1, p2, n2, streams);
-            double t = (now() - t0) / (double)calls;
-            if (t < best) best = t;
-        }
+    double t0 = now();
+    for (long i = 0; i < calls; i++) {
+#if defined(__x86_64__)
+        if (e->kind == E_REG_BOUND) reg_bound_call();
+        else if (e->kind != E_KERNEL)
+            sink += read_pass(o->panel, panel_bytes(o), o->ba, a_bytes(o) / 64 * 64, e->kind == E_READ1 ? 1 : 2);
+        else
+#endif
+            call(o, e->kt, e->kernel);
     }
-    (void)sink;
-    return best;
+    return (now() - t0) / (double)calls;
 }
 
 typedef struct {
@@ -372,8 +359,8 @@ int main(int argc, char **argv)
         const shape *sh = &shapes[s];
         operands o;
         operands_init(&o, sh->M, sh->N, sh->K);
-        int ne = 1 + nisa * K_COUNT;
-        entry *e = xmalloc(sizeof(entry) * (size_t)ne);
+        int ne = 1 + nisa * K_COUNT, nb = 0;
+        entry *e = xmalloc(sizeof(entry) * (size_t)(ne + 3));
         e[0] = (entry){.kt = NULL};
         for (int i = 0; i < nisa; i++)
             for (int k = 0; k < K_COUNT; k++) e[1 + i * K_COUNT + k] = (entry){.kt = isas[i], .kernel = k};
@@ -387,15 +374,19 @@ int main(int argc, char **argv)
             for (int i = 0; i < nisa; i++) e[1 + i] = e[1 + i * K_COUNT + k];
             ne = 1 + nisa;
         }
-        for (int i = 0; i < ne; i++) { /* warm up, then size the rounds */
+#if defined(__x86_64__)
+        if (qatrt_isa_supported(QATRT_ISA_AVX512)) /* the bounds, after the kernels: e[ne], e[ne + 1], e[ne + 2] */
+            for (int b = 0; b < 3; b++) e[ne + nb++] = (entry){.kind = E_REG_BOUND + b};
+#endif
+        for (int i = 0; i < ne + nb; i++) { /* warm up, then size the rounds */
             e[i].rounds = xmalloc(sizeof(double) * (size_t)reps);
             double t = time_calls(&o, &e[i], 1);
             t = time_calls(&o, &e[i], 1 + (long)(0.01 / t));
             e[i].calls = 1 + (long)(min_s / t);
         }
         for (int r = 0; r < reps; r++)
-            for (int i = 0; i < ne; i++) e[i].rounds[r] = time_calls(&o, &e[i], e[i].calls);
-        for (int i = 0; i < ne; i++) {
+            for (int i = 0; i < ne + nb; i++) e[i].rounds[r] = time_calls(&o, &e[i], e[i].calls);
+        for (int i = 0; i < ne + nb; i++) {
             qsort(e[i].rounds, (size_t)reps, sizeof(double), cmp_double);
             e[i].sec = reps % 2 ? e[i].rounds[reps / 2] : 0.5 * (e[i].rounds[reps / 2 - 1] + e[i].rounds[reps / 2]);
         }
@@ -404,20 +395,17 @@ int main(int argc, char **argv)
         printf("\nM=%d N=%d K=%d (%s): sgemm %.3f ms, %.1f GMAC/s\n", sh->M, sh->N, sh->K, sh->what, e[0].sec * 1e3,
                sg * 1e-9);
         double pb = 0, mb = 0, roof = 0, rsec = 0;
-        /* what bgemm_pk must read: B's panels and A's rows of kwords words */
-        size_t pbytes = qatrt_bpanel_words(sh->N, o.kwords) * 8, abytes = (size_t)sh->M * (size_t)o.kwords * 8;
-#if defined(__x86_64__)
-        if (qatrt_isa_supported(QATRT_ISA_AVX512)) {
-            pb = popcount_bound();
+        size_t pbytes = panel_bytes(&o), abytes = a_bytes(&o);
+        if (nb) {
+            pb = REG_MACS / e[ne].sec;
+            rsec = e[ne + 1].sec < e[ne + 2].sec ? e[ne + 1].sec : e[ne + 2].sec;
+            mb = macs / rsec, roof = pb < mb ? pb : mb;
             printf("  XOR+VPOPCNTQ+VPADDQ bound (registers only, measured now): %.1f GMAC/s = %.2fx this sgemm\n",
                    pb * 1e-9, pb / sg);
-            rsec = read_bound(o.panel, pbytes, o.ba, abytes / 64 * 64, reps, min_s);
-            mb = macs / rsec, roof = pb < mb ? pb : mb;
             printf("  memory bound (an AVX-512 read of the %zu bytes of panels and A, measured now): %.3f us = %.1f "
                    "GMAC/s (%.1f GB/s); roofline %.1f GMAC/s\n",
                    pbytes + abytes, rsec * 1e6, mb * 1e-9, (double)(pbytes + abytes) / rsec * 1e-9, roof * 1e-9);
         }
-#endif
         printf("  %-17s", "kernel");
         for (int i = 0; i < nisa; i++) printf("  %21s", isas[i]->name);
         printf("\n");
@@ -461,7 +449,7 @@ int main(int argc, char **argv)
             fprintf(jf, "]}");
             first = 0;
         }
-        for (int i = 0; i < ne; i++) free(e[i].rounds);
+        for (int i = 0; i < ne + nb; i++) free(e[i].rounds);
         free(e);
         operands_free(&o);
     }
