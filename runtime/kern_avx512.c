@@ -460,6 +460,33 @@ AI __m512i nar_fold(__m512i x, __m512i y)
 }
 
 
+/* block q (a constant) of s */
+AI __m128i nar_block(__m512i s, int q)
+{
+    return q == 0   ? _mm512_castsi512_si128(s)
+           : q == 1 ? _mm512_extracti32x4_epi32(s, 1)
+           : q == 2 ? _mm512_extracti32x4_epi32(s, 2)
+                    : _mm512_extracti32x4_epi32(s, 3);
+}
+
+/* the r counts at dwords j .. j + r - 1 of x (constants, j + r <= 4) to
+ * dst, with plain stores: a masked 512-bit store per row (at RP i values
+ * before it, to line its lanes up) cost more than the group's arithmetic,
+ * the rows waiting on each other */
+AI void nar_put(__m128i x, int j, int r, int32_t *dst)
+{
+    if (r == 1) {
+        if (j == 0) _mm_storeu_si32(dst, x);
+        else *dst = _mm_extract_epi32(x, j & 3);
+    } else if (r == 2) {
+        if (j == 0) _mm_storel_epi64((__m128i *)dst, x);
+        else _mm_storeh_pd((double *)dst, _mm_castsi128_pd(x)); /* j = 2 */
+    } else { /* RP = 4, j = 0 */
+        if (r == 4) _mm_storeu_si128((__m128i *)dst, x);
+        else _mm_storel_epi64((__m128i *)dst, x), dst[2] = _mm_extract_epi32(x, 2);
+    }
+}
+
 /* rows m0 .. m0 + 7 (only mr of them real; the others repeat the last) x RP
  * columns of the chunk bt of ng vectors, the last holding n words; the
  * counts of earlier chunks come from C (!first), the result goes there
@@ -470,17 +497,23 @@ AI void nar_group(int RP, int mr, int ng, int n, int first, int last, int kbits,
     const uint64_t *a[8];
     __m512i acc[8];
     #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) a[i] = A + (size_t)imin(i, mr - 1) * lda, acc[i] = _mm512_setzero_si512();
-    for (int g = 0; g < ng - 1; g++) {
-        __m512i b = _mm512_load_si512(bt + (size_t)8 * g);
+    for (int i = 0; i < 8; i++) a[i] = A + (size_t)(mr == 8 ? i : imin(i, mr - 1)) * lda;
+    /* the first vector sets the counts, a full one unless it is the only one */
+    __m512i b = _mm512_load_si512(bt);
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) acc[i] = _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], 0, ng == 1 ? n : 8), b));
+    for (int g = 1; g < ng - 1; g++) {
+        b = _mm512_load_si512(bt + (size_t)8 * g);
         #pragma GCC unroll 8
         for (int i = 0; i < 8; i++)
             acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], g, 8), b)));
     }
-    __m512i b = _mm512_load_si512(bt + (size_t)8 * (ng - 1));
-    #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], ng - 1, n), b)));
+    if (ng > 1) {
+        b = _mm512_load_si512(bt + (size_t)8 * (ng - 1));
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(nar_a(RP, a[i], ng - 1, n), b)));
+    }
     /* out[v] dword 16 v / RP ... : rows in order, RP columns each (rows
      * per vector: 4 for RP = 4, else 8) */
     __m512i z[4], w[2], out[2];
@@ -504,9 +537,19 @@ AI void nar_group(int RP, int mr, int ng, int n, int first, int last, int kbits,
     const int per = RP == 4 ? 4 : 8;
     for (int v = 0; v < 8 / per; v++) {
         __m512i s = out[v];
-        /* row i's r lanes are RP i ..: a masked access at RP i values before
-         * the row (an address only; nothing outside the mask is touched,
-         * and the arithmetic is on integers, the row may be C's first) */
+        if (first) { /* plain stores from the 128-bit blocks (see nar_put) */
+            if (last) s = pk_result(kb, s);
+            #pragma GCC unroll 8
+            for (int i = 0; i < per; i++) {
+                if (per * v + i >= mr) break;
+                nar_put(nar_block(s, RP * i / 4), RP * i % 4, r, c + (size_t)(per * v + i) * ldc);
+            }
+            continue;
+        }
+        /* the counts of earlier chunks from C: row i's r lanes are RP i ..,
+         * a masked access at RP i values before the row (an address only;
+         * nothing outside the mask is touched, and the arithmetic is on
+         * integers, the row may be C's first) */
         int32_t *row[8];
         __mmask16 km[8];
         #pragma GCC unroll 8
@@ -514,12 +557,10 @@ AI void nar_group(int RP, int mr, int ng, int n, int first, int last, int kbits,
             row[i] = (int32_t *)((uintptr_t)(c + (size_t)(per * v + i) * ldc) - sizeof(int32_t) * (size_t)(RP * i));
             km[i] = (__mmask16)(((1u << r) - 1) << (RP * i));
         }
-        if (!first) {
-            #pragma GCC unroll 8
-            for (int i = 0; i < per; i++) {
-                if (per * v + i >= mr) break;
-                s = _mm512_mask_add_epi32(s, km[i], s, _mm512_maskz_loadu_epi32(km[i], row[i]));
-            }
+        #pragma GCC unroll 8
+        for (int i = 0; i < per; i++) {
+            if (per * v + i >= mr) break;
+            s = _mm512_mask_add_epi32(s, km[i], s, _mm512_maskz_loadu_epi32(km[i], row[i]));
         }
         if (last) s = pk_result(kb, s);
         #pragma GCC unroll 8
