@@ -156,7 +156,9 @@ static void qatc_conv64(const qatc_op *o, const void *in, int32_t *out, int32_t 
 }
 
 /* 1 when op i gives a stream (int32 keys): a F32 stage, ADD, GAP, or a max
- * pool of one */
+ * pool of one. qatrt_op_i32 (qatrt.h) says the same from the reader's
+ * i32 flag; this file is also the generated C source, which has no
+ * qatrt.h, so it follows the chain of pools instead. */
 static int qatc_gives_i32(const qatc_op *ops, int i)
 {
     while (ops[i].type == QATRT_OP_MAXPOOL) i = ops[i].in0;
@@ -176,10 +178,11 @@ static void qatc_maxpool(const qatc_op *o, int i32, const void *in, void *out)
                 int32_t best = i32 ? INT32_MIN : -128;
                 for (ky = 0; ky < o->kh; ky++)
                     for (kx = 0; kx < o->kw; kx++) {
+                        int32_t v;
                         at = ((size_t)c * (size_t)o->h + (size_t)(oy * o->stride + ky)) * (size_t)o->w +
                                     (size_t)(ox * o->stride + kx);
-                        if (i32 ? ((const int32_t *)in)[at] > best : ((const int8_t *)in)[at] > best)
-                            best = i32 ? ((const int32_t *)in)[at] : ((const int8_t *)in)[at];
+                        v = i32 ? ((const int32_t *)in)[at] : ((const int8_t *)in)[at];
+                        if (v > best) best = v;
                     }
                 at = ((size_t)c * (size_t)o->oh + (size_t)oy) * (size_t)o->ow + (size_t)ox;
                 if (i32) ((int32_t *)out)[at] = best;
