@@ -151,7 +151,7 @@ qat_status qat_export_csource(const uint8_t *bytes, size_t size, const char *dir
     fprintf(f, "static const %s_op %s_ops[%d] = {\n", prefix, prefix, m.nops);
     for (int i = 0; i < m.nops; i++) {
         const qatrt_op *o = &m.ops[i];
-        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8 | o->f32flags,
+        fprintf(f, "    {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, ", (int)o->type, o->in_u8 | o->f32flags | (o->x64_mb ? QATC_X64_MB : 0),
                 o->cin, o->h, o->w, o->cout, o->oh, o->ow, o->kh, o->kw, o->stride, o->pad, (int)o->kernel, (int)o->stage,
                 o->nthr, o->K, o->in0, o->in1, o->slot);
         /* wt, flip, thr, req, levels, lut, table */

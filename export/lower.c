@@ -1586,14 +1586,26 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     put32(rec + QNN_OP_KERNEL, QATRT_K_X64);
     int last = next_li < 0 && !to_stream;
     put32(rec + QNN_OP_STAGE, last ? QATRT_STAGE_LOGITS : QATRT_STAGE_F32);
-    put32(rec + QNN_OP_FLAGS, (uint32_t)(flags | in->u8));
-    /* the weights at the bits their largest needs (two's complement) */
+    /* ALQ: its planes and coordinates as they are (a multi-bit blob, FLAGS
+     * bit 5), the runtime widens them once; else the weights at the bits
+     * their largest needs (two's complement) */
+    int alq = !fw && l->wq.spec.q && l->wq.spec.q->owns_weights && !strcmp(l->wq.spec.q->name, "alq");
+    put32(rec + QNN_OP_FLAGS, (uint32_t)(flags | in->u8 | (alq ? QATC_X64_MB : 0)));
     int b = 1;
     for (size_t i = 0; i < (size_t)cout * K; i++)
         while (b < 64 && (wq[i] < -((int64_t)1 << (b - 1)) || wq[i] > ((int64_t)1 << (b - 1)) - 1)) b++;
-    put32(rec + QNN_OP_NTHR, (uint32_t)b);
+    put32(rec + QNN_OP_NTHR, alq ? 0u : (uint32_t)b);
     size_t wbytes = ((size_t)cout * K * (size_t)b + 7) / 8;
-    {
+    if (alq) { /* the levels in the runtime's (ky, kx, c) order, which encode_mb checks its planes against */
+        int *orows = malloc(sizeof(int) * (size_t)cout);
+        int32_t *wh = malloc(sizeof(int32_t) * (size_t)cout * (size_t)K);
+        if (!orows || !wh) st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
+        for (int c = 0; !st && c < cout; c++) orows[c] = c;
+        for (size_t i = 0; !st && i < (size_t)cout * K; i++) wh[i] = (int32_t)wq[i];
+        if (!st) st = encode_mb(L, op, l, cout, orows, cin, NULL, cin, kh, kw, wh, sw, &wbytes);
+        free(orows), free(wh);
+        if (st) goto done;
+    } else {
         uint8_t *wb = calloc(wbytes, 1);
         if (!wb) {
             st = qat_error_set(QAT_ERR_MEMORY, "export: out of memory");
@@ -1610,8 +1622,9 @@ static qat_status lower_wide(lowering *L, int li, int next_li, rt_tensor *in)
     else st = w_blob(&L->w, op, QNN_OP_LUT, fl, sizeof fl);
     if (!st) st = w_blob(&L->w, op, QNN_OP_REQ, q, (size_t)cout * 16);
     if (st) goto done;
-    /* the payload: the weights (float32, or their levels' bits), the table, the stage */
-    size_t pbytes = ((size_t)cout * K * (size_t)(fw ? 32 : b) + 7) / 8;
+    /* the payload: the weights (float32, their levels' bits, or ALQ's
+     * blob), the table, the stage */
+    size_t pbytes = alq ? wbytes : ((size_t)cout * K * (size_t)(fw ? 32 : b) + 7) / 8;
     r->payload += pbytes + (in->u8 ? sizeof(int32_t) * (size_t)m->c * 256 : sizeof fl) + (size_t)cout * 16;
     r->weight_bytes += pbytes;
     r->float_bytes += (size_t)cout * K * 4;

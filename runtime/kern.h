@@ -61,6 +61,18 @@ static inline size_t qatrt_mb_bit0(const qatrt_mb *b, size_t c)
 {
     return b->n ? (size_t)b->chan[c] * (size_t)b->n : (size_t)b->bit0[c];
 }
+/* element e of a group of len elements with `planes` planes from plane q,
+ * its bits from `bit` of the stream: the planes' coefficients, each negated
+ * where its plane's bit is set */
+static inline int32_t qatrt_mb_elem(const qatrt_mb *b, size_t q, size_t bit, int planes, size_t len, size_t e)
+{
+    int32_t w = 0;
+    for (int i = 0; i < planes; i++) {
+        size_t at = bit + (size_t)i * len + e;
+        w += (b->bits[at / 8] >> (at % 8) & 1) ? -(int32_t)b->coef[q + (size_t)i] : (int32_t)b->coef[q + (size_t)i];
+    }
+    return w;
+}
 
 /* A direct convolution of one image whose outputs are signs (a THRESH
  * stage with one threshold per channel feeding a binary layer), with no

@@ -100,6 +100,7 @@ typedef struct {
     size_t prep_off;          /* where, in the workspace's prepared area */
     qatrt_mb mb;              /* MB: the weights blob, parsed */
     int mb_order;             /* MB: a row's element order: 0 (c, ky, kx), 1 (ky, kx, c) */
+    int x64_mb;               /* X64: the weights are a multi-bit blob (mb, mb_order; FLAGS bit 5) */
     int pan;                  /* 1: int8 weights (uint8 / int8 x int8, K > QATRT_I8_SMALL_K) also laid
                                * out as the panels of kern.h, at pan_off, for tables that prefer
                                * them (i8panel) */

@@ -91,6 +91,24 @@ static int64_t weight_bound(const qatrt_op *op)
         return m;
     }
     case QATRT_K_X64: /* the largest row's sum of |weights| (its sum is what must fit) */
+        if (op->x64_mb) { /* int16 weights (read_mb): no sum reaches 2^62 */
+            const qatrt_mb *b = &op->mb;
+            for (size_t c = 0, q = 0; c < (size_t)op->cout; c++) {
+                int64_t s = 0;
+                size_t bit = qatrt_mb_bit0(b, c);
+                for (size_t j = 0; j < (size_t)b->gc; j++) {
+                    int I = b->bw[c * (size_t)b->gc + j];
+                    size_t len = qatrt_mb_len(b, j);
+                    for (size_t e = 0; e < len; e++) {
+                        int32_t v = qatrt_mb_elem(b, q, bit, I, len, e);
+                        s += v < 0 ? -v : v;
+                    }
+                    q += (size_t)I, bit += (size_t)I * len;
+                }
+                if (s > m) m = s;
+            }
+            return m;
+        }
         for (size_t c = 0; c < (size_t)op->cout; c++) {
             int64_t s = 0;
             for (size_t k = 0; k < (size_t)op->K; k++) {
@@ -493,11 +511,12 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     int type = 0, flags = 0;
     memset(op, 0, sizeof *op);
     if ((st = decode(r, i, at))) return st;
-    if ((st = field(r, F_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, F_FLAGS, "the flags", 0, 31, &flags)))
+    if ((st = field(r, F_TYPE, "the op type", 1, QATRT_OP_LAST, &type)) || (st = field(r, F_FLAGS, "the flags", 0, 63, &flags)))
         return st;
     op->type = (qatrt_op_type)type;
     op->in_u8 = flags & 1;
-    op->f32flags = flags & ~1;
+    op->f32flags = flags & 30;
+    op->x64_mb = flags >> 5 & 1;
     /* v3: the op names its input (0 the image, k op k - 1); v2: the op before it */
     uint32_t in0 = r->v[F_IN0], in1 = r->v[F_IN1];
     if (in0 > (uint32_t)i)
@@ -530,6 +549,9 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
     /* int32 tensors go to ADD, GAP and QUANT, and only there */
     /* (an X64 CONV reads the image or a stream, a max pool levels or a stream, giving the same) */
     int x64 = r->v[F_TYPE] == QATRT_OP_CONV && r->v[F_KERNEL] == QATRT_K_X64;
+    if (op->x64_mb && !x64)
+        return fail(r->err, QATRT_ERR_FORMAT, "byte %zu: flags bit 5 (multi-bit weights) belongs to an X64 CONV; op %d is "
+                    "not one", fat(r, F_FLAGS), i);
     int wants = op->type == QATRT_OP_ADD || op->type == QATRT_OP_GAP || op->type == QATRT_OP_QUANT || (x64 && prev);
     if (op->type == QATRT_OP_MAXPOOL) wants = op->i32 = prev && qatrt_op_i32(prev);
     if (wants != (prev && qatrt_op_i32(prev)))
@@ -589,15 +611,18 @@ static qatrt_status read_op(reader *r, int i, size_t at, qatrt_op *op, const qat
                     qatrt_kernel_name(op->kernel), op->in_u8 ? "cannot read" : "reads only");
     op->wrow = qatrt_weight_row(op->kernel, op->kh * op->kw, op->cin);
     op->wbytes = qatrt_weight_bytes(op->kernel, op->cout, op->K);
-    if (x64) { /* b-bit weights, b in NTHR */
-        if ((st = field(r, F_NTHR, "an X64 op's weight bits", 1, 64, &op->nthr))) return st;
+    if (x64) { /* b-bit weights, b in NTHR; or a multi-bit blob, NTHR 0 */
+        if ((st = op->x64_mb ? field(r, F_NTHR, "an X64 op's weight bits (0: its weights are a multi-bit blob)", 0, 0, &op->nthr)
+                             : field(r, F_NTHR, "an X64 op's weight bits", 1, 64, &op->nthr)))
+            return st;
         op->wbytes = ((size_t)op->cout * (size_t)op->K * (size_t)op->nthr + 7) / 8;
     }
     op->prep = op->kernel == QATRT_K_BIN || op->kernel == QATRT_K_TER || op->kernel == QATRT_K_I8T ||
                op->kernel == QATRT_K_P2 || op->kernel == QATRT_K_U8B || op->kernel == QATRT_K_X64;
-    if (op->kernel == QATRT_K_MB) {
+    if (op->kernel == QATRT_K_MB || op->x64_mb) {
         if ((st = read_mb(r, op))) return st;
         op->weights = r->base + r->off[B_WEIGHTS];
+        if (x64) op->wrow = qatrt_weight_row(QATRT_K_X64, op->kh * op->kw, op->cin); /* expanded to int64 rows */
     } else if ((st = blob(r, B_WEIGHTS, "weights", op->wbytes, &op->weights))) {
         return st;
     }

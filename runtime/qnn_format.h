@@ -54,7 +54,8 @@ typedef enum {
                       * int32 table (LUT: cin x 256, as T32), or a stream, its floats in fixed point
                       * (LUT: int32 [F, L]: x 2^F rounded to nearest even, saturated to +-(2^L - 1));
                       * weights of NTHR = b bits each (1..64, two's complement), bit-packed dense:
-                      * qatc_wide_weight (docs/format.md) */
+                      * qatc_wide_weight (docs/format.md); or, FLAGS bit 5 (QATC_X64_MB) and NTHR
+                      * 0, a multi-bit weights blob as K_MB's (ALQ's planes and coefficients) */
     QATRT_K_COUNT
 } qatrt_kernel;
 
@@ -89,7 +90,7 @@ enum {
 /* an op record (QATRT_OP_SIZE bytes) */
 enum {
     QNN_OP_TYPE = 0,   /* u32 qatrt_op_type */
-    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image; bits 1..4, a F32 stage's bias, BN, ReLU, float scale; an ADD's bit 3, a ReLU after it */
+    QNN_OP_FLAGS = 4,  /* u32: bit 0, the op reads the uint8 image; bits 1..4, a F32 stage's bias, BN, ReLU, float scale; an ADD's bit 3, a ReLU after it; an X64 op's bit 5 (QATC_X64_MB), its weights a multi-bit blob */
     QNN_OP_CIN = 8,    /* u32 x 6: input channels, height, width; output channels, height, width */
     QNN_OP_H = 12,
     QNN_OP_W = 16,
@@ -143,6 +144,10 @@ enum {
     QNN_OP4_SIZES = 32   /* u32 per blob it has, in that order (never 0) */
 };
 #define QNN_NBLOBS 7
+
+/* FLAGS bit 5 of an X64 op: its weights blob is a multi-bit one (QNN_MB_*
+ * below, as QATRT_K_MB's), its NTHR 0 */
+#define QATC_X64_MB 32
 
 /* an X64 op's weight i (row-major, cout rows of K in (ky, kx, c) order):
  * bits [i b, i b + b) of the blob, little-endian bit order, sign-extended */

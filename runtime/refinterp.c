@@ -147,7 +147,8 @@ static void qatc_conv64(const qatc_op *o, const void *in, int32_t *out, int32_t 
                             v = (o->flags & 1) ? o->table[(size_t)ci * 256 + ((const uint8_t *)in)[i]]
                                                : qatc_key_fixed(((const int32_t *)in)[i], o->table[0], o->table[1]);
                             wi = (size_t)c * (size_t)o->K + ((size_t)ky * (size_t)o->kw + (size_t)kx) * (size_t)o->cin + (size_t)ci;
-                            acc += v * qatc_wide_weight(o->wt, wi, o->nthr);
+                            acc += v * ((o->flags & QATC_X64_MB) ? qatc_mb_weight(o, c, ci, ky, kx)
+                                                                 : qatc_wide_weight(o->wt, wi, o->nthr));
                         }
                 key = qatc_f32_stage(o->req + 4 * c, o->flags & ~1, acc);
                 if (o->stage == QATRT_STAGE_LOGITS) logits[c] = key;

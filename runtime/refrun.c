@@ -19,7 +19,7 @@ static void reference_ops(const qatrt_model *m, qatc_op *ops)
 {
     for (int i = 0; i < m->nops; i++) {
         const qatrt_op *o = &m->ops[i];
-        ops[i] = (qatc_op){.type = (int)o->type, .flags = o->in_u8 | o->f32flags, .cin = o->cin, .h = o->h, .w = o->w,
+        ops[i] = (qatc_op){.type = (int)o->type, .flags = o->in_u8 | o->f32flags | (o->x64_mb ? QATC_X64_MB : 0), .cin = o->cin, .h = o->h, .w = o->w,
                            .cout = o->cout, .oh = o->oh, .ow = o->ow, .kh = o->kh, .kw = o->kw, .stride = o->stride,
                            .pad = o->pad, .kernel = (int)o->kernel, .stage = (int)o->stage, .nthr = o->nthr,
                            .K = o->K, .in0 = o->in0, .in1 = o->in1, .slot = o->slot, .wt = o->weights, .flip = o->flip, .thr = o->thr, .req = o->req,

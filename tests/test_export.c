@@ -566,6 +566,87 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
     return tried;
 }
 
+/* an ALQ layer on float inputs (X64) stores its planes and coefficients
+ * (FLAGS bit 5, NTHR 0), not its integers at the bits of the largest:
+ * every X64 op here is one, the file is smaller than the dense form by
+ * that, and the reader refuses the bit on another op, NTHR != 0 with it,
+ * and NTHR 0 without it, by byte (v4 records) */
+static void check_x64_mb(const qat_export_result *r, const char *what)
+{
+    size_t n = r->size;
+    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    qatrt_model m;
+    qatrt_error err;
+    memcpy(b, r->bytes, n);
+    CHECK(b[QNN_H_VERSION] == 4, "%s: not a v4 file", what);
+    if (qatrt_load(&m, b, n, &err) != QATRT_OK || b[QNN_H_VERSION] != 4) {
+        CHECK(0, "%s: load: %s", what, err.msg);
+        free(b);
+        return;
+    }
+    int nx = 0, nmb = 0, mb_op = -1, other = -1;
+    size_t mbytes = 0, dense = 0;
+    for (int i = 0; i < m.nops; i++) {
+        const qatrt_op *op = &m.ops[i];
+        if (op->type != QATRT_OP_CONV || op->kernel != QATRT_K_X64) {
+            if (other < 0) other = i;
+            continue;
+        }
+        nx++;
+        if (!op->x64_mb) continue;
+        nmb++, mb_op = mb_op < 0 ? i : mb_op;
+        int64_t wmax = 0; /* the dense form's bits: the largest weight's */
+        const qatrt_mb *mb = &op->mb;
+        for (size_t c = 0; c < (size_t)op->cout; c++) {
+            size_t q = mb->chan[c], bit = qatrt_mb_bit0(mb, c);
+            for (size_t j = 0; j < (size_t)mb->gc; j++) {
+                int I = mb->bw[c * (size_t)mb->gc + j];
+                size_t len = qatrt_mb_len(mb, j);
+                for (size_t e = 0; e < len; e++) {
+                    int64_t v = qatrt_mb_elem(mb, q, bit, I, len, e);
+                    if (llabs((long long)v) > wmax) wmax = llabs((long long)v);
+                }
+                q += (size_t)I, bit += (size_t)I * len;
+            }
+        }
+        int bits = 1;
+        while (bits < 64 && wmax > ((int64_t)1 << (bits - 1)) - 1) bits++;
+        mbytes += op->wbytes;
+        dense += ((size_t)op->cout * (size_t)op->K * (size_t)bits + 7) / 8;
+    }
+    CHECK(nx >= 4 && nmb == nx, "%s: %d of %d X64 ops store multi-bit weights", what, nmb, nx);
+    CHECK(mbytes < dense, "%s: the multi-bit weights take %zu bytes, the dense form %zu", what, mbytes, dense);
+    printf("  %s: %d X64 ops with multi-bit weights: %zu bytes (dense b-bit: %zu)\n", what, nmb, mbytes, dense);
+    /* the v4 records: op i's at QATRT_HEADER_SIZE + the sizes before it */
+    size_t rec[QATRT_MAX_OPS], at = QATRT_HEADER_SIZE;
+    for (int i = 0; i < m.nops; i++) {
+        rec[i] = at;
+        at += QATRT_OP4_SIZE + 4 * (size_t)__builtin_popcount(b[at + QNN_OP4_BLOBS] | b[at + QNN_OP4_BLOBS + 1] << 8);
+    }
+    struct {
+        size_t off;
+        uint8_t val;
+        const char *want;
+    } bad[] = {
+        {mb_op >= 0 ? rec[mb_op] + QNN_OP4_NTHR : 0, 1, "weight bits (0:"},
+        {mb_op >= 0 ? rec[mb_op] + QNN_OP4_FLAGS : 0, (uint8_t)(mb_op >= 0 ? b[rec[mb_op] + QNN_OP4_FLAGS] & ~QATC_X64_MB : 0),
+         "weight bits"},
+        {other >= 0 ? rec[other] + QNN_OP4_FLAGS : 0, (uint8_t)(other >= 0 ? b[rec[other] + QNN_OP4_FLAGS] | QATC_X64_MB : 0),
+         "belongs to an X64"},
+    };
+    CHECK(mb_op >= 0 && other >= 0, "%s: no X64 op with multi-bit weights, or no other op", what);
+    for (size_t k = 0; mb_op >= 0 && other >= 0 && k < sizeof bad / sizeof bad[0]; k++) {
+        memcpy(b, r->bytes, n);
+        b[bad[k].off] = bad[k].val;
+        recrc(b, n);
+        qatrt_status st = qatrt_load(&m, b, n, &err);
+        CHECK(st == QATRT_ERR_FORMAT && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
+              "%s: X64 multi-bit breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, k, bad[k].off, bad[k].val,
+              (int)st, err.msg, bad[k].want);
+    }
+    free(b);
+}
+
 typedef struct {
     const char *name, *text;
     int float_bits; /* export with --float-layers */
@@ -879,6 +960,7 @@ static void test_unit(void)
             }
             if (ci < 2 || uc->float_math) check_hostile(&r, uc->name); /* (the X64 reader too) */
             if (ci < 2) check_versions(&r, &m, &o, img, n, il, uc->name);
+            if (!strcmp(uc->name, "rgb_vgg_alq_float_act")) check_x64_mb(&r, uc->name);
             if (!strncmp(uc->name, "alq", 3))
                 printf("  %s: %d broken multi-bit blobs refused\n", uc->name, check_mb_hostile(&r, uc->name));
             ascend_checked += check_ascending(&r, uc->name);
