@@ -470,9 +470,10 @@ AI __m128i nar_block(__m512i s, int q)
 }
 
 /* the r counts at dwords j .. j + r - 1 of x (constants, j + r <= 4) to
- * dst, with plain stores: a masked 512-bit store per row (at RP i values
- * before it, to line its lanes up) cost more than the group's arithmetic,
- * the rows waiting on each other */
+ * dst, with plain stores of those values only, where a masked 512-bit
+ * store per row (at RP i values before it, to line its lanes up) spans
+ * 64 bytes, most often across a cache line (with the first vector setting
+ * the counts: -13 % on 64 x 2 x 500, same-process A/B) */
 AI void nar_put(__m128i x, int j, int r, int32_t *dst)
 {
     if (r == 1) {
