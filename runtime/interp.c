@@ -293,19 +293,8 @@ static void prepare_op(const qatrt_op *op, uint8_t *dst, uint8_t *scratch)
             break;
         }
         case QATRT_K_X64: /* b-bit weights (b = nthr), or a multi-bit blob's, as int64 in (ky, kx, c) order */
-            if (op->x64_mb) {
-                const qatrt_mb *b = &op->mb;
-                size_t q = b->chan[c], bit = qatrt_mb_bit0(b, c);
-                for (size_t j = 0; j < (size_t)b->gc; j++) {
-                    int I = b->bw[c * (size_t)b->gc + j];
-                    size_t len = qatrt_mb_len(b, j), o = qatrt_mb_off(b, j);
-                    for (size_t e = 0; e < len; e++) {
-                        size_t pos = o + e, k = op->mb_order ? pos : pos % taps * cin + pos / taps;
-                        int64_t v = qatrt_mb_elem(b, q, bit, I, len, e);
-                        memcpy(row + 8 * k, &v, 8);
-                    }
-                    q += (size_t)I, bit += (size_t)I * len;
-                }
+            if (op->x64_mb) { /* rows of 8 K bytes at multiples of 64 */
+                qatrt_mb_row(&op->mb, c, (int64_t *)(void *)row, cin, op->mb_order ? 0 : taps);
                 break;
             }
             for (size_t k = 0; k < K; k++) {

@@ -61,17 +61,30 @@ static inline size_t qatrt_mb_bit0(const qatrt_mb *b, size_t c)
 {
     return b->n ? (size_t)b->chan[c] * (size_t)b->n : (size_t)b->bit0[c];
 }
-/* element e of a group of len elements with `planes` planes from plane q,
- * its bits from `bit` of the stream: the planes' coefficients, each negated
- * where its plane's bit is set */
-static inline int32_t qatrt_mb_elem(const qatrt_mb *b, size_t q, size_t bit, int planes, size_t len, size_t e)
+/* Row c's weights, each its group's coefficients, negated where the
+ * plane's bit is set, into w[0 .. K) (w NULL: not stored): element pos at
+ * w[pos], or with taps > 0 (a row in (c, ky, kx) order) at w[(pos % taps)
+ * cin + pos / taps], the (ky, kx, c) order; returns the sum of their
+ * magnitudes */
+static inline int64_t qatrt_mb_row(const qatrt_mb *b, size_t c, int64_t *w, size_t cin, size_t taps)
 {
-    int32_t w = 0;
-    for (int i = 0; i < planes; i++) {
-        size_t at = bit + (size_t)i * len + e;
-        w += (b->bits[at / 8] >> (at % 8) & 1) ? -(int32_t)b->coef[q + (size_t)i] : (int32_t)b->coef[q + (size_t)i];
+    size_t q = b->chan[c], bit = qatrt_mb_bit0(b, c);
+    int64_t l1 = 0;
+    for (size_t j = 0; j < (size_t)b->gc; j++) {
+        int planes = b->bw[c * (size_t)b->gc + j];
+        size_t len = qatrt_mb_len(b, j), o = qatrt_mb_off(b, j);
+        for (size_t e = 0; e < len; e++) {
+            int32_t v = 0;
+            for (int i = 0; i < planes; i++) {
+                size_t at = bit + (size_t)i * len + e;
+                v += (b->bits[at / 8] >> (at % 8) & 1) ? -(int32_t)b->coef[q + (size_t)i] : (int32_t)b->coef[q + (size_t)i];
+            }
+            if (w) w[taps ? (o + e) % taps * cin + (o + e) / taps : o + e] = v;
+            l1 += v < 0 ? -v : v;
+        }
+        q += (size_t)planes, bit += (size_t)planes * len;
     }
-    return w;
+    return l1;
 }
 
 /* A direct convolution of one image whose outputs are signs (a THRESH

@@ -92,19 +92,8 @@ static int64_t weight_bound(const qatrt_op *op)
     }
     case QATRT_K_X64: /* the largest row's sum of |weights| (its sum is what must fit) */
         if (op->x64_mb) { /* int16 weights (read_mb): no sum reaches 2^62 */
-            const qatrt_mb *b = &op->mb;
-            for (size_t c = 0, q = 0; c < (size_t)op->cout; c++) {
-                int64_t s = 0;
-                size_t bit = qatrt_mb_bit0(b, c);
-                for (size_t j = 0; j < (size_t)b->gc; j++) {
-                    int I = b->bw[c * (size_t)b->gc + j];
-                    size_t len = qatrt_mb_len(b, j);
-                    for (size_t e = 0; e < len; e++) {
-                        int32_t v = qatrt_mb_elem(b, q, bit, I, len, e);
-                        s += v < 0 ? -v : v;
-                    }
-                    q += (size_t)I, bit += (size_t)I * len;
-                }
+            for (size_t c = 0; c < (size_t)op->cout; c++) {
+                int64_t s = qatrt_mb_row(&op->mb, c, NULL, 0, 0);
                 if (s > m) m = s;
             }
             return m;
