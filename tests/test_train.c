@@ -171,13 +171,15 @@ static void test_configs(const char *tmp, const char *set)
         snprintf(cfg, sizeof cfg, "configs/%s/%s", set, e->d_name);
         snprintf(out, sizeof out, "%s/cfg-%s-%s", tmp, set, e->d_name);
         qat_train_result r;
-        qat_status st = run(cfg, out, 1, 3, NULL, &r);
+        /* two steps: the second runs on weights the first updated (each
+         * step of the large CIFAR models costs ~6 s here) */
+        qat_status st = run(cfg, out, 1, 2, NULL, &r);
         CHECK(st == QAT_OK, "%s does not train", cfg);
         char sum[1000];
         struct stat sb;
         snprintf(sum, sizeof sum, "%s/summary.json", out);
         CHECK(stat(sum, &sb) == 0 && sb.st_size > 0, "%s wrote no summary.json", cfg);
-        printf("config %s: 3 steps ok\n", cfg);
+        printf("config %s: 2 steps ok\n", cfg);
         n++;
     }
     closedir(d);
