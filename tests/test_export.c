@@ -304,6 +304,15 @@ static void recrc(uint8_t *b, size_t n)
     for (int z = 0; z < 4; z++) b[n - 4 + z] = (uint8_t)(crc >> (8 * z));
 }
 
+/* a copy of an exported file in a buffer of the runtime's alignment, to
+ * break and load */
+static uint8_t *file_copy(const qat_export_result *r)
+{
+    uint8_t *b = aligned_alloc(64, (r->size + 63) / 64 * 64);
+    memcpy(b, r->bytes, r->size);
+    return b;
+}
+
 /* one breakage of a file: byte `at` set to `val` (checksum repaired) is refused naming a byte and saying `want` */
 typedef struct {
     size_t at;
@@ -376,10 +385,9 @@ static void check_versions(const qat_export_result *r, qat_model *model, const q
     check_breakages(r->bytes, r->size, bad4, sizeof bad4 / sizeof bad4[0], what, 4, 0);
     /* a blob size 1 larger: the blobs no longer fill the file */
     {
-        uint8_t *b = aligned_alloc(64, (r->size + 63) / 64 * 64);
+        uint8_t *b = file_copy(r);
         qatrt_model m;
         qatrt_error err;
-        memcpy(b, r->bytes, r->size);
         b[QATRT_HEADER_SIZE + QNN_OP4_SIZES]++;
         recrc(b, r->size);
         CHECK(qatrt_load(&m, b, r->size, &err) != QATRT_OK && strstr(err.msg, "byte "), "%s: v4 with a blob size off by one: %s",
@@ -481,8 +489,7 @@ static void check_hostile(const qat_export_result *r, const char *what)
 static int check_ascending(const qat_export_result *r, const char *what)
 {
     size_t n = r->size;
-    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
-    memcpy(b, r->bytes, n);
+    uint8_t *b = file_copy(r);
     qatrt_model m;
     qatrt_error err;
     int tried = 0;
@@ -512,10 +519,9 @@ static int check_ascending(const qat_export_result *r, const char *what)
 static int check_mb_hostile(const qat_export_result *r, const char *what)
 {
     size_t n = r->size;
-    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    uint8_t *b = file_copy(r);
     qatrt_model m;
     qatrt_error err;
-    memcpy(b, r->bytes, n);
     size_t at = 0, var = 0; /* var: a blob with unequal groups (an offset table) */
     int cout = 0, gc = 0, vcout = 0, vgc = 0;
     if (qatrt_load(&m, b, n, &err) == QATRT_OK)
@@ -577,10 +583,9 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
 static void check_x64_mb(const qat_export_result *r, const char *what)
 {
     size_t n = r->size;
-    uint8_t *b = aligned_alloc(64, (n + 63) / 64 * 64);
+    uint8_t *b = file_copy(r);
     qatrt_model m;
     qatrt_error err;
-    memcpy(b, r->bytes, n);
     CHECK(b[QNN_H_VERSION] == 4, "%s: not a v4 file", what);
     if (qatrt_load(&m, b, n, &err) != QATRT_OK || b[QNN_H_VERSION] != 4) {
         CHECK(0, "%s: load: %s", what, err.msg);
