@@ -1,3 +1,7 @@
+/* ab.c: two builds of runtime/kern_avx512.c (kA, kB) in one process on one
+ * shape: B's C is compared with A's ("DIFFER"; AB_NOCHECK=1 times it
+ * anyway), then R interleaved rounds of each; best and median per call.
+ * Usage: ab M N K [R] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

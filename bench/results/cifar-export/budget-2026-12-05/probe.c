@@ -1,3 +1,8 @@
+/* probe.c: bgemm_pk (the AVX-512 table, linked as kA) on each shape given
+ * as M N K triples, against the registers-only XOR+VPOPCNTQ+VPADDQ bound,
+ * in interleaved rounds: the bound's loop is bench_kernels.c's
+ * reg_bound_call, copied so this record builds on its own.
+ * Usage: probe ROUNDS M N K [M N K ...] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
