@@ -46,6 +46,7 @@ static double ghz;
 #define UNPCK(d) "vpunpcklqdq %%zmm14, %%zmm15, %%zmm" #d "\n"
 #define ADDD(d) "vpaddd %%zmm14, %%zmm15, %%zmm" #d "\n"
 #define BC4(d) "vbroadcasti64x4 (%4), %%zmm" #d "\n"
+#define BCQ(d) "vpbroadcastq 8(%4), %%zmm" #d "\n"
 /* one 64-bit word counted in scalar registers: load, XOR from memory, POPCNT, ADD */
 #define SW(acc, o) "mov " #o "(%4), %%rax\n xor " #o "+256(%4), %%rax\n popcnt %%rax, %%rdx\n add %%rdx, %" #acc "\n"
 
@@ -73,6 +74,8 @@ int main(void)
     T("8 triples + 4 VPERMD", P8(XPA) PERMD(28) PERMD(29) PERMD(30) PERMD(31))
     T("8 triples + 4 VPUNPCKLQDQ", P8(XPA) UNPCK(28) UNPCK(29) UNPCK(30) UNPCK(31))
     T("8 triples + 4 VPADDD", P8(XPA) ADDD(28) ADDD(29) ADDD(30) ADDD(31))
+    T("8 triples + 4 VBROADCASTI64X4 from memory", P8(XPA) BC4(28) BC4(29) BC4(30) BC4(31))
+    T("8 triples + 4 VPBROADCASTQ from memory", P8(XPA) BCQ(28) BCQ(29) BCQ(30) BCQ(31))
     T("8 triples, VPDPWSSD by -2 for VPADDQ", P8(XPD))
     T("8 triples + 1 scalar word", P8(XPA) SW(0, 0))
     T("8 triples + 2 scalar words", P8(XPA) SW(0, 0) SW(1, 8))
