@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# A 2-column tail counted in scalar registers inside the 6x4 pair tiles
-# (scalar-tail-6x4.patch: right C), against HEAD in one process (ab.c),
-# after ops.c showed 4 scalar words beside 8 triples costing nothing
-# measurable on the quiet machine. From the repo root after scripts/run build.
+# A 2-column tail counted in scalar registers inside the 6x4 pair tiles,
+# against HEAD in one process (ab.c; both variants give the right C), after
+# ops.c showed 4 scalar words beside 8 triples costing nothing measurable
+# on the quiet machine:
+#   scalar-tail-6x4   the count in C in pk_tile (GCC 12 spills it)
+#   scalar-tail-asm   the 6x4 loop written as asm: 24 vector counts and 12
+#                     scalar words a step, the scalar counts 16 bits each,
+#                     four to a register, nothing on the stack
+# From the repo root after scripts/run build.
 set -ex
 res=bench/results/cifar-export/budget-2026-12-05
 w=$(mktemp -d)
 F="-O2 -mavx2 -mpopcnt -mbmi2 -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512cd -Iruntime"
 L="build/runtime/libqatrt_kern.a build/runtime/libqatrt_kern_avx512.a build/runtime/libqatrt_kern_avx2.a build/runtime/libqatrt_kern_u8bpk_avx512.a"
 gcc $F -c -Dqatrt_kernels_avx512=kA runtime/kern_avx512.c -o $w/kA.o
-patch -s -o $w/st.c runtime/kern_avx512.c < $res/scalar-tail-6x4.patch
-gcc $F -c -Dqatrt_kernels_avx512=kB $w/st.c -o $w/st.o
-gcc -O2 -Iruntime $res/ab.c $w/kA.o $w/st.o $L -o $w/ab
-for r in 1 2 3; do
-  for s in "64 50 500" "64 48 500" "24 34 800"; do taskset -c 1 $w/ab $s 400; done
-done > $res/ab-scalar-tail.txt
-gcc $F -S $w/st.c -o $w/st.s
+for v in scalar-tail-6x4 scalar-tail-asm; do
+  patch -s -o $w/$v.c runtime/kern_avx512.c < $res/$v.patch
+  gcc $F -c -Dqatrt_kernels_avx512=kB $w/$v.c -o $w/$v.o
+  gcc -O2 -Iruntime $res/ab.c $w/kA.o $w/$v.o $L -o $w/ab-$v
+  for r in 1 2 3; do
+    for s in "64 50 500" "64 48 500" "24 34 800"; do taskset -c 1 $w/ab-$v $s 400; done
+  done > $res/ab-$v.txt
+done
+gcc $F -S $w/scalar-tail-6x4.c -o $w/st.s
 awk '/^pk_tile6x4t2:/,/\.size\tpk_tile6x4t2/' $w/st.s | grep -c '(%rsp)' > $res/scalar-tail-stack-refs.txt
