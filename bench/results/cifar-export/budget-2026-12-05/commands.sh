@@ -7,15 +7,11 @@
 # HEAD's, expected for the two that skip work). From the repo root after
 # scripts/run build, on a quiet machine.
 set -ex
-res=bench/results/cifar-export/budget-2026-12-05
-w=$(mktemp -d)
-F="-O2 -mavx2 -mpopcnt -mbmi2 -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512cd -Iruntime"
-L="build/runtime/libqatrt_kern.a build/runtime/libqatrt_kern_avx512.a build/runtime/libqatrt_kern_avx2.a build/runtime/libqatrt_kern_u8bpk_avx512.a"
+. bench/results/cifar-export/budget-2026-12-05/env.sh
 uptime > $res/load-start.txt
 lscpu > $res/lscpu.txt
 gcc -O2 -mavx512f -mavx512vpopcntdq -mavx512vnni -mpopcnt $res/ops.c -o $w/ops
 taskset -c 1 $w/ops > $res/ops.txt
-gcc $F -c -Dqatrt_kernels_avx512=kA runtime/kern_avx512.c -o $w/kA.o
 gcc -O2 -Iruntime $res/probe.c $w/kA.o $L -o $w/probe
 for r in 1 2 3; do
   taskset -c 1 $w/probe 300 64 50 500 64 48 500 64 2 500 8 2 500 64 48 512 64 64 500 128 1024 1024

@@ -9,11 +9,7 @@
 #   kbits-from-memory  kbits broadcast from memory, not from a register (right C)
 # From the repo root after scripts/run build.
 set -ex
-res=bench/results/cifar-export/budget-2026-12-05
-w=$(mktemp -d)
-F="-O2 -mavx2 -mpopcnt -mbmi2 -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512cd -Iruntime"
-L="build/runtime/libqatrt_kern.a build/runtime/libqatrt_kern_avx512.a build/runtime/libqatrt_kern_avx2.a build/runtime/libqatrt_kern_u8bpk_avx512.a"
-gcc $F -c -Dqatrt_kernels_avx512=kA runtime/kern_avx512.c -o $w/kA.o
+. bench/results/cifar-export/budget-2026-12-05/env.sh
 vs="no-backtransform epilogue-sub-only epilogue-double-only vpdpwssd-epilogue kbits-from-memory"
 for v in $vs; do
   patch -s -o $w/$v.c runtime/kern_avx512.c < $res/$v.patch

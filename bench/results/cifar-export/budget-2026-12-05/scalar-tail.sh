@@ -9,11 +9,7 @@
 #                     four to a register, nothing on the stack
 # From the repo root after scripts/run build.
 set -ex
-res=bench/results/cifar-export/budget-2026-12-05
-w=$(mktemp -d)
-F="-O2 -mavx2 -mpopcnt -mbmi2 -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vnni -mavx512cd -Iruntime"
-L="build/runtime/libqatrt_kern.a build/runtime/libqatrt_kern_avx512.a build/runtime/libqatrt_kern_avx2.a build/runtime/libqatrt_kern_u8bpk_avx512.a"
-gcc $F -c -Dqatrt_kernels_avx512=kA runtime/kern_avx512.c -o $w/kA.o
+. bench/results/cifar-export/budget-2026-12-05/env.sh
 for v in scalar-tail-6x4 scalar-tail-asm; do
   patch -s -o $w/$v.c runtime/kern_avx512.c < $res/$v.patch
   gcc $F -c -Dqatrt_kernels_avx512=kB $w/$v.c -o $w/$v.o
