@@ -402,10 +402,9 @@ static void check_versions(const qat_export_result *r, qat_model *model, const q
     if (st) return;
     size_t sz = r3.size;
     CHECK(sz > r->size, "%s: v3 takes %zu bytes, v4 %zu", what, sz, r->size);
-    uint8_t *b = aligned_alloc(64, (sz + 63) / 64 * 64);
+    uint8_t *b = file_copy(&r3);
     qatrt_model m;
     qatrt_error err;
-    memcpy(b, r3.bytes, sz);
     CHECK(b[QNN_H_VERSION] == 3, "%s: not a v3 file", what);
     check_same_logits(b, sz, img, n, want, what, "v3");
     int nops = (int)b[QNN_H_NOPS];
@@ -456,10 +455,7 @@ static void check_hostile(const qat_export_result *r, const char *what)
         for (size_t i = 0; i < n; i++) {
             memcpy(b, r->bytes, n);
             b[i] ^= (uint8_t)(0x5a + i % 7) | 1;
-            if (repair && i < n - 4) {
-                uint32_t c = qatrt_crc32(0, b, n - 4);
-                for (int k = 0; k < 4; k++) b[n - 4 + k] = (uint8_t)(c >> (8 * k));
-            }
+            if (repair && i < n - 4) recrc(b, n);
             qatrt_status st = qatrt_load(&m, b, n, &err);
             if (st != QATRT_OK) {
                 refused++;
@@ -503,8 +499,7 @@ static int check_ascending(const qat_export_result *r, const char *what)
                 size_t at = (size_t)((const uint8_t *)t - b);
                 uint8_t tmp[4];
                 memcpy(tmp, b + at, 4), memcpy(b + at, b + at + 4, 4), memcpy(b + at + 4, tmp, 4);
-                uint32_t crc = qatrt_crc32(0, b, n - 4);
-                for (int k = 0; k < 4; k++) b[n - 4 + k] = (uint8_t)(crc >> (8 * k));
+                recrc(b, n);
                 CHECK(qatrt_load(&m, b, n, &err) == QATRT_ERR_FORMAT && strstr(err.msg, "must ascend"),
                       "%s: descending thresholds of channel %d: '%s'", what, c, err.msg);
                 tried = 1;
@@ -564,8 +559,7 @@ static int check_mb_hostile(const qat_export_result *r, const char *what)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++, tried++) {
         memcpy(b, r->bytes, n);
         b[bad[k].off] = bad[k].val;
-        uint32_t crc = qatrt_crc32(0, b, n - 4);
-        for (int z = 0; z < 4; z++) b[n - 4 + z] = (uint8_t)(crc >> (8 * z));
+        recrc(b, n);
         qatrt_status st = qatrt_load(&m, b, n, &err);
         CHECK(st == QATRT_ERR_FORMAT && strstr(err.msg, bad[k].want) && strstr(err.msg, "byte "),
               "%s: multi-bit breakage %zu (byte %zu = %u): status %d '%s', want '%s'", what, k, bad[k].off, bad[k].val,
