@@ -37,6 +37,7 @@
 
 #include "blascore.h"
 #include "kern.h"
+#include "xor_bound.h"
 
 static double now(void)
 {
@@ -216,26 +217,6 @@ static int cmp_double(const void *a, const void *b)
 }
 
 #if defined(__x86_64__)
-/* The bound the binary kernels meet on AVX-512: per 512 bits of K one
- * VPXORQ, one VPOPCNTQ and one VPADDQ, here in 8 independent chains from
- * registers (no loads, no loop-carried latency); a call is REG_ITERS steps
- * of the 8, REG_MACS MACs. */
-#define REG_ITERS 1000
-#define REG_MACS (8.0 * 512 * REG_ITERS)
-__attribute__((target("avx512f,avx512vpopcntdq"))) static void reg_bound_call(void)
-{
-    for (long i = 0; i < REG_ITERS; i++)
-        __asm__ volatile(
-#define XPA(d) "vpxorq %%zmm15, %%zmm14, %%zmm" #d "\n vpopcntq %%zmm" #d ", %%zmm" #d "\n vpaddq %%zmm" #d \
-               ", %%zmm2" #d ", %%zmm2" #d "\n"
-            XPA(0) XPA(1) XPA(2) XPA(3) XPA(4) XPA(5) XPA(6) XPA(7)
-#undef XPA
-            :
-            :
-            : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm14", "xmm15", "xmm20", "xmm21",
-              "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
-}
-
 /* The memory bound of bgemm_pk: one pass of the fastest read of the n1
  * bytes at p1 and the n2 at p2 (each a multiple of 64, 64-byte aligned): a
  * VPORQ reduce, 16 chains, 16 cache lines a step (8 chains read ~20 % less
@@ -281,7 +262,7 @@ static double time_calls(const operands *o, const entry *e, long calls)
     double t0 = now();
     for (long i = 0; i < calls; i++) {
 #if defined(__x86_64__)
-        if (e->kind == E_REG_BOUND) reg_bound_call();
+        if (e->kind == E_REG_BOUND) xor_bound_call();
         else if (e->kind != E_KERNEL)
             sink += read_pass(o->panel, panel_bytes(o), o->ba, a_bytes(o) / 64 * 64, e->kind == E_READ1 ? 1 : 2);
         else
@@ -400,7 +381,7 @@ int main(int argc, char **argv)
         double pb = 0, mb = 0, roof = 0, rsec = 0;
         size_t pbytes = panel_bytes(&o), abytes = a_bytes(&o);
         if (nb) {
-            pb = REG_MACS / e[ne].sec;
+            pb = XOR_BOUND_MACS / e[ne].sec;
             rsec = e[ne + 1].sec < e[ne + 2].sec ? e[ne + 1].sec : e[ne + 2].sec;
             mb = macs / rsec, roof = pb < mb ? pb : mb;
             printf("  XOR+VPOPCNTQ+VPADDQ bound (registers only, measured now): %.1f GMAC/s = %.2fx this sgemm\n",

@@ -12,7 +12,7 @@ uptime > $res/load-start.txt
 lscpu > $res/lscpu.txt
 gcc -O2 -mavx512f -mavx512vpopcntdq -mavx512vnni -mpopcnt $res/ops.c -o $w/ops
 taskset -c 1 $w/ops > $res/ops.txt
-gcc -O2 -Iruntime $res/probe.c $w/kA.o $L -o $w/probe
+gcc -O2 -Iruntime -Ibench $res/probe.c $w/kA.o $L -o $w/probe
 for r in 1 2 3; do
   taskset -c 1 $w/probe 300 64 50 500 64 48 500 64 2 500 8 2 500 64 48 512 64 64 500 128 1024 1024
 done > $res/probe.txt

@@ -1,5 +1,5 @@
 /* mode.c: bgemm_pk (kA) on 64 x 50 x 500 and the registers-only bound (the
- * loop of bench_kernels.c's reg_bound_call, copied) alternately in one
+ * loop of bench/xor_bound.h, as bench_kernels times it) alternately in one
  * process, one line per point of 20 x (20,000 kernel calls, 4 bound calls):
  * does the share of the bound change over time within a process?
  * Usage: mode SECONDS */
@@ -8,14 +8,9 @@
 #include <stdlib.h>
 #include <time.h>
 #include "kern.h"
+#include "xor_bound.h"
 extern const qatrt_kernels kA;
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+1e-9*t.tv_nsec;}
-#define REG_ITERS 1000
-__attribute__((target("avx512f,avx512vpopcntdq"),noinline)) static void reg_bound_call(void)
-{ for (long i = 0; i < REG_ITERS; i++) __asm__ volatile(
-#define XPA(d) "vpxorq %%zmm15, %%zmm14, %%zmm" #d "\n vpopcntq %%zmm" #d ", %%zmm" #d "\n vpaddq %%zmm" #d ", %%zmm2" #d ", %%zmm2" #d "\n"
- XPA(0) XPA(1) XPA(2) XPA(3) XPA(4) XPA(5) XPA(6) XPA(7)
- ::: "xmm0","xmm1","xmm2","xmm3","xmm4","xmm5","xmm6","xmm7","xmm14","xmm15","xmm20","xmm21","xmm22","xmm23","xmm24","xmm25","xmm26","xmm27"); }
 int main(int argc,char**argv){
   int M=64,N=50,K=500,kw=8; double secs=argc>1?atof(argv[1]):60;
   uint64_t*A=aligned_alloc(64,M*kw*8),*B=aligned_alloc(64,N*kw*8);
@@ -26,7 +21,7 @@ int main(int argc,char**argv){
   int32_t*C=aligned_alloc(64,M*N*4+64);
   double T0=now(); int k=0;
   while(now()-T0<secs){ double tk=0,tb=0;
-    for(int r=0;r<20;r++){ double t0=now(); for(int i=0;i<20000;i++) kA.bgemm_pk(M,N,kw,K,A,kw,P,C,N); double t1=now(); for(int i=0;i<4;i++) reg_bound_call(); double t2=now(); tk+=t1-t0; tb+=t2-t1; }
-    double kr=(double)M*N*K*20000*20/tk, br=8.0*512*REG_ITERS*4*20/tb;
+    for(int r=0;r<20;r++){ double t0=now(); for(int i=0;i<20000;i++) kA.bgemm_pk(M,N,kw,K,A,kw,P,C,N); double t1=now(); for(int i=0;i<4;i++) xor_bound_call(); double t2=now(); tk+=t1-t0; tb+=t2-t1; }
+    double kr=(double)M*N*K*20000*20/tk, br=XOR_BOUND_MACS*4*20/tb;
     printf("%5.1f s: kernel %.0f GMAC/s, bound %.0f, %.1f%%\n", now()-T0, kr*1e-9, br*1e-9, 100*kr/br); fflush(stdout); k++; }
   return 0;}

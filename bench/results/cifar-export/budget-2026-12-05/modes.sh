@@ -4,7 +4,7 @@
 # From the repo root after scripts/run build.
 set -ex
 . bench/results/cifar-export/budget-2026-12-05/env.sh
-gcc -O2 -Iruntime $res/mode.c $w/kA.o $L -o $w/mode
+gcc -O2 -Iruntime -Ibench $res/mode.c $w/kA.o $L -o $w/mode
 uptime > $res/modes-load-start.txt
 taskset -c 1 $w/mode 60 > $res/modes.txt
 for r in 1 2 3 4 5 6; do

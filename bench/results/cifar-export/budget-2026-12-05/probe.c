@@ -1,7 +1,7 @@
 /* probe.c: bgemm_pk (the AVX-512 table, linked as kA) on each shape given
  * as M N K triples, against the registers-only XOR+VPOPCNTQ+VPADDQ bound,
- * in interleaved rounds: the bound's loop is bench_kernels.c's
- * reg_bound_call, copied so this record builds on its own.
+ * in interleaved rounds: the bound's loop is bench/xor_bound.h's, as
+ * bench_kernels times it.
  * Usage: probe ROUNDS M N K [M N K ...] */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,21 +10,10 @@
 #include <time.h>
 #include <immintrin.h>
 #include "kern.h"
+#include "xor_bound.h"
 extern const qatrt_kernels kA;
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+1e-9*t.tv_nsec;}
 static int cmpd(const void*a,const void*b){double x=*(double*)a,y=*(double*)b;return (x>y)-(x<y);}
-#define REG_ITERS 1000
-__attribute__((target("avx512f,avx512vpopcntdq"),noinline)) static void reg_bound_call(void)
-{
-    for (long i = 0; i < REG_ITERS; i++)
-        __asm__ volatile(
-#define XPA(d) "vpxorq %%zmm15, %%zmm14, %%zmm" #d "\n vpopcntq %%zmm" #d ", %%zmm" #d "\n vpaddq %%zmm" #d \
-               ", %%zmm2" #d ", %%zmm2" #d "\n"
-            XPA(0) XPA(1) XPA(2) XPA(3) XPA(4) XPA(5) XPA(6) XPA(7)
-#undef XPA
-            ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm14", "xmm15", "xmm20", "xmm21",
-              "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
-}
 int main(int argc,char**argv){
   int R=argc>1?atoi(argv[1]):100; int ns=(argc-2)/3;
   double bt[1000]; double *tt=malloc(sizeof(double)*R*ns);
@@ -37,11 +26,11 @@ int main(int argc,char**argv){
   size_t pw=qatrt_bpanel_words(N,kw);uint64_t*P=aligned_alloc(64,pw*8+64);
   qatrt_pack_bpanel(N,kw,B,kw,P); s[q].A=A;s[q].P=P;s[q].C=aligned_alloc(64,(size_t)M*N*4+64);
   long calls=1;for(;;){double t0=now();for(long i=0;i<calls;i++)kA.bgemm_pk(M,N,kw,K,A,kw,P,s[q].C,N);if(now()-t0>0.002)break;calls*=2;} s[q].calls=calls;}
-  long bc=1;for(;;){double t0=now();for(long i=0;i<bc;i++)reg_bound_call();if(now()-t0>0.002)break;bc*=2;}
+  long bc=1;for(;;){double t0=now();for(long i=0;i<bc;i++)xor_bound_call();if(now()-t0>0.002)break;bc*=2;}
   for(int r=0;r<R;r++){
-    double t0=now();for(long i=0;i<bc;i++)reg_bound_call();bt[r]=(now()-t0)/bc;
+    double t0=now();for(long i=0;i<bc;i++)xor_bound_call();bt[r]=(now()-t0)/bc;
     for(int q=0;q<ns;q++){t0=now();for(long i=0;i<s[q].calls;i++)kA.bgemm_pk(s[q].M,s[q].N,s[q].kw,s[q].K,s[q].A,s[q].kw,s[q].P,s[q].C,s[q].N);tt[q*R+r]=(now()-t0)/s[q].calls;}}
-  qsort(bt,R,8,cmpd); double bound=8.0*512*REG_ITERS/bt[R/2];
+  qsort(bt,R,8,cmpd); double bound=XOR_BOUND_MACS/bt[R/2];
   printf("bound %.0f GMAC/s\n",bound/1e9);
   for(int q=0;q<ns;q++){qsort(tt+q*R,R,8,cmpd);double macs=(double)s[q].M*s[q].N*s[q].K;
    printf("%4dx%4dx%5d med %.3f us  %.1f%% of bound (best %.1f%%)\n",s[q].M,s[q].N,s[q].K,tt[q*R+R/2]*1e6,100*macs/tt[q*R+R/2]/bound,100*macs/tt[q*R]/bound);}
