@@ -1,8 +1,11 @@
 /* probe.c: bgemm_pk (the AVX-512 table, linked as kA) on each shape given
  * as M N K triples, against the registers-only XOR+VPOPCNTQ+VPADDQ bound,
  * in interleaved rounds: the bound's loop is bench/xor_bound.h's, as
- * bench_kernels times it.
- * Usage: probe ROUNDS M N K [M N K ...] */
+ * bench_kernels times it. Per shape: the median kernel against the median
+ * bound, the best kernel round against the median bound (as first
+ * written), and, added later the same day, the best against the best and
+ * the deciles of the per-round ratio (kernel round r against bound round r).
+ * Usage: probe ROUNDS (<= 1000) M N K [M N K ...] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +18,7 @@ extern const qatrt_kernels kA;
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+1e-9*t.tv_nsec;}
 static int cmpd(const void*a,const void*b){double x=*(double*)a,y=*(double*)b;return (x>y)-(x<y);}
 int main(int argc,char**argv){
-  int R=argc>1?atoi(argv[1]):100; int ns=(argc-2)/3;
+  int R=argc>1?atoi(argv[1]):100; if(R<1||R>1000)return 2; int ns=(argc-2)/3;
   double bt[1000]; double *tt=malloc(sizeof(double)*R*ns);
   struct sh{int M,N,K,kw;uint64_t*A,*P;int32_t*C;long calls;} s[16];
   for(int q=0;q<ns;q++){int M=s[q].M=atoi(argv[2+3*q]),N=s[q].N=atoi(argv[3+3*q]),K=s[q].K=atoi(argv[4+3*q]);int kw=s[q].kw=(K+63)/64;
@@ -30,8 +33,11 @@ int main(int argc,char**argv){
   for(int r=0;r<R;r++){
     double t0=now();for(long i=0;i<bc;i++)xor_bound_call();bt[r]=(now()-t0)/bc;
     for(int q=0;q<ns;q++){t0=now();for(long i=0;i<s[q].calls;i++)kA.bgemm_pk(s[q].M,s[q].N,s[q].kw,s[q].K,s[q].A,s[q].kw,s[q].P,s[q].C,s[q].N);tt[q*R+r]=(now()-t0)/s[q].calls;}}
-  qsort(bt,R,8,cmpd); double bound=XOR_BOUND_MACS/bt[R/2];
+  double bu[1000]; memcpy(bu,bt,sizeof(double)*R); qsort(bt,R,8,cmpd); double bound=XOR_BOUND_MACS/bt[R/2], bbest=XOR_BOUND_MACS/bt[0];
   printf("bound %.0f GMAC/s\n",bound/1e9);
-  for(int q=0;q<ns;q++){qsort(tt+q*R,R,8,cmpd);double macs=(double)s[q].M*s[q].N*s[q].K;
+  for(int q=0;q<ns;q++){double macs=(double)s[q].M*s[q].N*s[q].K, pr[1000];
+   for(int r=0;r<R;r++)pr[r]=100*(macs/tt[q*R+r])/(XOR_BOUND_MACS/bu[r]);
+   qsort(pr,R,8,cmpd); printf("  per-round %% of bound, deciles:"); for(int d=0;d<=10;d++)printf(" %.1f",pr[d==10?R-1:d*R/10]);
+   qsort(tt+q*R,R,8,cmpd); printf("\n  best/best %.1f%%\n",100*macs/tt[q*R]/bbest);
    printf("%4dx%4dx%5d med %.3f us  %.1f%% of bound (best %.1f%%)\n",s[q].M,s[q].N,s[q].K,tt[q*R+R/2]*1e6,100*macs/tt[q*R+R/2]/bound,100*macs/tt[q*R]/bound);}
   return 0;}
