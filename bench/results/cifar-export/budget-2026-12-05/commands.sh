@@ -18,10 +18,6 @@ for r in 1 2 3; do
 done > $res/probe.txt
 for v in fused-tail fused-tail-uncounted no-backtransform vpdpwssd-epilogue; do
   patch -s -o $w/$v.c runtime/kern_avx512.c < $res/$v.patch
-  gcc $F -c -Dqatrt_kernels_avx512=kB $w/$v.c -o $w/$v.o
-  gcc -O2 -Iruntime $res/ab.c $w/kA.o $w/$v.o $L -o $w/ab-$v
-  for r in 1 2 3; do
-    for s in "64 50 500" "64 48 500" "128 1024 1024"; do AB_NOCHECK=1 taskset -c 1 $w/ab-$v $s 400; done
-  done > $res/ab-$v.txt
+  AB_NOCHECK=1 ab_variant $v "64 50 500" "64 48 500" "128 1024 1024"
 done
 uptime > $res/load-end.txt

@@ -22,11 +22,7 @@ patch -s $w/both-levers.c < $res/no-backtransform.patch
 patch -s -o $w/gather-copy.c runtime/kern_avx512.c < $res/gather-copy.patch
 uptime > $res/last-levers-load-start.txt
 for v in tiles-8x3 both-levers gather-copy; do
-  gcc $F -c -Dqatrt_kernels_avx512=kB $w/$v.c -o $w/$v.o
-  gcc -O2 -Iruntime $res/ab.c $w/kA.o $w/$v.o $L -o $w/ab-$v
-  for r in 1 2 3; do
-    for s in "64 50 500" "64 48 500" "128 1024 1024"; do AB_NOCHECK=1 taskset -c 1 $w/ab-$v $s 400; done
-  done > $res/ab-$v.txt
+  AB_NOCHECK=1 ab_variant $v "64 50 500" "64 48 500" "128 1024 1024"
 done
 gcc -O2 -Iruntime -Ibench $res/probe.c $w/kA.o $L -o $w/probe
 for r in 1 2 3; do

@@ -12,11 +12,7 @@ set -ex
 . bench/results/cifar-export/budget-2026-12-05/env.sh
 for v in scalar-tail-6x4 scalar-tail-asm; do
   patch -s -o $w/$v.c runtime/kern_avx512.c < $res/$v.patch
-  gcc $F -c -Dqatrt_kernels_avx512=kB $w/$v.c -o $w/$v.o
-  gcc -O2 -Iruntime $res/ab.c $w/kA.o $w/$v.o $L -o $w/ab-$v
-  for r in 1 2 3; do
-    for s in "64 50 500" "64 48 500" "24 34 800"; do taskset -c 1 $w/ab-$v $s 400; done
-  done > $res/ab-$v.txt
+  ab_variant $v "64 50 500" "64 48 500" "24 34 800"
 done
 gcc $F -S $w/scalar-tail-6x4.c -o $w/st.s
 awk '/^pk_tile6x4t2:/,/\.size\tpk_tile6x4t2/' $w/st.s | grep -c '(%rsp)' > $res/scalar-tail-stack-refs.txt
