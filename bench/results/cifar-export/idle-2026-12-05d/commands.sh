@@ -5,7 +5,7 @@
 # running). The models are trained 3 steps: speed does not depend on the
 # weights (the verified architectures and file sizes). Raw outputs beside this.
 set -x
-res=bench/results/cifar-export/idle-2026-12-05d
+res=${RES:-bench/results/cifar-export/idle-2026-12-05d} # RES, OUT: another record (idle-2026-12-06 reruns this)
 out=${OUT:-runs/idle-d}
 mkdir -p $out
 export QAT_DATA=${QAT_DATA:-../shared/data}
